@@ -1,0 +1,332 @@
+//! The edge gateway (nginx-like): rate limit, cache, load balancing with passive health,
+//! retries on the next upstream, and timeouts.
+//!
+//! Request path: token bucket ([`limiter`]) -> for static routes the LRU cache ([`lru`]) ->
+//! smooth weighted round-robin over live upstreams ([`swrr`]) -> on error or timeout, mark the
+//! peer and retry on the next one, up to `next_upstream_tries`.
+
+pub mod limiter;
+pub mod lru;
+pub mod swrr;
+
+use crate::context::{Component, Context, NodeId};
+use crate::deadline::DeadlineQueue;
+use crate::detmap::Slab;
+use crate::metrics::{CounterId, HistId};
+use crate::msg::{Msg, Request, Response, Route, Status, Timer};
+use crate::rng::ms_to_ns;
+use limiter::{Limiter, Verdict};
+use lru::Lru;
+use serde::Deserialize;
+use swrr::Swrr;
+
+/// Gateway parameters; defaults are nginx's where nginx has one.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Failures within `fail_timeout_ms` that mark a peer down (nginx max_fails=1).
+    pub max_fails: u32,
+    /// Window for counting failures, and how long a peer stays down (nginx fail_timeout=10s).
+    pub fail_timeout_ms: f64,
+    /// Upstream response timeout (nginx proxy_read_timeout=60s).
+    pub proxy_timeout_ms: f64,
+    /// Attempts per request across upstreams; 0 means one per upstream (nginx default).
+    pub next_upstream_tries: u32,
+    /// Also retry on a 503 from the upstream (nginx `proxy_next_upstream http_503`; off by default).
+    pub retry_on_503: bool,
+    /// Cache static routes.
+    pub cache_enabled: bool,
+    /// Cache size in entries (nginx max_size, counted in objects here).
+    pub cache_max_entries: usize,
+    /// Drop entries not accessed for this long (nginx inactive=10m).
+    pub cache_inactive_ms: f64,
+    /// Freshness of a cached response (proxy_cache_valid).
+    pub cache_valid_ms: f64,
+    /// Token-bucket rate per second for the whole gateway; none: no limit.
+    pub rate_limit_rps: Option<f64>,
+    /// Requests allowed above the rate (nginx burst=0).
+    pub rate_limit_burst: f64,
+    /// Serve burst requests at once instead of pacing them (nginx nodelay).
+    pub rate_limit_nodelay: bool,
+    /// Status for shed requests (nginx limit_req_status=503; many set 429).
+    pub rate_limit_status: u16,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            max_fails: 1,
+            fail_timeout_ms: 10_000.0,
+            proxy_timeout_ms: 60_000.0,
+            next_upstream_tries: 0,
+            retry_on_503: false,
+            cache_enabled: true,
+            cache_max_entries: 10_000,
+            cache_inactive_ms: 600_000.0,
+            cache_valid_ms: 600_000.0,
+            rate_limit_rps: None,
+            rate_limit_burst: 0.0,
+            rate_limit_nodelay: true,
+            rate_limit_status: 503,
+        }
+    }
+}
+
+impl GatewayConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.fail_timeout_ms >= 0.0 && self.proxy_timeout_ms > 0.0) {
+            return Err("fail_timeout_ms must be >= 0 and proxy_timeout_ms > 0".into());
+        }
+        if let Some(r) = self.rate_limit_rps {
+            if !(r > 0.0 && r.is_finite()) {
+                return Err("rate_limit_rps must be a positive number".into());
+            }
+        }
+        if Status::from_code(self.rate_limit_status).is_none() {
+            return Err(format!("rate_limit_status {} is not one of 429, 500, 502, 503, 504", self.rate_limit_status));
+        }
+        if self.cache_enabled && self.cache_max_entries == 0 {
+            return Err("cache_max_entries must be > 0 when the cache is enabled".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    client: NodeId,
+    request: Request,
+    start_ns: u64,
+    peer: usize,
+    attempt: u32,
+    tried_mask: u64,
+}
+
+struct Ids {
+    requests: CounterId,
+    cache_hits: CounterId,
+    cache_misses: CounterId,
+    limited: CounterId,
+    upstream_requests: CounterId,
+    upstream_timeouts: CounterId,
+    upstream_errors: CounterId,
+    retries: CounterId,
+    no_live_upstream: CounterId,
+    upstream_latency: HistId,
+}
+
+/// The gateway state machine.
+pub struct Gateway {
+    config: GatewayConfig,
+    balancer: Swrr,
+    cache: Lru,
+    limiter: Option<Limiter>,
+    pending: Slab<Pending>,
+    delayed: Slab<(NodeId, Request)>,
+    deadlines: DeadlineQueue<(u64, u32)>,
+    due: Vec<(u64, u32)>,
+    ids: Option<Ids>,
+}
+
+impl Gateway {
+    /// A gateway balancing over `upstreams` as (node, weight).
+    pub fn new(config: GatewayConfig, upstreams: &[(NodeId, u32)]) -> Gateway {
+        assert!(!upstreams.is_empty(), "a gateway needs at least one upstream");
+        assert!(upstreams.len() <= 64, "at most 64 upstreams per gateway");
+        let limiter = config
+            .rate_limit_rps
+            .map(|rps| Limiter::new(rps, config.rate_limit_burst, config.rate_limit_nodelay));
+        let cache = Lru::new(
+            config.cache_max_entries.max(1),
+            ms_to_ns(config.cache_inactive_ms),
+            ms_to_ns(config.cache_valid_ms),
+        );
+        Gateway {
+            balancer: Swrr::new(upstreams, config.max_fails, ms_to_ns(config.fail_timeout_ms)),
+            cache,
+            limiter,
+            pending: Slab::new(),
+            delayed: Slab::new(),
+            deadlines: DeadlineQueue::new(),
+            due: Vec::new(),
+            ids: None,
+            config,
+        }
+    }
+
+    fn ids(&self) -> &Ids {
+        self.ids.as_ref().expect("start() registers metrics")
+    }
+
+    fn count(&self, ctx: &mut dyn Context, id: fn(&Ids) -> CounterId) {
+        let c = id(self.ids());
+        ctx.metrics().add(c, 1);
+    }
+
+    fn reply(ctx: &mut dyn Context, to: NodeId, id: u64, status: Status, value: Option<u64>) {
+        ctx.send(to, Msg::Response(Response { id, status, value }));
+    }
+
+    fn on_request(&mut self, ctx: &mut dyn Context, client: NodeId, request: Request) {
+        self.count(ctx, |i| i.requests);
+        if let Some(limiter) = &mut self.limiter {
+            match limiter.admit(ctx.now_ns()) {
+                Verdict::Pass => {}
+                Verdict::Reject => {
+                    self.count(ctx, |i| i.limited);
+                    let status = Status::from_code(self.config.rate_limit_status)
+                        .expect("validated status");
+                    return Self::reply(ctx, client, request.id, status, None);
+                }
+                Verdict::Delay(after_ns) => {
+                    let id = self.delayed.insert((client, request));
+                    ctx.set_timer(after_ns, Timer::Delayed { id });
+                    return;
+                }
+            }
+        }
+        self.admitted(ctx, client, request);
+    }
+
+    fn admitted(&mut self, ctx: &mut dyn Context, client: NodeId, request: Request) {
+        if request.route == Route::Static && self.config.cache_enabled {
+            let evict_early = ctx.fault("gateway.cache_evict");
+            if evict_early {
+                self.cache.remove(request.key);
+            }
+            if self.cache.get(request.key, ctx.now_ns()) {
+                self.count(ctx, |i| i.cache_hits);
+                return Self::reply(ctx, client, request.id, Status::Ok, None);
+            }
+            self.count(ctx, |i| i.cache_misses);
+        }
+        let pending =
+            Pending { client, request, start_ns: ctx.now_ns(), peer: 0, attempt: 0, tried_mask: 0 };
+        let id = self.pending.insert(pending);
+        self.forward(ctx, id);
+    }
+
+    fn max_tries(&self) -> u32 {
+        let peers = self.balancer.len() as u32;
+        match self.config.next_upstream_tries {
+            0 => peers,
+            n => n,
+        }
+    }
+
+    /// Sends the pending request `id` to the next live upstream, or fails it.
+    fn forward(&mut self, ctx: &mut dyn Context, id: u64) {
+        let now = ctx.now_ns();
+        let p = *self.pending.get(id).expect("forward of a live request");
+        let Some(peer) = self.balancer.pick(now, p.tried_mask) else {
+            self.count(ctx, |i| i.no_live_upstream);
+            self.pending.remove(id);
+            return Self::reply(ctx, p.client, p.request.id, Status::BadGateway, None);
+        };
+        let attempt = p.attempt + 1;
+        let entry = self.pending.get_mut(id).expect("live");
+        entry.peer = peer;
+        entry.attempt = attempt;
+        entry.tried_mask |= 1 << peer;
+        self.count(ctx, |i| i.upstream_requests);
+        let upstream = Request { id, ..p.request };
+        ctx.send(self.balancer.node(peer), Msg::Request(upstream));
+        let deadline = now + ms_to_ns(self.config.proxy_timeout_ms);
+        self.deadlines.push(ctx, deadline, (id, attempt));
+    }
+
+    /// The current attempt of `id` failed (error or timeout): mark the peer, maybe retry.
+    fn attempt_failed(&mut self, ctx: &mut dyn Context, id: u64, final_status: Status) {
+        let p = *self.pending.get(id).expect("failed attempt of a live request");
+        self.balancer.failed(p.peer, ctx.now_ns());
+        if p.attempt < self.max_tries() {
+            self.count(ctx, |i| i.retries);
+            return self.forward(ctx, id);
+        }
+        self.pending.remove(id);
+        Self::reply(ctx, p.client, p.request.id, final_status, None);
+    }
+
+    fn on_response(&mut self, ctx: &mut dyn Context, from: NodeId, r: Response) {
+        let Some(p) = self.pending.get(r.id).copied() else {
+            return; // late answer to a request already timed out or retried
+        };
+        if self.balancer.node(p.peer) != from {
+            return; // answer from an earlier attempt's peer
+        }
+        let lat = ctx.now_ns().saturating_sub(p.start_ns);
+        let hist = self.ids().upstream_latency;
+        ctx.metrics().record(hist, lat);
+        let retryable = r.status == Status::Unavailable && self.config.retry_on_503;
+        if retryable {
+            self.count(ctx, |i| i.upstream_errors);
+            return self.attempt_failed(ctx, r.id, r.status);
+        }
+        self.balancer.succeeded(p.peer);
+        self.pending.remove(r.id);
+        if r.status.is_ok() && p.request.route == Route::Static && self.config.cache_enabled {
+            self.cache.insert(p.request.key, ctx.now_ns());
+        }
+        Self::reply(ctx, p.client, p.request.id, r.status, r.value);
+    }
+
+    fn on_deadlines(&mut self, ctx: &mut dyn Context) {
+        let mut due = std::mem::take(&mut self.due);
+        self.deadlines.fire(ctx, &mut due);
+        for &(id, attempt) in &due {
+            let current = self.pending.get(id).map(|p| p.attempt);
+            if current == Some(attempt) {
+                self.count(ctx, |i| i.upstream_timeouts);
+                self.attempt_failed(ctx, id, Status::GatewayTimeout);
+            }
+        }
+        due.clear();
+        self.due = due;
+    }
+
+    pub fn cache_len(&self) -> usize {
+        self.cache.len()
+    }
+}
+
+impl Component for Gateway {
+    fn start(&mut self, ctx: &mut dyn Context) {
+        let m = ctx.metrics();
+        self.ids = Some(Ids {
+            requests: m.counter("gateway_requests_total"),
+            cache_hits: m.counter("gateway_cache_hits_total"),
+            cache_misses: m.counter("gateway_cache_misses_total"),
+            limited: m.counter("gateway_rate_limited_total"),
+            upstream_requests: m.counter("gateway_upstream_requests_total"),
+            upstream_timeouts: m.counter("gateway_upstream_timeouts_total"),
+            upstream_errors: m.counter("gateway_upstream_errors_total"),
+            retries: m.counter("gateway_upstream_retries_total"),
+            no_live_upstream: m.counter("gateway_no_live_upstream_total"),
+            upstream_latency: m.histogram("gateway_upstream_latency_ns"),
+        });
+    }
+
+    fn on_message(&mut self, ctx: &mut dyn Context, from: NodeId, msg: Msg) {
+        match msg {
+            Msg::Request(r) => self.on_request(ctx, from, r),
+            Msg::Response(r) => self.on_response(ctx, from, r),
+            Msg::Store(_) | Msg::StoreReply(_) => {}
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut dyn Context, timer: Timer) {
+        match timer {
+            Timer::Deadlines => self.on_deadlines(ctx),
+            Timer::Delayed { id } => {
+                if let Some((client, request)) = self.delayed.remove(id) {
+                    self.admitted(ctx, client, request);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}

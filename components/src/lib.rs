@@ -1,0 +1,33 @@
+//! minitwin components: every backend component as a sans-IO state machine.
+//!
+//! Map of the crate, in reading order:
+//! - [`context`]: the one seam. [`Context`] is all a component may touch (time, send, timers,
+//!   its RNG stream, its disk, its metrics, fault points); [`Component`] is what it must answer.
+//! - [`msg`]: the messages that cross the network, and the timer tokens.
+//! - [`rng`]: the per-node ChaCha8 stream and the distributions drawn from it.
+//! - [`metrics`]: the per-node registry (counters, gauges, histograms) handed out by the context.
+//! - [`detmap`]: a lookup-only hash map with a fixed hasher (no iteration, so no order leaks).
+//! - [`deadline`]: a FIFO of deadlines served by one timer, for constant timeouts.
+//! - [`gateway`]: the edge gateway (smooth weighted round-robin, passive health, LRU cache with
+//!   idle timeout, token-bucket rate limit).
+//! - [`service`]: a service instance (bounded worker pool and queue, store calls with timeout and
+//!   bounded retries).
+//! - [`store`]: a single-primary key-value shard that logs to disk and syncs before it acks.
+//! - [`codec`]: the byte encoding of [`msg::Msg`] for production sockets.
+//!
+//! Architecture invariant: nothing here reads a clock, opens a socket, spawns a thread or asks
+//! the OS for randomness; nothing here depends on `minitwin-sim` or on tokio.
+
+pub mod codec;
+pub mod context;
+pub mod deadline;
+pub mod detmap;
+pub mod gateway;
+pub mod metrics;
+pub mod msg;
+pub mod rng;
+pub mod service;
+pub mod store;
+
+pub use context::{Component, Context, DiskError, DiskEvent, NodeId, TimerId};
+pub use msg::{Msg, Timer};

@@ -1,0 +1,279 @@
+//! Random streams and the distributions drawn from them.
+//!
+//! Each node owns one ChaCha8 stream derived from the run seed and the node's name
+//! ([`stream_seed`]), so adding a node never shifts another node's draws, and two variants run
+//! on the same seed see common random numbers.
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde::Deserialize;
+
+/// A node's random stream.
+#[derive(Clone, Debug)]
+pub struct Rng {
+    inner: ChaCha8Rng,
+}
+
+/// FNV-1a over bytes: stable across platforms and releases (unlike std's hashers).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// splitmix64 finalizer: spreads a 64-bit value over all bits.
+pub fn mix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The seed of the stream named `name` in the run seeded with `run_seed`.
+pub fn stream_seed(run_seed: u64, name: &str) -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    let mut state = run_seed ^ fnv1a(name.as_bytes());
+    for chunk in seed.chunks_mut(8) {
+        state = mix64(state);
+        chunk.copy_from_slice(&state.to_le_bytes());
+    }
+    seed
+}
+
+impl Rng {
+    /// The stream named `name` within the run `run_seed`.
+    pub fn stream(run_seed: u64, name: &str) -> Rng {
+        Rng { inner: ChaCha8Rng::from_seed(stream_seed(run_seed, name)) }
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.inner.next_u64()
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform in (0, 1]: safe to take the logarithm of.
+    pub fn unit_open0(&mut self) -> f64 {
+        1.0 - self.unit()
+    }
+
+    /// Uniform integer in [0, n). `n` must be positive.
+    pub fn below(&mut self, n: u64) -> u64 {
+        assert!(n > 0, "below(0)");
+        // Lemire's multiply-shift; the tiny bias is irrelevant at these n.
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && self.unit() < p
+    }
+
+    /// Exponential with the given mean.
+    pub fn exp(&mut self, mean: f64) -> f64 {
+        -self.unit_open0().ln() * mean
+    }
+
+    /// Standard normal (Box-Muller; one draw of the pair is discarded to keep the stream simple).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.unit_open0();
+        let u2 = self.unit();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+/// A distribution of durations, in milliseconds in scenario files, sampled in nanoseconds.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "dist", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Dist {
+    /// Always `ms`.
+    Constant { ms: f64 },
+    /// Uniform in [min_ms, max_ms].
+    Uniform { min_ms: f64, max_ms: f64 },
+    /// Exponential with mean `mean_ms` (memoryless service: M/M/c).
+    Exponential { mean_ms: f64 },
+    /// `min_ms` plus an exponential with mean `extra_mean_ms` (network hop with a floor).
+    ShiftedExp { min_ms: f64, extra_mean_ms: f64 },
+    /// Log-normal with median `median_ms` and shape `sigma` (heavy-ish tail).
+    Lognormal { median_ms: f64, sigma: f64 },
+}
+
+impl Dist {
+    pub fn constant_ms(ms: f64) -> Dist {
+        Dist::Constant { ms }
+    }
+
+    /// Draws one duration in nanoseconds.
+    pub fn sample_ns(&self, rng: &mut Rng) -> u64 {
+        let ms = match *self {
+            Dist::Constant { ms } => ms,
+            Dist::Uniform { min_ms, max_ms } => min_ms + (max_ms - min_ms) * rng.unit(),
+            Dist::Exponential { mean_ms } => rng.exp(mean_ms),
+            Dist::ShiftedExp { min_ms, extra_mean_ms } => min_ms + rng.exp(extra_mean_ms),
+            Dist::Lognormal { median_ms, sigma } => median_ms * (sigma * rng.normal()).exp(),
+        };
+        ms_to_ns(ms)
+    }
+
+    /// The mean in milliseconds (for analytic oracles and reports).
+    pub fn mean_ms(&self) -> f64 {
+        match *self {
+            Dist::Constant { ms } => ms,
+            Dist::Uniform { min_ms, max_ms } => (min_ms + max_ms) / 2.0,
+            Dist::Exponential { mean_ms } => mean_ms,
+            Dist::ShiftedExp { min_ms, extra_mean_ms } => min_ms + extra_mean_ms,
+            Dist::Lognormal { median_ms, sigma } => median_ms * (sigma * sigma / 2.0).exp(),
+        }
+    }
+
+    /// Why this distribution is not usable, if it is not.
+    pub fn validate(&self) -> Result<(), String> {
+        let ok = |v: f64| v.is_finite() && v >= 0.0;
+        let fine = match *self {
+            Dist::Constant { ms } => ok(ms),
+            Dist::Uniform { min_ms, max_ms } => ok(min_ms) && ok(max_ms) && min_ms <= max_ms,
+            Dist::Exponential { mean_ms } => ok(mean_ms),
+            Dist::ShiftedExp { min_ms, extra_mean_ms } => ok(min_ms) && ok(extra_mean_ms),
+            Dist::Lognormal { median_ms, sigma } => ok(median_ms) && ok(sigma),
+        };
+        if fine {
+            Ok(())
+        } else {
+            Err(format!("{self:?}: durations must be finite and >= 0 (and min <= max)"))
+        }
+    }
+}
+
+/// Milliseconds (possibly fractional) to nanoseconds, saturating.
+pub fn ms_to_ns(ms: f64) -> u64 {
+    if ms <= 0.0 {
+        0
+    } else {
+        (ms * 1e6).round().min(u64::MAX as f64) as u64
+    }
+}
+
+/// Zipf(alpha) over ranks 1..=n by rejection-inversion (Hörmann and Derflinger, 1996):
+/// O(1) time and memory per draw whatever n.
+#[derive(Clone, Debug)]
+pub struct Zipf {
+    n: f64,
+    alpha: f64,
+    h_x1: f64,
+    h_n: f64,
+    s: f64,
+}
+
+impl Zipf {
+    /// `n >= 1`, `alpha > 0`.
+    pub fn new(n: u64, alpha: f64) -> Zipf {
+        assert!(n >= 1 && alpha > 0.0, "Zipf needs n >= 1 and alpha > 0");
+        let n = n as f64;
+        let mut z = Zipf { n, alpha, h_x1: 0.0, h_n: 0.0, s: 0.0 };
+        z.h_x1 = z.h_integral(1.5) - 1.0;
+        z.h_n = z.h_integral(n + 0.5);
+        z.s = 2.0 - z.h_integral_inv(z.h_integral(2.5) - z.h(2.0));
+        z
+    }
+
+    fn h(&self, x: f64) -> f64 {
+        (-self.alpha * x.ln()).exp()
+    }
+
+    fn h_integral(&self, x: f64) -> f64 {
+        let log_x = x.ln();
+        helper2((1.0 - self.alpha) * log_x) * log_x
+    }
+
+    fn h_integral_inv(&self, x: f64) -> f64 {
+        let mut t = x * (1.0 - self.alpha);
+        if t < -1.0 {
+            t = -1.0;
+        }
+        (helper1(t) * x).exp()
+    }
+
+    /// A rank in 1..=n; rank 1 is the most popular.
+    pub fn sample(&self, rng: &mut Rng) -> u64 {
+        loop {
+            let u = self.h_n + rng.unit() * (self.h_x1 - self.h_n);
+            let x = self.h_integral_inv(u);
+            let k = (x + 0.5).floor().clamp(1.0, self.n);
+            if k - x <= self.s || u >= self.h_integral(k + 0.5) - self.h(k) {
+                return k as u64;
+            }
+        }
+    }
+}
+
+/// log(1+x)/x, stable near 0.
+fn helper1(x: f64) -> f64 {
+    if x.abs() > 1e-8 {
+        x.ln_1p() / x
+    } else {
+        1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x))
+    }
+}
+
+/// (exp(x)-1)/x, stable near 0.
+fn helper2(x: f64) -> f64 {
+    if x.abs() > 1e-8 {
+        x.exp_m1() / x
+    } else {
+        1.0 + x * 0.5 * (1.0 + x * (1.0 / 3.0) * (1.0 + 0.25 * x))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_with_different_names_differ_and_same_names_repeat() {
+        let mut a = Rng::stream(7, "store-0");
+        let mut b = Rng::stream(7, "store-0");
+        let mut c = Rng::stream(7, "store-1");
+        let xs: Vec<u64> = (0..4).map(|_| a.next_u64()).collect();
+        let ys: Vec<u64> = (0..4).map(|_| b.next_u64()).collect();
+        let zs: Vec<u64> = (0..4).map(|_| c.next_u64()).collect();
+        assert_eq!(xs, ys);
+        assert_ne!(xs, zs);
+    }
+
+    #[test]
+    fn exponential_mean_is_close_to_its_parameter() {
+        let mut rng = Rng::stream(1, "t");
+        let d = Dist::Exponential { mean_ms: 5.0 };
+        let n = 200_000;
+        let sum: u64 = (0..n).map(|_| d.sample_ns(&mut rng)).sum();
+        let mean_ms = sum as f64 / n as f64 / 1e6;
+        assert!((mean_ms - 5.0).abs() < 0.05, "mean {mean_ms}");
+    }
+
+    #[test]
+    fn zipf_frequencies_follow_the_power_law() {
+        let mut rng = Rng::stream(3, "zipf");
+        let (n, alpha) = (1000u64, 1.0);
+        let z = Zipf::new(n, alpha);
+        let mut counts = vec![0u64; n as usize + 1];
+        let draws = 400_000;
+        for _ in 0..draws {
+            let k = z.sample(&mut rng);
+            assert!((1..=n).contains(&k));
+            counts[k as usize] += 1;
+        }
+        let h: f64 = (1..=n).map(|i| (i as f64).powf(-alpha)).sum();
+        for rank in [1usize, 2, 10, 100] {
+            let expect = draws as f64 * (rank as f64).powf(-alpha) / h;
+            let got = counts[rank] as f64;
+            let sigma = expect.sqrt();
+            assert!((got - expect).abs() < 5.0 * sigma, "rank {rank}: {got} vs {expect}");
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! A service instance: a bounded worker pool with a bounded FIFO queue.
+//!
+//! A request takes a worker for its CPU time (drawn from `service_time`), then, for read and
+//! write routes, for a call to the store shard that owns its key, with a timeout and a bounded
+//! number of retries. A request that finds every worker busy and the queue full is shed with 503.
+
+use crate::context::{Component, Context, NodeId};
+use crate::deadline::DeadlineQueue;
+use crate::metrics::{CounterId, HistId, LevelId};
+use crate::msg::{Msg, Request, Response, Route, Status, StoreOp, StoreRequest, StoreResult, Timer};
+use crate::rng::{mix64, ms_to_ns, Dist};
+use serde::Deserialize;
+use std::collections::VecDeque;
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Worker threads per instance.
+    pub workers: u32,
+    /// Requests waiting for a worker beyond which new ones are shed with 503.
+    pub queue_capacity: u32,
+    /// CPU time per request.
+    pub service_time: Dist,
+    /// Timeout of one store call.
+    pub store_timeout_ms: f64,
+    /// Store calls retried after an error or timeout (so at most 1 + retries calls).
+    pub store_retries: u32,
+    /// Pause before a retry.
+    pub retry_backoff_ms: f64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            workers: 8,
+            queue_capacity: 64,
+            service_time: Dist::Exponential { mean_ms: 5.0 },
+            store_timeout_ms: 1_000.0,
+            store_retries: 2,
+            retry_backoff_ms: 10.0,
+        }
+    }
+}
+
+impl ServiceConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.workers == 0 {
+            return Err("workers must be at least 1".into());
+        }
+        if !(self.store_timeout_ms > 0.0 && self.retry_backoff_ms >= 0.0) {
+            return Err("store_timeout_ms must be > 0 and retry_backoff_ms >= 0".into());
+        }
+        self.service_time.validate()
+    }
+}
+
+/// Which shard owns `key`: shards split the 64-bit keyspace id (a hash of the key) into equal
+/// ranges, as Vitess does.
+pub fn shard_for(key: u64, shards: usize) -> usize {
+    let keyspace_id = mix64(key);
+    ((u128::from(keyspace_id) * shards as u128) >> 64) as usize
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Job {
+    from: NodeId,
+    request: Request,
+    arrived_ns: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Busy {
+    job: Job,
+    /// Store calls made so far for this job (0 while on CPU).
+    attempt: u32,
+    waiting_store: bool,
+}
+
+struct Ids {
+    requests: CounterId,
+    shed: CounterId,
+    completed: CounterId,
+    store_calls: CounterId,
+    store_timeouts: CounterId,
+    store_errors: CounterId,
+    queue_wait: HistId,
+    sojourn: HistId,
+    sojourn_sum: CounterId,
+    in_system: LevelId,
+    busy_workers: LevelId,
+}
+
+pub struct Service {
+    config: ServiceConfig,
+    shards: Vec<NodeId>,
+    workers: Vec<Option<Busy>>,
+    idle: Vec<u32>,
+    queue: VecDeque<Job>,
+    deadlines: DeadlineQueue<(u32, u32)>,
+    due: Vec<(u32, u32)>,
+    ids: Option<Ids>,
+}
+
+impl Service {
+    /// A service instance calling the store shards `shards` (in keyspace order).
+    pub fn new(config: ServiceConfig, shards: &[NodeId]) -> Service {
+        let n = config.workers as usize;
+        Service {
+            shards: shards.to_vec(),
+            workers: vec![None; n],
+            idle: (0..n as u32).rev().collect(),
+            queue: VecDeque::new(),
+            deadlines: DeadlineQueue::new(),
+            due: Vec::new(),
+            ids: None,
+            config,
+        }
+    }
+
+    fn ids(&self) -> &Ids {
+        self.ids.as_ref().expect("start() registers metrics")
+    }
+
+    fn count(&self, ctx: &mut dyn Context, id: fn(&Ids) -> CounterId) {
+        let c = id(self.ids());
+        ctx.metrics().add(c, 1);
+    }
+
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn on_request(&mut self, ctx: &mut dyn Context, from: NodeId, request: Request) {
+        self.count(ctx, |i| i.requests);
+        let job = Job { from, request, arrived_ns: ctx.now_ns() };
+        if let Some(w) = self.idle.pop() {
+            self.enter(ctx);
+            return self.begin(ctx, w, job);
+        }
+        if self.queue.len() < self.config.queue_capacity as usize {
+            self.enter(ctx);
+            self.queue.push_back(job);
+            return;
+        }
+        self.count(ctx, |i| i.shed);
+        let reply = Response { id: request.id, status: Status::Unavailable, value: None };
+        ctx.send(from, Msg::Response(reply));
+    }
+
+    fn enter(&self, ctx: &mut dyn Context) {
+        let (l, now) = (self.ids().in_system, ctx.now_ns());
+        ctx.metrics().shift(l, now, 1);
+    }
+
+    fn begin(&mut self, ctx: &mut dyn Context, worker: u32, job: Job) {
+        let now = ctx.now_ns();
+        let (wait, busy) = (self.ids().queue_wait, self.ids().busy_workers);
+        ctx.metrics().record(wait, now - job.arrived_ns);
+        ctx.metrics().shift(busy, now, 1);
+        let mut cpu_ns = self.config.service_time.sample_ns(ctx.rng());
+        if ctx.fault("service.slow_request") {
+            cpu_ns = cpu_ns.saturating_mul(10);
+        }
+        self.workers[worker as usize] = Some(Busy { job, attempt: 0, waiting_store: false });
+        ctx.set_timer(cpu_ns, Timer::WorkerDone { worker });
+    }
+
+    fn cpu_done(&mut self, ctx: &mut dyn Context, worker: u32) {
+        let busy = self.workers[worker as usize].expect("a worker finishing CPU is busy");
+        match busy.job.request.route {
+            Route::Static => self.finish(ctx, worker, Status::Ok, None),
+            Route::Read | Route::Write => self.call_store(ctx, worker),
+        }
+    }
+
+    fn call_store(&mut self, ctx: &mut dyn Context, worker: u32) {
+        let busy = self.workers[worker as usize].as_mut().expect("busy worker");
+        busy.attempt += 1;
+        busy.waiting_store = true;
+        let (attempt, r) = (busy.attempt, busy.job.request);
+        let op = match r.route {
+            Route::Write => StoreOp::Write { key: r.key, value: r.value },
+            _ => StoreOp::Read { key: r.key },
+        };
+        let shard = self.shards[shard_for(r.key, self.shards.len())];
+        let id = (u64::from(attempt) << 32) | u64::from(worker);
+        ctx.send(shard, Msg::Store(StoreRequest { id, op }));
+        self.count(ctx, |i| i.store_calls);
+        let deadline = ctx.now_ns() + ms_to_ns(self.config.store_timeout_ms);
+        self.deadlines.push(ctx, deadline, (worker, attempt));
+    }
+
+    /// The store call of `worker` failed: retry after the backoff, or give up with `status`.
+    fn store_failed(&mut self, ctx: &mut dyn Context, worker: u32, status: Status) {
+        let busy = self.workers[worker as usize].as_mut().expect("busy worker");
+        busy.waiting_store = false;
+        if busy.attempt <= self.config.store_retries {
+            let backoff = ms_to_ns(self.config.retry_backoff_ms);
+            ctx.set_timer(backoff, Timer::RetryStore { worker });
+        } else {
+            self.finish(ctx, worker, status, None);
+        }
+    }
+
+    fn on_store_reply(&mut self, ctx: &mut dyn Context, id: u64, result: StoreResult) {
+        let worker = (id & 0xffff_ffff) as u32;
+        let attempt = (id >> 32) as u32;
+        let current = self.workers.get(worker as usize).copied().flatten();
+        let Some(busy) = current else { return };
+        if !busy.waiting_store || busy.attempt != attempt {
+            return; // an answer to an attempt that already timed out
+        }
+        match result {
+            StoreResult::Value(v) => self.finish(ctx, worker, Status::Ok, v),
+            StoreResult::Written { .. } => self.finish(ctx, worker, Status::Ok, None),
+            StoreResult::CasFailed { current } => self.finish(ctx, worker, Status::Ok, current),
+            StoreResult::Error => {
+                self.count(ctx, |i| i.store_errors);
+                self.store_failed(ctx, worker, Status::Internal);
+            }
+        }
+    }
+
+    fn on_deadlines(&mut self, ctx: &mut dyn Context) {
+        let mut due = std::mem::take(&mut self.due);
+        self.deadlines.fire(ctx, &mut due);
+        for &(worker, attempt) in &due {
+            let busy = self.workers[worker as usize];
+            if busy.is_some_and(|b| b.waiting_store && b.attempt == attempt) {
+                self.count(ctx, |i| i.store_timeouts);
+                self.store_failed(ctx, worker, Status::GatewayTimeout);
+            }
+        }
+        due.clear();
+        self.due = due;
+    }
+
+    fn finish(&mut self, ctx: &mut dyn Context, worker: u32, status: Status, value: Option<u64>) {
+        let busy = self.workers[worker as usize].take().expect("finishing a busy worker");
+        let now = ctx.now_ns();
+        let job = busy.job;
+        ctx.send(job.from, Msg::Response(Response { id: job.request.id, status, value }));
+        let sojourn = now - job.arrived_ns;
+        let ids = self.ids();
+        let (s, sum, done, l, b) =
+            (ids.sojourn, ids.sojourn_sum, ids.completed, ids.in_system, ids.busy_workers);
+        let m = ctx.metrics();
+        m.record(s, sojourn);
+        m.add(sum, sojourn);
+        m.add(done, 1);
+        m.shift(l, now, -1);
+        m.shift(b, now, -1);
+        match self.queue.pop_front() {
+            Some(next) => self.begin(ctx, worker, next),
+            None => self.idle.push(worker),
+        }
+    }
+}
+
+impl Component for Service {
+    fn start(&mut self, ctx: &mut dyn Context) {
+        let m = ctx.metrics();
+        self.ids = Some(Ids {
+            requests: m.counter("service_requests_total"),
+            shed: m.counter("service_shed_total"),
+            completed: m.counter("service_completed_total"),
+            store_calls: m.counter("service_store_calls_total"),
+            store_timeouts: m.counter("service_store_timeouts_total"),
+            store_errors: m.counter("service_store_errors_total"),
+            queue_wait: m.histogram("service_queue_wait_ns"),
+            sojourn: m.histogram("service_sojourn_ns"),
+            sojourn_sum: m.counter("service_sojourn_ns_sum"),
+            in_system: m.level("service_in_system", "requests"),
+            busy_workers: m.level("service_busy_workers", "workers"),
+        });
+    }
+
+    fn on_message(&mut self, ctx: &mut dyn Context, from: NodeId, msg: Msg) {
+        match msg {
+            Msg::Request(r) => self.on_request(ctx, from, r),
+            Msg::StoreReply(r) => self.on_store_reply(ctx, r.id, r.result),
+            Msg::Response(_) | Msg::Store(_) => {}
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut dyn Context, timer: Timer) {
+        match timer {
+            Timer::WorkerDone { worker } => self.cpu_done(ctx, worker),
+            Timer::RetryStore { worker } => self.call_store(ctx, worker),
+            Timer::Deadlines => self.on_deadlines(ctx),
+            _ => {}
+        }
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_split_the_keyspace_evenly() {
+        let mut counts = [0u32; 4];
+        for k in 0..40_000u64 {
+            counts[shard_for(k, 4)] += 1;
+        }
+        for c in counts {
+            assert!((9_000..11_000).contains(&c), "{counts:?}");
+        }
+    }
+}
