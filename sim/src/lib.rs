@@ -1,1 +1,17 @@
-//! placeholder
+//! minitwin-sim: the deterministic simulator that runs minitwin's components.
+//!
+//! Map of the crate, in reading order:
+//! - [`kernel`]: the single-threaded discrete-event loop ordered by (time, sequence), nodes
+//!   that crash and restart, per-node clocks, fault points, and the [`kernel::Action`]s that
+//!   faults are made of.
+//! - [`net`]: the network (per zone-pair latency and loss, partitions, clogging, FIFO links).
+//! - [`disk`]: the disk (unsynced writes lost on crash, slow and failing windows).
+//! - [`trace`]: the event-trace hash and first-divergence report.
+//!
+//! Architecture invariant: nothing in a run reads the wall clock, OS randomness or a hash
+//! map's iteration order, and nothing in a run spawns a thread.
+
+pub mod disk;
+pub mod kernel;
+pub mod net;
+pub mod trace;

@@ -1,0 +1,656 @@
+//! The discrete-event kernel: one thread, one queue ordered by (time, sequence).
+//!
+//! Every event is a message delivery, a timer, a disk completion, or a control action (a fault
+//! or a hook scheduled by a scenario or a test). Ties in time are broken by the order in which
+//! events were scheduled, so a run is a pure function of its seed and inputs.
+
+use crate::disk::{DiskConfig, SimDisk};
+use crate::net::Network;
+use crate::trace::Trace;
+use minitwin_components::metrics::Metrics;
+use minitwin_components::rng::{fnv1a, mix64, Rng};
+use minitwin_components::{Component, Context, DiskError, DiskEvent, Msg, NodeId, Timer, TimerId};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap};
+
+/// Builds a fresh component (at boot and at every restart).
+pub type Factory = Box<dyn Fn() -> Box<dyn Component>>;
+
+/// Something the simulation does to itself at a scheduled time.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    Crash(NodeId),
+    Restart(NodeId),
+    /// Blocks (+1) or unblocks (-1) all links from `a` to `b`.
+    Partition { a: Vec<NodeId>, b: Vec<NodeId>, delta: i32 },
+    /// Holds messages from `a` to `b` until `until_ns`.
+    Clog { a: Vec<NodeId>, b: Vec<NodeId>, until_ns: u64 },
+    ExtraLatency { zone_a: u16, zone_b: u16, extra_ns: u64 },
+    Loss { zone_a: u16, zone_b: u16, probability: Option<f64> },
+    ClockJump { node: NodeId, forward_ns: u64 },
+    ClockRate { node: NodeId, drift_ppm: f64 },
+    DiskSlow { node: NodeId, factor: f64 },
+    DiskErrors { node: NodeId, probability: f64 },
+    /// End of warm-up: forget every metric measured so far.
+    ResetMetrics,
+}
+
+#[derive(Clone, Copy, Debug, Hash)]
+enum Event {
+    Deliver { from: NodeId, to: NodeId, msg: Msg },
+    Timer { node: NodeId, incarnation: u32, id: TimerId, timer: Timer },
+    Disk { node: NodeId, incarnation: u32, lsn: u64, ok: bool },
+    Control(u32),
+}
+
+struct Entry {
+    at_ns: u64,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at_ns, self.seq) == (other.at_ns, other.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    /// Reversed: the max-heap pops the earliest (time, sequence).
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at_ns, other.seq).cmp(&(self.at_ns, self.seq))
+    }
+}
+
+/// A node's local clock: `local = base_local + (global - base_global) * rate`.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    base_global_ns: u64,
+    base_local_ns: u64,
+    rate: f64,
+}
+
+impl Clock {
+    pub fn new(offset_ns: u64) -> Clock {
+        Clock { base_global_ns: 0, base_local_ns: offset_ns, rate: 1.0 }
+    }
+
+    #[inline]
+    pub fn local(&self, global_ns: u64) -> u64 {
+        let dt = global_ns - self.base_global_ns;
+        if self.rate == 1.0 {
+            self.base_local_ns + dt
+        } else {
+            self.base_local_ns + (dt as f64 * self.rate) as u64
+        }
+    }
+
+    /// Global duration of a local duration.
+    #[inline]
+    fn global_delay(&self, local_ns: u64) -> u64 {
+        if self.rate == 1.0 {
+            local_ns
+        } else {
+            (local_ns as f64 / self.rate).ceil() as u64
+        }
+    }
+
+    fn rebase(&mut self, global_ns: u64) {
+        self.base_local_ns = self.local(global_ns);
+        self.base_global_ns = global_ns;
+    }
+}
+
+/// Fault points (buggify): each point is enabled or not for the whole run, decided from the seed
+/// and its name; an enabled point fires with `fire_probability` each time it is reached.
+#[derive(Clone, Debug, Default)]
+pub struct Buggify {
+    pub enabled: bool,
+    pub enable_probability: f64,
+    pub fire_probability: f64,
+    seed: u64,
+    decided: BTreeMap<&'static str, bool>,
+    pub fired_total: u64,
+}
+
+impl Buggify {
+    pub fn new(seed: u64, enabled: bool, enable_probability: f64, fire_probability: f64) -> Buggify {
+        Buggify { enabled, enable_probability, fire_probability, seed, ..Buggify::default() }
+    }
+
+    fn fires(&mut self, point: &'static str, rng: &mut Rng) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        let (seed, p) = (self.seed, self.enable_probability);
+        let on = *self.decided.entry(point).or_insert_with(|| {
+            let u = mix64(seed ^ fnv1a(point.as_bytes())) >> 11;
+            (u as f64 / (1u64 << 53) as f64) < p
+        });
+        let fired = on && rng.chance(self.fire_probability);
+        self.fired_total += u64::from(fired);
+        fired
+    }
+
+    /// The points reached in this run and whether each was enabled.
+    pub fn decisions(&self) -> &BTreeMap<&'static str, bool> {
+        &self.decided
+    }
+}
+
+/// What the kernel keeps per node besides the component.
+pub struct NodeEnv {
+    pub name: String,
+    pub zone: u16,
+    pub up: bool,
+    pub incarnation: u32,
+    pub rng: Rng,
+    pub fault_rng: Rng,
+    pub disk_rng: Rng,
+    pub metrics: Metrics,
+    pub disk: SimDisk,
+    pub clock: Clock,
+    pub crashes_total: u64,
+}
+
+struct Node {
+    component: Option<Box<dyn Component>>,
+    factory: Factory,
+    env: NodeEnv,
+}
+
+/// How to build one node.
+pub struct NodeSpec {
+    pub name: String,
+    pub zone: u16,
+    pub factory: Factory,
+    pub disk: DiskConfig,
+    pub clock_offset_ns: u64,
+}
+
+/// The queue and the clock, apart from the nodes so that a context can borrow both.
+struct Queue {
+    now_ns: u64,
+    seq: u64,
+    heap: BinaryHeap<Entry>,
+    timer_generations: Vec<u32>,
+    timer_free: Vec<u32>,
+}
+
+impl Queue {
+    #[inline]
+    fn push(&mut self, at_ns: u64, event: Event) {
+        debug_assert!(at_ns >= self.now_ns, "no event is scheduled in the past");
+        self.seq += 1;
+        self.heap.push(Entry { at_ns, seq: self.seq, event });
+    }
+
+    fn alloc_timer(&mut self) -> TimerId {
+        match self.timer_free.pop() {
+            Some(slot) => TimerId { slot, generation: self.timer_generations[slot as usize] },
+            None => {
+                self.timer_generations.push(0);
+                TimerId { slot: (self.timer_generations.len() - 1) as u32, generation: 0 }
+            }
+        }
+    }
+
+    /// Retires a timer id; false if it was already retired (fired or cancelled).
+    fn retire_timer(&mut self, id: TimerId) -> bool {
+        let g = &mut self.timer_generations[id.slot as usize];
+        if *g != id.generation {
+            return false;
+        }
+        *g = g.wrapping_add(1);
+        self.timer_free.push(id.slot);
+        true
+    }
+}
+
+/// The simulation: nodes, network, queue, faults and the trace.
+pub struct Sim {
+    seed: u64,
+    queue: Queue,
+    nodes: Vec<Node>,
+    net: Network,
+    buggify: Buggify,
+    actions: Vec<Action>,
+    trace: Trace,
+    events_total: u64,
+}
+
+struct Ctx<'a> {
+    queue: &'a mut Queue,
+    net: &'a mut Network,
+    buggify: &'a mut Buggify,
+    env: &'a mut NodeEnv,
+    me: NodeId,
+}
+
+impl Context for Ctx<'_> {
+    #[inline]
+    fn now_ns(&self) -> u64 {
+        self.env.clock.local(self.queue.now_ns)
+    }
+
+    fn me(&self) -> NodeId {
+        self.me
+    }
+
+    #[inline]
+    fn send(&mut self, to: NodeId, msg: Msg) {
+        if let Some(at) = self.net.route(self.queue.now_ns, self.me, to) {
+            self.queue.push(at, Event::Deliver { from: self.me, to, msg });
+        }
+    }
+
+    #[inline]
+    fn set_timer(&mut self, after_ns: u64, timer: Timer) -> TimerId {
+        let id = self.queue.alloc_timer();
+        let at = self.queue.now_ns + self.env.clock.global_delay(after_ns);
+        let incarnation = self.env.incarnation;
+        self.queue.push(at, Event::Timer { node: self.me, incarnation, id, timer });
+        id
+    }
+
+    fn cancel_timer(&mut self, id: TimerId) {
+        self.queue.retire_timer(id);
+    }
+
+    #[inline]
+    fn rng(&mut self) -> &mut Rng {
+        &mut self.env.rng
+    }
+
+    fn disk_append(&mut self, record: &[u8]) -> Result<u64, DiskError> {
+        self.env.disk.append(record, &mut self.env.disk_rng)
+    }
+
+    fn disk_sync(&mut self) {
+        let (at, lsn, ok) = self.env.disk.sync(self.queue.now_ns, &mut self.env.disk_rng);
+        let incarnation = self.env.incarnation;
+        self.queue.push(at, Event::Disk { node: self.me, incarnation, lsn, ok });
+    }
+
+    fn disk_recover(&mut self) -> Vec<Vec<u8>> {
+        self.env.disk.durable_records().to_vec()
+    }
+
+    #[inline]
+    fn metrics(&mut self) -> &mut Metrics {
+        &mut self.env.metrics
+    }
+
+    fn fault(&mut self, point: &'static str) -> bool {
+        self.buggify.fires(point, &mut self.env.fault_rng)
+    }
+}
+
+/// Progress of a run, for progress bars.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    pub now_ns: u64,
+    pub end_ns: u64,
+    pub events_total: u64,
+}
+
+impl Sim {
+    /// A simulation of `nodes` in `zones` over `net`; every node boots at time 0 in id order.
+    pub fn new(seed: u64, nodes: Vec<NodeSpec>, net: Network, buggify: Buggify, record_trace: bool) -> Sim {
+        let nodes: Vec<Node> = nodes
+            .into_iter()
+            .map(|spec| Node {
+                component: None,
+                env: NodeEnv {
+                    rng: Rng::stream(seed, &spec.name),
+                    fault_rng: Rng::stream(seed, &format!("{}/buggify", spec.name)),
+                    disk_rng: Rng::stream(seed, &format!("{}/disk", spec.name)),
+                    name: spec.name,
+                    zone: spec.zone,
+                    up: false,
+                    incarnation: 0,
+                    metrics: Metrics::new(),
+                    disk: SimDisk::new(spec.disk),
+                    clock: Clock::new(spec.clock_offset_ns),
+                    crashes_total: 0,
+                },
+                factory: spec.factory,
+            })
+            .collect();
+        let queue = Queue {
+            now_ns: 0,
+            seq: 0,
+            heap: BinaryHeap::with_capacity(1 << 12),
+            timer_generations: Vec::new(),
+            timer_free: Vec::new(),
+        };
+        let mut sim = Sim {
+            seed,
+            queue,
+            nodes,
+            net,
+            buggify,
+            actions: Vec::new(),
+            trace: Trace::new(record_trace),
+            events_total: 0,
+        };
+        for id in 0..sim.nodes.len() as NodeId {
+            sim.boot(id);
+        }
+        sim
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn now_ns(&self) -> u64 {
+        self.queue.now_ns
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn node_id(&self, name: &str) -> Option<NodeId> {
+        self.nodes.iter().position(|n| n.env.name == name).map(|i| i as NodeId)
+    }
+
+    pub fn env(&self, node: NodeId) -> &NodeEnv {
+        &self.nodes[node as usize].env
+    }
+
+    /// The node's component, if it is up and of type `T`.
+    pub fn component<T: 'static>(&self, node: NodeId) -> Option<&T> {
+        self.nodes[node as usize].component.as_ref()?.as_any().downcast_ref::<T>()
+    }
+
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
+    pub fn buggify(&self) -> &Buggify {
+        &self.buggify
+    }
+
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    pub fn events_total(&self) -> u64 {
+        self.events_total
+    }
+
+    pub fn pending_events(&self) -> usize {
+        self.queue.heap.len()
+    }
+
+    /// Schedules `action` at `at_ns` (not in the past).
+    pub fn schedule(&mut self, at_ns: u64, action: Action) {
+        assert!(at_ns >= self.queue.now_ns, "cannot schedule an action in the past");
+        let i = u32::try_from(self.actions.len()).expect("fewer than 2^32 actions");
+        self.actions.push(action);
+        self.queue.push(at_ns, Event::Control(i));
+    }
+
+    fn boot(&mut self, id: NodeId) {
+        let node = &mut self.nodes[id as usize];
+        assert!(node.component.is_none(), "booting a node that is up");
+        let mut component = (node.factory)();
+        node.env.up = true;
+        let mut ctx = Ctx {
+            queue: &mut self.queue,
+            net: &mut self.net,
+            buggify: &mut self.buggify,
+            env: &mut node.env,
+            me: id,
+        };
+        component.start(&mut ctx);
+        node.component = Some(component);
+    }
+
+    /// Crashes a node now: its memory and unsynced disk writes are lost; its timers die.
+    pub fn crash(&mut self, id: NodeId) {
+        let node = &mut self.nodes[id as usize];
+        if node.component.take().is_none() {
+            return;
+        }
+        node.env.up = false;
+        node.env.incarnation += 1;
+        node.env.crashes_total += 1;
+        node.env.disk.crash();
+        tracing::info!(t_ns = self.queue.now_ns, node = %node.env.name, "crash");
+    }
+
+    /// Restarts a crashed node now, from what its disk made durable.
+    pub fn restart(&mut self, id: NodeId) {
+        if self.nodes[id as usize].component.is_some() {
+            return;
+        }
+        tracing::info!(t_ns = self.queue.now_ns, node = %self.nodes[id as usize].env.name, "restart");
+        self.boot(id);
+    }
+
+    fn apply(&mut self, action: Action) {
+        let now = self.queue.now_ns;
+        match action {
+            Action::Crash(n) => self.crash(n),
+            Action::Restart(n) => self.restart(n),
+            Action::Partition { a, b, delta } => self.net.partition(&a, &b, delta),
+            Action::Clog { a, b, until_ns } => self.net.clog(&a, &b, until_ns),
+            Action::ExtraLatency { zone_a, zone_b, extra_ns } => {
+                self.net.set_extra_latency(zone_a, zone_b, extra_ns)
+            }
+            Action::Loss { zone_a, zone_b, probability } => self.net.set_loss(zone_a, zone_b, probability),
+            Action::ClockJump { node, forward_ns } => {
+                let c = &mut self.nodes[node as usize].env.clock;
+                c.rebase(now);
+                c.base_local_ns += forward_ns;
+            }
+            Action::ClockRate { node, drift_ppm } => {
+                let c = &mut self.nodes[node as usize].env.clock;
+                c.rebase(now);
+                c.rate = (1.0 + drift_ppm * 1e-6).max(1e-3);
+            }
+            Action::DiskSlow { node, factor } => self.nodes[node as usize].env.disk.set_slow_factor(factor),
+            Action::DiskErrors { node, probability } => {
+                self.nodes[node as usize].env.disk.set_error_probability(probability)
+            }
+            Action::ResetMetrics => {
+                for n in &mut self.nodes {
+                    n.env.metrics.reset(n.env.clock.local(now));
+                }
+            }
+        }
+    }
+
+    /// Runs every event due at or before `end_ns`, then sets the clock to `end_ns`.
+    /// `progress` is called about every 2^18 events.
+    pub fn run_until(&mut self, end_ns: u64, progress: &mut dyn FnMut(Progress)) {
+        while let Some(top) = self.queue.heap.peek() {
+            if top.at_ns > end_ns {
+                break;
+            }
+            let entry = self.queue.heap.pop().expect("peeked");
+            self.step(entry);
+            if self.events_total & 0x3ffff == 0 {
+                progress(Progress { now_ns: self.queue.now_ns, end_ns, events_total: self.events_total });
+            }
+        }
+        self.queue.now_ns = self.queue.now_ns.max(end_ns);
+    }
+
+    /// Runs until no event is left or `end_ns`, whichever is first.
+    pub fn run_for(&mut self, duration_ns: u64) {
+        let end = self.queue.now_ns + duration_ns;
+        self.run_until(end, &mut |_| {});
+    }
+
+    #[inline]
+    fn step(&mut self, entry: Entry) {
+        assert!(entry.at_ns >= self.queue.now_ns, "time never goes backwards");
+        self.queue.now_ns = entry.at_ns;
+        self.events_total += 1;
+        let event = entry.event;
+        self.trace.event(entry.at_ns, &event, || format!("{event:?}"));
+        match event {
+            Event::Deliver { from, to, msg } => self.deliver(from, to, msg),
+            Event::Timer { node, incarnation, id, timer } => self.fire(node, incarnation, id, timer),
+            Event::Disk { node, incarnation, lsn, ok } => self.disk_done(node, incarnation, lsn, ok),
+            Event::Control(i) => {
+                let action = self.actions[i as usize].clone();
+                tracing::info!(t_ns = self.queue.now_ns, ?action, "fault");
+                self.apply(action);
+            }
+        }
+    }
+
+    /// Hands `f` the node's component and a context, if the node is up.
+    #[inline]
+    fn with_node(&mut self, id: NodeId, f: impl FnOnce(&mut dyn Component, &mut Ctx<'_>)) -> bool {
+        let node = &mut self.nodes[id as usize];
+        let Some(component) = node.component.as_deref_mut() else {
+            return false;
+        };
+        let mut ctx = Ctx {
+            queue: &mut self.queue,
+            net: &mut self.net,
+            buggify: &mut self.buggify,
+            env: &mut node.env,
+            me: id,
+        };
+        let span = tracing::debug_span!("event", t_ns = ctx.queue.now_ns, node = %ctx.env.name);
+        let _guard = span.enter();
+        f(component, &mut ctx);
+        true
+    }
+
+    fn deliver(&mut self, from: NodeId, to: NodeId, msg: Msg) {
+        let delivered = self.with_node(to, |c, ctx| {
+            tracing::trace!(from, ?msg, "deliver");
+            c.on_message(ctx, from, msg)
+        });
+        if !delivered {
+            self.net.stats.dropped_down_total += 1;
+        }
+    }
+
+    fn fire(&mut self, node: NodeId, incarnation: u32, id: TimerId, timer: Timer) {
+        if !self.queue.retire_timer(id) {
+            return; // cancelled
+        }
+        if self.nodes[node as usize].env.incarnation != incarnation {
+            return; // set before a crash
+        }
+        self.with_node(node, |c, ctx| c.on_timer(ctx, timer));
+    }
+
+    fn disk_done(&mut self, node: NodeId, incarnation: u32, lsn: u64, ok: bool) {
+        let env = &mut self.nodes[node as usize].env;
+        if env.incarnation != incarnation {
+            return; // the node crashed before the sync completed: nothing became durable
+        }
+        let event = if ok {
+            env.disk.mark_durable(lsn);
+            DiskEvent::Synced { lsn }
+        } else {
+            DiskEvent::SyncFailed { lsn }
+        };
+        self.with_node(node, |c, ctx| c.on_disk(ctx, event));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::LinkConfig;
+    use minitwin_components::rng::{Dist, Rng};
+    use proptest::prelude::*;
+    use std::any::Any;
+
+    /// A component that records when its timers fire.
+    struct Recorder {
+        delays_ns: Vec<u64>,
+    }
+
+    impl Component for Recorder {
+        fn start(&mut self, ctx: &mut dyn Context) {
+            for (i, &d) in self.delays_ns.iter().enumerate() {
+                ctx.set_timer(d, Timer::Tick { kind: i as u32 });
+            }
+        }
+        fn on_message(&mut self, _: &mut dyn Context, _: NodeId, _: Msg) {}
+        fn on_timer(&mut self, ctx: &mut dyn Context, timer: Timer) {
+            let Timer::Tick { kind } = timer else { return };
+            let c = ctx.metrics().counter("fired_total");
+            ctx.metrics().add(c, 1);
+            let at = ctx.metrics().histogram("fired_at_ns");
+            let now = ctx.now_ns();
+            ctx.metrics().record(at, now);
+            let order = ctx.metrics().gauge("last_kind", "index");
+            ctx.metrics().set(order, f64::from(kind));
+        }
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+    }
+
+    fn one_node(delays_ns: Vec<u64>) -> Sim {
+        let net = Network::new(1, vec![0], vec![LinkConfig::default()], vec![Rng::stream(0, "n")]);
+        let spec = NodeSpec {
+            name: "r".into(),
+            zone: 0,
+            factory: Box::new(move || Box::new(Recorder { delays_ns: delays_ns.clone() })),
+            disk: DiskConfig { sync_latency: Dist::constant_ms(1.0) },
+            clock_offset_ns: 0,
+        };
+        Sim::new(1, vec![spec], net, Buggify::default(), true)
+    }
+
+    proptest! {
+        /// Events run in (time, scheduling order): equal times keep their order, none goes back.
+        #[test]
+        fn the_kernel_runs_events_in_time_then_sequence_order(delays in proptest::collection::vec(0u64..1_000, 1..200)) {
+            let mut sim = one_node(delays.clone());
+            sim.run_for(10_000);
+            let entries = sim.trace().entries().unwrap();
+            prop_assert_eq!(entries.len(), delays.len());
+            let mut expected: Vec<(u64, usize)> = delays.iter().enumerate().map(|(i, &d)| (d, i)).collect();
+            expected.sort();
+            for (e, (d, i)) in entries.iter().zip(expected) {
+                prop_assert_eq!(e.at_ns, d);
+                let tick = format!("Tick {{ kind: {i} }}");
+                prop_assert!(e.summary.contains(&tick), "{} does not contain {}", e.summary, tick);
+            }
+        }
+    }
+
+    #[test]
+    fn a_crashed_node_loses_its_timers_and_a_restart_rearms_them() {
+        let mut sim = one_node(vec![100, 200]);
+        sim.run_for(150);
+        sim.crash(0);
+        sim.run_for(100);
+        assert_eq!(sim.env(0).metrics.counter_value("fired_total"), Some(1));
+        sim.restart(0);
+        sim.run_for(1_000);
+        assert_eq!(sim.env(0).metrics.counter_value("fired_total"), Some(3));
+    }
+
+    #[test]
+    fn a_fast_clock_fires_local_timers_sooner_in_global_time() {
+        let mut sim = one_node(vec![1_000_000]);
+        sim.crash(0); // drop the timer set at boot with the normal rate
+        sim.schedule(0, Action::ClockRate { node: 0, drift_ppm: 1_000_000.0 }); // twice as fast
+        sim.schedule(0, Action::Restart(0));
+        sim.run_for(499_000);
+        assert_eq!(sim.env(0).metrics.counter_value("fired_total"), None);
+        sim.run_for(2_000);
+        assert_eq!(sim.env(0).metrics.counter_value("fired_total"), Some(1));
+    }
+}
