@@ -1,1 +1,20 @@
-fn main() {}
+//! The `minitwin` command line: run scenarios, validate them, check histories.
+//!
+//! Map: [`cli`] declares the commands and their help; [`run_cmd`] runs scenarios and writes
+//! results; [`check_cmd`] validates scenario files.
+
+mod check_cmd;
+mod cli;
+mod run_cmd;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let code = match args.command {
+        cli::Command::Run(a) => run_cmd::main(a),
+        cli::Command::Check(a) => check_cmd::main(a),
+    };
+    ExitCode::from(code)
+}

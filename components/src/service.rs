@@ -44,8 +44,8 @@ impl Default for ServiceConfig {
 
 impl ServiceConfig {
     pub fn validate(&self) -> Result<(), String> {
-        if self.workers == 0 {
-            return Err("workers must be at least 1".into());
+        if self.workers == 0 || self.workers > 65_536 {
+            return Err("workers must be between 1 and 65536".into());
         }
         if !(self.store_timeout_ms > 0.0 && self.retry_backoff_ms >= 0.0) {
             return Err("store_timeout_ms must be > 0 and retry_backoff_ms >= 0".into());
@@ -73,6 +73,8 @@ struct Busy {
     job: Job,
     /// Store calls made so far for this job (0 while on CPU).
     attempt: u32,
+    /// The outstanding store call, unique for the life of this instance.
+    call: u64,
     waiting_store: bool,
 }
 
@@ -96,8 +98,9 @@ pub struct Service {
     workers: Vec<Option<Busy>>,
     idle: Vec<u32>,
     queue: VecDeque<Job>,
-    deadlines: DeadlineQueue<(u32, u32)>,
-    due: Vec<(u32, u32)>,
+    deadlines: DeadlineQueue<(u32, u64)>,
+    due: Vec<(u32, u64)>,
+    calls_issued: u64,
     ids: Option<Ids>,
 }
 
@@ -112,6 +115,7 @@ impl Service {
             queue: VecDeque::new(),
             deadlines: DeadlineQueue::new(),
             due: Vec::new(),
+            calls_issued: 0,
             ids: None,
             config,
         }
@@ -161,7 +165,7 @@ impl Service {
         if ctx.fault("service.slow_request") {
             cpu_ns = cpu_ns.saturating_mul(10);
         }
-        self.workers[worker as usize] = Some(Busy { job, attempt: 0, waiting_store: false });
+        self.workers[worker as usize] = Some(Busy { job, attempt: 0, call: 0, waiting_store: false });
         ctx.set_timer(cpu_ns, Timer::WorkerDone { worker });
     }
 
@@ -173,21 +177,25 @@ impl Service {
         }
     }
 
+    /// Store request ids carry the worker in the low 16 bits and the call number above.
     fn call_store(&mut self, ctx: &mut dyn Context, worker: u32) {
+        self.calls_issued += 1;
+        let call = self.calls_issued;
         let busy = self.workers[worker as usize].as_mut().expect("busy worker");
         busy.attempt += 1;
+        busy.call = call;
         busy.waiting_store = true;
-        let (attempt, r) = (busy.attempt, busy.job.request);
+        let r = busy.job.request;
         let op = match r.route {
             Route::Write => StoreOp::Write { key: r.key, value: r.value },
             _ => StoreOp::Read { key: r.key },
         };
         let shard = self.shards[shard_for(r.key, self.shards.len())];
-        let id = (u64::from(attempt) << 32) | u64::from(worker);
+        let id = (call << 16) | u64::from(worker);
         ctx.send(shard, Msg::Store(StoreRequest { id, op }));
         self.count(ctx, |i| i.store_calls);
         let deadline = ctx.now_ns() + ms_to_ns(self.config.store_timeout_ms);
-        self.deadlines.push(ctx, deadline, (worker, attempt));
+        self.deadlines.push(ctx, deadline, (worker, call));
     }
 
     /// The store call of `worker` failed: retry after the backoff, or give up with `status`.
@@ -203,12 +211,12 @@ impl Service {
     }
 
     fn on_store_reply(&mut self, ctx: &mut dyn Context, id: u64, result: StoreResult) {
-        let worker = (id & 0xffff_ffff) as u32;
-        let attempt = (id >> 32) as u32;
+        let worker = (id & 0xffff) as u32;
+        let call = id >> 16;
         let current = self.workers.get(worker as usize).copied().flatten();
         let Some(busy) = current else { return };
-        if !busy.waiting_store || busy.attempt != attempt {
-            return; // an answer to an attempt that already timed out
+        if !busy.waiting_store || busy.call != call {
+            return; // an answer to a call that already timed out
         }
         match result {
             StoreResult::Value(v) => self.finish(ctx, worker, Status::Ok, v),
@@ -224,9 +232,9 @@ impl Service {
     fn on_deadlines(&mut self, ctx: &mut dyn Context) {
         let mut due = std::mem::take(&mut self.due);
         self.deadlines.fire(ctx, &mut due);
-        for &(worker, attempt) in &due {
+        for &(worker, call) in &due {
             let busy = self.workers[worker as usize];
-            if busy.is_some_and(|b| b.waiting_store && b.attempt == attempt) {
+            if busy.is_some_and(|b| b.waiting_store && b.call == call) {
                 self.count(ctx, |i| i.store_timeouts);
                 self.store_failed(ctx, worker, Status::GatewayTimeout);
             }

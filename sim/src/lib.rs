@@ -7,11 +7,23 @@
 //! - [`net`]: the network (per zone-pair latency and loss, partitions, clogging, FIFO links).
 //! - [`disk`]: the disk (unsynced writes lost on crash, slow and failing windows).
 //! - [`trace`]: the event-trace hash and first-divergence report.
+//! - [`workload`]: the client population (open-loop Poisson arrivals on a rate curve, Zipf
+//!   popularity, a request mix).
+//! - [`scenario`]: scenario files (strict TOML, errors with file, line and field).
+//! - [`world`]: builds a simulation from a scenario and a seed; compiles faults to actions.
+//! - [`checks`]: checkers (durability of acknowledged writes, SLOs).
+//! - [`runner`]: runs one seed and gathers the outcome; [`report`] turns it into files.
 //!
 //! Architecture invariant: nothing in a run reads the wall clock, OS randomness or a hash
 //! map's iteration order, and nothing in a run spawns a thread.
 
+pub mod checks;
 pub mod disk;
 pub mod kernel;
 pub mod net;
+pub mod report;
+pub mod runner;
+pub mod scenario;
 pub mod trace;
+pub mod workload;
+pub mod world;

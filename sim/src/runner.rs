@@ -1,0 +1,222 @@
+//! Runs a scenario for one seed and gathers everything a report needs.
+
+use crate::checks::{self, CheckResult, ShardView, SloInputs};
+use crate::kernel::Progress;
+use crate::scenario::Scenario;
+use crate::trace::TraceEntry;
+use crate::workload::{Client, Second};
+use crate::world::{build, s_to_ns, World};
+use minitwin_components::metrics::Value;
+use minitwin_components::store::Store;
+
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Keep every event for divergence reports (slow; tests only).
+    pub record_trace: bool,
+}
+
+/// The headline numbers of a run (client's view, after warm-up).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Summary {
+    pub requests_total: u64,
+    pub ok_total: u64,
+    pub throughput_rps: f64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p99: f64,
+    pub latency_ms_p999: f64,
+    /// (kind, count): 429, 500, 502, 503, 504, timeout.
+    pub errors: Vec<(&'static str, u64)>,
+    pub error_ratio: f64,
+    pub cache_hit_ratio: f64,
+    pub acked_writes_total: u64,
+    pub lost_writes_total: u64,
+}
+
+/// One row of the long-format results.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub component: String,
+    pub metric: String,
+    pub value: f64,
+    pub unit: &'static str,
+}
+
+pub struct RunOutcome {
+    pub scenario: String,
+    pub seed: u64,
+    pub trace_hash: u64,
+    pub events_total: u64,
+    pub summary: Summary,
+    pub rows: Vec<Row>,
+    pub seconds: Vec<Second>,
+    pub checks: Vec<CheckResult>,
+    pub trace: Option<Vec<TraceEntry>>,
+}
+
+impl RunOutcome {
+    /// The failing check class with the highest priority (correctness first), if any.
+    pub fn failure(&self) -> Option<checks::Class> {
+        self.checks.iter().filter(|c| !c.passed).map(|c| c.class).min()
+    }
+}
+
+/// Runs `scenario` with `seed` to its end.
+pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions, progress: &mut dyn FnMut(Progress)) -> RunOutcome {
+    let mut world = build(scenario, seed, options.record_trace);
+    world.sim.run_until(world.end_ns, progress);
+    finish(scenario, seed, world)
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+fn summarize(scenario: &Scenario, world: &World, lost: u64) -> Summary {
+    let m = &world.sim.env(world.client).metrics;
+    let c = |n: &str| m.counter_value(n).unwrap_or(0);
+    let errors = vec![
+        ("429", c("client_status_429_total")),
+        ("500", c("client_status_500_total")),
+        ("502", c("client_status_502_total")),
+        ("503", c("client_status_503_total")),
+        ("504", c("client_status_504_total")),
+        ("timeout", c("client_timeouts_total")),
+    ];
+    let ok = c("client_status_200_total");
+    let failed: u64 = errors.iter().map(|e| e.1).sum();
+    let window_s = scenario.duration_s - scenario.warmup_s;
+    let h = m.histogram_value("client_latency_ns").expect("client registers latency");
+    let (hits, misses) = world.gateways.iter().fold((0, 0), |(h, mi), &g| {
+        let gm = &world.sim.env(g).metrics;
+        (
+            h + gm.counter_value("gateway_cache_hits_total").unwrap_or(0),
+            mi + gm.counter_value("gateway_cache_misses_total").unwrap_or(0),
+        )
+    });
+    let acked = world.sim.component::<Client>(world.client).map_or(0, |c| c.acked_writes.len() as u64);
+    Summary {
+        requests_total: c("client_requests_total"),
+        ok_total: ok,
+        throughput_rps: ok as f64 / window_s,
+        latency_ms_p50: ms(h.value_at_quantile(0.5)),
+        latency_ms_p99: ms(h.value_at_quantile(0.99)),
+        latency_ms_p999: ms(h.value_at_quantile(0.999)),
+        error_ratio: if ok + failed == 0 { 0.0 } else { failed as f64 / (ok + failed) as f64 },
+        errors,
+        cache_hit_ratio: if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 },
+        acked_writes_total: acked,
+        lost_writes_total: lost,
+    }
+}
+
+fn finish(scenario: &Scenario, seed: u64, world: World) -> RunOutcome {
+    let sim = &world.sim;
+    let client = sim.component::<Client>(world.client).expect("the client never crashes");
+    let shards: Vec<ShardView<'_>> = world
+        .stores
+        .iter()
+        .map(|&n| ShardView {
+            name: &sim.env(n).name,
+            durable_log: sim.env(n).disk.durable_records(),
+            store: sim.component::<Store>(n),
+        })
+        .collect();
+    let lost = checks::lost_writes(&client.acked_writes, &shards).len() as u64;
+    let summary = summarize(scenario, &world, lost);
+    let mut results = Vec::new();
+    if scenario.checks.durability {
+        results.push(checks::durability(&client.acked_writes, &shards));
+    }
+    let slo = SloInputs {
+        latency_ms_p99: summary.latency_ms_p99,
+        error_ratio: summary.error_ratio,
+        throughput_rps: summary.throughput_rps,
+    };
+    results.extend(checks::slo(&scenario.checks, slo));
+    let rows = rows(&world, &summary);
+    RunOutcome {
+        scenario: scenario.name.clone(),
+        seed,
+        trace_hash: sim.trace().hash(),
+        events_total: sim.events_total(),
+        summary,
+        rows,
+        seconds: client.seconds.clone(),
+        checks: results,
+        trace: sim.trace().entries().map(<[TraceEntry]>::to_vec),
+    }
+}
+
+fn push(rows: &mut Vec<Row>, component: &str, metric: impl Into<String>, value: f64, unit: &'static str) {
+    rows.push(Row { component: component.to_string(), metric: metric.into(), value, unit });
+}
+
+/// Every metric of every node, then the network, then the run's summary.
+fn rows(world: &World, s: &Summary) -> Vec<Row> {
+    let sim = &world.sim;
+    let mut out = Vec::new();
+    let end = world.end_ns;
+    for id in 0..sim.node_count() as u32 {
+        let env = sim.env(id);
+        let name = env.name.as_str();
+        let local_end = env.clock.local(end);
+        for e in env.metrics.entries() {
+            match &e.value {
+                Value::Counter(c) => push(&mut out, name, e.name, *c as f64, e.unit),
+                Value::Gauge(g) => push(&mut out, name, e.name, *g, e.unit),
+                Value::Histogram(h) => {
+                    let base = e.name.trim_end_matches("_ns");
+                    push(&mut out, name, format!("{base}_count"), h.len() as f64, "count");
+                    if h.is_empty() {
+                        continue;
+                    }
+                    push(&mut out, name, format!("{base}_ms_mean"), h.mean() / 1e6, "ms");
+                    for (q, label) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p999")] {
+                        push(&mut out, name, format!("{base}_ms_{label}"), ms(h.value_at_quantile(q)), "ms");
+                    }
+                    push(&mut out, name, format!("{base}_ms_max"), ms(h.max()), "ms");
+                }
+                Value::Level { .. } => {
+                    let mean = env.metrics.level_mean(e.name, local_end).unwrap_or(0.0);
+                    push(&mut out, name, format!("{}_mean", e.name), mean, e.unit);
+                }
+            }
+        }
+        if env.crashes_total > 0 {
+            push(&mut out, name, "crashes_total", env.crashes_total as f64, "count");
+        }
+        if env.disk.syncs_total > 0 {
+            push(&mut out, name, "disk_syncs_total", env.disk.syncs_total as f64, "count");
+            push(&mut out, name, "disk_records_lost_total", env.disk.records_lost_total as f64, "count");
+        }
+    }
+    let n = &sim.network().stats;
+    for (metric, v) in [
+        ("messages_sent_total", n.sent_total),
+        ("messages_dropped_loss_total", n.dropped_loss_total),
+        ("messages_dropped_partition_total", n.dropped_partition_total),
+        ("messages_dropped_node_down_total", n.dropped_down_total),
+    ] {
+        push(&mut out, "network", metric, v as f64, "count");
+    }
+    push(&mut out, "run", "events_total", sim.events_total() as f64, "count");
+    push(&mut out, "run", "buggify_fired_total", sim.buggify().fired_total as f64, "count");
+    push(&mut out, "run", "requests_total", s.requests_total as f64, "count");
+    push(&mut out, "run", "throughput_rps", s.throughput_rps, "req/s");
+    push(&mut out, "run", "latency_ms_p50", s.latency_ms_p50, "ms");
+    push(&mut out, "run", "latency_ms_p99", s.latency_ms_p99, "ms");
+    push(&mut out, "run", "latency_ms_p999", s.latency_ms_p999, "ms");
+    for (kind, count) in &s.errors {
+        push(&mut out, "run", format!("errors_{kind}_total"), *count as f64, "count");
+    }
+    push(&mut out, "run", "error_ratio", s.error_ratio, "ratio");
+    push(&mut out, "run", "cache_hit_ratio", s.cache_hit_ratio, "ratio");
+    push(&mut out, "run", "acked_writes_total", s.acked_writes_total as f64, "count");
+    push(&mut out, "run", "lost_writes_total", s.lost_writes_total as f64, "count");
+    out
+}
+
+/// Simulated seconds, for reports.
+pub fn duration_ns(scenario: &Scenario) -> u64 {
+    s_to_ns(scenario.duration_s)
+}

@@ -1,0 +1,486 @@
+//! Scenario files: topology, workload, faults, checks, duration and seeds, as TOML.
+//!
+//! Parsing is strict: unknown fields are errors, and every error (syntax, type, or a value that
+//! does not make sense, such as a fault naming a node that does not exist) names the file, the
+//! line and column, and the field, with the offending line quoted.
+
+use crate::disk::DiskConfig;
+use crate::net::LinkConfig;
+use crate::workload::WorkloadConfig;
+use minitwin_components::gateway::GatewayConfig;
+use minitwin_components::service::ServiceConfig;
+use minitwin_components::store::StoreConfig;
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Simulated run length.
+    pub duration_s: f64,
+    /// Metrics measured before this are discarded.
+    #[serde(default)]
+    pub warmup_s: f64,
+    /// Seeds run by default (`--seed` overrides).
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    pub topology: Topology,
+    pub workload: WorkloadConfig,
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+    #[serde(default)]
+    pub checks: Checks,
+    #[serde(default)]
+    pub buggify: BuggifyConfig,
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![1]
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    pub zones: Vec<String>,
+    /// Link used within a zone and between zones with no `links` entry.
+    #[serde(default)]
+    pub default_link: LinkConfig,
+    #[serde(default)]
+    pub links: Vec<ZoneLink>,
+    pub gateways: Tier<GatewayConfig>,
+    pub services: Tier<ServiceConfig>,
+    pub stores: StoreTier,
+}
+
+/// A link between two zones, both directions.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneLink {
+    pub between: [String; 2],
+    pub latency: minitwin_components::rng::Dist,
+    #[serde(default)]
+    pub loss: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier<C> {
+    pub count: u32,
+    /// Nodes are placed round-robin over these zones.
+    pub zones: Vec<String>,
+    #[serde(default)]
+    pub config: C,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreTier {
+    pub shards: u32,
+    pub zones: Vec<String>,
+    #[serde(default)]
+    pub disk: DiskConfig,
+    #[serde(default)]
+    pub config: StoreConfig,
+}
+
+/// A fault, scheduled at `at_s`. Nodes are named (`store-0`), or selected by zone
+/// (`zone:az-a`) or by prefix (`service-*`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// Power loss; the node restarts after `restart_after_s` if given.
+    Crash { at_s: f64, node: String, restart_after_s: Option<f64> },
+    Restart { at_s: f64, node: String },
+    /// Drops every message from `a` to `b` (and back unless `one_way`) for `duration_s`.
+    Partition { at_s: f64, duration_s: f64, a: Vec<String>, b: Vec<String>, #[serde(default)] one_way: bool },
+    /// Delays every message from `a` to `b` (and back unless `one_way`) sent during the window
+    /// until the window ends: delay, not drop.
+    Clog { at_s: f64, duration_s: f64, a: Vec<String>, b: Vec<String>, #[serde(default)] one_way: bool },
+    /// Loss probability between two zones for `duration_s`.
+    Loss { at_s: f64, duration_s: f64, between: [String; 2], probability: f64 },
+    /// Extra latency between two zones for `duration_s`.
+    LatencySpike { at_s: f64, duration_s: f64, between: [String; 2], extra_ms: f64 },
+    /// Moves a node's clock forward by `jump_ms` and/or makes it run `drift_ppm` fast (negative: slow).
+    ClockSkew { at_s: f64, node: String, #[serde(default)] jump_ms: f64, #[serde(default)] drift_ppm: f64 },
+    /// Multiplies a node's sync latency by `factor` for `duration_s`.
+    DiskSlow { at_s: f64, duration_s: f64, node: String, factor: f64 },
+    /// Appends and syncs fail with `probability` for `duration_s`.
+    DiskErrors { at_s: f64, duration_s: f64, node: String, probability: f64 },
+}
+
+impl Fault {
+    pub fn at_s(&self) -> f64 {
+        match *self {
+            Fault::Crash { at_s, .. }
+            | Fault::Restart { at_s, .. }
+            | Fault::Partition { at_s, .. }
+            | Fault::Clog { at_s, .. }
+            | Fault::Loss { at_s, .. }
+            | Fault::LatencySpike { at_s, .. }
+            | Fault::ClockSkew { at_s, .. }
+            | Fault::DiskSlow { at_s, .. }
+            | Fault::DiskErrors { at_s, .. } => at_s,
+        }
+    }
+
+    /// When the fault is healed (None for a crash that is never restarted).
+    pub fn end_s(&self) -> Option<f64> {
+        match *self {
+            Fault::Crash { at_s, restart_after_s, .. } => restart_after_s.map(|d| at_s + d),
+            Fault::Restart { at_s, .. } | Fault::ClockSkew { at_s, .. } => Some(at_s),
+            Fault::Partition { at_s, duration_s, .. }
+            | Fault::Clog { at_s, duration_s, .. }
+            | Fault::Loss { at_s, duration_s, .. }
+            | Fault::LatencySpike { at_s, duration_s, .. }
+            | Fault::DiskSlow { at_s, duration_s, .. }
+            | Fault::DiskErrors { at_s, duration_s, .. } => Some(at_s + duration_s),
+        }
+    }
+}
+
+/// What a run must satisfy. Correctness checks fail with exit code 3, SLO checks with 4.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checks {
+    /// Every acknowledged write is in its shard's durable log and state at the end.
+    #[serde(default)]
+    pub durability: bool,
+    /// p99 client latency of successful requests (after warm-up) at most this.
+    pub max_p99_ms: Option<f64>,
+    /// Failed or timed-out requests over all requests, at most this.
+    pub max_error_ratio: Option<f64>,
+    /// Successful requests per second at least this.
+    pub min_throughput_rps: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuggifyConfig {
+    pub enabled: bool,
+    /// Chance that a given fault point is enabled for a given seed.
+    pub enable_probability: f64,
+    /// Chance that an enabled point fires each time it is reached.
+    pub fire_probability: f64,
+}
+
+impl Default for BuggifyConfig {
+    fn default() -> Self {
+        BuggifyConfig { enabled: false, enable_probability: 0.25, fire_probability: 0.05 }
+    }
+}
+
+/// A scenario error with its place in the file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScenarioError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted path of the field, e.g. `faults[1].node`; empty when unknown.
+    pub field: String,
+    pub message: String,
+    pub source_line: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if !self.field.is_empty() {
+            write!(f, "field `{}`: ", self.field)?;
+        }
+        write!(f, "{}", self.message)?;
+        if !self.source_line.is_empty() {
+            write!(f, "\n{:>5} | {}", self.line, self.source_line)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// One step of a field path.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn path_string(path: &[Seg]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) if s.is_empty() => s.push_str(k),
+            Seg::Key(k) => {
+                s.push('.');
+                s.push_str(k);
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+fn key(k: &str) -> Seg {
+    Seg::Key(k.to_string())
+}
+
+/// Reads and validates a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        field: String::new(),
+        message: format!("cannot read the scenario file: {e}"),
+        source_line: String::new(),
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and validates scenario text; `path` is used in error messages only.
+pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+    let scenario: Scenario = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map(|s| s.start).unwrap_or(0);
+        let (line, column) = line_col(text, offset);
+        ScenarioError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            field: String::new(),
+            message: e.message().trim().to_string(),
+            source_line: text.lines().nth(line.saturating_sub(1)).unwrap_or("").to_string(),
+        }
+    })?;
+    if let Err((field, message)) = validate(&scenario) {
+        let offset = locate(text, &field).unwrap_or(0);
+        let (line, column) = line_col(text, offset);
+        return Err(ScenarioError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            field: path_string(&field),
+            message,
+            source_line: text.lines().nth(line.saturating_sub(1)).unwrap_or("").to_string(),
+        });
+    }
+    Ok(scenario)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    (line, column)
+}
+
+/// Byte offset of the deepest part of `path` present in the document.
+fn locate(text: &str, path: &[Seg]) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut item: &toml_edit::Item = doc.as_item();
+    let mut best = None;
+    for seg in path {
+        let next = match seg {
+            Seg::Key(k) => {
+                let table = item.as_table_like()?;
+                let (key, value) = table.get_key_value(k)?;
+                best = key.span().map(|s| s.start).or(best);
+                value
+            }
+            Seg::Index(i) => {
+                if let Some(aot) = item.as_array_of_tables() {
+                    let t = aot.get(*i)?;
+                    best = t.span().map(|s| s.start).or(best);
+                    // `Table` is not an `Item`; continue from the table's own entries.
+                    return locate_in_table(t, &path[path.iter().position(|s| s == seg)? + 1..]).or(best);
+                }
+                let arr = item.as_array()?;
+                let v = arr.get(*i)?;
+                best = v.span().map(|s| s.start).or(best);
+                return best;
+            }
+        };
+        item = next;
+    }
+    best
+}
+
+fn locate_in_table(table: &toml_edit::Table, rest: &[Seg]) -> Option<usize> {
+    let Some(Seg::Key(k)) = rest.first() else {
+        return table.span().map(|s| s.start);
+    };
+    let (key, value) = table.get_key_value(k)?;
+    let here = key.span().map(|s| s.start);
+    if rest.len() == 1 {
+        return here;
+    }
+    match value.as_table() {
+        Some(t) => locate_in_table(t, &rest[1..]).or(here),
+        None => here,
+    }
+}
+
+type Invalid = (Vec<Seg>, String);
+
+fn check(ok: bool, path: Vec<Seg>, message: impl Into<String>) -> Result<(), Invalid> {
+    if ok {
+        Ok(())
+    } else {
+        Err((path, message.into()))
+    }
+}
+
+fn within(r: Result<(), String>, path: Vec<Seg>) -> Result<(), Invalid> {
+    r.map_err(|m| (path, m))
+}
+
+/// Checks what the types cannot: names that must exist, ranges, times inside the run.
+pub fn validate(s: &Scenario) -> Result<(), Invalid> {
+    check(s.duration_s > 0.0 && s.duration_s <= 30.0 * 86_400.0, vec![key("duration_s")], "must be in (0, 2592000] seconds")?;
+    check(s.warmup_s >= 0.0 && s.warmup_s < s.duration_s, vec![key("warmup_s")], "must be >= 0 and less than duration_s")?;
+    check(!s.seeds.is_empty(), vec![key("seeds")], "give at least one seed")?;
+    validate_topology(&s.topology)?;
+    within(s.workload.validate(), vec![key("workload")])?;
+    let zones = &s.topology.zones;
+    check(zones.contains(&s.workload.zone), vec![key("workload"), key("zone")], format!("zone `{}` is not in topology.zones {zones:?}", s.workload.zone))?;
+    let names = node_names(&s.topology);
+    for (i, f) in s.faults.iter().enumerate() {
+        validate_fault(f, i, s, &names)?;
+    }
+    let b = &s.buggify;
+    check((0.0..=1.0).contains(&b.enable_probability) && (0.0..=1.0).contains(&b.fire_probability), vec![key("buggify")], "probabilities must be in [0, 1]")?;
+    if let Some(r) = s.checks.max_error_ratio {
+        check((0.0..=1.0).contains(&r), vec![key("checks"), key("max_error_ratio")], "must be in [0, 1]")?;
+    }
+    Ok(())
+}
+
+fn validate_topology(t: &Topology) -> Result<(), Invalid> {
+    let tk = || vec![key("topology")];
+    check(!t.zones.is_empty(), [tk(), vec![key("zones")]].concat(), "name at least one zone")?;
+    for (i, z) in t.zones.iter().enumerate() {
+        let dup = t.zones[..i].contains(z);
+        check(!dup, [tk(), vec![key("zones")]].concat(), format!("zone `{z}` is listed twice"))?;
+    }
+    within(t.default_link.latency.validate(), [tk(), vec![key("default_link")]].concat())?;
+    for (i, l) in t.links.iter().enumerate() {
+        let p = [tk(), vec![key("links"), Seg::Index(i)]].concat();
+        for z in &l.between {
+            check(t.zones.contains(z), [p.clone(), vec![key("between")]].concat(), format!("zone `{z}` is not in topology.zones {:?}", t.zones))?;
+        }
+        within(l.latency.validate(), [p.clone(), vec![key("latency")]].concat())?;
+        check((0.0..=1.0).contains(&l.loss), [p, vec![key("loss")]].concat(), "loss must be in [0, 1]")?;
+    }
+    let tiers: [(&str, u32, &Vec<String>); 3] = [
+        ("gateways", t.gateways.count, &t.gateways.zones),
+        ("services", t.services.count, &t.services.zones),
+        ("stores", t.stores.shards, &t.stores.zones),
+    ];
+    for (name, count, zones) in tiers {
+        let field = if name == "stores" { "shards" } else { "count" };
+        check((1..=64).contains(&count), vec![key("topology"), key(name), key(field)], "must be between 1 and 64")?;
+        check(!zones.is_empty(), vec![key("topology"), key(name), key("zones")], "name at least one zone")?;
+        for z in zones {
+            check(t.zones.contains(z), vec![key("topology"), key(name), key("zones")], format!("zone `{z}` is not in topology.zones {:?}", t.zones))?;
+        }
+    }
+    within(t.gateways.config.validate(), vec![key("topology"), key("gateways"), key("config")])?;
+    within(t.services.config.validate(), vec![key("topology"), key("services"), key("config")])?;
+    within(t.stores.disk.sync_latency.validate(), vec![key("topology"), key("stores"), key("disk")])?;
+    Ok(())
+}
+
+/// Every node's name, in id order: gateways, services, stores, then the client.
+pub fn node_names(t: &Topology) -> Vec<String> {
+    let mut names = Vec::new();
+    names.extend((0..t.gateways.count).map(|i| format!("gateway-{i}")));
+    names.extend((0..t.services.count).map(|i| format!("service-{i}")));
+    names.extend((0..t.stores.shards).map(|i| format!("store-{i}")));
+    names.push("client".into());
+    names
+}
+
+/// The nodes a selector names: `store-0`, `zone:az-a`, or `service-*`.
+pub fn select(selector: &str, names: &[String], zone_of: &dyn Fn(usize) -> String) -> Vec<usize> {
+    if let Some(zone) = selector.strip_prefix("zone:") {
+        return (0..names.len()).filter(|&i| zone_of(i) == zone).collect();
+    }
+    if let Some(prefix) = selector.strip_suffix('*') {
+        return (0..names.len()).filter(|&i| names[i].starts_with(prefix)).collect();
+    }
+    names.iter().position(|n| n == selector).into_iter().collect()
+}
+
+/// The zone each node is placed in (round-robin over its tier's zones; the client in the
+/// workload's zone).
+pub fn placement(s: &Scenario) -> Vec<String> {
+    let t = &s.topology;
+    let mut zones = Vec::new();
+    let spread = |count: u32, zs: &Vec<String>, out: &mut Vec<String>| {
+        out.extend((0..count as usize).map(|i| zs[i % zs.len()].clone()));
+    };
+    spread(t.gateways.count, &t.gateways.zones, &mut zones);
+    spread(t.services.count, &t.services.zones, &mut zones);
+    spread(t.stores.shards, &t.stores.zones, &mut zones);
+    zones.push(s.workload.zone.clone());
+    zones
+}
+
+fn validate_fault(f: &Fault, i: usize, s: &Scenario, names: &[String]) -> Result<(), Invalid> {
+    let p = |field: &str| vec![key("faults"), Seg::Index(i), key(field)];
+    let at = f.at_s();
+    check(at >= 0.0 && at <= s.duration_s, p("at_s"), format!("must be within the run (0 to duration_s = {})", s.duration_s))?;
+    if let Some(end) = f.end_s() {
+        check(end >= at && end.is_finite(), p("duration_s"), "durations must be >= 0")?;
+    }
+    let placed = placement(s);
+    let zone_of = |n: usize| placed[n].clone();
+    let nodes_exist = |sel: &str, field: &str| {
+        check(!select(sel, names, &zone_of).is_empty(), p(field), format!("`{sel}` names no node; nodes are {names:?} (or use zone:NAME, or a prefix with *)"))
+    };
+    let zone_exists = |z: &str, field: &str| {
+        check(s.topology.zones.iter().any(|x| x == z), p(field), format!("zone `{z}` is not in topology.zones {:?}", s.topology.zones))
+    };
+    match f {
+        Fault::Crash { node, restart_after_s, .. } => {
+            nodes_exist(node, "node")?;
+            if let Some(d) = restart_after_s {
+                check(*d >= 0.0, p("restart_after_s"), "must be >= 0")?;
+            }
+        }
+        Fault::Restart { node, .. } | Fault::ClockSkew { node, .. } => nodes_exist(node, "node")?,
+        Fault::Partition { a, b, .. } | Fault::Clog { a, b, .. } => {
+            for sel in a {
+                nodes_exist(sel, "a")?;
+            }
+            for sel in b {
+                nodes_exist(sel, "b")?;
+            }
+        }
+        Fault::Loss { between, probability, .. } => {
+            zone_exists(&between[0], "between")?;
+            zone_exists(&between[1], "between")?;
+            check((0.0..=1.0).contains(probability), p("probability"), "must be in [0, 1]")?;
+        }
+        Fault::LatencySpike { between, extra_ms, .. } => {
+            zone_exists(&between[0], "between")?;
+            zone_exists(&between[1], "between")?;
+            check(*extra_ms >= 0.0, p("extra_ms"), "must be >= 0")?;
+        }
+        Fault::DiskSlow { node, factor, .. } => {
+            nodes_exist(node, "node")?;
+            check(*factor >= 0.0, p("factor"), "must be >= 0")?;
+        }
+        Fault::DiskErrors { node, probability, .. } => {
+            nodes_exist(node, "node")?;
+            check((0.0..=1.0).contains(probability), p("probability"), "must be in [0, 1]")?;
+        }
+    }
+    if let Fault::ClockSkew { jump_ms, drift_ppm, .. } = f {
+        check(*jump_ms >= 0.0, p("jump_ms"), "clocks only jump forward (monotonic time); use a negative drift_ppm for a slow clock")?;
+        check(drift_ppm.abs() < 500_000.0, p("drift_ppm"), "must be within +-500000 ppm")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,427 @@
+//! The workload: an open-loop population of users, as one client node.
+//!
+//! Arrivals are Poisson with a time-varying rate (thinning against the curve's peak); each
+//! arrival picks a user by Zipf popularity and a route by the request mix. Static routes ask for
+//! a resource (Zipf over `static_objects`), reads and writes for the user's own record. Every
+//! write carries a fresh value, so the history says exactly which writes were acknowledged.
+
+use minitwin_components::deadline::DeadlineQueue;
+use minitwin_components::detmap::Slab;
+use minitwin_components::metrics::{CounterId, HistId};
+use minitwin_components::msg::{Request, Response, Route, Status};
+use minitwin_components::rng::{ms_to_ns, Zipf};
+use minitwin_components::{Component, Context, Msg, NodeId, Timer};
+use serde::Deserialize;
+
+/// The arrival rate over time.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "curve", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RateCurve {
+    Constant { rps: f64 },
+    /// Linear from `from_rps` at `start_s` to `to_rps` at `end_s`, flat outside.
+    Ramp { from_rps: f64, to_rps: f64, start_s: f64, end_s: f64 },
+    /// `mean_rps * (1 + amplitude * sin(2 pi (t - peak_s) / period_s + pi/2))`: peaks at `peak_s`.
+    Diurnal { mean_rps: f64, amplitude: f64, period_s: f64, peak_s: f64 },
+    /// `base_rps`, and `peak_rps` during [at_s, at_s + duration_s).
+    Spike { base_rps: f64, peak_rps: f64, at_s: f64, duration_s: f64 },
+}
+
+impl RateCurve {
+    /// Requests per second at `t_s`.
+    pub fn rate(&self, t_s: f64) -> f64 {
+        match *self {
+            RateCurve::Constant { rps } => rps,
+            RateCurve::Ramp { from_rps, to_rps, start_s, end_s } => {
+                let f = ((t_s - start_s) / (end_s - start_s).max(1e-9)).clamp(0.0, 1.0);
+                from_rps + (to_rps - from_rps) * f
+            }
+            RateCurve::Diurnal { mean_rps, amplitude, period_s, peak_s } => {
+                let phase = std::f64::consts::TAU * (t_s - peak_s) / period_s;
+                mean_rps * (1.0 + amplitude * phase.cos())
+            }
+            RateCurve::Spike { base_rps, peak_rps, at_s, duration_s } => {
+                if t_s >= at_s && t_s < at_s + duration_s {
+                    peak_rps
+                } else {
+                    base_rps
+                }
+            }
+        }
+    }
+
+    /// An upper bound of the rate over all time (for thinning).
+    pub fn peak(&self) -> f64 {
+        match *self {
+            RateCurve::Constant { rps } => rps,
+            RateCurve::Ramp { from_rps, to_rps, .. } => from_rps.max(to_rps),
+            RateCurve::Diurnal { mean_rps, amplitude, .. } => mean_rps * (1.0 + amplitude.abs()),
+            RateCurve::Spike { base_rps, peak_rps, .. } => base_rps.max(peak_rps),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let ok = |v: f64| v.is_finite() && v >= 0.0;
+        let fine = match *self {
+            RateCurve::Constant { rps } => ok(rps),
+            RateCurve::Ramp { from_rps, to_rps, start_s, end_s } => {
+                ok(from_rps) && ok(to_rps) && ok(start_s) && end_s > start_s
+            }
+            RateCurve::Diurnal { mean_rps, amplitude, period_s, .. } => {
+                ok(mean_rps) && (0.0..=1.0).contains(&amplitude) && period_s > 0.0
+            }
+            RateCurve::Spike { base_rps, peak_rps, at_s, duration_s } => {
+                ok(base_rps) && ok(peak_rps) && ok(at_s) && ok(duration_s)
+            }
+        };
+        if !fine {
+            return Err(format!(
+                "{self:?}: rates must be finite and >= 0, ramps need end_s > start_s, \
+                 diurnal amplitude in [0, 1] and period_s > 0"
+            ));
+        }
+        if self.peak() > 10_000_000.0 {
+            return Err("rates above 10,000,000 requests/s are not supported".into());
+        }
+        Ok(())
+    }
+}
+
+/// Fractions of static, read and write requests (they must add up to 1).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mix {
+    #[serde(rename = "static")]
+    pub static_: f64,
+    pub read: f64,
+    pub write: f64,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Mix { static_: 0.6, read: 0.3, write: 0.1 }
+    }
+}
+
+/// The workload section of a scenario.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadConfig {
+    pub rate: RateCurve,
+    /// Size of the user population (keys of read/write routes).
+    #[serde(default = "default_users")]
+    pub users: u64,
+    /// Zipf exponent of user and object popularity.
+    #[serde(default = "default_zipf")]
+    pub zipf_alpha: f64,
+    /// Distinct cacheable resources.
+    #[serde(default = "default_objects")]
+    pub static_objects: u64,
+    #[serde(default)]
+    pub mix: Mix,
+    /// The client gives up on a request after this long.
+    #[serde(default = "default_client_timeout")]
+    pub timeout_ms: f64,
+    /// The zone the users are in.
+    #[serde(default = "default_client_zone")]
+    pub zone: String,
+}
+
+fn default_users() -> u64 {
+    100_000
+}
+fn default_zipf() -> f64 {
+    0.9
+}
+fn default_objects() -> u64 {
+    10_000
+}
+fn default_client_timeout() -> f64 {
+    10_000.0
+}
+fn default_client_zone() -> String {
+    "users".into()
+}
+
+impl WorkloadConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        self.rate.validate()?;
+        let m = &self.mix;
+        let parts = [m.static_, m.read, m.write];
+        if parts.iter().any(|p| !(0.0..=1.0).contains(p)) || ((parts.iter().sum::<f64>()) - 1.0).abs() > 1e-6 {
+            return Err(format!(
+                "mix fractions must each be in [0, 1] and add up to 1 (static {} + read {} + write {} = {})",
+                m.static_,
+                m.read,
+                m.write,
+                parts.iter().sum::<f64>()
+            ));
+        }
+        if self.users == 0 || self.static_objects == 0 {
+            return Err("users and static_objects must be at least 1".into());
+        }
+        if !(self.zipf_alpha > 0.0 && self.zipf_alpha.is_finite()) {
+            return Err("zipf_alpha must be > 0".into());
+        }
+        if !(self.timeout_ms > 0.0) {
+            return Err("timeout_ms must be > 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// One acknowledged write, for the durability checker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AckedWrite {
+    pub key: u64,
+    pub value: u64,
+    pub ack_ns: u64,
+}
+
+/// Per-second counts, for the time series.
+#[derive(Clone, Debug, Default)]
+pub struct Second {
+    pub sent: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub latency_ns_sum: u64,
+    /// Latency histogram in 64 log2 buckets (coarse p99 per second).
+    pub log2_buckets: Vec<u32>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Outstanding {
+    route: Route,
+    key: u64,
+    value: u64,
+    sent_ns: u64,
+}
+
+struct Ids {
+    sent: CounterId,
+    by_status: [CounterId; 6],
+    timeouts: CounterId,
+    latency: HistId,
+    latency_by_route: [HistId; 3],
+}
+
+/// The client node.
+pub struct Client {
+    config: WorkloadConfig,
+    gateways: Vec<NodeId>,
+    users: Zipf,
+    objects: Zipf,
+    peak_rps: f64,
+    outstanding: Slab<Outstanding>,
+    deadlines: DeadlineQueue<u64>,
+    due: Vec<u64>,
+    next_value: u64,
+    stop_ns: u64,
+    ids: Option<Ids>,
+    /// Writes acknowledged with 200, in acknowledgement order.
+    pub acked_writes: Vec<AckedWrite>,
+    /// Per simulated second, by completion time.
+    pub seconds: Vec<Second>,
+}
+
+const TICK_ARRIVAL: u32 = 0;
+
+impl Client {
+    /// A client sending to `gateways` until `stop_ns` (simulated time).
+    pub fn new(config: WorkloadConfig, gateways: &[NodeId], stop_ns: u64) -> Client {
+        assert!(!gateways.is_empty(), "the workload needs a gateway to talk to");
+        Client {
+            users: Zipf::new(config.users, config.zipf_alpha),
+            objects: Zipf::new(config.static_objects, config.zipf_alpha),
+            peak_rps: config.rate.peak(),
+            gateways: gateways.to_vec(),
+            outstanding: Slab::new(),
+            deadlines: DeadlineQueue::new(),
+            due: Vec::new(),
+            next_value: 1,
+            stop_ns,
+            ids: None,
+            acked_writes: Vec::new(),
+            seconds: Vec::new(),
+            config,
+        }
+    }
+
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.len()
+    }
+
+    fn ids(&self) -> &Ids {
+        self.ids.as_ref().expect("start() registers metrics")
+    }
+
+    fn second(&mut self, now_ns: u64) -> &mut Second {
+        let s = (now_ns / 1_000_000_000) as usize;
+        if self.seconds.len() <= s {
+            self.seconds.resize_with(s + 1, || Second { log2_buckets: vec![0; 64], ..Second::default() });
+        }
+        &mut self.seconds[s]
+    }
+
+    /// Schedules the next arrival by thinning: exponential gaps at the peak rate, each kept with
+    /// probability rate(t) / peak.
+    fn schedule_next(&mut self, ctx: &mut dyn Context) {
+        if self.peak_rps <= 0.0 {
+            return;
+        }
+        let mut t = ctx.now_ns();
+        loop {
+            t += ms_to_ns(ctx.rng().exp(1000.0 / self.peak_rps)).max(1);
+            if t >= self.stop_ns {
+                return;
+            }
+            let keep = self.config.rate.rate(t as f64 / 1e9) / self.peak_rps;
+            if ctx.rng().unit() < keep {
+                break;
+            }
+        }
+        let after = t - ctx.now_ns();
+        ctx.set_timer(after, Timer::Tick { kind: TICK_ARRIVAL });
+    }
+
+    fn arrive(&mut self, ctx: &mut dyn Context) {
+        let now = ctx.now_ns();
+        let user = self.users.sample(ctx.rng());
+        let u = ctx.rng().unit();
+        let mix = &self.config.mix;
+        let route = if u < mix.static_ {
+            Route::Static
+        } else if u < mix.static_ + mix.read {
+            Route::Read
+        } else {
+            Route::Write
+        };
+        let key = match route {
+            Route::Static => self.objects.sample(ctx.rng()),
+            Route::Read | Route::Write => user,
+        };
+        let value = if route == Route::Write {
+            self.next_value += 1;
+            self.next_value
+        } else {
+            0
+        };
+        let id = self.outstanding.insert(Outstanding { route, key, value, sent_ns: now });
+        let gateway = self.gateways[(user % self.gateways.len() as u64) as usize];
+        ctx.send(gateway, Msg::Request(Request { id, route, key, value }));
+        let sent = self.ids().sent;
+        ctx.metrics().add(sent, 1);
+        self.second(now).sent += 1;
+        self.deadlines.push(ctx, now + ms_to_ns(self.config.timeout_ms), id);
+    }
+
+    fn complete(&mut self, ctx: &mut dyn Context, r: Response) {
+        let Some(o) = self.outstanding.remove(r.id) else {
+            return; // answered after the client gave up
+        };
+        let now = ctx.now_ns();
+        let latency = now - o.sent_ns;
+        let status_index = Status::ALL.iter().position(|&s| s == r.status).expect("known status");
+        let ids = self.ids();
+        let (by_status, hist, by_route) =
+            (ids.by_status[status_index], ids.latency, ids.latency_by_route[o.route as usize]);
+        let m = ctx.metrics();
+        m.add(by_status, 1);
+        if r.status.is_ok() {
+            m.record(hist, latency);
+            m.record(by_route, latency);
+        }
+        if r.status.is_ok() && o.route == Route::Write {
+            self.acked_writes.push(AckedWrite { key: o.key, value: o.value, ack_ns: now });
+        }
+        let sec = self.second(now);
+        if r.status.is_ok() {
+            sec.ok += 1;
+            sec.latency_ns_sum += latency;
+            sec.log2_buckets[63 - latency.max(1).leading_zeros() as usize] += 1;
+        } else {
+            sec.errors += 1;
+        }
+    }
+
+    fn on_deadlines(&mut self, ctx: &mut dyn Context) {
+        let mut due = std::mem::take(&mut self.due);
+        self.deadlines.fire(ctx, &mut due);
+        let now = ctx.now_ns();
+        for &id in &due {
+            if self.outstanding.remove(id).is_some() {
+                let t = self.ids().timeouts;
+                ctx.metrics().add(t, 1);
+                self.second(now).errors += 1;
+            }
+        }
+        due.clear();
+        self.due = due;
+    }
+}
+
+impl Component for Client {
+    fn start(&mut self, ctx: &mut dyn Context) {
+        let m = ctx.metrics();
+        self.ids = Some(Ids {
+            sent: m.counter("client_requests_total"),
+            by_status: [
+                m.counter("client_status_200_total"),
+                m.counter("client_status_429_total"),
+                m.counter("client_status_500_total"),
+                m.counter("client_status_502_total"),
+                m.counter("client_status_503_total"),
+                m.counter("client_status_504_total"),
+            ],
+            timeouts: m.counter("client_timeouts_total"),
+            latency: m.histogram("client_latency_ns"),
+            latency_by_route: [
+                m.histogram("client_latency_static_ns"),
+                m.histogram("client_latency_read_ns"),
+                m.histogram("client_latency_write_ns"),
+            ],
+        });
+        self.schedule_next(ctx);
+    }
+
+    fn on_message(&mut self, ctx: &mut dyn Context, _from: NodeId, msg: Msg) {
+        if let Msg::Response(r) = msg {
+            self.complete(ctx, r);
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut dyn Context, timer: Timer) {
+        match timer {
+            Timer::Tick { kind: TICK_ARRIVAL } => {
+                self.arrive(ctx);
+                self.schedule_next(ctx);
+            }
+            Timer::Deadlines => self.on_deadlines(ctx),
+            _ => {}
+        }
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spike_curve_is_at_its_peak_only_inside_the_window() {
+        let c = RateCurve::Spike { base_rps: 100.0, peak_rps: 900.0, at_s: 10.0, duration_s: 5.0 };
+        assert_eq!(c.rate(9.9), 100.0);
+        assert_eq!(c.rate(10.0), 900.0);
+        assert_eq!(c.rate(15.0), 100.0);
+        assert_eq!(c.peak(), 900.0);
+    }
+
+    #[test]
+    fn a_diurnal_curve_peaks_at_its_peak_time() {
+        let c = RateCurve::Diurnal { mean_rps: 100.0, amplitude: 0.5, period_s: 86_400.0, peak_s: 3_600.0 };
+        assert!((c.rate(3_600.0) - 150.0).abs() < 1e-9);
+        assert!((c.rate(3_600.0 + 43_200.0) - 50.0).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,168 @@
+//! Builds a runnable simulation from a scenario and a seed: nodes, zones, links, component
+//! factories, and the fault schedule compiled into kernel actions.
+
+use crate::kernel::{Action, Buggify, NodeSpec, Sim};
+use crate::net::{LinkConfig, Network};
+use crate::scenario::{node_names, placement, select, Fault, Scenario};
+use crate::workload::Client;
+use minitwin_components::gateway::Gateway;
+use minitwin_components::rng::{ms_to_ns, Rng};
+use minitwin_components::service::Service;
+use minitwin_components::store::Store;
+use minitwin_components::NodeId;
+
+/// A built simulation and where everything is in it.
+pub struct World {
+    pub sim: Sim,
+    pub names: Vec<String>,
+    pub zones: Vec<String>,
+    pub gateways: Vec<NodeId>,
+    pub services: Vec<NodeId>,
+    pub stores: Vec<NodeId>,
+    pub client: NodeId,
+    pub end_ns: u64,
+}
+
+pub fn s_to_ns(s: f64) -> u64 {
+    ms_to_ns(s * 1000.0)
+}
+
+fn ids(range: std::ops::Range<usize>) -> Vec<NodeId> {
+    range.map(|i| i as NodeId).collect()
+}
+
+/// Builds the scenario's world for `seed`. The scenario must have passed validation.
+pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
+    let t = &s.topology;
+    let names = node_names(t);
+    let placed = placement(s);
+    let zone_index = |z: &str| t.zones.iter().position(|x| x == z).expect("validated zone") as u16;
+    let (g, sv, st) = (t.gateways.count as usize, t.services.count as usize, t.stores.shards as usize);
+    let gateways = ids(0..g);
+    let services = ids(g..g + sv);
+    let stores = ids(g + sv..g + sv + st);
+    let client = (g + sv + st) as NodeId;
+    let end_ns = s_to_ns(s.duration_s);
+
+    let mut specs = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let factory: crate::kernel::Factory = if i < g {
+            let (config, ups) = (t.gateways.config.clone(), services.iter().map(|&n| (n, 1)).collect::<Vec<_>>());
+            Box::new(move || Box::new(Gateway::new(config.clone(), &ups)))
+        } else if i < g + sv {
+            let (config, shards) = (t.services.config.clone(), stores.clone());
+            Box::new(move || Box::new(Service::new(config.clone(), &shards)))
+        } else if i < g + sv + st {
+            let config = t.stores.config.clone();
+            Box::new(move || Box::new(Store::new(config.clone())))
+        } else {
+            let (config, gws) = (s.workload.clone(), gateways.clone());
+            Box::new(move || Box::new(Client::new(config.clone(), &gws, end_ns)))
+        };
+        specs.push(NodeSpec {
+            name: name.clone(),
+            zone: zone_index(&placed[i]),
+            factory,
+            disk: t.stores.disk.clone(),
+            clock_offset_ns: 0,
+        });
+    }
+
+    let zones = t.zones.len();
+    let mut links = vec![t.default_link.clone(); zones * zones];
+    for l in &t.links {
+        let (a, b) = (zone_index(&l.between[0]) as usize, zone_index(&l.between[1]) as usize);
+        let link = LinkConfig { latency: l.latency.clone(), loss: l.loss };
+        links[a * zones + b] = link.clone();
+        links[b * zones + a] = link;
+    }
+    let zone_of: Vec<u16> = specs.iter().map(|n| n.zone).collect();
+    let rngs = names.iter().map(|n| Rng::stream(seed, &format!("{n}/net"))).collect();
+    let net = Network::new(zones, zone_of, links, rngs);
+    let b = &s.buggify;
+    let buggify = Buggify::new(seed, b.enabled, b.enable_probability, b.fire_probability);
+    let mut sim = Sim::new(seed, specs, net, buggify, record_trace);
+
+    if s.warmup_s > 0.0 {
+        sim.schedule(s_to_ns(s.warmup_s), Action::ResetMetrics);
+    }
+    for f in &s.faults {
+        for (at_ns, action) in compile_fault(f, &names, &placed, &t.zones) {
+            sim.schedule(at_ns, action);
+        }
+    }
+    World { sim, names, zones: t.zones.clone(), gateways, services, stores, client, end_ns }
+}
+
+/// A scenario fault as timed kernel actions (its start and, where it has one, its healing).
+pub fn compile_fault(f: &Fault, names: &[String], placed: &[String], zones: &[String]) -> Vec<(u64, Action)> {
+    let zone_of = |i: usize| placed[i].clone();
+    let nodes = |sels: &[String]| -> Vec<NodeId> {
+        let mut v: Vec<NodeId> =
+            sels.iter().flat_map(|s| select(s, names, &zone_of)).map(|i| i as NodeId).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let one = |sel: &String| nodes(std::slice::from_ref(sel));
+    let zone = |z: &String| zones.iter().position(|x| x == z).expect("validated zone") as u16;
+    let at = s_to_ns(f.at_s());
+    let end = f.end_s().map(s_to_ns).unwrap_or(u64::MAX);
+    let mut out = Vec::new();
+    match f {
+        Fault::Crash { node, restart_after_s, .. } => {
+            for n in one(node) {
+                out.push((at, Action::Crash(n)));
+                if restart_after_s.is_some() {
+                    out.push((end, Action::Restart(n)));
+                }
+            }
+        }
+        Fault::Restart { node, .. } => out.extend(one(node).into_iter().map(|n| (at, Action::Restart(n)))),
+        Fault::Partition { a, b, one_way, .. } => {
+            let (a, b) = (nodes(a), nodes(b));
+            out.push((at, Action::Partition { a: a.clone(), b: b.clone(), delta: 1 }));
+            out.push((end, Action::Partition { a: a.clone(), b: b.clone(), delta: -1 }));
+            if !one_way {
+                out.push((at, Action::Partition { a: b.clone(), b: a.clone(), delta: 1 }));
+                out.push((end, Action::Partition { a: b, b: a, delta: -1 }));
+            }
+        }
+        Fault::Clog { a, b, one_way, .. } => {
+            let (a, b) = (nodes(a), nodes(b));
+            out.push((at, Action::Clog { a: a.clone(), b: b.clone(), until_ns: end }));
+            if !one_way {
+                out.push((at, Action::Clog { a: b, b: a, until_ns: end }));
+            }
+        }
+        Fault::Loss { between, probability, .. } => {
+            let (za, zb) = (zone(&between[0]), zone(&between[1]));
+            out.push((at, Action::Loss { zone_a: za, zone_b: zb, probability: Some(*probability) }));
+            out.push((end, Action::Loss { zone_a: za, zone_b: zb, probability: None }));
+        }
+        Fault::LatencySpike { between, extra_ms, .. } => {
+            let (za, zb) = (zone(&between[0]), zone(&between[1]));
+            out.push((at, Action::ExtraLatency { zone_a: za, zone_b: zb, extra_ns: ms_to_ns(*extra_ms) }));
+            out.push((end, Action::ExtraLatency { zone_a: za, zone_b: zb, extra_ns: 0 }));
+        }
+        Fault::ClockSkew { node, jump_ms, drift_ppm, .. } => {
+            for n in one(node) {
+                out.push((at, Action::ClockJump { node: n, forward_ns: ms_to_ns(*jump_ms) }));
+                out.push((at, Action::ClockRate { node: n, drift_ppm: *drift_ppm }));
+            }
+        }
+        Fault::DiskSlow { node, factor, .. } => {
+            for n in one(node) {
+                out.push((at, Action::DiskSlow { node: n, factor: *factor }));
+                out.push((end, Action::DiskSlow { node: n, factor: 1.0 }));
+            }
+        }
+        Fault::DiskErrors { node, probability, .. } => {
+            for n in one(node) {
+                out.push((at, Action::DiskErrors { node: n, probability: *probability }));
+                out.push((end, Action::DiskErrors { node: n, probability: 0.0 }));
+            }
+        }
+    }
+    out
+}

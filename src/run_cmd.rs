@@ -1,0 +1,137 @@
+//! `minitwin run`: run a scenario for one or more seeds, print a summary, write results.
+
+use crate::cli::RunArgs;
+use indicatif::{ProgressBar, ProgressStyle};
+use minitwin_sim::kernel::Progress;
+use minitwin_sim::runner::{self, RunOptions, RunOutcome};
+use minitwin_sim::scenario::{self, Scenario};
+use minitwin_sim::report;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub const COMMIT: &str = env!("MINITWIN_COMMIT");
+
+pub fn main(args: RunArgs) -> u8 {
+    let scenario = match scenario::load(&args.scenario) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let seeds = match args.seed {
+        Some(s) => vec![s],
+        None => scenario.seeds.clone(),
+    };
+    let mut worst = 0u8;
+    for seed in seeds {
+        let code = match run_one(&args, &scenario, seed) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e}");
+                2
+            }
+        };
+        worst = worst.max(code);
+    }
+    worst
+}
+
+fn replay(args: &RunArgs, seed: u64) -> String {
+    format!("minitwin run {} --seed {seed}", args.scenario.display())
+}
+
+fn run_one(args: &RunArgs, scenario: &Scenario, seed: u64) -> Result<u8, String> {
+    println!("minitwin run: scenario `{}` seed {seed} commit {COMMIT}", scenario.name);
+    println!("replay: {}", replay(args, seed));
+    let bar = progress_bar(args.quiet, runner::duration_ns(scenario));
+    let outcome = match run_with_log(args, scenario, seed, &bar) {
+        Ok(o) => o,
+        Err(panic) => {
+            bar.abandon();
+            eprintln!("error: the simulator crashed: {panic}");
+            eprintln!("replay: {}", replay(args, seed));
+            return Ok(1);
+        }
+    };
+    bar.finish_and_clear();
+    print!("{}", report::summary_text(&outcome));
+    let dir = write_results(&args.out, &outcome)?;
+    println!("results: {}", dir.display());
+    match outcome.failure() {
+        Some(class) => {
+            eprintln!("FAILED ({class:?}); replay: {}", replay(args, seed));
+            Ok(class.exit_code() as u8)
+        }
+        None => Ok(0),
+    }
+}
+
+fn run_with_log(args: &RunArgs, scenario: &Scenario, seed: u64, bar: &ProgressBar) -> Result<RunOutcome, String> {
+    // Wall-clock time feeds the progress bar only; it never enters the run.
+    #[allow(clippy::disallowed_methods)]
+    let started = Instant::now();
+    let mut on_progress = |p: Progress| {
+        bar.set_position(p.now_ns / 1_000_000_000);
+        let wall_s = started.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!(
+            "{:.2} M events/s, {:.1} simulated s per s",
+            p.events_total as f64 / wall_s / 1e6,
+            p.now_ns as f64 / 1e9 / wall_s
+        ));
+    };
+    let options = RunOptions::default();
+    let run = || runner::run(scenario, seed, &options, &mut on_progress);
+    let result = match &args.log {
+        None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)),
+        Some(path) => {
+            let file = std::fs::File::create(path).map_err(|e| format!("cannot create log file {}: {e}", path.display()))?;
+            let level: tracing::Level = args.log_level.parse().expect("clap restricts the level");
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .without_time()
+                .with_max_level(level)
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_writer(std::sync::Mutex::new(std::io::BufWriter::new(file)))
+                .finish();
+            tracing::subscriber::with_default(subscriber, || {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+            })
+        }
+    };
+    result.map_err(|p| {
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panic".into())
+    })
+}
+
+fn progress_bar(quiet: bool, duration_ns: u64) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(duration_ns.div_ceil(1_000_000_000));
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} simulated s  {msg}  [{elapsed}]")
+            .expect("valid template"),
+    );
+    bar
+}
+
+fn write_results(out: &Path, o: &RunOutcome) -> Result<PathBuf, String> {
+    let dir = out.join(&o.scenario).join(format!("seed-{}", o.seed));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create results directory {}: {e}", dir.display()))?;
+    let files: [(&str, Vec<u8>); 4] = [
+        ("metrics.csv", report::metrics_csv(o, COMMIT)),
+        ("timeseries.csv", report::timeseries_csv(o, COMMIT)),
+        ("summary.txt", report::summary_text(o).into_bytes()),
+        ("trace_hash.txt", format!("{:016x}\n", o.trace_hash).into_bytes()),
+    ];
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(dir)
+}
