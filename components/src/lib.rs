@@ -14,6 +14,7 @@
 //!   bounded retries).
 //! - [`store`]: a single-primary key-value shard that logs to disk and syncs before it acks.
 //! - [`codec`]: the byte encoding of [`msg::Msg`] for production sockets.
+//! - [`testing`]: a hand-cranked context for testing components without a simulator.
 //!
 //! Architecture invariant: nothing here reads a clock, opens a socket, spawns a thread or asks
 //! the OS for randomness; nothing here depends on `minitwin-sim` or on tokio.
@@ -28,6 +29,7 @@ pub mod msg;
 pub mod rng;
 pub mod service;
 pub mod store;
+pub mod testing;
 
 pub use context::{Component, Context, DiskError, DiskEvent, NodeId, TimerId};
 pub use msg::{Msg, Timer};

@@ -308,6 +308,72 @@ impl Component for Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::msg::StoreResponse;
+    use crate::testing::TestContext;
+
+    fn request(id: u64, route: Route) -> Msg {
+        Msg::Request(Request { id, route, key: 3, value: 30 })
+    }
+
+    fn one_worker() -> (Service, TestContext) {
+        let config = ServiceConfig {
+            workers: 1,
+            queue_capacity: 1,
+            service_time: Dist::Constant { ms: 1.0 },
+            store_timeout_ms: 100.0,
+            store_retries: 0,
+            retry_backoff_ms: 0.0,
+        };
+        let mut ctx = TestContext::new(1);
+        let mut s = Service::new(config, &[7]);
+        s.start(&mut ctx);
+        (s, ctx)
+    }
+
+    fn statuses(ctx: &mut TestContext) -> Vec<(u64, Status)> {
+        ctx.take_sent()
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                Msg::Response(r) => Some((r.id, r.status)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_full_queue_sheds_with_503() {
+        let (mut s, mut ctx) = one_worker();
+        for id in 1..=3 {
+            s.on_message(&mut ctx, 0, request(id, Route::Static));
+        }
+        assert_eq!(statuses(&mut ctx), vec![(3, Status::Unavailable)]);
+    }
+
+    #[test]
+    fn a_stale_store_deadline_never_times_out_the_next_job_on_the_same_worker() {
+        let (mut s, mut ctx) = one_worker();
+        s.on_message(&mut ctx, 0, request(1, Route::Read));
+        let t = ctx.pop_timer().unwrap(); // CPU done at 1 ms: the store call goes out
+        s.on_timer(&mut ctx, t);
+        let (_, Msg::Store(call)) = ctx.take_sent()[0] else { panic!("expected a store call") };
+        let reply = StoreResponse { id: call.id, result: StoreResult::Value(Some(30)) };
+        s.on_message(&mut ctx, 7, Msg::StoreReply(reply));
+        assert_eq!(statuses(&mut ctx), vec![(1, Status::Ok)]);
+        // The next job takes the same worker and calls the store at 2 ms; the first call's
+        // deadline (101 ms) must not fail it, only its own (102 ms) may.
+        s.on_message(&mut ctx, 0, request(2, Route::Read));
+        let t = ctx.pop_timer().unwrap();
+        s.on_timer(&mut ctx, t);
+        ctx.take_sent();
+        let t = ctx.pop_timer().unwrap();
+        assert_eq!(t, Timer::Deadlines);
+        assert_eq!(ctx.now_ns, 101_000_000);
+        s.on_timer(&mut ctx, t);
+        assert!(statuses(&mut ctx).is_empty(), "the first call's deadline failed the second job");
+        let t = ctx.pop_timer().unwrap();
+        s.on_timer(&mut ctx, t);
+        assert_eq!(statuses(&mut ctx), vec![(2, Status::GatewayTimeout)]);
+    }
 
     #[test]
     fn shards_split_the_keyspace_evenly() {

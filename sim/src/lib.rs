@@ -12,6 +12,7 @@
 //! - [`scenario`]: scenario files (strict TOML, errors with file, line and field).
 //! - [`world`]: builds a simulation from a scenario and a seed; compiles faults to actions.
 //! - [`checks`]: checkers (durability of acknowledged writes, SLOs).
+//! - [`oracle`]: analytic queueing formulas (Erlang B/C, M/M/c, M/M/1) for the twin's tests.
 //! - [`runner`]: runs one seed and gathers the outcome; [`report`] turns it into files.
 //!
 //! Architecture invariant: nothing in a run reads the wall clock, OS randomness or a hash
@@ -21,6 +22,7 @@ pub mod checks;
 pub mod disk;
 pub mod kernel;
 pub mod net;
+pub mod oracle;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -249,7 +249,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
             file: path.to_path_buf(),
             line,
             column,
-            field: String::new(),
+            field: field_at(text, offset),
             message: e.message().trim().to_string(),
             source_line: text.lines().nth(line.saturating_sub(1)).unwrap_or("").to_string(),
         }
@@ -279,46 +279,90 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// Byte offset of the deepest part of `path` present in the document.
 fn locate(text: &str, path: &[Seg]) -> Option<usize> {
     let doc = toml_edit::ImDocument::parse(text).ok()?;
-    let mut item: &toml_edit::Item = doc.as_item();
     let mut best = None;
+    let mut item: &toml_edit::Item = doc.as_item();
+    let mut table_item: Option<&toml_edit::Table> = None;
     for seg in path {
-        let next = match seg {
+        match seg {
             Seg::Key(k) => {
-                let table = item.as_table_like()?;
-                let (key, value) = table.get_key_value(k)?;
-                best = key.span().map(|s| s.start).or(best);
-                value
+                let found = match table_item {
+                    Some(t) => t.get_key_value(k),
+                    None => item.as_table_like().and_then(|t| t.get_key_value(k)),
+                };
+                let Some((key, value)) = found else { return best };
+                best = key.span().or_else(|| value.span()).map(|s| s.start).or(best);
+                item = value;
+                table_item = None;
             }
             Seg::Index(i) => {
-                if let Some(aot) = item.as_array_of_tables() {
-                    let t = aot.get(*i)?;
+                if let Some(t) = item.as_array_of_tables().and_then(|a| a.get(*i)) {
                     best = t.span().map(|s| s.start).or(best);
-                    // `Table` is not an `Item`; continue from the table's own entries.
-                    return locate_in_table(t, &path[path.iter().position(|s| s == seg)? + 1..]).or(best);
+                    table_item = Some(t);
+                    continue;
                 }
-                let arr = item.as_array()?;
-                let v = arr.get(*i)?;
-                best = v.span().map(|s| s.start).or(best);
-                return best;
+                let Some(v) = item.as_array().and_then(|a| a.get(*i)) else { return best };
+                return v.span().map(|s| s.start).or(best);
             }
-        };
-        item = next;
+        }
     }
     best
 }
 
-fn locate_in_table(table: &toml_edit::Table, rest: &[Seg]) -> Option<usize> {
-    let Some(Seg::Key(k)) = rest.first() else {
-        return table.span().map(|s| s.start);
-    };
-    let (key, value) = table.get_key_value(k)?;
-    let here = key.span().map(|s| s.start);
-    if rest.len() == 1 {
-        return here;
+/// The dotted path of the innermost key whose value covers byte `offset`.
+fn field_at(text: &str, offset: usize) -> String {
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else { return String::new() };
+    let mut path = Vec::new();
+    field_in_item(doc.as_item(), offset, &mut path);
+    path_string(&path)
+}
+
+fn covers(span: Option<std::ops::Range<usize>>, offset: usize) -> bool {
+    span.is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
+}
+
+fn field_in_item(item: &toml_edit::Item, offset: usize, path: &mut Vec<Seg>) {
+    if let Some(aot) = item.as_array_of_tables() {
+        let tables: Vec<&toml_edit::Table> = aot.iter().collect();
+        // A table's span covers only its header: take the last one that starts before offset.
+        let i = tables.iter().rposition(|t| t.span().is_some_and(|s| s.start <= offset));
+        if let Some(i) = i {
+            path.push(Seg::Index(i));
+            field_in_table_like(tables[i], offset, path);
+        }
+        return;
     }
-    match value.as_table() {
-        Some(t) => locate_in_table(t, &rest[1..]).or(here),
-        None => here,
+    if let Some(t) = item.as_table_like() {
+        field_in_table_like(t, offset, path);
+        return;
+    }
+    if let Some(arr) = item.as_array() {
+        for (i, v) in arr.iter().enumerate() {
+            if covers(v.span(), offset) {
+                path.push(Seg::Index(i));
+                if let Some(t) = v.as_inline_table() {
+                    field_in_table_like(t, offset, path);
+                }
+                return;
+            }
+        }
+    }
+}
+
+fn field_in_table_like(t: &dyn toml_edit::TableLike, offset: usize, path: &mut Vec<Seg>) {
+    let mut best: Option<(usize, &str, &toml_edit::Item)> = None;
+    for (k, v) in t.iter() {
+        let Some((key, _)) = t.get_key_value(k) else { continue };
+        let start = key.span().map(|s| s.start);
+        let inside = covers(v.span(), offset) || v.is_table() || v.is_array_of_tables();
+        if let Some(start) = start {
+            if start <= offset && inside && best.is_none_or(|b| start >= b.0) {
+                best = Some((start, k, v));
+            }
+        }
+    }
+    if let Some((_, k, v)) = best {
+        path.push(Seg::Key(k.to_string()));
+        field_in_item(v, offset, path);
     }
 }
 

@@ -330,3 +330,66 @@ impl Component for Gateway {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestContext;
+
+    fn gateway(config: GatewayConfig) -> (Gateway, TestContext) {
+        let mut ctx = TestContext::new(0);
+        let mut g = Gateway::new(config, &[(10, 1), (11, 1)]);
+        g.start(&mut ctx);
+        (g, ctx)
+    }
+
+    fn get(id: u64, route: Route, key: u64) -> Msg {
+        Msg::Request(Request { id, route, key, value: 0 })
+    }
+
+    #[test]
+    fn a_timed_out_upstream_is_retried_on_the_next_peer_and_then_skipped() {
+        let config = GatewayConfig { proxy_timeout_ms: 10.0, cache_enabled: false, ..GatewayConfig::default() };
+        let (mut g, mut ctx) = gateway(config);
+        g.on_message(&mut ctx, 99, get(1, Route::Read, 5));
+        let sent = ctx.take_sent();
+        let (first_peer, Msg::Request(up)) = sent[0] else { panic!() };
+        let t = ctx.pop_timer().unwrap();
+        g.on_timer(&mut ctx, t);
+        let sent = ctx.take_sent();
+        let (second_peer, Msg::Request(retry)) = sent[0] else { panic!("expected a retry") };
+        assert_ne!(first_peer, second_peer);
+        g.on_message(&mut ctx, second_peer, Msg::Response(Response { id: retry.id, status: Status::Ok, value: None }));
+        assert_eq!(ctx.take_sent()[0], (99, Msg::Response(Response { id: 1, status: Status::Ok, value: None })));
+        // The failed peer is down for fail_timeout: the next requests all go to the other one.
+        let _ = up;
+        for id in 2..5 {
+            g.on_message(&mut ctx, 99, get(id, Route::Read, 5));
+            assert_eq!(ctx.take_sent()[0].0, second_peer);
+        }
+    }
+
+    #[test]
+    fn a_second_request_for_a_static_resource_is_served_from_the_cache() {
+        let (mut g, mut ctx) = gateway(GatewayConfig::default());
+        g.on_message(&mut ctx, 99, get(1, Route::Static, 42));
+        let (peer, Msg::Request(up)) = ctx.take_sent()[0] else { panic!() };
+        g.on_message(&mut ctx, peer, Msg::Response(Response { id: up.id, status: Status::Ok, value: None }));
+        ctx.take_sent();
+        g.on_message(&mut ctx, 99, get(2, Route::Static, 42));
+        let sent = ctx.take_sent();
+        assert_eq!(sent, vec![(99, Msg::Response(Response { id: 2, status: Status::Ok, value: None }))]);
+        assert_eq!(ctx.metrics.counter_value("gateway_cache_hits_total"), Some(1));
+    }
+
+    #[test]
+    fn requests_over_the_rate_limit_are_shed_with_the_configured_status() {
+        let config = GatewayConfig { rate_limit_rps: Some(1.0), rate_limit_status: 429, ..GatewayConfig::default() };
+        let (mut g, mut ctx) = gateway(config);
+        g.on_message(&mut ctx, 99, get(1, Route::Read, 5));
+        g.on_message(&mut ctx, 99, get(2, Route::Read, 5));
+        let sent = ctx.take_sent();
+        assert!(matches!(sent[0].1, Msg::Request(_)));
+        assert_eq!(sent[1], (99, Msg::Response(Response { id: 2, status: Status::TooManyRequests, value: None })));
+    }
+}

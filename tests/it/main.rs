@@ -1,0 +1,30 @@
+//! minitwin's one integration-test binary. Each module is a family of features:
+//!
+//! - `determinism`: same seed, same bytes and trace hash; different seeds differ.
+//! - `faults`: scripted fault scenarios and the checkers that must catch planted bugs.
+//! - `oracle`: the twin against queueing theory (Erlang C, Little's law).
+//! - `scenarios`: scenario files, shipped and broken, and the CLI's answers to them.
+
+mod determinism;
+mod faults;
+mod oracle;
+mod scenarios;
+
+use minitwin_sim::scenario::{self, Scenario};
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A shipped scenario by name.
+pub fn shipped(name: &str) -> Scenario {
+    let path = root().join("scenarios").join(format!("{name}.toml"));
+    scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A scenario from inline TOML.
+pub fn inline(text: &str) -> Scenario {
+    scenario::parse(Path::new("inline.toml"), text).unwrap_or_else(|e| panic!("{e}"))
+}
