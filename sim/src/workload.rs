@@ -162,7 +162,7 @@ impl WorkloadConfig {
         if !(self.zipf_alpha > 0.0 && self.zipf_alpha.is_finite()) {
             return Err("zipf_alpha must be > 0".into());
         }
-        if !(self.timeout_ms > 0.0) {
+        if self.timeout_ms.is_nan() || self.timeout_ms <= 0.0 {
             return Err("timeout_ms must be > 0".into());
         }
         Ok(())
