@@ -73,7 +73,10 @@ impl Component for Echo {
 
 fn sim_of(factories: Vec<minitwin_sim::kernel::Factory>) -> Sim {
     let n = factories.len();
-    let link = LinkConfig { latency: Dist::Exponential { mean_ms: 0.5 }, loss: 0.0 };
+    let link = LinkConfig {
+        latency: Dist::Exponential { mean_ms: 0.5 },
+        loss: 0.0,
+    };
     let rngs = (0..n).map(|i| Rng::stream(1, &format!("net{i}"))).collect();
     let net = Network::new(1, vec![0; n], vec![link], rngs);
     let specs = factories
@@ -135,8 +138,18 @@ fn kernel(c: &mut Criterion) {
         b.iter_batched(
             || {
                 sim_of(vec![
-                    Box::new(|| Box::new(Echo { peer: 1, serve: false })),
-                    Box::new(|| Box::new(Echo { peer: 0, serve: true })),
+                    Box::new(|| {
+                        Box::new(Echo {
+                            peer: 1,
+                            serve: false,
+                        })
+                    }),
+                    Box::new(|| {
+                        Box::new(Echo {
+                            peer: 0,
+                            serve: true,
+                        })
+                    }),
                 ])
             },
             |mut sim| drive(&mut sim),
@@ -149,11 +162,15 @@ fn kernel(c: &mut Criterion) {
 fn slice(c: &mut Criterion) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/steady.toml");
     let s = scenario::load(&path).expect("shipped scenario");
-    let requests = run(&s, 1, &RunOptions::default(), &mut |_| {}).summary.requests_total;
+    let requests = run(&s, 1, &RunOptions::default(), &mut |_| {})
+        .summary
+        .requests_total;
     let mut g = c.benchmark_group("slice");
     g.throughput(Throughput::Elements(requests));
     g.sample_size(10);
-    g.bench_function("steady", |b| b.iter(|| run(&s, 1, &RunOptions::default(), &mut |_| {})));
+    g.bench_function("steady", |b| {
+        b.iter(|| run(&s, 1, &RunOptions::default(), &mut |_| {}))
+    });
     g.finish();
 }
 

@@ -3,9 +3,9 @@
 use crate::cli::RunArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use minitwin_sim::kernel::Progress;
+use minitwin_sim::report;
 use minitwin_sim::runner::{self, RunOptions, RunOutcome};
 use minitwin_sim::scenario::{self, Scenario};
-use minitwin_sim::report;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -42,7 +42,10 @@ fn replay(args: &RunArgs, seed: u64) -> String {
 }
 
 fn run_one(args: &RunArgs, scenario: &Scenario, seed: u64) -> Result<u8, String> {
-    println!("minitwin run: scenario `{}` seed {seed} commit {COMMIT}", scenario.name);
+    println!(
+        "minitwin run: scenario `{}` seed {seed} commit {COMMIT}",
+        scenario.name
+    );
     println!("replay: {}", replay(args, seed));
     let bar = progress_bar(args.quiet, runner::duration_ns(scenario));
     let outcome = match run_with_log(args, scenario, seed, &bar) {
@@ -67,7 +70,12 @@ fn run_one(args: &RunArgs, scenario: &Scenario, seed: u64) -> Result<u8, String>
     }
 }
 
-fn run_with_log(args: &RunArgs, scenario: &Scenario, seed: u64, bar: &ProgressBar) -> Result<RunOutcome, String> {
+fn run_with_log(
+    args: &RunArgs,
+    scenario: &Scenario,
+    seed: u64,
+    bar: &ProgressBar,
+) -> Result<RunOutcome, String> {
     // Wall-clock time feeds the progress bar only; it never enters the run.
     #[allow(clippy::disallowed_methods)]
     let started = Instant::now();
@@ -85,7 +93,8 @@ fn run_with_log(args: &RunArgs, scenario: &Scenario, seed: u64, bar: &ProgressBa
     let result = match &args.log {
         None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)),
         Some(path) => {
-            let file = std::fs::File::create(path).map_err(|e| format!("cannot create log file {}: {e}", path.display()))?;
+            let file = std::fs::File::create(path)
+                .map_err(|e| format!("cannot create log file {}: {e}", path.display()))?;
             let level: tracing::Level = args.log_level.parse().expect("clap restricts the level");
             let subscriber = tracing_subscriber::fmt()
                 .json()
@@ -122,16 +131,21 @@ fn progress_bar(quiet: bool, duration_ns: u64) -> ProgressBar {
 
 fn write_results(out: &Path, o: &RunOutcome) -> Result<PathBuf, String> {
     let dir = out.join(&o.scenario).join(format!("seed-{}", o.seed));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create results directory {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot create results directory {}: {e}", dir.display()))?;
     let files: [(&str, Vec<u8>); 4] = [
         ("metrics.csv", report::metrics_csv(o, COMMIT)),
         ("timeseries.csv", report::timeseries_csv(o, COMMIT)),
         ("summary.txt", report::summary_text(o).into_bytes()),
-        ("trace_hash.txt", format!("{:016x}\n", o.trace_hash).into_bytes()),
+        (
+            "trace_hash.txt",
+            format!("{:016x}\n", o.trace_hash).into_bytes(),
+        ),
     ];
     for (name, bytes) in files {
         let path = dir.join(name);
-        std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(&path, bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(dir)
 }

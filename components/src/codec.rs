@@ -4,24 +4,41 @@
 //! tag byte and fixed-width little-endian fields. [`FrameDecoder`] takes bytes as they arrive
 //! and yields messages, or a [`CodecError`] that says what was wrong; it never panics on input.
 
-use crate::msg::{Msg, Request, Response, Route, Status, StoreOp, StoreRequest, StoreResponse, StoreResult};
+use crate::msg::{
+    Msg, Request, Response, Route, Status, StoreOp, StoreRequest, StoreResponse, StoreResult,
+};
 
 /// Frames larger than this are refused (a corrupt or hostile length prefix).
 pub const MAX_FRAME_LEN: usize = 1 << 16;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CodecError {
-    FrameTooLarge { len: usize },
-    UnknownTag { what: &'static str, tag: u8 },
-    Truncated { what: &'static str, need: usize, have: usize },
-    TrailingBytes { what: &'static str, extra: usize },
+    FrameTooLarge {
+        len: usize,
+    },
+    UnknownTag {
+        what: &'static str,
+        tag: u8,
+    },
+    Truncated {
+        what: &'static str,
+        need: usize,
+        have: usize,
+    },
+    TrailingBytes {
+        what: &'static str,
+        extra: usize,
+    },
 }
 
 impl std::fmt::Display for CodecError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CodecError::FrameTooLarge { len } => {
-                write!(f, "frame length {len} exceeds the limit of {MAX_FRAME_LEN} bytes")
+                write!(
+                    f,
+                    "frame length {len} exceeds the limit of {MAX_FRAME_LEN} bytes"
+                )
             }
             CodecError::UnknownTag { what, tag } => write!(f, "unknown {what} tag {tag}"),
             CodecError::Truncated { what, need, have } => {
@@ -64,7 +81,11 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8], CodecError> {
         if self.bytes.len() < n {
-            return Err(CodecError::Truncated { what: self.what, need: n, have: self.bytes.len() });
+            return Err(CodecError::Truncated {
+                what: self.what,
+                need: n,
+                have: self.bytes.len(),
+            });
         }
         let (head, rest) = self.bytes.split_at(n);
         self.bytes = rest;
@@ -81,7 +102,10 @@ impl Reader<'_> {
         match self.u8()? {
             0 => Ok(None),
             1 => Ok(Some(self.u64()?)),
-            tag => Err(CodecError::UnknownTag { what: "option", tag }),
+            tag => Err(CodecError::UnknownTag {
+                what: "option",
+                tag,
+            }),
         }
     }
 }
@@ -158,7 +182,10 @@ pub fn encode(msg: &Msg, out: &mut Vec<u8>) {
 
 /// Decodes one frame's payload.
 pub fn decode_payload(payload: &[u8]) -> Result<Msg, CodecError> {
-    let mut r = Reader { bytes: payload, what: "message" };
+    let mut r = Reader {
+        bytes: payload,
+        what: "message",
+    };
     let msg = match r.u8()? {
         1 => {
             r.what = "request";
@@ -169,24 +196,47 @@ pub fn decode_payload(payload: &[u8]) -> Result<Msg, CodecError> {
                 2 => Route::Write,
                 tag => return Err(CodecError::UnknownTag { what: "route", tag }),
             };
-            Msg::Request(Request { id, route, key: r.u64()?, value: r.u64()? })
+            Msg::Request(Request {
+                id,
+                route,
+                key: r.u64()?,
+                value: r.u64()?,
+            })
         }
         2 => {
             r.what = "response";
             let id = r.u64()?;
             let code = u16::from_le_bytes(r.take(2)?.try_into().expect("2 bytes"));
-            let status = Status::from_code(code)
-                .ok_or(CodecError::UnknownTag { what: "status", tag: (code & 0xff) as u8 })?;
-            Msg::Response(Response { id, status, value: r.opt()? })
+            let status = Status::from_code(code).ok_or(CodecError::UnknownTag {
+                what: "status",
+                tag: (code & 0xff) as u8,
+            })?;
+            Msg::Response(Response {
+                id,
+                status,
+                value: r.opt()?,
+            })
         }
         3 => {
             r.what = "store request";
             let id = r.u64()?;
             let op = match r.u8()? {
                 0 => StoreOp::Read { key: r.u64()? },
-                1 => StoreOp::Write { key: r.u64()?, value: r.u64()? },
-                2 => StoreOp::Cas { key: r.u64()?, expect: r.opt()?, new: r.u64()? },
-                tag => return Err(CodecError::UnknownTag { what: "store op", tag }),
+                1 => StoreOp::Write {
+                    key: r.u64()?,
+                    value: r.u64()?,
+                },
+                2 => StoreOp::Cas {
+                    key: r.u64()?,
+                    expect: r.opt()?,
+                    new: r.u64()?,
+                },
+                tag => {
+                    return Err(CodecError::UnknownTag {
+                        what: "store op",
+                        tag,
+                    })
+                }
             };
             Msg::Store(StoreRequest { id, op })
         }
@@ -198,14 +248,27 @@ pub fn decode_payload(payload: &[u8]) -> Result<Msg, CodecError> {
                 1 => StoreResult::Written { lsn: r.u64()? },
                 2 => StoreResult::CasFailed { current: r.opt()? },
                 3 => StoreResult::Error,
-                tag => return Err(CodecError::UnknownTag { what: "store result", tag }),
+                tag => {
+                    return Err(CodecError::UnknownTag {
+                        what: "store result",
+                        tag,
+                    })
+                }
             };
             Msg::StoreReply(StoreResponse { id, result })
         }
-        tag => return Err(CodecError::UnknownTag { what: "message", tag }),
+        tag => {
+            return Err(CodecError::UnknownTag {
+                what: "message",
+                tag,
+            })
+        }
     };
     if !r.bytes.is_empty() {
-        return Err(CodecError::TrailingBytes { what: r.what, extra: r.bytes.len() });
+        return Err(CodecError::TrailingBytes {
+            what: r.what,
+            extra: r.bytes.len(),
+        });
     }
     Ok(msg)
 }
@@ -257,16 +320,33 @@ mod tests {
         let opt = proptest::option::of(any::<u64>());
         prop_oneof![
             (any::<u64>(), 0u8..3, any::<u64>(), any::<u64>()).prop_map(|(id, r, key, value)| {
-                Msg::Request(Request { id, route: Route::ALL[r as usize], key, value })
+                Msg::Request(Request {
+                    id,
+                    route: Route::ALL[r as usize],
+                    key,
+                    value,
+                })
             }),
             (any::<u64>(), 0usize..6, opt.clone()).prop_map(|(id, s, value)| {
-                Msg::Response(Response { id, status: Status::ALL[s], value })
+                Msg::Response(Response {
+                    id,
+                    status: Status::ALL[s],
+                    value,
+                })
             }),
-            (any::<u64>(), any::<u64>(), opt.clone(), any::<u64>()).prop_map(|(id, key, expect, new)| {
-                Msg::Store(StoreRequest { id, op: StoreOp::Cas { key, expect, new } })
-            }),
+            (any::<u64>(), any::<u64>(), opt.clone(), any::<u64>()).prop_map(
+                |(id, key, expect, new)| {
+                    Msg::Store(StoreRequest {
+                        id,
+                        op: StoreOp::Cas { key, expect, new },
+                    })
+                }
+            ),
             (any::<u64>(), opt).prop_map(|(id, v)| {
-                Msg::StoreReply(StoreResponse { id, result: StoreResult::Value(v) })
+                Msg::StoreReply(StoreResponse {
+                    id,
+                    result: StoreResult::Value(v),
+                })
             }),
         ]
     }
@@ -300,6 +380,11 @@ mod tests {
     fn a_huge_length_prefix_is_refused_with_its_size() {
         let mut d = FrameDecoder::new();
         d.push(&u32::MAX.to_le_bytes());
-        assert_eq!(d.next_msg(), Err(CodecError::FrameTooLarge { len: u32::MAX as usize }));
+        assert_eq!(
+            d.next_msg(),
+            Err(CodecError::FrameTooLarge {
+                len: u32::MAX as usize
+            })
+        );
     }
 }

@@ -16,7 +16,10 @@ pub struct DeadlineQueue<T> {
 
 impl<T> Default for DeadlineQueue<T> {
     fn default() -> Self {
-        DeadlineQueue { queue: VecDeque::new(), armed: None }
+        DeadlineQueue {
+            queue: VecDeque::new(),
+            armed: None,
+        }
     }
 }
 

@@ -58,7 +58,9 @@ pub struct DetMap<K, V> {
 
 impl<K, V> Default for DetMap<K, V> {
     fn default() -> Self {
-        DetMap { inner: HashMap::default() }
+        DetMap {
+            inner: HashMap::default(),
+        }
     }
 }
 
@@ -99,7 +101,11 @@ pub struct Slab<T> {
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
-        Slab { slots: Vec::new(), free: Vec::new(), len: 0 }
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
     }
 }
 

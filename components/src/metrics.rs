@@ -26,7 +26,12 @@ pub enum Value {
     Gauge(f64),
     Histogram(Box<Histogram<u64>>),
     /// A step function of time, integrated: its time-average is `area / elapsed`.
-    Level { value: i64, since_ns: u64, area: f64, start_ns: u64 },
+    Level {
+        value: i64,
+        since_ns: u64,
+        area: f64,
+        start_ns: u64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -72,7 +77,12 @@ impl Metrics {
     }
 
     pub fn level(&mut self, name: &'static str, unit: &'static str) -> LevelId {
-        let v = Value::Level { value: 0, since_ns: 0, area: 0.0, start_ns: 0 };
+        let v = Value::Level {
+            value: 0,
+            since_ns: 0,
+            area: 0.0,
+            start_ns: 0,
+        };
         LevelId(self.register(name, unit, v))
     }
 
@@ -96,7 +106,12 @@ impl Metrics {
 
     /// Changes a level by `delta` at time `now_ns`, integrating the old value up to now.
     pub fn shift(&mut self, id: LevelId, now_ns: u64, delta: i64) {
-        if let Value::Level { value, since_ns, area, .. } = &mut self.entries[id.0 as usize].value
+        if let Value::Level {
+            value,
+            since_ns,
+            area,
+            ..
+        } = &mut self.entries[id.0 as usize].value
         {
             let dt = now_ns.saturating_sub(*since_ns);
             *area += *value as f64 * dt as f64;
@@ -122,10 +137,19 @@ impl Metrics {
     /// Time-average of a level over [start, now_ns].
     pub fn level_mean(&self, name: &str, now_ns: u64) -> Option<f64> {
         match self.entries.get(*self.by_name.get(name)? as usize)?.value {
-            Value::Level { value, since_ns, area, start_ns } => {
+            Value::Level {
+                value,
+                since_ns,
+                area,
+                start_ns,
+            } => {
                 let total = area + value as f64 * now_ns.saturating_sub(since_ns) as f64;
                 let elapsed = now_ns.saturating_sub(start_ns);
-                Some(if elapsed == 0 { 0.0 } else { total / elapsed as f64 })
+                Some(if elapsed == 0 {
+                    0.0
+                } else {
+                    total / elapsed as f64
+                })
             }
             _ => None,
         }
@@ -138,7 +162,12 @@ impl Metrics {
                 Value::Counter(c) => *c = 0,
                 Value::Gauge(_) => {}
                 Value::Histogram(h) => h.reset(),
-                Value::Level { since_ns, area, start_ns, .. } => {
+                Value::Level {
+                    since_ns,
+                    area,
+                    start_ns,
+                    ..
+                } => {
                     *since_ns = now_ns;
                     *start_ns = now_ns;
                     *area = 0.0;

@@ -82,9 +82,18 @@ pub struct Response {
 /// Operations on a store shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StoreOp {
-    Read { key: u64 },
-    Write { key: u64, value: u64 },
-    Cas { key: u64, expect: Option<u64>, new: u64 },
+    Read {
+        key: u64,
+    },
+    Write {
+        key: u64,
+        value: u64,
+    },
+    Cas {
+        key: u64,
+        expect: Option<u64>,
+        new: u64,
+    },
 }
 
 impl StoreOp {

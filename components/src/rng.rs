@@ -46,7 +46,9 @@ pub fn stream_seed(run_seed: u64, name: &str) -> [u8; 32] {
 impl Rng {
     /// The stream named `name` within the run `run_seed`.
     pub fn stream(run_seed: u64, name: &str) -> Rng {
-        Rng { inner: ChaCha8Rng::from_seed(stream_seed(run_seed, name)) }
+        Rng {
+            inner: ChaCha8Rng::from_seed(stream_seed(run_seed, name)),
+        }
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -115,7 +117,10 @@ impl Dist {
             Dist::Constant { ms } => ms,
             Dist::Uniform { min_ms, max_ms } => min_ms + (max_ms - min_ms) * rng.unit(),
             Dist::Exponential { mean_ms } => rng.exp(mean_ms),
-            Dist::ShiftedExp { min_ms, extra_mean_ms } => min_ms + rng.exp(extra_mean_ms),
+            Dist::ShiftedExp {
+                min_ms,
+                extra_mean_ms,
+            } => min_ms + rng.exp(extra_mean_ms),
             Dist::Lognormal { median_ms, sigma } => median_ms * (sigma * rng.normal()).exp(),
         };
         ms_to_ns(ms)
@@ -127,7 +132,10 @@ impl Dist {
             Dist::Constant { ms } => ms,
             Dist::Uniform { min_ms, max_ms } => (min_ms + max_ms) / 2.0,
             Dist::Exponential { mean_ms } => mean_ms,
-            Dist::ShiftedExp { min_ms, extra_mean_ms } => min_ms + extra_mean_ms,
+            Dist::ShiftedExp {
+                min_ms,
+                extra_mean_ms,
+            } => min_ms + extra_mean_ms,
             Dist::Lognormal { median_ms, sigma } => median_ms * (sigma * sigma / 2.0).exp(),
         }
     }
@@ -139,13 +147,18 @@ impl Dist {
             Dist::Constant { ms } => ok(ms),
             Dist::Uniform { min_ms, max_ms } => ok(min_ms) && ok(max_ms) && min_ms <= max_ms,
             Dist::Exponential { mean_ms } => ok(mean_ms),
-            Dist::ShiftedExp { min_ms, extra_mean_ms } => ok(min_ms) && ok(extra_mean_ms),
+            Dist::ShiftedExp {
+                min_ms,
+                extra_mean_ms,
+            } => ok(min_ms) && ok(extra_mean_ms),
             Dist::Lognormal { median_ms, sigma } => ok(median_ms) && ok(sigma),
         };
         if fine {
             Ok(())
         } else {
-            Err(format!("{self:?}: durations must be finite and >= 0 (and min <= max)"))
+            Err(format!(
+                "{self:?}: durations must be finite and >= 0 (and min <= max)"
+            ))
         }
     }
 }
@@ -175,7 +188,13 @@ impl Zipf {
     pub fn new(n: u64, alpha: f64) -> Zipf {
         assert!(n >= 1 && alpha > 0.0, "Zipf needs n >= 1 and alpha > 0");
         let n = n as f64;
-        let mut z = Zipf { n, alpha, h_x1: 0.0, h_n: 0.0, s: 0.0 };
+        let mut z = Zipf {
+            n,
+            alpha,
+            h_x1: 0.0,
+            h_n: 0.0,
+            s: 0.0,
+        };
         z.h_x1 = z.h_integral(1.5) - 1.0;
         z.h_n = z.h_integral(n + 0.5);
         z.s = 2.0 - z.h_integral_inv(z.h_integral(2.5) - z.h(2.0));
@@ -273,7 +292,10 @@ mod tests {
             let expect = draws as f64 * (rank as f64).powf(-alpha) / h;
             let got = counts[rank] as f64;
             let sigma = expect.sqrt();
-            assert!((got - expect).abs() < 5.0 * sigma, "rank {rank}: {got} vs {expect}");
+            assert!(
+                (got - expect).abs() < 5.0 * sigma,
+                "rank {rank}: {got} vs {expect}"
+            );
         }
     }
 }

@@ -7,7 +7,9 @@
 use crate::context::{Component, Context, NodeId};
 use crate::deadline::DeadlineQueue;
 use crate::metrics::{CounterId, HistId, LevelId};
-use crate::msg::{Msg, Request, Response, Route, Status, StoreOp, StoreRequest, StoreResult, Timer};
+use crate::msg::{
+    Msg, Request, Response, Route, Status, StoreOp, StoreRequest, StoreResult, Timer,
+};
 use crate::rng::{mix64, ms_to_ns, Dist};
 use serde::Deserialize;
 use std::collections::VecDeque;
@@ -136,7 +138,11 @@ impl Service {
 
     fn on_request(&mut self, ctx: &mut dyn Context, from: NodeId, request: Request) {
         self.count(ctx, |i| i.requests);
-        let job = Job { from, request, arrived_ns: ctx.now_ns() };
+        let job = Job {
+            from,
+            request,
+            arrived_ns: ctx.now_ns(),
+        };
         if let Some(w) = self.idle.pop() {
             self.enter(ctx);
             return self.begin(ctx, w, job);
@@ -147,7 +153,11 @@ impl Service {
             return;
         }
         self.count(ctx, |i| i.shed);
-        let reply = Response { id: request.id, status: Status::Unavailable, value: None };
+        let reply = Response {
+            id: request.id,
+            status: Status::Unavailable,
+            value: None,
+        };
         ctx.send(from, Msg::Response(reply));
     }
 
@@ -165,7 +175,12 @@ impl Service {
         if ctx.fault("service.slow_request") {
             cpu_ns = cpu_ns.saturating_mul(10);
         }
-        self.workers[worker as usize] = Some(Busy { job, attempt: 0, call: 0, waiting_store: false });
+        self.workers[worker as usize] = Some(Busy {
+            job,
+            attempt: 0,
+            call: 0,
+            waiting_store: false,
+        });
         ctx.set_timer(cpu_ns, Timer::WorkerDone { worker });
     }
 
@@ -187,7 +202,10 @@ impl Service {
         busy.waiting_store = true;
         let r = busy.job.request;
         let op = match r.route {
-            Route::Write => StoreOp::Write { key: r.key, value: r.value },
+            Route::Write => StoreOp::Write {
+                key: r.key,
+                value: r.value,
+            },
             _ => StoreOp::Read { key: r.key },
         };
         let shard = self.shards[shard_for(r.key, self.shards.len())];
@@ -244,14 +262,28 @@ impl Service {
     }
 
     fn finish(&mut self, ctx: &mut dyn Context, worker: u32, status: Status, value: Option<u64>) {
-        let busy = self.workers[worker as usize].take().expect("finishing a busy worker");
+        let busy = self.workers[worker as usize]
+            .take()
+            .expect("finishing a busy worker");
         let now = ctx.now_ns();
         let job = busy.job;
-        ctx.send(job.from, Msg::Response(Response { id: job.request.id, status, value }));
+        ctx.send(
+            job.from,
+            Msg::Response(Response {
+                id: job.request.id,
+                status,
+                value,
+            }),
+        );
         let sojourn = now - job.arrived_ns;
         let ids = self.ids();
-        let (s, sum, done, l, b) =
-            (ids.sojourn, ids.sojourn_sum, ids.completed, ids.in_system, ids.busy_workers);
+        let (s, sum, done, l, b) = (
+            ids.sojourn,
+            ids.sojourn_sum,
+            ids.completed,
+            ids.in_system,
+            ids.busy_workers,
+        );
         let m = ctx.metrics();
         m.record(s, sojourn);
         m.add(sum, sojourn);
@@ -312,7 +344,12 @@ mod tests {
     use crate::testing::TestContext;
 
     fn request(id: u64, route: Route) -> Msg {
-        Msg::Request(Request { id, route, key: 3, value: 30 })
+        Msg::Request(Request {
+            id,
+            route,
+            key: 3,
+            value: 30,
+        })
     }
 
     fn one_worker() -> (Service, TestContext) {
@@ -355,8 +392,13 @@ mod tests {
         s.on_message(&mut ctx, 0, request(1, Route::Read));
         let t = ctx.pop_timer().unwrap(); // CPU done at 1 ms: the store call goes out
         s.on_timer(&mut ctx, t);
-        let (_, Msg::Store(call)) = ctx.take_sent()[0] else { panic!("expected a store call") };
-        let reply = StoreResponse { id: call.id, result: StoreResult::Value(Some(30)) };
+        let (_, Msg::Store(call)) = ctx.take_sent()[0] else {
+            panic!("expected a store call")
+        };
+        let reply = StoreResponse {
+            id: call.id,
+            result: StoreResult::Value(Some(30)),
+        };
         s.on_message(&mut ctx, 7, Msg::StoreReply(reply));
         assert_eq!(statuses(&mut ctx), vec![(1, Status::Ok)]);
         // The next job takes the same worker and calls the store at 2 ms; the first call's
@@ -369,7 +411,10 @@ mod tests {
         assert_eq!(t, Timer::Deadlines);
         assert_eq!(ctx.now_ns, 101_000_000);
         s.on_timer(&mut ctx, t);
-        assert!(statuses(&mut ctx).is_empty(), "the first call's deadline failed the second job");
+        assert!(
+            statuses(&mut ctx).is_empty(),
+            "the first call's deadline failed the second job"
+        );
         let t = ctx.pop_timer().unwrap();
         s.on_timer(&mut ctx, t);
         assert_eq!(statuses(&mut ctx), vec![(2, Status::GatewayTimeout)]);

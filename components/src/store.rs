@@ -168,11 +168,21 @@ impl Store {
                 return Self::reply(ctx, from, id, StoreResult::Error);
             }
         };
-        assert_eq!(lsn, self.tail_lsn + 1, "the log hands out consecutive sequence numbers");
+        assert_eq!(
+            lsn,
+            self.tail_lsn + 1,
+            "the log hands out consecutive sequence numbers"
+        );
         self.tail_lsn = lsn;
         self.count(ctx, |i| i.writes);
         self.latest.insert(record.key, (record.value, lsn));
-        let ack = PendingAck { lsn, to: from, id, apply: Some(record), result: StoreResult::Written { lsn } };
+        let ack = PendingAck {
+            lsn,
+            to: from,
+            id,
+            apply: Some(record),
+            result: StoreResult::Written { lsn },
+        };
         if self.config.ack_before_sync {
             self.apply(ack);
             Self::reply(ctx, from, id, ack.result);
@@ -204,7 +214,11 @@ impl Store {
     fn apply(&mut self, ack: PendingAck) {
         if let Some(r) = ack.apply {
             self.committed.insert(r.key, r.value);
-            if self.latest.get(&r.key).is_some_and(|&(_, lsn)| lsn <= ack.lsn) {
+            if self
+                .latest
+                .get(&r.key)
+                .is_some_and(|&(_, lsn)| lsn <= ack.lsn)
+            {
                 self.latest.remove(&r.key);
             }
         }
@@ -319,7 +333,10 @@ mod tests {
         assert!(replies(&mut ctx).is_empty(), "no ack before the sync");
         assert_eq!(ctx.sync_requests, 1);
         sync(&mut s, &mut ctx);
-        assert_eq!(replies(&mut ctx), vec![(1, StoreResult::Written { lsn: 1 })]);
+        assert_eq!(
+            replies(&mut ctx),
+            vec![(1, StoreResult::Written { lsn: 1 })]
+        );
     }
 
     #[test]
@@ -342,7 +359,18 @@ mod tests {
         let mut s = Store::new(StoreConfig::default());
         s.start(&mut ctx);
         s.on_message(&mut ctx, 9, req(1, StoreOp::Write { key: 5, value: 50 }));
-        s.on_message(&mut ctx, 9, req(2, StoreOp::Cas { key: 5, expect: None, new: 7 }));
+        s.on_message(
+            &mut ctx,
+            9,
+            req(
+                2,
+                StoreOp::Cas {
+                    key: 5,
+                    expect: None,
+                    new: 7,
+                },
+            ),
+        );
         assert!(replies(&mut ctx).is_empty());
         sync(&mut s, &mut ctx);
         let r = replies(&mut ctx);

@@ -49,7 +49,8 @@ impl TestContext {
 
     /// Removes and returns the earliest pending timer, moving the clock to its due time.
     pub fn pop_timer(&mut self) -> Option<Timer> {
-        let i = (0..self.timers.len()).min_by_key(|&i| (self.timers[i].0, self.timers[i].1.slot))?;
+        let i =
+            (0..self.timers.len()).min_by_key(|&i| (self.timers[i].0, self.timers[i].1.slot))?;
         let (at, _, t) = self.timers.remove(i);
         self.now_ns = self.now_ns.max(at);
         Some(t)
@@ -73,7 +74,10 @@ impl Context for TestContext {
     }
     fn set_timer(&mut self, after_ns: u64, timer: Timer) -> TimerId {
         self.next_timer += 1;
-        let id = TimerId { slot: self.next_timer, generation: 0 };
+        let id = TimerId {
+            slot: self.next_timer,
+            generation: 0,
+        };
         self.timers.push((self.now_ns + after_ns, id, timer));
         id
     }

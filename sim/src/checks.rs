@@ -104,7 +104,12 @@ pub fn durability(acked: &[AckedWrite], shards: &[ShardView<'_>]) -> CheckResult
             shards[*shard].name
         ));
     }
-    CheckResult { name: "durability", class: Class::Correctness, passed, detail }
+    CheckResult {
+        name: "durability",
+        class: Class::Correctness,
+        passed,
+        detail,
+    }
 }
 
 /// The numbers SLO checks look at.

@@ -19,7 +19,12 @@ pub struct DiskConfig {
 impl Default for DiskConfig {
     fn default() -> Self {
         // A datacenter NVMe fsync: ~0.1-0.5 ms.
-        DiskConfig { sync_latency: Dist::ShiftedExp { min_ms: 0.1, extra_mean_ms: 0.2 } }
+        DiskConfig {
+            sync_latency: Dist::ShiftedExp {
+                min_ms: 0.1,
+                extra_mean_ms: 0.2,
+            },
+        }
     }
 }
 

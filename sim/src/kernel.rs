@@ -22,24 +22,66 @@ pub enum Action {
     Crash(NodeId),
     Restart(NodeId),
     /// Blocks (+1) or unblocks (-1) all links from `a` to `b`.
-    Partition { a: Vec<NodeId>, b: Vec<NodeId>, delta: i32 },
+    Partition {
+        a: Vec<NodeId>,
+        b: Vec<NodeId>,
+        delta: i32,
+    },
     /// Holds messages from `a` to `b` until `until_ns`.
-    Clog { a: Vec<NodeId>, b: Vec<NodeId>, until_ns: u64 },
-    ExtraLatency { zone_a: u16, zone_b: u16, extra_ns: u64 },
-    Loss { zone_a: u16, zone_b: u16, probability: Option<f64> },
-    ClockJump { node: NodeId, forward_ns: u64 },
-    ClockRate { node: NodeId, drift_ppm: f64 },
-    DiskSlow { node: NodeId, factor: f64 },
-    DiskErrors { node: NodeId, probability: f64 },
+    Clog {
+        a: Vec<NodeId>,
+        b: Vec<NodeId>,
+        until_ns: u64,
+    },
+    ExtraLatency {
+        zone_a: u16,
+        zone_b: u16,
+        extra_ns: u64,
+    },
+    Loss {
+        zone_a: u16,
+        zone_b: u16,
+        probability: Option<f64>,
+    },
+    ClockJump {
+        node: NodeId,
+        forward_ns: u64,
+    },
+    ClockRate {
+        node: NodeId,
+        drift_ppm: f64,
+    },
+    DiskSlow {
+        node: NodeId,
+        factor: f64,
+    },
+    DiskErrors {
+        node: NodeId,
+        probability: f64,
+    },
     /// End of warm-up: forget every metric measured so far.
     ResetMetrics,
 }
 
 #[derive(Clone, Copy, Debug, Hash)]
 enum Event {
-    Deliver { from: NodeId, to: NodeId, msg: Msg },
-    Timer { node: NodeId, incarnation: u32, id: TimerId, timer: Timer },
-    Disk { node: NodeId, incarnation: u32, lsn: u64, ok: bool },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        msg: Msg,
+    },
+    Timer {
+        node: NodeId,
+        incarnation: u32,
+        id: TimerId,
+        timer: Timer,
+    },
+    Disk {
+        node: NodeId,
+        incarnation: u32,
+        lsn: u64,
+        ok: bool,
+    },
     Control(u32),
 }
 
@@ -78,7 +120,11 @@ pub struct Clock {
 
 impl Clock {
     pub fn new(offset_ns: u64) -> Clock {
-        Clock { base_global_ns: 0, base_local_ns: offset_ns, rate: 1.0 }
+        Clock {
+            base_global_ns: 0,
+            base_local_ns: offset_ns,
+            rate: 1.0,
+        }
     }
 
     #[inline]
@@ -120,8 +166,19 @@ pub struct Buggify {
 }
 
 impl Buggify {
-    pub fn new(seed: u64, enabled: bool, enable_probability: f64, fire_probability: f64) -> Buggify {
-        Buggify { enabled, enable_probability, fire_probability, seed, ..Buggify::default() }
+    pub fn new(
+        seed: u64,
+        enabled: bool,
+        enable_probability: f64,
+        fire_probability: f64,
+    ) -> Buggify {
+        Buggify {
+            enabled,
+            enable_probability,
+            fire_probability,
+            seed,
+            ..Buggify::default()
+        }
     }
 
     fn fires(&mut self, point: &'static str, rng: &mut Rng) -> bool {
@@ -200,7 +257,11 @@ impl Queue {
                 (self.payloads.len() - 1) as u32
             }
         };
-        self.heap.push(Entry { at_ns, seq: self.seq, slot });
+        self.heap.push(Entry {
+            at_ns,
+            seq: self.seq,
+            slot,
+        });
     }
 
     /// The earliest event due at or before `end_ns`, taken off the queue.
@@ -216,10 +277,16 @@ impl Queue {
 
     fn alloc_timer(&mut self) -> TimerId {
         match self.timer_free.pop() {
-            Some(slot) => TimerId { slot, generation: self.timer_generations[slot as usize] },
+            Some(slot) => TimerId {
+                slot,
+                generation: self.timer_generations[slot as usize],
+            },
             None => {
                 self.timer_generations.push(0);
-                TimerId { slot: (self.timer_generations.len() - 1) as u32, generation: 0 }
+                TimerId {
+                    slot: (self.timer_generations.len() - 1) as u32,
+                    generation: 0,
+                }
             }
         }
     }
@@ -269,7 +336,14 @@ impl Context for Ctx<'_> {
     #[inline]
     fn send(&mut self, to: NodeId, msg: Msg) {
         if let Some(at) = self.net.route(self.queue.now_ns, self.me, to) {
-            self.queue.push(at, Event::Deliver { from: self.me, to, msg });
+            self.queue.push(
+                at,
+                Event::Deliver {
+                    from: self.me,
+                    to,
+                    msg,
+                },
+            );
         }
     }
 
@@ -278,7 +352,15 @@ impl Context for Ctx<'_> {
         let id = self.queue.alloc_timer();
         let at = self.queue.now_ns + self.env.clock.global_delay(after_ns);
         let incarnation = self.env.incarnation;
-        self.queue.push(at, Event::Timer { node: self.me, incarnation, id, timer });
+        self.queue.push(
+            at,
+            Event::Timer {
+                node: self.me,
+                incarnation,
+                id,
+                timer,
+            },
+        );
         id
     }
 
@@ -296,9 +378,20 @@ impl Context for Ctx<'_> {
     }
 
     fn disk_sync(&mut self) {
-        let (at, lsn, ok) = self.env.disk.sync(self.queue.now_ns, &mut self.env.disk_rng);
+        let (at, lsn, ok) = self
+            .env
+            .disk
+            .sync(self.queue.now_ns, &mut self.env.disk_rng);
         let incarnation = self.env.incarnation;
-        self.queue.push(at, Event::Disk { node: self.me, incarnation, lsn, ok });
+        self.queue.push(
+            at,
+            Event::Disk {
+                node: self.me,
+                incarnation,
+                lsn,
+                ok,
+            },
+        );
     }
 
     fn disk_recover(&mut self) -> Vec<Vec<u8>> {
@@ -325,7 +418,13 @@ pub struct Progress {
 
 impl Sim {
     /// A simulation of `nodes` in `zones` over `net`; every node boots at time 0 in id order.
-    pub fn new(seed: u64, nodes: Vec<NodeSpec>, net: Network, buggify: Buggify, record_trace: bool) -> Sim {
+    pub fn new(
+        seed: u64,
+        nodes: Vec<NodeSpec>,
+        net: Network,
+        buggify: Buggify,
+        record_trace: bool,
+    ) -> Sim {
         let nodes: Vec<Node> = nodes
             .into_iter()
             .map(|spec| Node {
@@ -384,7 +483,10 @@ impl Sim {
     }
 
     pub fn node_id(&self, name: &str) -> Option<NodeId> {
-        self.nodes.iter().position(|n| n.env.name == name).map(|i| i as NodeId)
+        self.nodes
+            .iter()
+            .position(|n| n.env.name == name)
+            .map(|i| i as NodeId)
     }
 
     pub fn env(&self, node: NodeId) -> &NodeEnv {
@@ -393,7 +495,11 @@ impl Sim {
 
     /// The node's component, if it is up and of type `T`.
     pub fn component<T: 'static>(&self, node: NodeId) -> Option<&T> {
-        self.nodes[node as usize].component.as_ref()?.as_any().downcast_ref::<T>()
+        self.nodes[node as usize]
+            .component
+            .as_ref()?
+            .as_any()
+            .downcast_ref::<T>()
     }
 
     pub fn network(&self) -> &Network {
@@ -418,7 +524,10 @@ impl Sim {
 
     /// Schedules `action` at `at_ns` (not in the past).
     pub fn schedule(&mut self, at_ns: u64, action: Action) {
-        assert!(at_ns >= self.queue.now_ns, "cannot schedule an action in the past");
+        assert!(
+            at_ns >= self.queue.now_ns,
+            "cannot schedule an action in the past"
+        );
         let i = u32::try_from(self.actions.len()).expect("fewer than 2^32 actions");
         self.actions.push(action);
         self.queue.push(at_ns, Event::Control(i));
@@ -469,10 +578,16 @@ impl Sim {
             Action::Restart(n) => self.restart(n),
             Action::Partition { a, b, delta } => self.net.partition(&a, &b, delta),
             Action::Clog { a, b, until_ns } => self.net.clog(&a, &b, until_ns),
-            Action::ExtraLatency { zone_a, zone_b, extra_ns } => {
-                self.net.set_extra_latency(zone_a, zone_b, extra_ns)
-            }
-            Action::Loss { zone_a, zone_b, probability } => self.net.set_loss(zone_a, zone_b, probability),
+            Action::ExtraLatency {
+                zone_a,
+                zone_b,
+                extra_ns,
+            } => self.net.set_extra_latency(zone_a, zone_b, extra_ns),
+            Action::Loss {
+                zone_a,
+                zone_b,
+                probability,
+            } => self.net.set_loss(zone_a, zone_b, probability),
             Action::ClockJump { node, forward_ns } => {
                 let c = &mut self.nodes[node as usize].env.clock;
                 c.rebase(now);
@@ -483,10 +598,13 @@ impl Sim {
                 c.rebase(now);
                 c.rate = (1.0 + drift_ppm * 1e-6).max(1e-3);
             }
-            Action::DiskSlow { node, factor } => self.nodes[node as usize].env.disk.set_slow_factor(factor),
-            Action::DiskErrors { node, probability } => {
-                self.nodes[node as usize].env.disk.set_error_probability(probability)
+            Action::DiskSlow { node, factor } => {
+                self.nodes[node as usize].env.disk.set_slow_factor(factor)
             }
+            Action::DiskErrors { node, probability } => self.nodes[node as usize]
+                .env
+                .disk
+                .set_error_probability(probability),
             Action::ResetMetrics => {
                 for n in &mut self.nodes {
                     n.env.metrics.reset(n.env.clock.local(now));
@@ -501,7 +619,11 @@ impl Sim {
         while let Some((at_ns, event)) = self.queue.pop_due(end_ns) {
             self.step(at_ns, event);
             if self.events_total & 0x3ffff == 0 {
-                progress(Progress { now_ns: self.queue.now_ns, end_ns, events_total: self.events_total });
+                progress(Progress {
+                    now_ns: self.queue.now_ns,
+                    end_ns,
+                    events_total: self.events_total,
+                });
             }
         }
         self.queue.now_ns = self.queue.now_ns.max(end_ns);
@@ -521,8 +643,18 @@ impl Sim {
         self.trace.event(at_ns, &event, || format!("{event:?}"));
         match event {
             Event::Deliver { from, to, msg } => self.deliver(from, to, msg),
-            Event::Timer { node, incarnation, id, timer } => self.fire(node, incarnation, id, timer),
-            Event::Disk { node, incarnation, lsn, ok } => self.disk_done(node, incarnation, lsn, ok),
+            Event::Timer {
+                node,
+                incarnation,
+                id,
+                timer,
+            } => self.fire(node, incarnation, id, timer),
+            Event::Disk {
+                node,
+                incarnation,
+                lsn,
+                ok,
+            } => self.disk_done(node, incarnation, lsn, ok),
             Event::Control(i) => {
                 let action = self.actions[i as usize].clone();
                 tracing::info!(t_ns = self.queue.now_ns, ?action, "fault");
@@ -622,12 +754,23 @@ mod tests {
     }
 
     fn one_node(delays_ns: Vec<u64>) -> Sim {
-        let net = Network::new(1, vec![0], vec![LinkConfig::default()], vec![Rng::stream(0, "n")]);
+        let net = Network::new(
+            1,
+            vec![0],
+            vec![LinkConfig::default()],
+            vec![Rng::stream(0, "n")],
+        );
         let spec = NodeSpec {
             name: "r".into(),
             zone: 0,
-            factory: Box::new(move || Box::new(Recorder { delays_ns: delays_ns.clone() })),
-            disk: DiskConfig { sync_latency: Dist::constant_ms(1.0) },
+            factory: Box::new(move || {
+                Box::new(Recorder {
+                    delays_ns: delays_ns.clone(),
+                })
+            }),
+            disk: DiskConfig {
+                sync_latency: Dist::constant_ms(1.0),
+            },
             clock_offset_ns: 0,
         };
         Sim::new(1, vec![spec], net, Buggify::default(), true)
@@ -667,7 +810,13 @@ mod tests {
     fn a_fast_clock_fires_local_timers_sooner_in_global_time() {
         let mut sim = one_node(vec![1_000_000]);
         sim.crash(0); // drop the timer set at boot with the normal rate
-        sim.schedule(0, Action::ClockRate { node: 0, drift_ppm: 1_000_000.0 }); // twice as fast
+        sim.schedule(
+            0,
+            Action::ClockRate {
+                node: 0,
+                drift_ppm: 1_000_000.0,
+            },
+        ); // twice as fast
         sim.schedule(0, Action::Restart(0));
         sim.run_for(499_000);
         assert_eq!(sim.env(0).metrics.counter_value("fired_total"), None);

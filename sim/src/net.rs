@@ -20,7 +20,13 @@ pub struct LinkConfig {
 
 impl Default for LinkConfig {
     fn default() -> Self {
-        LinkConfig { latency: Dist::ShiftedExp { min_ms: 0.2, extra_mean_ms: 0.1 }, loss: 0.0 }
+        LinkConfig {
+            latency: Dist::ShiftedExp {
+                min_ms: 0.2,
+                extra_mean_ms: 0.1,
+            },
+            loss: 0.0,
+        }
     }
 }
 
@@ -91,7 +97,11 @@ impl Network {
             self.stats.dropped_loss_total += 1;
             return None;
         }
-        let latency = if from == to { 0 } else { self.links[zp].latency.sample_ns(rng) };
+        let latency = if from == to {
+            0
+        } else {
+            self.links[zp].latency.sample_ns(rng)
+        };
         let start = now_ns.max(self.clog_until_ns[pair]);
         let at = (start + latency + self.extra_ns[zp]).max(self.fifo_last_ns[pair]);
         self.fifo_last_ns[pair] = at;
@@ -140,8 +150,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn net(nodes: usize) -> Network {
-        let rngs = (0..nodes).map(|i| Rng::stream(9, &format!("n{i}"))).collect();
-        let link = LinkConfig { latency: Dist::Exponential { mean_ms: 1.0 }, loss: 0.0 };
+        let rngs = (0..nodes)
+            .map(|i| Rng::stream(9, &format!("n{i}")))
+            .collect();
+        let link = LinkConfig {
+            latency: Dist::Exponential { mean_ms: 1.0 },
+            loss: 0.0,
+        };
         Network::new(1, vec![0; nodes], vec![link], rngs)
     }
 
@@ -150,7 +165,10 @@ mod tests {
         let mut n = net(2);
         n.partition(&[0], &[1], 1);
         assert_eq!(n.route(0, 0, 1), None);
-        assert!(n.route(0, 1, 0).is_some(), "one-way partition leaves the reverse link up");
+        assert!(
+            n.route(0, 1, 0).is_some(),
+            "one-way partition leaves the reverse link up"
+        );
         n.partition(&[0], &[1], -1);
         assert!(n.route(0, 0, 1).is_some());
     }

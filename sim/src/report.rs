@@ -33,7 +33,15 @@ fn csv_bytes(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Vec<u8
 
 /// `metrics.csv`: scenario, seed, commit, component, metric, value, unit.
 pub fn metrics_csv(o: &RunOutcome, commit: &str) -> Vec<u8> {
-    let header = ["scenario", "seed", "commit", "component", "metric", "value", "unit"];
+    let header = [
+        "scenario",
+        "seed",
+        "commit",
+        "component",
+        "metric",
+        "value",
+        "unit",
+    ];
     let rows = o.rows.iter().map(|r| {
         vec![
             o.scenario.clone(),
@@ -51,11 +59,22 @@ pub fn metrics_csv(o: &RunOutcome, commit: &str) -> Vec<u8> {
 /// `timeseries.csv`: one row per simulated second (by completion time).
 pub fn timeseries_csv(o: &RunOutcome, commit: &str) -> Vec<u8> {
     let header = [
-        "scenario", "seed", "commit", "t_s", "sent_rps", "ok_rps", "error_rps", "latency_ms_mean",
+        "scenario",
+        "seed",
+        "commit",
+        "t_s",
+        "sent_rps",
+        "ok_rps",
+        "error_rps",
+        "latency_ms_mean",
         "latency_ms_p99_upper",
     ];
     let rows = o.seconds.iter().enumerate().map(|(t, s)| {
-        let mean = if s.ok == 0 { 0.0 } else { s.latency_ns_sum as f64 / s.ok as f64 / 1e6 };
+        let mean = if s.ok == 0 {
+            0.0
+        } else {
+            s.latency_ns_sum as f64 / s.ok as f64 / 1e6
+        };
         vec![
             o.scenario.clone(),
             o.seed.to_string(),
@@ -79,18 +98,50 @@ pub fn summary_text(o: &RunOutcome) -> String {
         let _ = writeln!(t, "  {k:<22} {v}");
     };
     let _ = writeln!(t, "scenario {} seed {}", o.scenario, o.seed);
-    line(&mut t, "requests", format!("{} sent, {} ok", s.requests_total, s.ok_total));
-    line(&mut t, "throughput", format!("{:.1} req/s", s.throughput_rps));
+    line(
+        &mut t,
+        "requests",
+        format!("{} sent, {} ok", s.requests_total, s.ok_total),
+    );
+    line(
+        &mut t,
+        "throughput",
+        format!("{:.1} req/s", s.throughput_rps),
+    );
     line(
         &mut t,
         "latency p50/p99/p999",
-        format!("{:.2} / {:.2} / {:.2} ms", s.latency_ms_p50, s.latency_ms_p99, s.latency_ms_p999),
+        format!(
+            "{:.2} / {:.2} / {:.2} ms",
+            s.latency_ms_p50, s.latency_ms_p99, s.latency_ms_p999
+        ),
     );
-    let errs: Vec<String> = s.errors.iter().filter(|e| e.1 > 0).map(|(k, n)| format!("{k}: {n}")).collect();
-    let errs = if errs.is_empty() { "none".to_string() } else { errs.join(", ") };
-    line(&mut t, "errors", format!("{errs} (ratio {:.5})", s.error_ratio));
-    line(&mut t, "cache hit ratio", format!("{:.4}", s.cache_hit_ratio));
-    line(&mut t, "acked writes", format!("{} ({} lost)", s.acked_writes_total, s.lost_writes_total));
+    let errs: Vec<String> = s
+        .errors
+        .iter()
+        .filter(|e| e.1 > 0)
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect();
+    let errs = if errs.is_empty() {
+        "none".to_string()
+    } else {
+        errs.join(", ")
+    };
+    line(
+        &mut t,
+        "errors",
+        format!("{errs} (ratio {:.5})", s.error_ratio),
+    );
+    line(
+        &mut t,
+        "cache hit ratio",
+        format!("{:.4}", s.cache_hit_ratio),
+    );
+    line(
+        &mut t,
+        "acked writes",
+        format!("{} ({} lost)", s.acked_writes_total, s.lost_writes_total),
+    );
     line(&mut t, "events", o.events_total.to_string());
     line(&mut t, "trace hash", format!("{:016x}", o.trace_hash));
     for c in &o.checks {

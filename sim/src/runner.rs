@@ -56,12 +56,21 @@ pub struct RunOutcome {
 impl RunOutcome {
     /// The failing check class with the highest priority (correctness first), if any.
     pub fn failure(&self) -> Option<checks::Class> {
-        self.checks.iter().filter(|c| !c.passed).map(|c| c.class).min()
+        self.checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.class)
+            .min()
     }
 }
 
 /// Runs `scenario` with `seed` to its end.
-pub fn run(scenario: &Scenario, seed: u64, options: &RunOptions, progress: &mut dyn FnMut(Progress)) -> RunOutcome {
+pub fn run(
+    scenario: &Scenario,
+    seed: u64,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> RunOutcome {
     let mut world = build(scenario, seed, options.record_trace);
     world.sim.run_until(world.end_ns, progress);
     finish(scenario, seed, world)
@@ -85,7 +94,9 @@ fn summarize(scenario: &Scenario, world: &World, lost: u64) -> Summary {
     let ok = c("client_status_200_total");
     let failed: u64 = errors.iter().map(|e| e.1).sum();
     let window_s = scenario.duration_s - scenario.warmup_s;
-    let h = m.histogram_value("client_latency_ns").expect("client registers latency");
+    let h = m
+        .histogram_value("client_latency_ns")
+        .expect("client registers latency");
     let (hits, misses) = world.gateways.iter().fold((0, 0), |(h, mi), &g| {
         let gm = &world.sim.env(g).metrics;
         (
@@ -93,7 +104,10 @@ fn summarize(scenario: &Scenario, world: &World, lost: u64) -> Summary {
             mi + gm.counter_value("gateway_cache_misses_total").unwrap_or(0),
         )
     });
-    let acked = world.sim.component::<Client>(world.client).map_or(0, |c| c.acked_writes.len() as u64);
+    let acked = world
+        .sim
+        .component::<Client>(world.client)
+        .map_or(0, |c| c.acked_writes.len() as u64);
     Summary {
         requests_total: c("client_requests_total"),
         ok_total: ok,
@@ -101,9 +115,17 @@ fn summarize(scenario: &Scenario, world: &World, lost: u64) -> Summary {
         latency_ms_p50: ms(h.value_at_quantile(0.5)),
         latency_ms_p99: ms(h.value_at_quantile(0.99)),
         latency_ms_p999: ms(h.value_at_quantile(0.999)),
-        error_ratio: if ok + failed == 0 { 0.0 } else { failed as f64 / (ok + failed) as f64 },
+        error_ratio: if ok + failed == 0 {
+            0.0
+        } else {
+            failed as f64 / (ok + failed) as f64
+        },
         errors,
-        cache_hit_ratio: if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 },
+        cache_hit_ratio: if hits + misses == 0 {
+            0.0
+        } else {
+            hits as f64 / (hits + misses) as f64
+        },
         acked_writes_total: acked,
         lost_writes_total: lost,
     }
@@ -111,7 +133,9 @@ fn summarize(scenario: &Scenario, world: &World, lost: u64) -> Summary {
 
 fn finish(scenario: &Scenario, seed: u64, world: World) -> RunOutcome {
     let sim = &world.sim;
-    let client = sim.component::<Client>(world.client).expect("the client never crashes");
+    let client = sim
+        .component::<Client>(world.client)
+        .expect("the client never crashes");
     let shards: Vec<ShardView<'_>> = world
         .stores
         .iter()
@@ -147,8 +171,19 @@ fn finish(scenario: &Scenario, seed: u64, world: World) -> RunOutcome {
     }
 }
 
-fn push(rows: &mut Vec<Row>, component: &str, metric: impl Into<String>, value: f64, unit: &'static str) {
-    rows.push(Row { component: component.to_string(), metric: metric.into(), value, unit });
+fn push(
+    rows: &mut Vec<Row>,
+    component: &str,
+    metric: impl Into<String>,
+    value: f64,
+    unit: &'static str,
+) {
+    rows.push(Row {
+        component: component.to_string(),
+        metric: metric.into(),
+        value,
+        unit,
+    });
 }
 
 /// Every metric of every node, then the network, then the run's summary.
@@ -166,13 +201,31 @@ fn rows(world: &World, s: &Summary) -> Vec<Row> {
                 Value::Gauge(g) => push(&mut out, name, e.name, *g, e.unit),
                 Value::Histogram(h) => {
                     let base = e.name.trim_end_matches("_ns");
-                    push(&mut out, name, format!("{base}_count"), h.len() as f64, "count");
+                    push(
+                        &mut out,
+                        name,
+                        format!("{base}_count"),
+                        h.len() as f64,
+                        "count",
+                    );
                     if h.is_empty() {
                         continue;
                     }
-                    push(&mut out, name, format!("{base}_ms_mean"), h.mean() / 1e6, "ms");
+                    push(
+                        &mut out,
+                        name,
+                        format!("{base}_ms_mean"),
+                        h.mean() / 1e6,
+                        "ms",
+                    );
                     for (q, label) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p999")] {
-                        push(&mut out, name, format!("{base}_ms_{label}"), ms(h.value_at_quantile(q)), "ms");
+                        push(
+                            &mut out,
+                            name,
+                            format!("{base}_ms_{label}"),
+                            ms(h.value_at_quantile(q)),
+                            "ms",
+                        );
                     }
                     push(&mut out, name, format!("{base}_ms_max"), ms(h.max()), "ms");
                 }
@@ -183,36 +236,99 @@ fn rows(world: &World, s: &Summary) -> Vec<Row> {
             }
         }
         if env.crashes_total > 0 {
-            push(&mut out, name, "crashes_total", env.crashes_total as f64, "count");
+            push(
+                &mut out,
+                name,
+                "crashes_total",
+                env.crashes_total as f64,
+                "count",
+            );
         }
         if env.disk.syncs_total > 0 {
-            push(&mut out, name, "disk_syncs_total", env.disk.syncs_total as f64, "count");
-            push(&mut out, name, "disk_records_lost_total", env.disk.records_lost_total as f64, "count");
+            push(
+                &mut out,
+                name,
+                "disk_syncs_total",
+                env.disk.syncs_total as f64,
+                "count",
+            );
+            push(
+                &mut out,
+                name,
+                "disk_records_lost_total",
+                env.disk.records_lost_total as f64,
+                "count",
+            );
         }
     }
     let n = &sim.network().stats;
     for (metric, v) in [
         ("messages_sent_total", n.sent_total),
         ("messages_dropped_loss_total", n.dropped_loss_total),
-        ("messages_dropped_partition_total", n.dropped_partition_total),
+        (
+            "messages_dropped_partition_total",
+            n.dropped_partition_total,
+        ),
         ("messages_dropped_node_down_total", n.dropped_down_total),
     ] {
         push(&mut out, "network", metric, v as f64, "count");
     }
-    push(&mut out, "run", "events_total", sim.events_total() as f64, "count");
-    push(&mut out, "run", "buggify_fired_total", sim.buggify().fired_total as f64, "count");
-    push(&mut out, "run", "requests_total", s.requests_total as f64, "count");
+    push(
+        &mut out,
+        "run",
+        "events_total",
+        sim.events_total() as f64,
+        "count",
+    );
+    push(
+        &mut out,
+        "run",
+        "buggify_fired_total",
+        sim.buggify().fired_total as f64,
+        "count",
+    );
+    push(
+        &mut out,
+        "run",
+        "requests_total",
+        s.requests_total as f64,
+        "count",
+    );
     push(&mut out, "run", "throughput_rps", s.throughput_rps, "req/s");
     push(&mut out, "run", "latency_ms_p50", s.latency_ms_p50, "ms");
     push(&mut out, "run", "latency_ms_p99", s.latency_ms_p99, "ms");
     push(&mut out, "run", "latency_ms_p999", s.latency_ms_p999, "ms");
     for (kind, count) in &s.errors {
-        push(&mut out, "run", format!("errors_{kind}_total"), *count as f64, "count");
+        push(
+            &mut out,
+            "run",
+            format!("errors_{kind}_total"),
+            *count as f64,
+            "count",
+        );
     }
     push(&mut out, "run", "error_ratio", s.error_ratio, "ratio");
-    push(&mut out, "run", "cache_hit_ratio", s.cache_hit_ratio, "ratio");
-    push(&mut out, "run", "acked_writes_total", s.acked_writes_total as f64, "count");
-    push(&mut out, "run", "lost_writes_total", s.lost_writes_total as f64, "count");
+    push(
+        &mut out,
+        "run",
+        "cache_hit_ratio",
+        s.cache_hit_ratio,
+        "ratio",
+    );
+    push(
+        &mut out,
+        "run",
+        "acked_writes_total",
+        s.acked_writes_total as f64,
+        "count",
+    );
+    push(
+        &mut out,
+        "run",
+        "lost_writes_total",
+        s.lost_writes_total as f64,
+        "count",
+    );
     out
 }
 

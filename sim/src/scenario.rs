@@ -93,23 +93,71 @@ pub struct StoreTier {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fault {
     /// Power loss; the node restarts after `restart_after_s` if given.
-    Crash { at_s: f64, node: String, restart_after_s: Option<f64> },
-    Restart { at_s: f64, node: String },
+    Crash {
+        at_s: f64,
+        node: String,
+        restart_after_s: Option<f64>,
+    },
+    Restart {
+        at_s: f64,
+        node: String,
+    },
     /// Drops every message from `a` to `b` (and back unless `one_way`) for `duration_s`.
-    Partition { at_s: f64, duration_s: f64, a: Vec<String>, b: Vec<String>, #[serde(default)] one_way: bool },
+    Partition {
+        at_s: f64,
+        duration_s: f64,
+        a: Vec<String>,
+        b: Vec<String>,
+        #[serde(default)]
+        one_way: bool,
+    },
     /// Delays every message from `a` to `b` (and back unless `one_way`) sent during the window
     /// until the window ends: delay, not drop.
-    Clog { at_s: f64, duration_s: f64, a: Vec<String>, b: Vec<String>, #[serde(default)] one_way: bool },
+    Clog {
+        at_s: f64,
+        duration_s: f64,
+        a: Vec<String>,
+        b: Vec<String>,
+        #[serde(default)]
+        one_way: bool,
+    },
     /// Loss probability between two zones for `duration_s`.
-    Loss { at_s: f64, duration_s: f64, between: [String; 2], probability: f64 },
+    Loss {
+        at_s: f64,
+        duration_s: f64,
+        between: [String; 2],
+        probability: f64,
+    },
     /// Extra latency between two zones for `duration_s`.
-    LatencySpike { at_s: f64, duration_s: f64, between: [String; 2], extra_ms: f64 },
+    LatencySpike {
+        at_s: f64,
+        duration_s: f64,
+        between: [String; 2],
+        extra_ms: f64,
+    },
     /// Moves a node's clock forward by `jump_ms` and/or makes it run `drift_ppm` fast (negative: slow).
-    ClockSkew { at_s: f64, node: String, #[serde(default)] jump_ms: f64, #[serde(default)] drift_ppm: f64 },
+    ClockSkew {
+        at_s: f64,
+        node: String,
+        #[serde(default)]
+        jump_ms: f64,
+        #[serde(default)]
+        drift_ppm: f64,
+    },
     /// Multiplies a node's sync latency by `factor` for `duration_s`.
-    DiskSlow { at_s: f64, duration_s: f64, node: String, factor: f64 },
+    DiskSlow {
+        at_s: f64,
+        duration_s: f64,
+        node: String,
+        factor: f64,
+    },
     /// Appends and syncs fail with `probability` for `duration_s`.
-    DiskErrors { at_s: f64, duration_s: f64, node: String, probability: f64 },
+    DiskErrors {
+        at_s: f64,
+        duration_s: f64,
+        node: String,
+        probability: f64,
+    },
 }
 
 impl Fault {
@@ -130,14 +178,30 @@ impl Fault {
     /// When the fault is healed (None for a crash that is never restarted).
     pub fn end_s(&self) -> Option<f64> {
         match *self {
-            Fault::Crash { at_s, restart_after_s, .. } => restart_after_s.map(|d| at_s + d),
+            Fault::Crash {
+                at_s,
+                restart_after_s,
+                ..
+            } => restart_after_s.map(|d| at_s + d),
             Fault::Restart { at_s, .. } | Fault::ClockSkew { at_s, .. } => Some(at_s),
-            Fault::Partition { at_s, duration_s, .. }
-            | Fault::Clog { at_s, duration_s, .. }
-            | Fault::Loss { at_s, duration_s, .. }
-            | Fault::LatencySpike { at_s, duration_s, .. }
-            | Fault::DiskSlow { at_s, duration_s, .. }
-            | Fault::DiskErrors { at_s, duration_s, .. } => Some(at_s + duration_s),
+            Fault::Partition {
+                at_s, duration_s, ..
+            }
+            | Fault::Clog {
+                at_s, duration_s, ..
+            }
+            | Fault::Loss {
+                at_s, duration_s, ..
+            }
+            | Fault::LatencySpike {
+                at_s, duration_s, ..
+            }
+            | Fault::DiskSlow {
+                at_s, duration_s, ..
+            }
+            | Fault::DiskErrors {
+                at_s, duration_s, ..
+            } => Some(at_s + duration_s),
         }
     }
 }
@@ -169,7 +233,11 @@ pub struct BuggifyConfig {
 
 impl Default for BuggifyConfig {
     fn default() -> Self {
-        BuggifyConfig { enabled: false, enable_probability: 0.25, fire_probability: 0.05 }
+        BuggifyConfig {
+            enabled: false,
+            enable_probability: 0.25,
+            fire_probability: 0.05,
+        }
     }
 }
 
@@ -251,7 +319,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
             column,
             field: field_at(text, offset),
             message: e.message().trim().to_string(),
-            source_line: text.lines().nth(line.saturating_sub(1)).unwrap_or("").to_string(),
+            source_line: text
+                .lines()
+                .nth(line.saturating_sub(1))
+                .unwrap_or("")
+                .to_string(),
         }
     })?;
     if let Err((field, message)) = validate(&scenario) {
@@ -263,7 +335,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
             column,
             field: path_string(&field),
             message,
-            source_line: text.lines().nth(line.saturating_sub(1)).unwrap_or("").to_string(),
+            source_line: text
+                .lines()
+                .nth(line.saturating_sub(1))
+                .unwrap_or("")
+                .to_string(),
         });
     }
     Ok(scenario)
@@ -289,8 +365,14 @@ fn locate(text: &str, path: &[Seg]) -> Option<usize> {
                     Some(t) => t.get_key_value(k),
                     None => item.as_table_like().and_then(|t| t.get_key_value(k)),
                 };
-                let Some((key, value)) = found else { return best };
-                best = key.span().or_else(|| value.span()).map(|s| s.start).or(best);
+                let Some((key, value)) = found else {
+                    return best;
+                };
+                best = key
+                    .span()
+                    .or_else(|| value.span())
+                    .map(|s| s.start)
+                    .or(best);
                 item = value;
                 table_item = None;
             }
@@ -300,7 +382,9 @@ fn locate(text: &str, path: &[Seg]) -> Option<usize> {
                     table_item = Some(t);
                     continue;
                 }
-                let Some(v) = item.as_array().and_then(|a| a.get(*i)) else { return best };
+                let Some(v) = item.as_array().and_then(|a| a.get(*i)) else {
+                    return best;
+                };
                 return v.span().map(|s| s.start).or(best);
             }
         }
@@ -310,7 +394,9 @@ fn locate(text: &str, path: &[Seg]) -> Option<usize> {
 
 /// The dotted path of the innermost key whose value covers byte `offset`.
 fn field_at(text: &str, offset: usize) -> String {
-    let Ok(doc) = toml_edit::ImDocument::parse(text) else { return String::new() };
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
+        return String::new();
+    };
     let mut path = Vec::new();
     field_in_item(doc.as_item(), offset, &mut path);
     path_string(&path)
@@ -324,7 +410,9 @@ fn field_in_item(item: &toml_edit::Item, offset: usize, path: &mut Vec<Seg>) {
     if let Some(aot) = item.as_array_of_tables() {
         let tables: Vec<&toml_edit::Table> = aot.iter().collect();
         // A table's span covers only its header: take the last one that starts before offset.
-        let i = tables.iter().rposition(|t| t.span().is_some_and(|s| s.start <= offset));
+        let i = tables
+            .iter()
+            .rposition(|t| t.span().is_some_and(|s| s.start <= offset));
         if let Some(i) = i {
             path.push(Seg::Index(i));
             field_in_table_like(tables[i], offset, path);
@@ -351,7 +439,9 @@ fn field_in_item(item: &toml_edit::Item, offset: usize, path: &mut Vec<Seg>) {
 fn field_in_table_like(t: &dyn toml_edit::TableLike, offset: usize, path: &mut Vec<Seg>) {
     let mut best: Option<(usize, &str, &toml_edit::Item)> = None;
     for (k, v) in t.iter() {
-        let Some((key, _)) = t.get_key_value(k) else { continue };
+        let Some((key, _)) = t.get_key_value(k) else {
+            continue;
+        };
         let start = key.span().map(|s| s.start);
         let inside = covers(v.span(), offset) || v.is_table() || v.is_array_of_tables();
         if let Some(start) = start {
@@ -382,40 +472,89 @@ fn within(r: Result<(), String>, path: Vec<Seg>) -> Result<(), Invalid> {
 
 /// Checks what the types cannot: names that must exist, ranges, times inside the run.
 pub fn validate(s: &Scenario) -> Result<(), Invalid> {
-    check(s.duration_s > 0.0 && s.duration_s <= 30.0 * 86_400.0, vec![key("duration_s")], "must be in (0, 2592000] seconds")?;
-    check(s.warmup_s >= 0.0 && s.warmup_s < s.duration_s, vec![key("warmup_s")], "must be >= 0 and less than duration_s")?;
-    check(!s.seeds.is_empty(), vec![key("seeds")], "give at least one seed")?;
+    check(
+        s.duration_s > 0.0 && s.duration_s <= 30.0 * 86_400.0,
+        vec![key("duration_s")],
+        "must be in (0, 2592000] seconds",
+    )?;
+    check(
+        s.warmup_s >= 0.0 && s.warmup_s < s.duration_s,
+        vec![key("warmup_s")],
+        "must be >= 0 and less than duration_s",
+    )?;
+    check(
+        !s.seeds.is_empty(),
+        vec![key("seeds")],
+        "give at least one seed",
+    )?;
     validate_topology(&s.topology)?;
     within(s.workload.validate(), vec![key("workload")])?;
     let zones = &s.topology.zones;
-    check(zones.contains(&s.workload.zone), vec![key("workload"), key("zone")], format!("zone `{}` is not in topology.zones {zones:?}", s.workload.zone))?;
+    check(
+        zones.contains(&s.workload.zone),
+        vec![key("workload"), key("zone")],
+        format!(
+            "zone `{}` is not in topology.zones {zones:?}",
+            s.workload.zone
+        ),
+    )?;
     let names = node_names(&s.topology);
     for (i, f) in s.faults.iter().enumerate() {
         validate_fault(f, i, s, &names)?;
     }
     let b = &s.buggify;
-    check((0.0..=1.0).contains(&b.enable_probability) && (0.0..=1.0).contains(&b.fire_probability), vec![key("buggify")], "probabilities must be in [0, 1]")?;
+    check(
+        (0.0..=1.0).contains(&b.enable_probability) && (0.0..=1.0).contains(&b.fire_probability),
+        vec![key("buggify")],
+        "probabilities must be in [0, 1]",
+    )?;
     if let Some(r) = s.checks.max_error_ratio {
-        check((0.0..=1.0).contains(&r), vec![key("checks"), key("max_error_ratio")], "must be in [0, 1]")?;
+        check(
+            (0.0..=1.0).contains(&r),
+            vec![key("checks"), key("max_error_ratio")],
+            "must be in [0, 1]",
+        )?;
     }
     Ok(())
 }
 
 fn validate_topology(t: &Topology) -> Result<(), Invalid> {
     let tk = || vec![key("topology")];
-    check(!t.zones.is_empty(), [tk(), vec![key("zones")]].concat(), "name at least one zone")?;
+    check(
+        !t.zones.is_empty(),
+        [tk(), vec![key("zones")]].concat(),
+        "name at least one zone",
+    )?;
     for (i, z) in t.zones.iter().enumerate() {
         let dup = t.zones[..i].contains(z);
-        check(!dup, [tk(), vec![key("zones")]].concat(), format!("zone `{z}` is listed twice"))?;
+        check(
+            !dup,
+            [tk(), vec![key("zones")]].concat(),
+            format!("zone `{z}` is listed twice"),
+        )?;
     }
-    within(t.default_link.latency.validate(), [tk(), vec![key("default_link")]].concat())?;
+    within(
+        t.default_link.latency.validate(),
+        [tk(), vec![key("default_link")]].concat(),
+    )?;
     for (i, l) in t.links.iter().enumerate() {
         let p = [tk(), vec![key("links"), Seg::Index(i)]].concat();
         for z in &l.between {
-            check(t.zones.contains(z), [p.clone(), vec![key("between")]].concat(), format!("zone `{z}` is not in topology.zones {:?}", t.zones))?;
+            check(
+                t.zones.contains(z),
+                [p.clone(), vec![key("between")]].concat(),
+                format!("zone `{z}` is not in topology.zones {:?}", t.zones),
+            )?;
         }
-        within(l.latency.validate(), [p.clone(), vec![key("latency")]].concat())?;
-        check((0.0..=1.0).contains(&l.loss), [p, vec![key("loss")]].concat(), "loss must be in [0, 1]")?;
+        within(
+            l.latency.validate(),
+            [p.clone(), vec![key("latency")]].concat(),
+        )?;
+        check(
+            (0.0..=1.0).contains(&l.loss),
+            [p, vec![key("loss")]].concat(),
+            "loss must be in [0, 1]",
+        )?;
     }
     let tiers: [(&str, u32, &Vec<String>); 3] = [
         ("gateways", t.gateways.count, &t.gateways.zones),
@@ -424,15 +563,36 @@ fn validate_topology(t: &Topology) -> Result<(), Invalid> {
     ];
     for (name, count, zones) in tiers {
         let field = if name == "stores" { "shards" } else { "count" };
-        check((1..=64).contains(&count), vec![key("topology"), key(name), key(field)], "must be between 1 and 64")?;
-        check(!zones.is_empty(), vec![key("topology"), key(name), key("zones")], "name at least one zone")?;
+        check(
+            (1..=64).contains(&count),
+            vec![key("topology"), key(name), key(field)],
+            "must be between 1 and 64",
+        )?;
+        check(
+            !zones.is_empty(),
+            vec![key("topology"), key(name), key("zones")],
+            "name at least one zone",
+        )?;
         for z in zones {
-            check(t.zones.contains(z), vec![key("topology"), key(name), key("zones")], format!("zone `{z}` is not in topology.zones {:?}", t.zones))?;
+            check(
+                t.zones.contains(z),
+                vec![key("topology"), key(name), key("zones")],
+                format!("zone `{z}` is not in topology.zones {:?}", t.zones),
+            )?;
         }
     }
-    within(t.gateways.config.validate(), vec![key("topology"), key("gateways"), key("config")])?;
-    within(t.services.config.validate(), vec![key("topology"), key("services"), key("config")])?;
-    within(t.stores.disk.sync_latency.validate(), vec![key("topology"), key("stores"), key("disk")])?;
+    within(
+        t.gateways.config.validate(),
+        vec![key("topology"), key("gateways"), key("config")],
+    )?;
+    within(
+        t.services.config.validate(),
+        vec![key("topology"), key("services"), key("config")],
+    )?;
+    within(
+        t.stores.disk.sync_latency.validate(),
+        vec![key("topology"), key("stores"), key("disk")],
+    )?;
     Ok(())
 }
 
@@ -452,9 +612,15 @@ pub fn select(selector: &str, names: &[String], zone_of: &dyn Fn(usize) -> Strin
         return (0..names.len()).filter(|&i| zone_of(i) == zone).collect();
     }
     if let Some(prefix) = selector.strip_suffix('*') {
-        return (0..names.len()).filter(|&i| names[i].starts_with(prefix)).collect();
+        return (0..names.len())
+            .filter(|&i| names[i].starts_with(prefix))
+            .collect();
     }
-    names.iter().position(|n| n == selector).into_iter().collect()
+    names
+        .iter()
+        .position(|n| n == selector)
+        .into_iter()
+        .collect()
 }
 
 /// The zone each node is placed in (round-robin over its tier's zones; the client in the
@@ -475,20 +641,45 @@ pub fn placement(s: &Scenario) -> Vec<String> {
 fn validate_fault(f: &Fault, i: usize, s: &Scenario, names: &[String]) -> Result<(), Invalid> {
     let p = |field: &str| vec![key("faults"), Seg::Index(i), key(field)];
     let at = f.at_s();
-    check(at >= 0.0 && at <= s.duration_s, p("at_s"), format!("must be within the run (0 to duration_s = {})", s.duration_s))?;
+    check(
+        at >= 0.0 && at <= s.duration_s,
+        p("at_s"),
+        format!(
+            "must be within the run (0 to duration_s = {})",
+            s.duration_s
+        ),
+    )?;
     if let Some(end) = f.end_s() {
-        check(end >= at && end.is_finite(), p("duration_s"), "durations must be >= 0")?;
+        check(
+            end >= at && end.is_finite(),
+            p("duration_s"),
+            "durations must be >= 0",
+        )?;
     }
     let placed = placement(s);
     let zone_of = |n: usize| placed[n].clone();
     let nodes_exist = |sel: &str, field: &str| {
-        check(!select(sel, names, &zone_of).is_empty(), p(field), format!("`{sel}` names no node; nodes are {names:?} (or use zone:NAME, or a prefix with *)"))
+        check(
+            !select(sel, names, &zone_of).is_empty(),
+            p(field),
+            format!(
+                "`{sel}` names no node; nodes are {names:?} (or use zone:NAME, or a prefix with *)"
+            ),
+        )
     };
     let zone_exists = |z: &str, field: &str| {
-        check(s.topology.zones.iter().any(|x| x == z), p(field), format!("zone `{z}` is not in topology.zones {:?}", s.topology.zones))
+        check(
+            s.topology.zones.iter().any(|x| x == z),
+            p(field),
+            format!("zone `{z}` is not in topology.zones {:?}", s.topology.zones),
+        )
     };
     match f {
-        Fault::Crash { node, restart_after_s, .. } => {
+        Fault::Crash {
+            node,
+            restart_after_s,
+            ..
+        } => {
             nodes_exist(node, "node")?;
             if let Some(d) = restart_after_s {
                 check(*d >= 0.0, p("restart_after_s"), "must be >= 0")?;
@@ -503,12 +694,22 @@ fn validate_fault(f: &Fault, i: usize, s: &Scenario, names: &[String]) -> Result
                 nodes_exist(sel, "b")?;
             }
         }
-        Fault::Loss { between, probability, .. } => {
+        Fault::Loss {
+            between,
+            probability,
+            ..
+        } => {
             zone_exists(&between[0], "between")?;
             zone_exists(&between[1], "between")?;
-            check((0.0..=1.0).contains(probability), p("probability"), "must be in [0, 1]")?;
+            check(
+                (0.0..=1.0).contains(probability),
+                p("probability"),
+                "must be in [0, 1]",
+            )?;
         }
-        Fault::LatencySpike { between, extra_ms, .. } => {
+        Fault::LatencySpike {
+            between, extra_ms, ..
+        } => {
             zone_exists(&between[0], "between")?;
             zone_exists(&between[1], "between")?;
             check(*extra_ms >= 0.0, p("extra_ms"), "must be >= 0")?;
@@ -517,14 +718,31 @@ fn validate_fault(f: &Fault, i: usize, s: &Scenario, names: &[String]) -> Result
             nodes_exist(node, "node")?;
             check(*factor >= 0.0, p("factor"), "must be >= 0")?;
         }
-        Fault::DiskErrors { node, probability, .. } => {
+        Fault::DiskErrors {
+            node, probability, ..
+        } => {
             nodes_exist(node, "node")?;
-            check((0.0..=1.0).contains(probability), p("probability"), "must be in [0, 1]")?;
+            check(
+                (0.0..=1.0).contains(probability),
+                p("probability"),
+                "must be in [0, 1]",
+            )?;
         }
     }
-    if let Fault::ClockSkew { jump_ms, drift_ppm, .. } = f {
-        check(*jump_ms >= 0.0, p("jump_ms"), "clocks only jump forward (monotonic time); use a negative drift_ppm for a slow clock")?;
-        check(drift_ppm.abs() < 500_000.0, p("drift_ppm"), "must be within +-500000 ppm")?;
+    if let Fault::ClockSkew {
+        jump_ms, drift_ppm, ..
+    } = f
+    {
+        check(
+            *jump_ms >= 0.0,
+            p("jump_ms"),
+            "clocks only jump forward (monotonic time); use a negative drift_ppm for a slow clock",
+        )?;
+        check(
+            drift_ppm.abs() < 500_000.0,
+            p("drift_ppm"),
+            "must be within +-500000 ppm",
+        )?;
     }
     Ok(())
 }

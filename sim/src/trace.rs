@@ -22,7 +22,11 @@ pub struct Trace {
 
 impl Trace {
     pub fn new(record: bool) -> Trace {
-        Trace { hash: 0x6a09_e667_f3bc_c908, count: 0, recorded: record.then(Vec::new) }
+        Trace {
+            hash: 0x6a09_e667_f3bc_c908,
+            count: 0,
+            recorded: record.then(Vec::new),
+        }
     }
 
     /// Folds one event into the hash; `describe` runs only when recording.
@@ -34,7 +38,12 @@ impl Trace {
         let digest = h.finish();
         self.hash = (self.hash.rotate_left(17) ^ digest).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         if let Some(rec) = &mut self.recorded {
-            rec.push(TraceEntry { index: self.count, at_ns, digest, summary: describe() });
+            rec.push(TraceEntry {
+                index: self.count,
+                at_ns,
+                digest,
+                summary: describe(),
+            });
         }
         self.count += 1;
     }
@@ -53,11 +62,15 @@ impl Trace {
 }
 
 /// Where two recorded traces first differ: (index, left entry, right entry); None if equal.
-pub fn first_divergence(a: &[TraceEntry], b: &[TraceEntry]) -> Option<(usize, Option<TraceEntry>, Option<TraceEntry>)> {
+pub fn first_divergence(
+    a: &[TraceEntry],
+    b: &[TraceEntry],
+) -> Option<(usize, Option<TraceEntry>, Option<TraceEntry>)> {
     let n = a.len().max(b.len());
     (0..n).find_map(|i| {
         let (x, y) = (a.get(i), b.get(i));
-        let same = matches!((x, y), (Some(x), Some(y)) if x.at_ns == y.at_ns && x.digest == y.digest);
+        let same =
+            matches!((x, y), (Some(x), Some(y)) if x.at_ns == y.at_ns && x.digest == y.digest);
         (!same).then(|| (i, x.cloned(), y.cloned()))
     })
 }

@@ -17,13 +17,30 @@ use serde::Deserialize;
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(tag = "curve", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RateCurve {
-    Constant { rps: f64 },
+    Constant {
+        rps: f64,
+    },
     /// Linear from `from_rps` at `start_s` to `to_rps` at `end_s`, flat outside.
-    Ramp { from_rps: f64, to_rps: f64, start_s: f64, end_s: f64 },
+    Ramp {
+        from_rps: f64,
+        to_rps: f64,
+        start_s: f64,
+        end_s: f64,
+    },
     /// `mean_rps * (1 + amplitude * sin(2 pi (t - peak_s) / period_s + pi/2))`: peaks at `peak_s`.
-    Diurnal { mean_rps: f64, amplitude: f64, period_s: f64, peak_s: f64 },
+    Diurnal {
+        mean_rps: f64,
+        amplitude: f64,
+        period_s: f64,
+        peak_s: f64,
+    },
     /// `base_rps`, and `peak_rps` during [at_s, at_s + duration_s).
-    Spike { base_rps: f64, peak_rps: f64, at_s: f64, duration_s: f64 },
+    Spike {
+        base_rps: f64,
+        peak_rps: f64,
+        at_s: f64,
+        duration_s: f64,
+    },
 }
 
 impl RateCurve {
@@ -31,15 +48,30 @@ impl RateCurve {
     pub fn rate(&self, t_s: f64) -> f64 {
         match *self {
             RateCurve::Constant { rps } => rps,
-            RateCurve::Ramp { from_rps, to_rps, start_s, end_s } => {
+            RateCurve::Ramp {
+                from_rps,
+                to_rps,
+                start_s,
+                end_s,
+            } => {
                 let f = ((t_s - start_s) / (end_s - start_s).max(1e-9)).clamp(0.0, 1.0);
                 from_rps + (to_rps - from_rps) * f
             }
-            RateCurve::Diurnal { mean_rps, amplitude, period_s, peak_s } => {
+            RateCurve::Diurnal {
+                mean_rps,
+                amplitude,
+                period_s,
+                peak_s,
+            } => {
                 let phase = std::f64::consts::TAU * (t_s - peak_s) / period_s;
                 mean_rps * (1.0 + amplitude * phase.cos())
             }
-            RateCurve::Spike { base_rps, peak_rps, at_s, duration_s } => {
+            RateCurve::Spike {
+                base_rps,
+                peak_rps,
+                at_s,
+                duration_s,
+            } => {
                 if t_s >= at_s && t_s < at_s + duration_s {
                     peak_rps
                 } else {
@@ -53,9 +85,17 @@ impl RateCurve {
     pub fn peak(&self) -> f64 {
         match *self {
             RateCurve::Constant { rps } => rps,
-            RateCurve::Ramp { from_rps, to_rps, .. } => from_rps.max(to_rps),
-            RateCurve::Diurnal { mean_rps, amplitude, .. } => mean_rps * (1.0 + amplitude.abs()),
-            RateCurve::Spike { base_rps, peak_rps, .. } => base_rps.max(peak_rps),
+            RateCurve::Ramp {
+                from_rps, to_rps, ..
+            } => from_rps.max(to_rps),
+            RateCurve::Diurnal {
+                mean_rps,
+                amplitude,
+                ..
+            } => mean_rps * (1.0 + amplitude.abs()),
+            RateCurve::Spike {
+                base_rps, peak_rps, ..
+            } => base_rps.max(peak_rps),
         }
     }
 
@@ -63,15 +103,24 @@ impl RateCurve {
         let ok = |v: f64| v.is_finite() && v >= 0.0;
         let fine = match *self {
             RateCurve::Constant { rps } => ok(rps),
-            RateCurve::Ramp { from_rps, to_rps, start_s, end_s } => {
-                ok(from_rps) && ok(to_rps) && ok(start_s) && end_s > start_s
-            }
-            RateCurve::Diurnal { mean_rps, amplitude, period_s, .. } => {
-                ok(mean_rps) && (0.0..=1.0).contains(&amplitude) && period_s > 0.0
-            }
-            RateCurve::Spike { base_rps, peak_rps, at_s, duration_s } => {
-                ok(base_rps) && ok(peak_rps) && ok(at_s) && ok(duration_s)
-            }
+            RateCurve::Ramp {
+                from_rps,
+                to_rps,
+                start_s,
+                end_s,
+            } => ok(from_rps) && ok(to_rps) && ok(start_s) && end_s > start_s,
+            RateCurve::Diurnal {
+                mean_rps,
+                amplitude,
+                period_s,
+                ..
+            } => ok(mean_rps) && (0.0..=1.0).contains(&amplitude) && period_s > 0.0,
+            RateCurve::Spike {
+                base_rps,
+                peak_rps,
+                at_s,
+                duration_s,
+            } => ok(base_rps) && ok(peak_rps) && ok(at_s) && ok(duration_s),
         };
         if !fine {
             return Err(format!(
@@ -98,7 +147,11 @@ pub struct Mix {
 
 impl Default for Mix {
     fn default() -> Self {
-        Mix { static_: 0.6, read: 0.3, write: 0.1 }
+        Mix {
+            static_: 0.6,
+            read: 0.3,
+            write: 0.1,
+        }
     }
 }
 
@@ -147,7 +200,9 @@ impl WorkloadConfig {
         self.rate.validate()?;
         let m = &self.mix;
         let parts = [m.static_, m.read, m.write];
-        if parts.iter().any(|p| !(0.0..=1.0).contains(p)) || ((parts.iter().sum::<f64>()) - 1.0).abs() > 1e-6 {
+        if parts.iter().any(|p| !(0.0..=1.0).contains(p))
+            || ((parts.iter().sum::<f64>()) - 1.0).abs() > 1e-6
+        {
             return Err(format!(
                 "mix fractions must each be in [0, 1] and add up to 1 (static {} + read {} + write {} = {})",
                 m.static_,
@@ -228,7 +283,10 @@ const TICK_ARRIVAL: u32 = 0;
 impl Client {
     /// A client sending to `gateways` until `stop_ns` (simulated time).
     pub fn new(config: WorkloadConfig, gateways: &[NodeId], stop_ns: u64) -> Client {
-        assert!(!gateways.is_empty(), "the workload needs a gateway to talk to");
+        assert!(
+            !gateways.is_empty(),
+            "the workload needs a gateway to talk to"
+        );
         Client {
             users: Zipf::new(config.users, config.zipf_alpha),
             objects: Zipf::new(config.static_objects, config.zipf_alpha),
@@ -257,7 +315,10 @@ impl Client {
     fn second(&mut self, now_ns: u64) -> &mut Second {
         let s = (now_ns / 1_000_000_000) as usize;
         if self.seconds.len() <= s {
-            self.seconds.resize_with(s + 1, || Second { log2_buckets: vec![0; 64], ..Second::default() });
+            self.seconds.resize_with(s + 1, || Second {
+                log2_buckets: vec![0; 64],
+                ..Second::default()
+            });
         }
         &mut self.seconds[s]
     }
@@ -305,13 +366,27 @@ impl Client {
         } else {
             0
         };
-        let id = self.outstanding.insert(Outstanding { route, key, value, sent_ns: now });
+        let id = self.outstanding.insert(Outstanding {
+            route,
+            key,
+            value,
+            sent_ns: now,
+        });
         let gateway = self.gateways[(user % self.gateways.len() as u64) as usize];
-        ctx.send(gateway, Msg::Request(Request { id, route, key, value }));
+        ctx.send(
+            gateway,
+            Msg::Request(Request {
+                id,
+                route,
+                key,
+                value,
+            }),
+        );
         let sent = self.ids().sent;
         ctx.metrics().add(sent, 1);
         self.second(now).sent += 1;
-        self.deadlines.push(ctx, now + ms_to_ns(self.config.timeout_ms), id);
+        self.deadlines
+            .push(ctx, now + ms_to_ns(self.config.timeout_ms), id);
     }
 
     fn complete(&mut self, ctx: &mut dyn Context, r: Response) {
@@ -320,10 +395,16 @@ impl Client {
         };
         let now = ctx.now_ns();
         let latency = now - o.sent_ns;
-        let status_index = Status::ALL.iter().position(|&s| s == r.status).expect("known status");
+        let status_index = Status::ALL
+            .iter()
+            .position(|&s| s == r.status)
+            .expect("known status");
         let ids = self.ids();
-        let (by_status, hist, by_route) =
-            (ids.by_status[status_index], ids.latency, ids.latency_by_route[o.route as usize]);
+        let (by_status, hist, by_route) = (
+            ids.by_status[status_index],
+            ids.latency,
+            ids.latency_by_route[o.route as usize],
+        );
         let m = ctx.metrics();
         m.add(by_status, 1);
         if r.status.is_ok() {
@@ -331,7 +412,11 @@ impl Client {
             m.record(by_route, latency);
         }
         if r.status.is_ok() && o.route == Route::Write {
-            self.acked_writes.push(AckedWrite { key: o.key, value: o.value, ack_ns: now });
+            self.acked_writes.push(AckedWrite {
+                key: o.key,
+                value: o.value,
+                ack_ns: now,
+            });
         }
         let sec = self.second(now);
         if r.status.is_ok() {
@@ -411,7 +496,12 @@ mod tests {
 
     #[test]
     fn a_spike_curve_is_at_its_peak_only_inside_the_window() {
-        let c = RateCurve::Spike { base_rps: 100.0, peak_rps: 900.0, at_s: 10.0, duration_s: 5.0 };
+        let c = RateCurve::Spike {
+            base_rps: 100.0,
+            peak_rps: 900.0,
+            at_s: 10.0,
+            duration_s: 5.0,
+        };
         assert_eq!(c.rate(9.9), 100.0);
         assert_eq!(c.rate(10.0), 900.0);
         assert_eq!(c.rate(15.0), 100.0);
@@ -420,7 +510,12 @@ mod tests {
 
     #[test]
     fn a_diurnal_curve_peaks_at_its_peak_time() {
-        let c = RateCurve::Diurnal { mean_rps: 100.0, amplitude: 0.5, period_s: 86_400.0, peak_s: 3_600.0 };
+        let c = RateCurve::Diurnal {
+            mean_rps: 100.0,
+            amplitude: 0.5,
+            period_s: 86_400.0,
+            peak_s: 3_600.0,
+        };
         assert!((c.rate(3_600.0) - 150.0).abs() < 1e-9);
         assert!((c.rate(3_600.0 + 43_200.0) - 50.0).abs() < 1e-9);
     }

@@ -37,7 +37,11 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
     let names = node_names(t);
     let placed = placement(s);
     let zone_index = |z: &str| t.zones.iter().position(|x| x == z).expect("validated zone") as u16;
-    let (g, sv, st) = (t.gateways.count as usize, t.services.count as usize, t.stores.shards as usize);
+    let (g, sv, st) = (
+        t.gateways.count as usize,
+        t.services.count as usize,
+        t.stores.shards as usize,
+    );
     let gateways = ids(0..g);
     let services = ids(g..g + sv);
     let stores = ids(g + sv..g + sv + st);
@@ -47,7 +51,10 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
     let mut specs = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
         let factory: crate::kernel::Factory = if i < g {
-            let (config, ups) = (t.gateways.config.clone(), services.iter().map(|&n| (n, 1)).collect::<Vec<_>>());
+            let (config, ups) = (
+                t.gateways.config.clone(),
+                services.iter().map(|&n| (n, 1)).collect::<Vec<_>>(),
+            );
             Box::new(move || Box::new(Gateway::new(config.clone(), &ups)))
         } else if i < g + sv {
             let (config, shards) = (t.services.config.clone(), stores.clone());
@@ -71,13 +78,22 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
     let zones = t.zones.len();
     let mut links = vec![t.default_link.clone(); zones * zones];
     for l in &t.links {
-        let (a, b) = (zone_index(&l.between[0]) as usize, zone_index(&l.between[1]) as usize);
-        let link = LinkConfig { latency: l.latency.clone(), loss: l.loss };
+        let (a, b) = (
+            zone_index(&l.between[0]) as usize,
+            zone_index(&l.between[1]) as usize,
+        );
+        let link = LinkConfig {
+            latency: l.latency.clone(),
+            loss: l.loss,
+        };
         links[a * zones + b] = link.clone();
         links[b * zones + a] = link;
     }
     let zone_of: Vec<u16> = specs.iter().map(|n| n.zone).collect();
-    let rngs = names.iter().map(|n| Rng::stream(seed, &format!("{n}/net"))).collect();
+    let rngs = names
+        .iter()
+        .map(|n| Rng::stream(seed, &format!("{n}/net")))
+        .collect();
     let net = Network::new(zones, zone_of, links, rngs);
     let b = &s.buggify;
     let buggify = Buggify::new(seed, b.enabled, b.enable_probability, b.fire_probability);
@@ -91,15 +107,32 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
             sim.schedule(at_ns, action);
         }
     }
-    World { sim, names, zones: t.zones.clone(), gateways, services, stores, client, end_ns }
+    World {
+        sim,
+        names,
+        zones: t.zones.clone(),
+        gateways,
+        services,
+        stores,
+        client,
+        end_ns,
+    }
 }
 
 /// A scenario fault as timed kernel actions (its start and, where it has one, its healing).
-pub fn compile_fault(f: &Fault, names: &[String], placed: &[String], zones: &[String]) -> Vec<(u64, Action)> {
+pub fn compile_fault(
+    f: &Fault,
+    names: &[String],
+    placed: &[String],
+    zones: &[String],
+) -> Vec<(u64, Action)> {
     let zone_of = |i: usize| placed[i].clone();
     let nodes = |sels: &[String]| -> Vec<NodeId> {
-        let mut v: Vec<NodeId> =
-            sels.iter().flat_map(|s| select(s, names, &zone_of)).map(|i| i as NodeId).collect();
+        let mut v: Vec<NodeId> = sels
+            .iter()
+            .flat_map(|s| select(s, names, &zone_of))
+            .map(|i| i as NodeId)
+            .collect();
         v.sort_unstable();
         v.dedup();
         v
@@ -110,7 +143,11 @@ pub fn compile_fault(f: &Fault, names: &[String], placed: &[String], zones: &[St
     let end = f.end_s().map(s_to_ns).unwrap_or(u64::MAX);
     let mut out = Vec::new();
     match f {
-        Fault::Crash { node, restart_after_s, .. } => {
+        Fault::Crash {
+            node,
+            restart_after_s,
+            ..
+        } => {
             for n in one(node) {
                 out.push((at, Action::Crash(n)));
                 if restart_after_s.is_some() {
@@ -118,49 +155,170 @@ pub fn compile_fault(f: &Fault, names: &[String], placed: &[String], zones: &[St
                 }
             }
         }
-        Fault::Restart { node, .. } => out.extend(one(node).into_iter().map(|n| (at, Action::Restart(n)))),
+        Fault::Restart { node, .. } => {
+            out.extend(one(node).into_iter().map(|n| (at, Action::Restart(n))))
+        }
         Fault::Partition { a, b, one_way, .. } => {
             let (a, b) = (nodes(a), nodes(b));
-            out.push((at, Action::Partition { a: a.clone(), b: b.clone(), delta: 1 }));
-            out.push((end, Action::Partition { a: a.clone(), b: b.clone(), delta: -1 }));
+            out.push((
+                at,
+                Action::Partition {
+                    a: a.clone(),
+                    b: b.clone(),
+                    delta: 1,
+                },
+            ));
+            out.push((
+                end,
+                Action::Partition {
+                    a: a.clone(),
+                    b: b.clone(),
+                    delta: -1,
+                },
+            ));
             if !one_way {
-                out.push((at, Action::Partition { a: b.clone(), b: a.clone(), delta: 1 }));
-                out.push((end, Action::Partition { a: b, b: a, delta: -1 }));
+                out.push((
+                    at,
+                    Action::Partition {
+                        a: b.clone(),
+                        b: a.clone(),
+                        delta: 1,
+                    },
+                ));
+                out.push((
+                    end,
+                    Action::Partition {
+                        a: b,
+                        b: a,
+                        delta: -1,
+                    },
+                ));
             }
         }
         Fault::Clog { a, b, one_way, .. } => {
             let (a, b) = (nodes(a), nodes(b));
-            out.push((at, Action::Clog { a: a.clone(), b: b.clone(), until_ns: end }));
+            out.push((
+                at,
+                Action::Clog {
+                    a: a.clone(),
+                    b: b.clone(),
+                    until_ns: end,
+                },
+            ));
             if !one_way {
-                out.push((at, Action::Clog { a: b, b: a, until_ns: end }));
+                out.push((
+                    at,
+                    Action::Clog {
+                        a: b,
+                        b: a,
+                        until_ns: end,
+                    },
+                ));
             }
         }
-        Fault::Loss { between, probability, .. } => {
+        Fault::Loss {
+            between,
+            probability,
+            ..
+        } => {
             let (za, zb) = (zone(&between[0]), zone(&between[1]));
-            out.push((at, Action::Loss { zone_a: za, zone_b: zb, probability: Some(*probability) }));
-            out.push((end, Action::Loss { zone_a: za, zone_b: zb, probability: None }));
+            out.push((
+                at,
+                Action::Loss {
+                    zone_a: za,
+                    zone_b: zb,
+                    probability: Some(*probability),
+                },
+            ));
+            out.push((
+                end,
+                Action::Loss {
+                    zone_a: za,
+                    zone_b: zb,
+                    probability: None,
+                },
+            ));
         }
-        Fault::LatencySpike { between, extra_ms, .. } => {
+        Fault::LatencySpike {
+            between, extra_ms, ..
+        } => {
             let (za, zb) = (zone(&between[0]), zone(&between[1]));
-            out.push((at, Action::ExtraLatency { zone_a: za, zone_b: zb, extra_ns: ms_to_ns(*extra_ms) }));
-            out.push((end, Action::ExtraLatency { zone_a: za, zone_b: zb, extra_ns: 0 }));
+            out.push((
+                at,
+                Action::ExtraLatency {
+                    zone_a: za,
+                    zone_b: zb,
+                    extra_ns: ms_to_ns(*extra_ms),
+                },
+            ));
+            out.push((
+                end,
+                Action::ExtraLatency {
+                    zone_a: za,
+                    zone_b: zb,
+                    extra_ns: 0,
+                },
+            ));
         }
-        Fault::ClockSkew { node, jump_ms, drift_ppm, .. } => {
+        Fault::ClockSkew {
+            node,
+            jump_ms,
+            drift_ppm,
+            ..
+        } => {
             for n in one(node) {
-                out.push((at, Action::ClockJump { node: n, forward_ns: ms_to_ns(*jump_ms) }));
-                out.push((at, Action::ClockRate { node: n, drift_ppm: *drift_ppm }));
+                out.push((
+                    at,
+                    Action::ClockJump {
+                        node: n,
+                        forward_ns: ms_to_ns(*jump_ms),
+                    },
+                ));
+                out.push((
+                    at,
+                    Action::ClockRate {
+                        node: n,
+                        drift_ppm: *drift_ppm,
+                    },
+                ));
             }
         }
         Fault::DiskSlow { node, factor, .. } => {
             for n in one(node) {
-                out.push((at, Action::DiskSlow { node: n, factor: *factor }));
-                out.push((end, Action::DiskSlow { node: n, factor: 1.0 }));
+                out.push((
+                    at,
+                    Action::DiskSlow {
+                        node: n,
+                        factor: *factor,
+                    },
+                ));
+                out.push((
+                    end,
+                    Action::DiskSlow {
+                        node: n,
+                        factor: 1.0,
+                    },
+                ));
             }
         }
-        Fault::DiskErrors { node, probability, .. } => {
+        Fault::DiskErrors {
+            node, probability, ..
+        } => {
             for n in one(node) {
-                out.push((at, Action::DiskErrors { node: n, probability: *probability }));
-                out.push((end, Action::DiskErrors { node: n, probability: 0.0 }));
+                out.push((
+                    at,
+                    Action::DiskErrors {
+                        node: n,
+                        probability: *probability,
+                    },
+                ));
+                out.push((
+                    end,
+                    Action::DiskErrors {
+                        node: n,
+                        probability: 0.0,
+                    },
+                ));
             }
         }
     }

@@ -16,12 +16,17 @@ fn short(mut s: Scenario) -> Scenario {
 
 /// Panics with the first event where two runs part, if they do.
 fn assert_same_run(a: &RunOutcome, b: &RunOutcome) {
-    if let Some((i, x, y)) = first_divergence(a.trace.as_deref().unwrap(), b.trace.as_deref().unwrap()) {
+    if let Some((i, x, y)) =
+        first_divergence(a.trace.as_deref().unwrap(), b.trace.as_deref().unwrap())
+    {
         panic!("runs diverge at event {i}:\n  first:  {x:?}\n  second: {y:?}");
     }
     assert_eq!(a.trace_hash, b.trace_hash);
     assert_eq!(report::metrics_csv(a, "c"), report::metrics_csv(b, "c"));
-    assert_eq!(report::timeseries_csv(a, "c"), report::timeseries_csv(b, "c"));
+    assert_eq!(
+        report::timeseries_csv(a, "c"),
+        report::timeseries_csv(b, "c")
+    );
     assert_eq!(report::summary_text(a), report::summary_text(b));
 }
 
@@ -39,13 +44,22 @@ fn the_same_seed_twice_gives_byte_identical_results_and_trace_hash() {
 #[test]
 fn a_faulty_run_with_buggify_is_deterministic_too() {
     let mut s = short(shipped("shard-crash"));
-    s.faults[0] = minitwin_sim::scenario::Fault::Crash { at_s: 3.0, node: "store-0".into(), restart_after_s: Some(2.0) };
+    s.faults[0] = minitwin_sim::scenario::Fault::Crash {
+        at_s: 3.0,
+        node: "store-0".into(),
+        restart_after_s: Some(2.0),
+    };
     s.buggify.enabled = true;
     s.buggify.enable_probability = 1.0;
     let a = run_recorded(&s, 5);
     let b = run_recorded(&s, 5);
     assert_same_run(&a, &b);
-    let fired = a.rows.iter().find(|r| r.metric == "buggify_fired_total").unwrap().value;
+    let fired = a
+        .rows
+        .iter()
+        .find(|r| r.metric == "buggify_fired_total")
+        .unwrap()
+        .value;
     assert!(fired > 0.0, "buggify points fired");
 }
 

@@ -48,23 +48,41 @@ fn a_shard_crash_under_write_load_fails_requests_then_recovers_without_losing_ac
     assert!(durability.passed, "{}", durability.detail);
     assert!(o.summary.acked_writes_total > 5_000, "{:?}", o.summary);
     // Before the crash: no errors. While store-0 is down: errors. After it is back: none again.
-    let errors = |range: std::ops::Range<usize>| -> u64 { o.seconds[range].iter().map(|s| s.errors).sum() };
+    let errors =
+        |range: std::ops::Range<usize>| -> u64 { o.seconds[range].iter().map(|s| s.errors).sum() };
     assert_eq!(errors(1..4), 0, "errors before the crash");
-    assert!(errors(4..8) > 100, "requests for the dead shard must fail or time out");
+    assert!(
+        errors(4..8) > 100,
+        "requests for the dead shard must fail or time out"
+    );
     assert_eq!(errors(9..12), 0, "errors after recovery");
     assert!(o.seconds[10].ok > 1_000, "throughput recovered");
-    let restarted = o.rows.iter().find(|r| r.component == "store-0" && r.metric == "store_recovered_records_total");
-    assert!(restarted.unwrap().value > 0.0, "store-0 rebuilt its state from its log");
+    let restarted = o
+        .rows
+        .iter()
+        .find(|r| r.component == "store-0" && r.metric == "store_recovered_records_total");
+    assert!(
+        restarted.unwrap().value > 0.0,
+        "store-0 rebuilt its state from its log"
+    );
 }
 
 #[test]
 fn the_durability_checker_catches_a_store_that_acknowledges_before_syncing() {
     let o = run(&shard_crash(true), 3, &RunOptions::default(), &mut |_| {});
     let durability = o.checks.iter().find(|c| c.name == "durability").unwrap();
-    assert!(!durability.passed, "the planted bug went unnoticed: {}", durability.detail);
+    assert!(
+        !durability.passed,
+        "the planted bug went unnoticed: {}",
+        durability.detail
+    );
     assert!(o.summary.lost_writes_total > 0);
     assert_eq!(o.failure(), Some(Class::Correctness));
-    assert!(durability.detail.contains("first lost"), "{}", durability.detail);
+    assert!(
+        durability.detail.contains("first lost"),
+        "{}",
+        durability.detail
+    );
 }
 
 #[test]
@@ -76,7 +94,12 @@ fn partitions_clogs_loss_spikes_skew_and_disk_faults_all_run_from_a_scenario_fil
     );
     s.faults = extra.faults;
     let o = run(&s, 9, &RunOptions::default(), &mut |_| {});
-    let value = |c: &str, m: &str| o.rows.iter().find(|r| r.component == c && r.metric == m).map(|r| r.value);
+    let value = |c: &str, m: &str| {
+        o.rows
+            .iter()
+            .find(|r| r.component == c && r.metric == m)
+            .map(|r| r.value)
+    };
     assert!(value("network", "messages_dropped_partition_total").unwrap() > 0.0);
     assert!(value("network", "messages_dropped_loss_total").unwrap() > 0.0);
     assert!(o.checks.iter().all(|c| c.passed), "{:?}", o.checks);

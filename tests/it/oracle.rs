@@ -85,8 +85,16 @@ fn one_service_tier_matches_erlang_c_and_littles_law_at_utilization_0_8() {
         // Little's law: L = lambda W, an accounting identity up to the window's edges.
         let little = r.arrival_rate * r.mean_sojourn_s;
         let rel = (r.mean_in_system - little).abs() / little;
-        assert!(rel < 0.01, "L = {:.4} but lambda W = {little:.4} ({rel:.4} apart)", r.mean_in_system);
-        assert!((r.arrival_rate - lambda).abs() / lambda < 0.02, "arrival rate {}", r.arrival_rate);
+        assert!(
+            rel < 0.01,
+            "L = {:.4} but lambda W = {little:.4} ({rel:.4} apart)",
+            r.mean_in_system
+        );
+        assert!(
+            (r.arrival_rate - lambda).abs() / lambda < 0.02,
+            "arrival rate {}",
+            r.arrival_rate
+        );
     }
 }
 
@@ -98,5 +106,8 @@ fn the_erlang_c_test_would_notice_a_service_twice_as_slow() {
     let lambda = 0.6 * f64::from(C) * mu;
     let measured = measure(lambda, 1).mean_wait_s;
     let wrong = mmc_mean_wait(C, lambda, mu * 1.25);
-    assert!((measured - wrong).abs() > 0.05 * wrong, "measured {measured} vs a wrong model {wrong}");
+    assert!(
+        (measured - wrong).abs() > 0.05 * wrong,
+        "measured {measured} vs a wrong model {wrong}"
+    );
 }

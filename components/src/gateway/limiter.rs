@@ -24,7 +24,13 @@ pub struct Limiter {
 impl Limiter {
     pub fn new(rate_per_s: f64, burst: f64, nodelay: bool) -> Limiter {
         assert!(rate_per_s > 0.0, "a rate limit needs a positive rate");
-        Limiter { rate_per_ns: rate_per_s / 1e9, burst: burst.max(0.0), nodelay, excess: 0.0, last_ns: None }
+        Limiter {
+            rate_per_ns: rate_per_s / 1e9,
+            burst: burst.max(0.0),
+            nodelay,
+            excess: 0.0,
+            last_ns: None,
+        }
     }
 
     pub fn admit(&mut self, now_ns: u64) -> Verdict {

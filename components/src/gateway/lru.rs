@@ -120,7 +120,13 @@ impl Lru {
         if self.index.len() >= self.capacity {
             self.drop_slot(self.tail);
         }
-        let slot = Slot { key, prev: NIL, next: NIL, inserted_ns: now_ns, accessed_ns: now_ns };
+        let slot = Slot {
+            key,
+            prev: NIL,
+            next: NIL,
+            inserted_ns: now_ns,
+            accessed_ns: now_ns,
+        };
         let i = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = slot;

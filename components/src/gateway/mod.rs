@@ -83,7 +83,10 @@ impl GatewayConfig {
             }
         }
         if Status::from_code(self.rate_limit_status).is_none() {
-            return Err(format!("rate_limit_status {} is not one of 429, 500, 502, 503, 504", self.rate_limit_status));
+            return Err(format!(
+                "rate_limit_status {} is not one of 429, 500, 502, 503, 504",
+                self.rate_limit_status
+            ));
         }
         if self.cache_enabled && self.cache_max_entries == 0 {
             return Err("cache_max_entries must be > 0 when the cache is enabled".into());
@@ -131,7 +134,10 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway balancing over `upstreams` as (node, weight).
     pub fn new(config: GatewayConfig, upstreams: &[(NodeId, u32)]) -> Gateway {
-        assert!(!upstreams.is_empty(), "a gateway needs at least one upstream");
+        assert!(
+            !upstreams.is_empty(),
+            "a gateway needs at least one upstream"
+        );
         assert!(upstreams.len() <= 64, "at most 64 upstreams per gateway");
         let limiter = config
             .rate_limit_rps
@@ -142,7 +148,11 @@ impl Gateway {
             ms_to_ns(config.cache_valid_ms),
         );
         Gateway {
-            balancer: Swrr::new(upstreams, config.max_fails, ms_to_ns(config.fail_timeout_ms)),
+            balancer: Swrr::new(
+                upstreams,
+                config.max_fails,
+                ms_to_ns(config.fail_timeout_ms),
+            ),
             cache,
             limiter,
             pending: Slab::new(),
@@ -174,8 +184,8 @@ impl Gateway {
                 Verdict::Pass => {}
                 Verdict::Reject => {
                     self.count(ctx, |i| i.limited);
-                    let status = Status::from_code(self.config.rate_limit_status)
-                        .expect("validated status");
+                    let status =
+                        Status::from_code(self.config.rate_limit_status).expect("validated status");
                     return Self::reply(ctx, client, request.id, status, None);
                 }
                 Verdict::Delay(after_ns) => {
@@ -200,8 +210,14 @@ impl Gateway {
             }
             self.count(ctx, |i| i.cache_misses);
         }
-        let pending =
-            Pending { client, request, start_ns: ctx.now_ns(), peer: 0, attempt: 0, tried_mask: 0 };
+        let pending = Pending {
+            client,
+            request,
+            start_ns: ctx.now_ns(),
+            peer: 0,
+            attempt: 0,
+            tried_mask: 0,
+        };
         let id = self.pending.insert(pending);
         self.forward(ctx, id);
     }
@@ -237,7 +253,10 @@ impl Gateway {
 
     /// The current attempt of `id` failed (error or timeout): mark the peer, maybe retry.
     fn attempt_failed(&mut self, ctx: &mut dyn Context, id: u64, final_status: Status) {
-        let p = *self.pending.get(id).expect("failed attempt of a live request");
+        let p = *self
+            .pending
+            .get(id)
+            .expect("failed attempt of a live request");
         self.balancer.failed(p.peer, ctx.now_ns());
         if p.attempt < self.max_tries() {
             self.count(ctx, |i| i.retries);
@@ -344,23 +363,54 @@ mod tests {
     }
 
     fn get(id: u64, route: Route, key: u64) -> Msg {
-        Msg::Request(Request { id, route, key, value: 0 })
+        Msg::Request(Request {
+            id,
+            route,
+            key,
+            value: 0,
+        })
     }
 
     #[test]
     fn a_timed_out_upstream_is_retried_on_the_next_peer_and_then_skipped() {
-        let config = GatewayConfig { proxy_timeout_ms: 10.0, cache_enabled: false, ..GatewayConfig::default() };
+        let config = GatewayConfig {
+            proxy_timeout_ms: 10.0,
+            cache_enabled: false,
+            ..GatewayConfig::default()
+        };
         let (mut g, mut ctx) = gateway(config);
         g.on_message(&mut ctx, 99, get(1, Route::Read, 5));
         let sent = ctx.take_sent();
-        let (first_peer, Msg::Request(up)) = sent[0] else { panic!() };
+        let (first_peer, Msg::Request(up)) = sent[0] else {
+            panic!()
+        };
         let t = ctx.pop_timer().unwrap();
         g.on_timer(&mut ctx, t);
         let sent = ctx.take_sent();
-        let (second_peer, Msg::Request(retry)) = sent[0] else { panic!("expected a retry") };
+        let (second_peer, Msg::Request(retry)) = sent[0] else {
+            panic!("expected a retry")
+        };
         assert_ne!(first_peer, second_peer);
-        g.on_message(&mut ctx, second_peer, Msg::Response(Response { id: retry.id, status: Status::Ok, value: None }));
-        assert_eq!(ctx.take_sent()[0], (99, Msg::Response(Response { id: 1, status: Status::Ok, value: None })));
+        g.on_message(
+            &mut ctx,
+            second_peer,
+            Msg::Response(Response {
+                id: retry.id,
+                status: Status::Ok,
+                value: None,
+            }),
+        );
+        assert_eq!(
+            ctx.take_sent()[0],
+            (
+                99,
+                Msg::Response(Response {
+                    id: 1,
+                    status: Status::Ok,
+                    value: None
+                })
+            )
+        );
         // The failed peer is down for fail_timeout: the next requests all go to the other one.
         let _ = up;
         for id in 2..5 {
@@ -373,23 +423,60 @@ mod tests {
     fn a_second_request_for_a_static_resource_is_served_from_the_cache() {
         let (mut g, mut ctx) = gateway(GatewayConfig::default());
         g.on_message(&mut ctx, 99, get(1, Route::Static, 42));
-        let (peer, Msg::Request(up)) = ctx.take_sent()[0] else { panic!() };
-        g.on_message(&mut ctx, peer, Msg::Response(Response { id: up.id, status: Status::Ok, value: None }));
+        let (peer, Msg::Request(up)) = ctx.take_sent()[0] else {
+            panic!()
+        };
+        g.on_message(
+            &mut ctx,
+            peer,
+            Msg::Response(Response {
+                id: up.id,
+                status: Status::Ok,
+                value: None,
+            }),
+        );
         ctx.take_sent();
         g.on_message(&mut ctx, 99, get(2, Route::Static, 42));
         let sent = ctx.take_sent();
-        assert_eq!(sent, vec![(99, Msg::Response(Response { id: 2, status: Status::Ok, value: None }))]);
-        assert_eq!(ctx.metrics.counter_value("gateway_cache_hits_total"), Some(1));
+        assert_eq!(
+            sent,
+            vec![(
+                99,
+                Msg::Response(Response {
+                    id: 2,
+                    status: Status::Ok,
+                    value: None
+                })
+            )]
+        );
+        assert_eq!(
+            ctx.metrics.counter_value("gateway_cache_hits_total"),
+            Some(1)
+        );
     }
 
     #[test]
     fn requests_over_the_rate_limit_are_shed_with_the_configured_status() {
-        let config = GatewayConfig { rate_limit_rps: Some(1.0), rate_limit_status: 429, ..GatewayConfig::default() };
+        let config = GatewayConfig {
+            rate_limit_rps: Some(1.0),
+            rate_limit_status: 429,
+            ..GatewayConfig::default()
+        };
         let (mut g, mut ctx) = gateway(config);
         g.on_message(&mut ctx, 99, get(1, Route::Read, 5));
         g.on_message(&mut ctx, 99, get(2, Route::Read, 5));
         let sent = ctx.take_sent();
         assert!(matches!(sent[0].1, Msg::Request(_)));
-        assert_eq!(sent[1], (99, Msg::Response(Response { id: 2, status: Status::TooManyRequests, value: None })));
+        assert_eq!(
+            sent[1],
+            (
+                99,
+                Msg::Response(Response {
+                    id: 2,
+                    status: Status::TooManyRequests,
+                    value: None
+                })
+            )
+        );
     }
 }

@@ -34,7 +34,11 @@ impl Swrr {
                 checked_ns: 0,
             })
             .collect();
-        Swrr { peers, max_fails, fail_timeout_ns }
+        Swrr {
+            peers,
+            max_fails,
+            fail_timeout_ns,
+        }
     }
 
     pub fn len(&self) -> usize {
