@@ -62,8 +62,10 @@ impl Metrics {
         i
     }
 
+    /// A counter; its unit is `ns` when the name says so (`..._ns_sum`), else `count`.
     pub fn counter(&mut self, name: &'static str) -> CounterId {
-        CounterId(self.register(name, "count", Value::Counter(0)))
+        let unit = if name.ends_with("_ns_sum") || name.ends_with("_ns") { "ns" } else { "count" };
+        CounterId(self.register(name, unit, Value::Counter(0)))
     }
 
     pub fn gauge(&mut self, name: &'static str, unit: &'static str) -> GaugeId {
