@@ -16,6 +16,9 @@
 //! - [`codec`]: the byte encoding of [`msg::Msg`] for production sockets.
 //! - [`testing`]: a hand-cranked context for testing components without a simulator.
 //!
+//! Components log through `tracing`; the runner puts the simulated time and the node on every
+//! event (a span around each callback).
+//!
 //! Architecture invariant: nothing here reads a clock, opens a socket, spawns a thread or asks
 //! the OS for randomness; nothing here depends on `minitwin-sim` or on tokio.
 

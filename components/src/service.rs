@@ -153,6 +153,7 @@ impl Service {
             return;
         }
         self.count(ctx, |i| i.shed);
+        tracing::debug!(request = request.id, queue = self.queue.len(), "shed: queue full");
         let reply = Response {
             id: request.id,
             status: Status::Unavailable,
@@ -253,6 +254,7 @@ impl Service {
         for &(worker, call) in &due {
             let busy = self.workers[worker as usize];
             if busy.is_some_and(|b| b.waiting_store && b.call == call) {
+                tracing::debug!(worker, call, "store call timed out");
                 self.count(ctx, |i| i.store_timeouts);
                 self.store_failed(ctx, worker, Status::GatewayTimeout);
             }

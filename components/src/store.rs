@@ -245,6 +245,7 @@ impl Store {
     }
 
     fn sync_failed(&mut self, ctx: &mut dyn Context) {
+        tracing::warn!(pending = self.pending.len(), "sync failed: refusing writes until restart");
         self.poisoned = true;
         self.sync_in_flight = false;
         while let Some((ack, _)) = self.pending.pop_front() {
@@ -274,6 +275,7 @@ impl Component for Store {
         }
         self.tail_lsn = records.len() as u64;
         self.durable_lsn = self.tail_lsn;
+        tracing::debug!(records = records.len(), "recovered from the log");
         let recovered = self.ids().recovered;
         ctx.metrics().add(recovered, records.len() as u64);
     }

@@ -545,7 +545,8 @@ impl Sim {
             env: &mut node.env,
             me: id,
         };
-        component.start(&mut ctx);
+        let span = tracing::debug_span!("event", t_ns = ctx.queue.now_ns, node = %ctx.env.name);
+        span.in_scope(|| component.start(&mut ctx));
         node.component = Some(component);
     }
 

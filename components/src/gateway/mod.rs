@@ -235,6 +235,7 @@ impl Gateway {
         let now = ctx.now_ns();
         let p = *self.pending.get(id).expect("forward of a live request");
         let Some(peer) = self.balancer.pick(now, p.tried_mask) else {
+            tracing::debug!(request = p.request.id, "no live upstream");
             self.count(ctx, |i| i.no_live_upstream);
             self.pending.remove(id);
             return Self::reply(ctx, p.client, p.request.id, Status::BadGateway, None);
