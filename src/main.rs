@@ -1,10 +1,11 @@
 //! The `minitwin` command line: run scenarios, validate them, check histories.
 //!
 //! Map: [`cli`] declares the commands and their help; [`run_cmd`] runs scenarios and writes
-//! results; [`check_cmd`] validates scenario files.
+//! results; [`plot`] draws them; [`check_cmd`] validates scenario files.
 
 mod check_cmd;
 mod cli;
+mod plot;
 mod run_cmd;
 
 use clap::Parser;

@@ -147,5 +147,6 @@ fn write_results(out: &Path, o: &RunOutcome) -> Result<PathBuf, String> {
         std::fs::write(&path, bytes)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
+    crate::plot::timeseries_svg(o, &dir.join("timeseries.svg"))?;
     Ok(dir)
 }

@@ -5,8 +5,8 @@
 use crate::runner::RunOutcome;
 use std::fmt::Write as _;
 
-/// Upper edge (ms) of the bucket that holds quantile `q` of a log2 histogram.
-fn log2_quantile_ms(buckets: &[u32], q: f64) -> f64 {
+/// Upper edge (ms) of the bucket that holds quantile `q` of a per-second histogram.
+pub fn log2_quantile_ms(buckets: &[u32], q: f64) -> f64 {
     let total: u64 = buckets.iter().map(|&b| u64::from(b)).sum();
     if total == 0 {
         return 0.0;
@@ -16,7 +16,7 @@ fn log2_quantile_ms(buckets: &[u32], q: f64) -> f64 {
     for (i, &b) in buckets.iter().enumerate() {
         seen += u64::from(b);
         if seen >= rank {
-            return (1u128 << (i + 1)) as f64 / 1e6;
+            return crate::workload::bucket_upper_ns(i) / 1e6;
         }
     }
     0.0
@@ -157,10 +157,17 @@ mod tests {
 
     #[test]
     fn the_log2_quantile_is_the_upper_edge_of_its_bucket() {
-        let mut b = vec![0u32; 64];
-        b[20] = 99; // ~1-2 ms
-        b[25] = 1;
-        assert_eq!(log2_quantile_ms(&b, 0.5), (1u64 << 21) as f64 / 1e6);
-        assert_eq!(log2_quantile_ms(&b, 1.0), (1u64 << 26) as f64 / 1e6);
+        use crate::workload::{bucket_upper_ns, latency_bucket, BUCKETS};
+        let mut b = vec![0u32; BUCKETS];
+        b[latency_bucket(1_500_000)] += 99;
+        b[latency_bucket(40_000_000)] += 1;
+        assert_eq!(
+            log2_quantile_ms(&b, 0.5),
+            bucket_upper_ns(latency_bucket(1_500_000)) / 1e6
+        );
+        assert_eq!(
+            log2_quantile_ms(&b, 1.0),
+            bucket_upper_ns(latency_bucket(40_000_000)) / 1e6
+        );
     }
 }

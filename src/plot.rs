@@ -1,0 +1,97 @@
+//! `timeseries.svg`: throughput and latency per simulated second, for looking rather than reading.
+
+use minitwin_sim::report::log2_quantile_ms;
+use minitwin_sim::runner::RunOutcome;
+use plotters::prelude::*;
+use std::path::Path;
+
+/// Draws the run's time series into `path` (an SVG file).
+pub fn timeseries_svg(o: &RunOutcome, path: &Path) -> Result<(), String> {
+    draw(o, path).map_err(|e| format!("cannot draw {}: {e}", path.display()))
+}
+
+fn draw(o: &RunOutcome, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::new(path, (960, 640)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (top, bottom) = root.split_vertically(320);
+    let secs = o.seconds.len().max(1) as f64;
+    let rps_max = o
+        .seconds
+        .iter()
+        .map(|s| s.sent.max(s.ok + s.errors))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let mut c = ChartBuilder::on(&top)
+        .caption(
+            format!(
+                "{} seed {}: requests per simulated second",
+                o.scenario, o.seed
+            ),
+            ("sans-serif", 18),
+        )
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..secs, 0f64..rps_max * 1.1)?;
+    c.configure_mesh()
+        .x_desc("simulated s")
+        .y_desc("req/s")
+        .draw()?;
+    let series = |f: &dyn Fn(&minitwin_sim::workload::Second) -> f64| -> Vec<(f64, f64)> {
+        o.seconds
+            .iter()
+            .enumerate()
+            .map(|(t, s)| (t as f64, f(s)))
+            .collect()
+    };
+    c.draw_series(LineSeries::new(series(&|s| s.sent as f64), &BLUE))?
+        .label("sent")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLUE));
+    c.draw_series(LineSeries::new(series(&|s| s.ok as f64), &GREEN))?
+        .label("ok")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], GREEN));
+    c.draw_series(LineSeries::new(series(&|s| s.errors as f64), &RED))?
+        .label("errors")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RED));
+    c.configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()?;
+
+    let mean = |s: &minitwin_sim::workload::Second| {
+        if s.ok == 0 {
+            0.0
+        } else {
+            s.latency_ns_sum as f64 / s.ok as f64 / 1e6
+        }
+    };
+    let p99 = |s: &minitwin_sim::workload::Second| log2_quantile_ms(&s.log2_buckets, 0.99);
+    let lat_max = o.seconds.iter().map(p99).fold(1.0, f64::max);
+    let mut c = ChartBuilder::on(&bottom)
+        .caption(
+            "latency of successful requests (ms, log scale)",
+            ("sans-serif", 18),
+        )
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..secs, (0.1f64..lat_max * 2.0).log_scale())?;
+    c.configure_mesh()
+        .x_desc("simulated s")
+        .y_desc("ms")
+        .draw()?;
+    let positive = |v: Vec<(f64, f64)>| v.into_iter().filter(|p| p.1 > 0.0).collect::<Vec<_>>();
+    c.draw_series(LineSeries::new(positive(series(&mean)), &BLUE))?
+        .label("mean")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLUE));
+    c.draw_series(LineSeries::new(positive(series(&p99)), &RED))?
+        .label("p99 (bucket upper edge)")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RED));
+    c.configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
