@@ -13,6 +13,8 @@
 //! - [`service`]: a service instance (bounded worker pool and queue, store calls with timeout and
 //!   bounded retries).
 //! - [`store`]: a single-primary key-value shard that logs to disk and syncs before it acks.
+//! - [`session`]: the session cluster (Redis Cluster-like) and its redirect-following client.
+//! - [`archive`]: the cold-storage archiver (lifecycle rules, tiers, restores).
 //! - [`codec`]: the byte encoding of [`msg::Msg`] for production sockets.
 //! - [`testing`]: a hand-cranked context for testing components without a simulator.
 //!
@@ -22,6 +24,7 @@
 //! Architecture invariant: nothing here reads a clock, opens a socket, spawns a thread or asks
 //! the OS for randomness; nothing here depends on `minitwin-sim` or on tokio.
 
+pub mod archive;
 pub mod codec;
 pub mod context;
 pub mod deadline;
@@ -31,6 +34,7 @@ pub mod metrics;
 pub mod msg;
 pub mod rng;
 pub mod service;
+pub mod session;
 pub mod store;
 pub mod testing;
 

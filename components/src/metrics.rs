@@ -64,7 +64,11 @@ impl Metrics {
 
     /// A counter; its unit is `ns` when the name says so (`..._ns_sum`), else `count`.
     pub fn counter(&mut self, name: &'static str) -> CounterId {
-        let unit = if name.ends_with("_ns_sum") || name.ends_with("_ns") { "ns" } else { "count" };
+        let unit = if name.ends_with("_ns_sum") || name.ends_with("_ns") {
+            "ns"
+        } else {
+            "count"
+        };
         CounterId(self.register(name, unit, Value::Counter(0)))
     }
 

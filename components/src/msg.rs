@@ -129,13 +129,18 @@ pub struct StoreResponse {
     pub result: StoreResult,
 }
 
-/// Everything that crosses the network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Everything that crosses the network. Each component family beyond the first slice has one
+/// variant carrying its own message enum, defined in its module.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Msg {
     Request(Request),
     Response(Response),
     Store(StoreRequest),
     StoreReply(StoreResponse),
+    /// The session cluster (Redis Cluster-like): see [`crate::session`].
+    Session(crate::session::SessionMsg),
+    /// The cold-storage archiver: see [`crate::archive`].
+    Archive(crate::archive::ArchiveMsg),
 }
 
 /// Timer tokens. A component only ever receives the tokens it set itself.

@@ -153,7 +153,11 @@ impl Service {
             return;
         }
         self.count(ctx, |i| i.shed);
-        tracing::debug!(request = request.id, queue = self.queue.len(), "shed: queue full");
+        tracing::debug!(
+            request = request.id,
+            queue = self.queue.len(),
+            "shed: queue full"
+        );
         let reply = Response {
             id: request.id,
             status: Status::Unavailable,

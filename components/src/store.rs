@@ -245,7 +245,10 @@ impl Store {
     }
 
     fn sync_failed(&mut self, ctx: &mut dyn Context) {
-        tracing::warn!(pending = self.pending.len(), "sync failed: refusing writes until restart");
+        tracing::warn!(
+            pending = self.pending.len(),
+            "sync failed: refusing writes until restart"
+        );
         self.poisoned = true;
         self.sync_in_flight = false;
         while let Some((ack, _)) = self.pending.pop_front() {

@@ -63,7 +63,7 @@ pub enum Action {
     ResetMetrics,
 }
 
-#[derive(Clone, Copy, Debug, Hash)]
+#[derive(Clone, Debug, Hash)]
 enum Event {
     Deliver {
         from: NodeId,
@@ -272,7 +272,8 @@ impl Queue {
         }
         let entry = self.heap.pop().expect("peeked");
         self.payload_free.push(entry.slot);
-        Some((entry.at_ns, self.payloads[entry.slot as usize]))
+        let event = std::mem::replace(&mut self.payloads[entry.slot as usize], Event::Control(0));
+        Some((entry.at_ns, event))
     }
 
     fn alloc_timer(&mut self) -> TimerId {
