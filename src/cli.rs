@@ -20,9 +20,12 @@ Examples:
   minitwin run scenarios/shard-crash.toml --seed 7   run one seed (the replay command of a failure)
   minitwin run scenarios/spike.toml --log run.jsonl  also write the event log as JSON lines
   minitwin check scenarios/*.toml                    validate files without running them
+  minitwin sweep scenarios/shard-crash.toml --seeds 200   many seeds in parallel: failing seeds,
+                                                          recovery time and data lost as distributions
 
 Exit codes: 0 all checks passed, 1 the simulator crashed, 2 bad input,
-            3 a correctness check failed, 4 an SLO (liveness) check failed.";
+            3 a correctness check failed, 4 an SLO (liveness) check failed.
+            (sweep: the worst over all seeds, in that order of precedence)";
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -30,6 +33,30 @@ pub enum Command {
     Run(RunArgs),
     /// Validate scenario files without running them (syntax, fields, names, ranges).
     Check(CheckArgs),
+    /// Run many seeds of a scenario in parallel (each run single-threaded); report failing seeds
+    /// with their replay commands and metrics as distributions across seeds.
+    Sweep(SweepArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// How many seeds to run.
+    #[arg(long, default_value_t = 100)]
+    pub seeds: u64,
+    /// The first seed; seeds run are FIRST, FIRST+1, ...
+    #[arg(long, default_value_t = 1)]
+    pub first_seed: u64,
+    /// Runs in parallel (default: one per core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Where the per-seed table goes: DIR/<scenario>/sweep.csv.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]

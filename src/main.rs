@@ -1,12 +1,14 @@
 //! The `minitwin` command line: run scenarios, validate them, check histories.
 //!
 //! Map: [`cli`] declares the commands and their help; [`run_cmd`] runs scenarios and writes
-//! results; [`plot`] draws them; [`check_cmd`] validates scenario files.
+//! results; [`plot`] draws them; [`check_cmd`] validates scenario files;
+//! [`sweep_cmd`] runs many seeds in parallel.
 
 mod check_cmd;
 mod cli;
 mod plot;
 mod run_cmd;
+mod sweep_cmd;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -16,6 +18,7 @@ fn main() -> ExitCode {
     let code = match args.command {
         cli::Command::Run(a) => run_cmd::main(a),
         cli::Command::Check(a) => check_cmd::main(a),
+        cli::Command::Sweep(a) => sweep_cmd::main(a),
     };
     ExitCode::from(code)
 }

@@ -142,6 +142,13 @@ pub fn summary_text(o: &RunOutcome) -> String {
         "acked writes",
         format!("{} ({} lost)", s.acked_writes_total, s.lost_writes_total),
     );
+    if let Some(r) = s.recovery_s {
+        line(
+            &mut t,
+            "recovery",
+            format!("{r:.1} s from the first fault to the SLO restored"),
+        );
+    }
     line(&mut t, "events", o.events_total.to_string());
     line(&mut t, "trace hash", format!("{:016x}", o.trace_hash));
     for c in &o.checks {

@@ -30,6 +30,29 @@ pub struct Summary {
     pub cache_hit_ratio: f64,
     pub acked_writes_total: u64,
     pub lost_writes_total: u64,
+    /// From the first fault to the end of the last second whose error ratio exceeded
+    /// [`RECOVERY_ERROR_RATIO`] (0 when no second did; None without faults). The brief's
+    /// "fault recovery time (fault to SLO restored)".
+    pub recovery_s: Option<f64>,
+}
+
+/// A second with more failures than this fraction of its answers counts as degraded.
+pub const RECOVERY_ERROR_RATIO: f64 = 0.01;
+
+/// Recovery time for faults starting at `first_fault_s`, from per-second counts.
+pub fn recovery_s(seconds: &[Second], first_fault_s: f64) -> f64 {
+    let first = first_fault_s.floor() as usize;
+    let degraded = |s: &Second| {
+        let answered = s.ok + s.errors;
+        answered > 0 && s.errors as f64 > RECOVERY_ERROR_RATIO * answered as f64
+    };
+    match (first..seconds.len())
+        .rev()
+        .find(|&t| degraded(&seconds[t]))
+    {
+        Some(last) => (last + 1) as f64 - first_fault_s,
+        None => 0.0,
+    }
 }
 
 /// One row of the long-format results.
@@ -80,6 +103,10 @@ fn ms(ns: u64) -> f64 {
     ns as f64 / 1e6
 }
 
+fn first_fault_s(scenario: &Scenario) -> Option<f64> {
+    scenario.faults.iter().map(|f| f.at_s()).reduce(f64::min)
+}
+
 fn summarize(scenario: &Scenario, world: &World, lost: u64) -> Summary {
     let m = &world.sim.env(world.client).metrics;
     let c = |n: &str| m.counter_value(n).unwrap_or(0);
@@ -128,6 +155,13 @@ fn summarize(scenario: &Scenario, world: &World, lost: u64) -> Summary {
         },
         acked_writes_total: acked,
         lost_writes_total: lost,
+        recovery_s: first_fault_s(scenario).map(|at| {
+            let seconds = world
+                .sim
+                .component::<Client>(world.client)
+                .map_or(&[][..], |c| &c.seconds[..]);
+            recovery_s(seconds, at)
+        }),
     }
 }
 
