@@ -174,16 +174,26 @@ pub fn encode(msg: &Msg, out: &mut Vec<u8>) -> Result<(), CodecError> {
                     w.u8(0);
                     w.opt(v);
                 }
-                StoreResult::Written { lsn } => {
+                StoreResult::Written { lsn, epoch } => {
                     w.u8(1);
                     w.u64(lsn);
+                    w.u64(epoch);
                 }
                 StoreResult::CasFailed { current } => {
                     w.u8(2);
                     w.opt(current);
                 }
                 StoreResult::Error => w.u8(3),
+                StoreResult::Redirect { primary } => {
+                    w.u8(4);
+                    w.opt(primary.map(u64::from));
+                }
             }
+        }
+        Msg::Repl(_) => {
+            return Err(CodecError::Unsupported {
+                what: "replication",
+            })
         }
         Msg::Session(_) => return Err(CodecError::Unsupported { what: "session" }),
         Msg::Archive(_) => return Err(CodecError::Unsupported { what: "archive" }),
@@ -258,9 +268,24 @@ pub fn decode_payload(payload: &[u8]) -> Result<Msg, CodecError> {
             let id = r.u64()?;
             let result = match r.u8()? {
                 0 => StoreResult::Value(r.opt()?),
-                1 => StoreResult::Written { lsn: r.u64()? },
+                1 => StoreResult::Written {
+                    lsn: r.u64()?,
+                    epoch: r.u64()?,
+                },
                 2 => StoreResult::CasFailed { current: r.opt()? },
                 3 => StoreResult::Error,
+                4 => {
+                    let primary = r.opt()?;
+                    let primary = primary.map(|p| {
+                        u32::try_from(p).map_err(|_| CodecError::UnknownTag {
+                            what: "node id",
+                            tag: 0xff,
+                        })
+                    });
+                    StoreResult::Redirect {
+                        primary: primary.transpose()?,
+                    }
+                }
                 tag => {
                     return Err(CodecError::UnknownTag {
                         what: "store result",

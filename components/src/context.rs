@@ -63,6 +63,9 @@ pub trait Context {
     fn disk_sync(&mut self);
     /// The records that survived the last crash, oldest first (read at start-up).
     fn disk_recover(&mut self) -> Vec<Vec<u8>>;
+    /// Cuts the log back to its first `len` records, durably (a diverged replica rewinding to
+    /// its new primary's history). Records past `len` are gone, synced or not.
+    fn disk_truncate(&mut self, len: u64);
     /// This node's metrics registry; it outlives crashes of the component.
     fn metrics(&mut self) -> &mut Metrics;
     /// A named fault point (buggify): true when this run enabled `point` and it fires now.

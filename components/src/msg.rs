@@ -4,6 +4,8 @@
 //! client's request id to a service, it issues its own. That keeps each component's bookkeeping
 //! private and bounded.
 
+use crate::context::NodeId;
+
 /// What a client asks of the edge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Route {
@@ -109,12 +111,14 @@ impl StoreOp {
 pub enum StoreResult {
     /// A read's value (None: never written).
     Value(Option<u64>),
-    /// A write or successful CAS is durable at `lsn`.
-    Written { lsn: u64 },
+    /// A write or successful CAS is durable at `lsn` of the primary of `epoch`.
+    Written { lsn: u64, epoch: u64 },
     /// A CAS found another value; nothing changed.
     CasFailed { current: Option<u64> },
-    /// The shard could not serve the request (disk error, not primary).
+    /// The shard could not serve the request (disk error, poisoned log).
     Error,
+    /// This node is not the shard's primary; `primary` is who it believes is.
+    Redirect { primary: Option<NodeId> },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -137,6 +141,8 @@ pub enum Msg {
     Response(Response),
     Store(StoreRequest),
     StoreReply(StoreResponse),
+    /// Replication and failover of store shards: see [`crate::repl`].
+    Repl(crate::repl::ReplMsg),
     /// The session cluster (Redis Cluster-like): see [`crate::session`].
     Session(crate::session::SessionMsg),
     /// The cold-storage archiver: see [`crate::archive`].

@@ -87,6 +87,7 @@ struct Ids {
     store_calls: CounterId,
     store_timeouts: CounterId,
     store_errors: CounterId,
+    store_redirects: CounterId,
     queue_wait: HistId,
     sojourn: HistId,
     sojourn_sum: CounterId,
@@ -96,7 +97,9 @@ struct Ids {
 
 pub struct Service {
     config: ServiceConfig,
+    /// The primary of each shard, and the epoch that says so (routes only move forward).
     shards: Vec<NodeId>,
+    shard_epochs: Vec<u64>,
     workers: Vec<Option<Busy>>,
     idle: Vec<u32>,
     queue: VecDeque<Job>,
@@ -112,6 +115,7 @@ impl Service {
         let n = config.workers as usize;
         Service {
             shards: shards.to_vec(),
+            shard_epochs: vec![0; shards.len()],
             workers: vec![None; n],
             idle: (0..n as u32).rev().collect(),
             queue: VecDeque::new(),
@@ -249,6 +253,24 @@ impl Service {
                 self.count(ctx, |i| i.store_errors);
                 self.store_failed(ctx, worker, Status::Internal);
             }
+            StoreResult::Redirect { primary } => {
+                self.count(ctx, |i| i.store_redirects);
+                let key = busy.job.request.key;
+                if let Some(p) = primary {
+                    let shard = shard_for(key, self.shards.len());
+                    self.shards[shard] = p;
+                }
+                self.store_failed(ctx, worker, Status::Unavailable);
+            }
+        }
+    }
+
+    /// The orchestrator moved a shard's primary.
+    fn on_route(&mut self, shard: u32, epoch: u64, primary: NodeId) {
+        let i = shard as usize;
+        if i < self.shards.len() && epoch > self.shard_epochs[i] {
+            self.shards[i] = primary;
+            self.shard_epochs[i] = epoch;
         }
     }
 
@@ -313,6 +335,7 @@ impl Component for Service {
             store_calls: m.counter("service_store_calls_total"),
             store_timeouts: m.counter("service_store_timeouts_total"),
             store_errors: m.counter("service_store_errors_total"),
+            store_redirects: m.counter("service_store_redirects_total"),
             queue_wait: m.histogram("service_queue_wait_ns"),
             sojourn: m.histogram("service_sojourn_ns"),
             sojourn_sum: m.counter("service_sojourn_ns_sum"),
@@ -325,7 +348,12 @@ impl Component for Service {
         match msg {
             Msg::Request(r) => self.on_request(ctx, from, r),
             Msg::StoreReply(r) => self.on_store_reply(ctx, r.id, r.result),
-            Msg::Response(_) | Msg::Store(_) => {}
+            Msg::Repl(crate::repl::ReplMsg::Route {
+                shard,
+                epoch,
+                primary,
+            }) => self.on_route(shard, epoch, primary),
+            _ => {}
         }
     }
 

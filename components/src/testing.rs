@@ -100,6 +100,10 @@ impl Context for TestContext {
     fn disk_recover(&mut self) -> Vec<Vec<u8>> {
         self.log[..self.durable].to_vec()
     }
+    fn disk_truncate(&mut self, len: u64) {
+        self.log.truncate(len as usize);
+        self.durable = self.durable.min(self.log.len());
+    }
     fn metrics(&mut self) -> &mut Metrics {
         &mut self.metrics
     }

@@ -2,12 +2,17 @@
 //!
 //! - [`durability`]: every write the client saw acknowledged is in its shard's durable log, and
 //!   a running shard serves the last durable value of every key it acknowledged.
+//! - [`split_brain`]: no two members of a shard acknowledge writes as primary over
+//!   overlapping simulated times (seen on the wire, so clock skew cannot hide it).
+//! - [`convergence`]: after the faults heal and the workload stops, every shard's members hold
+//!   the same durable log within a bound (safety, then liveness).
 //! - SLO checks (p99 latency, error ratio, throughput) over the measured window.
 
 use crate::scenario::Checks;
 use crate::workload::AckedWrite;
 use minitwin_components::service::shard_for;
 use minitwin_components::store::{Record, Store};
+use minitwin_components::NodeId;
 use std::collections::BTreeMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -71,7 +76,11 @@ pub fn state_mismatches(shards: &[ShardView<'_>]) -> Vec<(usize, u64, Option<u64
     for (i, s) in shards.iter().enumerate() {
         let Some(store) = s.store else { continue };
         let mut last: BTreeMap<u64, u64> = BTreeMap::new();
-        for r in s.durable_log.iter().filter_map(|b| Record::decode(b)) {
+        let applied = store.applied_lsn() as usize;
+        for r in s.durable_log[..applied.min(s.durable_log.len())]
+            .iter()
+            .filter_map(|b| Record::decode(b))
+        {
             last.insert(r.key, r.value);
         }
         for (&k, &v) in &last {
@@ -83,11 +92,27 @@ pub fn state_mismatches(shards: &[ShardView<'_>]) -> Vec<(usize, u64, Option<u64
     out
 }
 
-pub fn durability(acked: &[AckedWrite], shards: &[ShardView<'_>]) -> CheckResult {
+/// Whether the configuration promises that no acknowledged write is lost, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Promise {
+    pub zero_loss: bool,
+    pub why: String,
+}
+
+pub fn durability(
+    acked: &[AckedWrite],
+    shards: &[ShardView<'_>],
+    promise: &Promise,
+) -> CheckResult {
     let lost = lost_writes(acked, shards);
     let mismatched = state_mismatches(shards);
-    let passed = lost.is_empty() && mismatched.is_empty();
-    let mut detail = format!("{} acknowledged writes, {} lost", acked.len(), lost.len());
+    let passed = (lost.is_empty() || !promise.zero_loss) && mismatched.is_empty();
+    let mut detail = format!(
+        "{} acknowledged writes, {} lost ({})",
+        acked.len(),
+        lost.len(),
+        promise.why
+    );
     if let Some((shard, w)) = lost.first() {
         detail.push_str(&format!(
             "; first lost: key {} value {} acknowledged at {:.6} s, missing from {}",
@@ -147,4 +172,121 @@ pub fn slo(checks: &Checks, m: SloInputs) -> Vec<CheckResult> {
         });
     }
     out
+}
+
+/// One acknowledgement of a write by a store node, seen on the wire (simulated time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteAck {
+    pub at_ns: u64,
+    pub node: NodeId,
+    pub epoch: u64,
+}
+
+/// Overlapping tenures of two members of one shard: ((node, epoch, first, last), (...)).
+pub type Overlap = ((NodeId, u64, u64, u64), (NodeId, u64, u64, u64));
+
+/// Pairs of members of one shard that acknowledged writes as primary over overlapping times.
+/// A tenure is the span from a node's first to its last acknowledgement in one epoch.
+pub fn split_brain_overlaps(acks: &[WriteAck], members: &[NodeId]) -> Vec<Overlap> {
+    let mut tenures: BTreeMap<(NodeId, u64), (u64, u64)> = BTreeMap::new();
+    for a in acks.iter().filter(|a| members.contains(&a.node)) {
+        let t = tenures
+            .entry((a.node, a.epoch))
+            .or_insert((a.at_ns, a.at_ns));
+        t.0 = t.0.min(a.at_ns);
+        t.1 = t.1.max(a.at_ns);
+    }
+    let list: Vec<(NodeId, u64, u64, u64)> = tenures
+        .into_iter()
+        .map(|((n, e), (f, l))| (n, e, f, l))
+        .collect();
+    let mut out = Vec::new();
+    for (i, a) in list.iter().enumerate() {
+        for b in &list[i + 1..] {
+            if a.0 != b.0 && a.2 <= b.3 && b.2 <= a.3 {
+                out.push((*a, *b));
+            }
+        }
+    }
+    out
+}
+
+pub fn split_brain(
+    acks: &[WriteAck],
+    shards: &[Vec<NodeId>],
+    names: &dyn Fn(NodeId) -> String,
+) -> CheckResult {
+    let overlaps: Vec<(usize, Overlap)> = shards
+        .iter()
+        .enumerate()
+        .flat_map(|(i, m)| {
+            split_brain_overlaps(acks, m)
+                .into_iter()
+                .map(move |o| (i, o))
+        })
+        .collect();
+    let mut detail = format!(
+        "{} write acknowledgements, {} overlapping primary tenures",
+        acks.len(),
+        overlaps.len()
+    );
+    if let Some((shard, (a, b))) = overlaps.first() {
+        detail.push_str(&format!(
+            "; first: shard {shard}: {} (epoch {}) acked writes {:.3}-{:.3} s while {} (epoch {}) acked {:.3}-{:.3} s",
+            names(a.0), a.1, a.2 as f64 / 1e9, a.3 as f64 / 1e9, names(b.0), b.1, b.2 as f64 / 1e9, b.3 as f64 / 1e9
+        ));
+    }
+    CheckResult {
+        name: "split_brain",
+        class: Class::Correctness,
+        passed: overlaps.is_empty(),
+        detail,
+    }
+}
+
+/// A shard member's durable log, for the convergence check.
+pub struct MemberLog<'a> {
+    pub name: &'a str,
+    pub up: bool,
+    pub log: &'a [Vec<u8>],
+}
+
+/// After healing, every member that is up must hold the same durable log as the longest one.
+pub fn convergence(shards: &[Vec<MemberLog<'_>>], within_s: f64) -> CheckResult {
+    let mut behind = Vec::new();
+    for (i, members) in shards.iter().enumerate() {
+        let Some(reference) = members.iter().filter(|m| m.up).max_by_key(|m| m.log.len()) else {
+            behind.push(format!("shard {i}: no member is up"));
+            continue;
+        };
+        for m in members.iter().filter(|m| m.up) {
+            if m.log != reference.log {
+                behind.push(format!(
+                    "shard {i}: {} holds {} records, {} holds {}",
+                    m.name,
+                    m.log.len(),
+                    reference.name,
+                    reference.log.len()
+                ));
+            }
+        }
+        for m in members.iter().filter(|m| !m.up) {
+            behind.push(format!("shard {i}: {} is still down", m.name));
+        }
+    }
+    let detail = if behind.is_empty() {
+        format!("every shard's members agree {within_s} s after the workload stopped")
+    } else {
+        format!(
+            "{} s after the workload stopped: {}",
+            within_s,
+            behind.join("; ")
+        )
+    };
+    CheckResult {
+        name: "convergence",
+        class: Class::Liveness,
+        passed: behind.is_empty(),
+        detail,
+    }
 }

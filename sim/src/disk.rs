@@ -39,6 +39,8 @@ pub struct SimDisk {
     error_probability: f64,
     pub syncs_total: u64,
     pub records_lost_total: u64,
+    /// Bumped by every truncation: syncs started before it cover nothing after it.
+    pub generation: u32,
 }
 
 impl SimDisk {
@@ -52,6 +54,7 @@ impl SimDisk {
             error_probability: 0.0,
             syncs_total: 0,
             records_lost_total: 0,
+            generation: 0,
         }
     }
 
@@ -84,6 +87,14 @@ impl SimDisk {
         self.records_lost_total += (self.records.len() - self.durable) as u64;
         self.records.truncate(self.durable);
         self.last_sync_done_ns = 0;
+    }
+
+    /// Cuts the log to its first `len` records, durably.
+    pub fn truncate(&mut self, len: u64) {
+        let len = (len as usize).min(self.records.len());
+        self.records.truncate(len);
+        self.durable = self.durable.min(len);
+        self.generation += 1;
     }
 
     pub fn durable_records(&self) -> &[Vec<u8>] {

@@ -79,6 +79,7 @@ enum Event {
     Disk {
         node: NodeId,
         incarnation: u32,
+        generation: u32,
         lsn: u64,
         ok: bool,
     },
@@ -336,6 +337,9 @@ impl Context for Ctx<'_> {
 
     #[inline]
     fn send(&mut self, to: NodeId, msg: Msg) {
+        if let Some(tap) = &mut self.net.tap {
+            tap(self.queue.now_ns, self.me, to, &msg);
+        }
         if let Some(at) = self.net.route(self.queue.now_ns, self.me, to) {
             self.queue.push(
                 at,
@@ -383,20 +387,23 @@ impl Context for Ctx<'_> {
             .env
             .disk
             .sync(self.queue.now_ns, &mut self.env.disk_rng);
-        let incarnation = self.env.incarnation;
-        self.queue.push(
-            at,
-            Event::Disk {
-                node: self.me,
-                incarnation,
-                lsn,
-                ok,
-            },
-        );
+        let (incarnation, generation) = (self.env.incarnation, self.env.disk.generation);
+        let event = Event::Disk {
+            node: self.me,
+            incarnation,
+            generation,
+            lsn,
+            ok,
+        };
+        self.queue.push(at, event);
     }
 
     fn disk_recover(&mut self) -> Vec<Vec<u8>> {
         self.env.disk.durable_records().to_vec()
+    }
+
+    fn disk_truncate(&mut self, len: u64) {
+        self.env.disk.truncate(len);
     }
 
     #[inline]
@@ -505,6 +512,11 @@ impl Sim {
 
     pub fn network(&self) -> &Network {
         &self.net
+    }
+
+    /// Installs a checker's view of every message sent from now on.
+    pub fn set_tap(&mut self, tap: crate::net::Tap) {
+        self.net.tap = Some(tap);
     }
 
     pub fn buggify(&self) -> &Buggify {
@@ -654,9 +666,10 @@ impl Sim {
             Event::Disk {
                 node,
                 incarnation,
+                generation,
                 lsn,
                 ok,
-            } => self.disk_done(node, incarnation, lsn, ok),
+            } => self.disk_done(node, (incarnation, generation), lsn, ok),
             Event::Control(i) => {
                 let action = self.actions[i as usize].clone();
                 tracing::info!(t_ns = self.queue.now_ns, ?action, "fault");
@@ -705,12 +718,24 @@ impl Sim {
         self.with_node(node, |c, ctx| c.on_timer(ctx, timer));
     }
 
-    fn disk_done(&mut self, node: NodeId, incarnation: u32, lsn: u64, ok: bool) {
+    fn disk_done(
+        &mut self,
+        node: NodeId,
+        (incarnation, generation): (u32, u32),
+        lsn: u64,
+        ok: bool,
+    ) {
         let env = &mut self.nodes[node as usize].env;
         if env.incarnation != incarnation {
             return; // the node crashed before the sync completed: nothing became durable
         }
-        let event = if ok {
+        let event = if env.disk.generation != generation {
+            // The log was truncated meanwhile: this sync proves nothing about what is there now.
+            // Report the durable point as it stands, so the component's sync bookkeeping moves on.
+            DiskEvent::Synced {
+                lsn: env.disk.durable_records().len() as u64,
+            }
+        } else if ok {
             env.disk.mark_durable(lsn);
             DiskEvent::Synced { lsn }
         } else {

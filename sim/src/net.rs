@@ -38,7 +38,12 @@ pub struct NetStats {
     pub dropped_down_total: u64,
 }
 
+/// Sees every message as it is sent: (simulated time, from, to, message). For checkers.
+pub type Tap = Box<dyn FnMut(u64, NodeId, NodeId, &minitwin_components::Msg)>;
+
 pub struct Network {
+    /// Checkers' view of the wire; None costs one branch per message.
+    pub tap: Option<Tap>,
     nodes: usize,
     zones: usize,
     zone_of: Vec<u16>,
@@ -59,6 +64,7 @@ impl Network {
         assert_eq!(links.len(), zones * zones, "one link per ordered zone pair");
         assert_eq!(rngs.len(), nodes, "one network stream per node");
         Network {
+            tap: None,
             nodes,
             zones,
             zone_of,

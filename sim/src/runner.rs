@@ -1,13 +1,17 @@
 //! Runs a scenario for one seed and gathers everything a report needs.
 
-use crate::checks::{self, CheckResult, ShardView, SloInputs};
+use crate::checks::{self, CheckResult, MemberLog, Promise, ShardView, SloInputs, WriteAck};
 use crate::kernel::Progress;
 use crate::scenario::Scenario;
 use crate::trace::TraceEntry;
 use crate::workload::{Client, Second};
 use crate::world::{build, s_to_ns, World};
 use minitwin_components::metrics::Value;
-use minitwin_components::store::Store;
+use minitwin_components::msg::{StoreResponse, StoreResult};
+use minitwin_components::store::{ReplicationMode, Store};
+use minitwin_components::{Msg, NodeId};
+use std::cell::RefCell;
+use std::rc::Rc;
 
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -95,8 +99,33 @@ pub fn run(
     progress: &mut dyn FnMut(Progress),
 ) -> RunOutcome {
     let mut world = build(scenario, seed, options.record_trace);
+    let acks = Rc::new(RefCell::new(Vec::new()));
+    if scenario.checks.split_brain {
+        let (seen, stores) = (acks.clone(), world.shard_members.concat());
+        world.sim.set_tap(Box::new(move |at_ns, from, _to, msg| {
+            if let Msg::StoreReply(StoreResponse {
+                result: StoreResult::Written { epoch, .. },
+                ..
+            }) = msg
+            {
+                if stores.contains(&from) {
+                    seen.borrow_mut().push(WriteAck {
+                        at_ns,
+                        node: from,
+                        epoch: *epoch,
+                    });
+                }
+            }
+        }));
+    }
     world.sim.run_until(world.end_ns, progress);
-    finish(scenario, seed, world)
+    if let Some(settle_s) = scenario.checks.converge_within_s {
+        world
+            .sim
+            .run_until(world.end_ns + s_to_ns(settle_s), progress);
+    }
+    let acks = acks.borrow().clone();
+    finish(scenario, seed, world, &acks)
 }
 
 fn ms(ns: u64) -> f64 {
@@ -165,25 +194,114 @@ fn summarize(scenario: &Scenario, world: &World, lost: u64) -> Summary {
     }
 }
 
-fn finish(scenario: &Scenario, seed: u64, world: World) -> RunOutcome {
+/// The member whose log speaks for the shard at the end: the up primary of the highest epoch,
+/// else the member with the longest durable log.
+fn authority(sim: &crate::kernel::Sim, members: &[NodeId]) -> NodeId {
+    let primary = members
+        .iter()
+        .filter_map(|&n| {
+            sim.component::<Store>(n)
+                .filter(|s| s.is_primary())
+                .map(|s| (s.epoch(), n))
+        })
+        .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    primary.map(|p| p.1).unwrap_or_else(|| {
+        *members
+            .iter()
+            .max_by(|&&a, &&b| {
+                let len = |n: NodeId| sim.env(n).disk.durable_records().len();
+                len(a).cmp(&len(b)).then(b.cmp(&a))
+            })
+            .expect("a shard has members")
+    })
+}
+
+/// Whether the configuration promises zero loss of acknowledged writes.
+fn promise(scenario: &Scenario, world: &World) -> Promise {
+    let stores = &scenario.topology.stores;
+    if stores.replicas == 0 {
+        return Promise {
+            zero_loss: true,
+            why: "single node per shard, synced before ack: no loss promised".into(),
+        };
+    }
+    let fallbacks: u64 = world
+        .shard_members
+        .iter()
+        .flatten()
+        .map(|&n| {
+            world
+                .sim
+                .env(n)
+                .metrics
+                .counter_value("store_semi_sync_fallbacks_total")
+                .unwrap_or(0)
+        })
+        .sum();
+    match stores.config.replication {
+        ReplicationMode::Async => Promise {
+            zero_loss: false,
+            why: "async replication promises nothing: loss counted, not failed".into(),
+        },
+        ReplicationMode::SemiSync if fallbacks > 0 => Promise {
+            zero_loss: false,
+            why: format!(
+                "semi-sync fell back to async {fallbacks} times: loss counted, not failed"
+            ),
+        },
+        ReplicationMode::SemiSync => Promise {
+            zero_loss: true,
+            why: "semi-sync never fell back: no loss promised".into(),
+        },
+    }
+}
+
+fn finish(scenario: &Scenario, seed: u64, world: World, acks: &[WriteAck]) -> RunOutcome {
     let sim = &world.sim;
     let client = sim
         .component::<Client>(world.client)
         .expect("the client never crashes");
     let shards: Vec<ShardView<'_>> = world
-        .stores
+        .shard_members
         .iter()
-        .map(|&n| ShardView {
-            name: &sim.env(n).name,
-            durable_log: sim.env(n).disk.durable_records(),
-            store: sim.component::<Store>(n),
+        .map(|members| {
+            let n = authority(sim, members);
+            ShardView {
+                name: &sim.env(n).name,
+                durable_log: sim.env(n).disk.durable_records(),
+                store: sim.component::<Store>(n),
+            }
         })
         .collect();
     let lost = checks::lost_writes(&client.acked_writes, &shards).len() as u64;
     let summary = summarize(scenario, &world, lost);
     let mut results = Vec::new();
     if scenario.checks.durability {
-        results.push(checks::durability(&client.acked_writes, &shards));
+        results.push(checks::durability(
+            &client.acked_writes,
+            &shards,
+            &promise(scenario, &world),
+        ));
+    }
+    if scenario.checks.split_brain {
+        let name = |n: NodeId| sim.env(n).name.clone();
+        results.push(checks::split_brain(acks, &world.shard_members, &name));
+    }
+    if let Some(within_s) = scenario.checks.converge_within_s {
+        let logs: Vec<Vec<MemberLog<'_>>> = world
+            .shard_members
+            .iter()
+            .map(|m| {
+                m.iter()
+                    .map(|&n| MemberLog {
+                        name: &sim.env(n).name,
+                        up: sim.env(n).up,
+                        log: sim.env(n).disk.durable_records(),
+                    })
+                    .collect()
+            })
+            .collect();
+        results.push(checks::convergence(&logs, within_s));
     }
     let slo = SloInputs {
         latency_ms_p99: summary.latency_ms_p99,

@@ -80,11 +80,29 @@ pub struct Tier<C> {
 #[serde(deny_unknown_fields)]
 pub struct StoreTier {
     pub shards: u32,
+    /// Primaries are placed round-robin over these zones; each replica in the next zone along.
     pub zones: Vec<String>,
+    /// Replicas per shard (0: a single node per shard, no failover).
+    #[serde(default)]
+    pub replicas: u32,
     #[serde(default)]
     pub disk: DiskConfig,
     #[serde(default)]
     pub config: StoreConfig,
+    /// The failover orchestrator, present when `replicas > 0`.
+    #[serde(default)]
+    pub orchestrator: minitwin_components::repl::OrchestratorConfig,
+}
+
+impl StoreTier {
+    /// The name of replica `r` of shard `s` (`r = 0` is the initial primary).
+    pub fn member_name(s: u32, r: u32) -> String {
+        if r == 0 {
+            format!("store-{s}")
+        } else {
+            format!("store-{s}-r{r}")
+        }
+    }
 }
 
 /// A fault, scheduled at `at_s`. Nodes are named (`store-0`), or selected by zone
@@ -219,6 +237,12 @@ pub struct Checks {
     pub max_error_ratio: Option<f64>,
     /// Successful requests per second at least this.
     pub min_throughput_rps: Option<f64>,
+    /// No two members of a shard acknowledge writes as primary over overlapping times.
+    #[serde(default)]
+    pub split_brain: bool,
+    /// After the workload stops (all faults healed), every shard's members must hold the same
+    /// durable log within this many seconds: safety, then liveness.
+    pub converge_within_s: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -501,6 +525,11 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
     let names = node_names(&s.topology);
     for (i, f) in s.faults.iter().enumerate() {
         validate_fault(f, i, s, &names)?;
+        if s.checks.converge_within_s.is_some() {
+            let healed = f.end_s().is_some_and(|e| e <= s.duration_s);
+            let field = vec![key("faults"), Seg::Index(i), key("kind")];
+            check(healed, field, "checks.converge_within_s needs every fault healed before duration_s (give a crash restart_after_s)")?;
+        }
     }
     let b = &s.buggify;
     check(
@@ -590,6 +619,19 @@ fn validate_topology(t: &Topology) -> Result<(), Invalid> {
         vec![key("topology"), key("services"), key("config")],
     )?;
     within(
+        t.stores.config.validate(),
+        vec![key("topology"), key("stores"), key("config")],
+    )?;
+    within(
+        t.stores.orchestrator.validate(),
+        vec![key("topology"), key("stores"), key("orchestrator")],
+    )?;
+    check(
+        t.stores.replicas <= 8,
+        vec![key("topology"), key("stores"), key("replicas")],
+        "at most 8 replicas per shard",
+    )?;
+    within(
         t.stores.disk.sync_latency.validate(),
         vec![key("topology"), key("stores"), key("disk")],
     )?;
@@ -601,7 +643,12 @@ pub fn node_names(t: &Topology) -> Vec<String> {
     let mut names = Vec::new();
     names.extend((0..t.gateways.count).map(|i| format!("gateway-{i}")));
     names.extend((0..t.services.count).map(|i| format!("service-{i}")));
-    names.extend((0..t.stores.shards).map(|i| format!("store-{i}")));
+    for s in 0..t.stores.shards {
+        names.extend((0..=t.stores.replicas).map(|r| StoreTier::member_name(s, r)));
+    }
+    if t.stores.replicas > 0 {
+        names.push("orchestrator".into());
+    }
     names.push("client".into());
     names
 }
@@ -633,7 +680,13 @@ pub fn placement(s: &Scenario) -> Vec<String> {
     };
     spread(t.gateways.count, &t.gateways.zones, &mut zones);
     spread(t.services.count, &t.services.zones, &mut zones);
-    spread(t.stores.shards, &t.stores.zones, &mut zones);
+    let zs = &t.stores.zones;
+    for s in 0..t.stores.shards as usize {
+        zones.extend((0..=t.stores.replicas as usize).map(|r| zs[(s + r) % zs.len()].clone()));
+    }
+    if t.stores.replicas > 0 {
+        zones.push(zs[0].clone());
+    }
     zones.push(s.workload.zone.clone());
     zones
 }

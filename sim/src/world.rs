@@ -6,9 +6,10 @@ use crate::net::{LinkConfig, Network};
 use crate::scenario::{node_names, placement, select, Fault, Scenario};
 use crate::workload::Client;
 use minitwin_components::gateway::Gateway;
+use minitwin_components::repl::Orchestrator;
 use minitwin_components::rng::{ms_to_ns, Rng};
 use minitwin_components::service::Service;
-use minitwin_components::store::Store;
+use minitwin_components::store::{Placement, Store};
 use minitwin_components::NodeId;
 
 /// A built simulation and where everything is in it.
@@ -18,7 +19,11 @@ pub struct World {
     pub zones: Vec<String>,
     pub gateways: Vec<NodeId>,
     pub services: Vec<NodeId>,
+    /// The initial primary of each shard.
     pub stores: Vec<NodeId>,
+    /// Every member of each shard, initial primary first.
+    pub shard_members: Vec<Vec<NodeId>>,
+    pub orchestrator: Option<NodeId>,
     pub client: NodeId,
     pub end_ns: u64,
 }
@@ -31,40 +36,77 @@ fn ids(range: std::ops::Range<usize>) -> Vec<NodeId> {
     range.map(|i| i as NodeId).collect()
 }
 
+/// What each node of a scenario is, in id order.
+enum Role {
+    Gateway,
+    Service,
+    Store { shard: usize },
+    Orchestrator,
+    Client,
+}
+
 /// Builds the scenario's world for `seed`. The scenario must have passed validation.
 pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
     let t = &s.topology;
     let names = node_names(t);
     let placed = placement(s);
     let zone_index = |z: &str| t.zones.iter().position(|x| x == z).expect("validated zone") as u16;
-    let (g, sv, st) = (
-        t.gateways.count as usize,
-        t.services.count as usize,
-        t.stores.shards as usize,
-    );
+    let (g, sv) = (t.gateways.count as usize, t.services.count as usize);
+    let per_shard = t.stores.replicas as usize + 1;
+    let mut roles: Vec<Role> = Vec::with_capacity(names.len());
+    roles.extend((0..g).map(|_| Role::Gateway));
+    roles.extend((0..sv).map(|_| Role::Service));
+    for shard in 0..t.stores.shards as usize {
+        roles.extend((0..per_shard).map(|_| Role::Store { shard }));
+    }
+    if t.stores.replicas > 0 {
+        roles.push(Role::Orchestrator);
+    }
+    roles.push(Role::Client);
+    assert_eq!(roles.len(), names.len(), "one role per node name");
     let gateways = ids(0..g);
     let services = ids(g..g + sv);
-    let stores = ids(g + sv..g + sv + st);
-    let client = (g + sv + st) as NodeId;
+    let shard_members: Vec<Vec<NodeId>> = (0..t.stores.shards as usize)
+        .map(|sh| ids(g + sv + sh * per_shard..g + sv + (sh + 1) * per_shard))
+        .collect();
+    let stores: Vec<NodeId> = shard_members.iter().map(|m| m[0]).collect();
+    let orchestrator = (t.stores.replicas > 0).then(|| (names.len() - 2) as NodeId);
+    let client = (names.len() - 1) as NodeId;
     let end_ns = s_to_ns(s.duration_s);
 
     let mut specs = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
-        let factory: crate::kernel::Factory = if i < g {
-            let (config, ups) = (
-                t.gateways.config.clone(),
-                services.iter().map(|&n| (n, 1)).collect::<Vec<_>>(),
-            );
-            Box::new(move || Box::new(Gateway::new(config.clone(), &ups)))
-        } else if i < g + sv {
-            let (config, shards) = (t.services.config.clone(), stores.clone());
-            Box::new(move || Box::new(Service::new(config.clone(), &shards)))
-        } else if i < g + sv + st {
-            let config = t.stores.config.clone();
-            Box::new(move || Box::new(Store::new(config.clone())))
-        } else {
-            let (config, gws) = (s.workload.clone(), gateways.clone());
-            Box::new(move || Box::new(Client::new(config.clone(), &gws, end_ns)))
+        let factory: crate::kernel::Factory = match roles[i] {
+            Role::Gateway => {
+                let config = t.gateways.config.clone();
+                let ups: Vec<(NodeId, u32)> = services.iter().map(|&n| (n, 1)).collect();
+                Box::new(move || Box::new(Gateway::new(config.clone(), &ups)))
+            }
+            Role::Service => {
+                let (config, shards) = (t.services.config.clone(), stores.clone());
+                Box::new(move || Box::new(Service::new(config.clone(), &shards)))
+            }
+            Role::Store { shard } => {
+                let config = t.stores.config.clone();
+                let placement = Placement {
+                    shard: shard as u32,
+                    members: shard_members[shard].clone(),
+                };
+                let me = i as NodeId;
+                Box::new(move || Box::new(Store::member(config.clone(), me, placement.clone())))
+            }
+            Role::Orchestrator => {
+                let (config, shards, svcs) = (
+                    t.stores.orchestrator.clone(),
+                    shard_members.clone(),
+                    services.clone(),
+                );
+                Box::new(move || Box::new(Orchestrator::new(config.clone(), &shards, &svcs)))
+            }
+            Role::Client => {
+                let (config, gws) = (s.workload.clone(), gateways.clone());
+                Box::new(move || Box::new(Client::new(config.clone(), &gws, end_ns)))
+            }
         };
         specs.push(NodeSpec {
             name: name.clone(),
@@ -108,6 +150,8 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
         }
     }
     World {
+        shard_members,
+        orchestrator,
         sim,
         names,
         zones: t.zones.clone(),

@@ -330,7 +330,7 @@ impl Component for Gateway {
         match msg {
             Msg::Request(r) => self.on_request(ctx, from, r),
             Msg::Response(r) => self.on_response(ctx, from, r),
-            Msg::Store(_) | Msg::StoreReply(_) => {}
+            _ => {}
         }
     }
 

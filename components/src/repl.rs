@@ -1,0 +1,343 @@
+//! Replication of store shards and the failover orchestrator.
+//!
+//! A shard has one primary and any number of replicas. The primary streams every durable
+//! record to its replicas (MySQL binlog streaming); replicas append, sync, and acknowledge.
+//! Semi-sync (AFTER_SYNC) holds the client's acknowledgement until `ack_count` replicas have
+//! the record, and silently falls back to async after `semi_sync_timeout_ms`, as MySQL does.
+//! Epochs fence stale primaries: a node never accepts a record from a lower epoch, and a
+//! primary that hears of a higher epoch steps down.
+//!
+//! The [`Orchestrator`] (orchestrator-style) probes every store node each `poll_interval_ms`;
+//! after `failed_polls` polls without an answer from a primary it promotes the responding
+//! replica with the most records, tells the others to follow it, pushes the new route to every
+//! service, and later fences the old primary when it answers again.
+
+use crate::context::{Component, Context, NodeId};
+use crate::metrics::{CounterId, HistId};
+use crate::msg::{Msg, Timer};
+use crate::rng::ms_to_ns;
+use serde::Deserialize;
+
+/// Messages of replication and failover.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ReplMsg {
+    /// Primary -> replica: the record at `lsn`, written in `record_epoch`.
+    Append {
+        epoch: u64,
+        lsn: u64,
+        record_epoch: u64,
+        key: u64,
+        value: u64,
+    },
+    /// Replica -> primary: everything up to `lsn` is durable here.
+    Ack { epoch: u64, lsn: u64 },
+    /// Replica -> primary: please resend from `from_lsn` (a gap, after loss or a partition);
+    /// `last_epoch` is the epoch of the replica's last record, so the primary can find where
+    /// the replica's history diverged from its own (records of a higher epoch at a position the
+    /// replica filled in an older one) and resend from there.
+    Fetch {
+        epoch: u64,
+        from_lsn: u64,
+        last_epoch: u64,
+    },
+    /// Primary -> replica, every heartbeat interval: the heartbeat row (lag = now - ts).
+    Heartbeat { epoch: u64, lsn: u64, ts_ns: u64 },
+    /// Orchestrator -> node.
+    Probe { seq: u64 },
+    /// Node -> orchestrator.
+    ProbeReply {
+        seq: u64,
+        shard: u32,
+        primary: bool,
+        epoch: u64,
+        lsn: u64,
+    },
+    /// Orchestrator -> replica: become the primary of your shard in `epoch`.
+    Promote { epoch: u64, members: Vec<NodeId> },
+    /// Orchestrator -> node: follow `primary` in `epoch` (fences an old primary).
+    Follow { epoch: u64, primary: NodeId },
+    /// Orchestrator -> services: `shard`'s primary is now `primary`.
+    Route {
+        shard: u32,
+        epoch: u64,
+        primary: NodeId,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrchestratorConfig {
+    /// How often every store node is probed (orchestrator's InstancePollSeconds = 5).
+    pub poll_interval_ms: f64,
+    /// Consecutive unanswered polls after which a primary is declared dead.
+    pub failed_polls: u32,
+}
+
+impl Default for OrchestratorConfig {
+    fn default() -> Self {
+        OrchestratorConfig {
+            poll_interval_ms: 5_000.0,
+            failed_polls: 2,
+        }
+    }
+}
+
+impl OrchestratorConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.poll_interval_ms.is_nan() || self.poll_interval_ms <= 0.0 || self.failed_polls == 0
+        {
+            return Err("poll_interval_ms must be > 0 and failed_polls >= 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// One failover, as the orchestrator saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failover {
+    pub shard: u32,
+    pub old_primary: NodeId,
+    pub new_primary: NodeId,
+    pub epoch: u64,
+    /// Local time of the orchestrator when it promoted.
+    pub at_ns: u64,
+    /// Last time the old primary answered a probe.
+    pub last_seen_ns: u64,
+}
+
+#[derive(Clone, Debug)]
+struct ShardState {
+    members: Vec<NodeId>,
+    primary: NodeId,
+    epoch: u64,
+    missed_polls: u32,
+    last_seen_ns: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Answer {
+    seq: u64,
+    primary: bool,
+    epoch: u64,
+    lsn: u64,
+}
+
+struct Ids {
+    polls: CounterId,
+    failovers: CounterId,
+    fenced: CounterId,
+    detection: HistId,
+}
+
+const TICK_POLL: u32 = 1;
+
+pub struct Orchestrator {
+    config: OrchestratorConfig,
+    shards: Vec<ShardState>,
+    services: Vec<NodeId>,
+    answers: std::collections::BTreeMap<NodeId, Answer>,
+    seq: u64,
+    ids: Option<Ids>,
+    /// Every failover, in order.
+    pub failovers: Vec<Failover>,
+}
+
+impl Orchestrator {
+    /// `shards[i]` lists shard i's members, initial primary first; `services` get routes.
+    pub fn new(
+        config: OrchestratorConfig,
+        shards: &[Vec<NodeId>],
+        services: &[NodeId],
+    ) -> Orchestrator {
+        let shards = shards
+            .iter()
+            .map(|m| {
+                assert!(!m.is_empty(), "a shard has at least one member");
+                ShardState {
+                    members: m.clone(),
+                    primary: m[0],
+                    epoch: 1,
+                    missed_polls: 0,
+                    last_seen_ns: 0,
+                }
+            })
+            .collect();
+        Orchestrator {
+            config,
+            shards,
+            services: services.to_vec(),
+            answers: std::collections::BTreeMap::new(),
+            seq: 0,
+            ids: None,
+            failovers: Vec::new(),
+        }
+    }
+
+    fn ids(&self) -> &Ids {
+        self.ids.as_ref().expect("start() registers metrics")
+    }
+
+    fn poll(&mut self, ctx: &mut dyn Context) {
+        if self.seq > 0 {
+            self.evaluate(ctx);
+        }
+        self.seq += 1;
+        let c = self.ids().polls;
+        ctx.metrics().add(c, 1);
+        for s in &self.shards {
+            for &m in &s.members {
+                ctx.send(m, Msg::Repl(ReplMsg::Probe { seq: self.seq }));
+            }
+        }
+        ctx.set_timer(
+            ms_to_ns(self.config.poll_interval_ms),
+            Timer::Tick { kind: TICK_POLL },
+        );
+    }
+
+    /// Looks at the answers to the last poll: fail over dead primaries, fence stale ones.
+    fn evaluate(&mut self, ctx: &mut dyn Context) {
+        let now = ctx.now_ns();
+        for i in 0..self.shards.len() {
+            let answered = |n: NodeId, a: &std::collections::BTreeMap<NodeId, Answer>, seq| {
+                a.get(&n).is_some_and(|x: &Answer| x.seq == seq)
+            };
+            let primary = self.shards[i].primary;
+            if answered(primary, &self.answers, self.seq) {
+                self.shards[i].missed_polls = 0;
+                self.shards[i].last_seen_ns = now;
+            } else {
+                self.shards[i].missed_polls += 1;
+                if self.shards[i].missed_polls >= self.config.failed_polls {
+                    self.fail_over(ctx, i);
+                }
+            }
+            self.fence(ctx, i);
+        }
+    }
+
+    fn fail_over(&mut self, ctx: &mut dyn Context, i: usize) {
+        let shard = &self.shards[i];
+        let candidate = shard
+            .members
+            .iter()
+            .filter(|&&m| m != shard.primary)
+            .filter_map(|&m| {
+                self.answers
+                    .get(&m)
+                    .filter(|a| a.seq == self.seq)
+                    .map(|a| (a.lsn, m))
+            })
+            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let Some((_, new_primary)) = candidate else {
+            return; // no replica to promote: keep waiting
+        };
+        let now = ctx.now_ns();
+        let shard = &mut self.shards[i];
+        shard.epoch += 1;
+        let failover = Failover {
+            shard: i as u32,
+            old_primary: shard.primary,
+            new_primary,
+            epoch: shard.epoch,
+            at_ns: now,
+            last_seen_ns: shard.last_seen_ns,
+        };
+        tracing::info!(
+            shard = i,
+            old = shard.primary,
+            new = new_primary,
+            epoch = shard.epoch,
+            "failover"
+        );
+        shard.primary = new_primary;
+        shard.missed_polls = 0;
+        let (epoch, members) = (shard.epoch, shard.members.clone());
+        ctx.send(new_primary, Msg::Repl(ReplMsg::Promote { epoch, members }));
+        for &s in &self.services {
+            ctx.send(
+                s,
+                Msg::Repl(ReplMsg::Route {
+                    shard: i as u32,
+                    epoch,
+                    primary: new_primary,
+                }),
+            );
+        }
+        let (f, d) = (self.ids().failovers, self.ids().detection);
+        ctx.metrics().add(f, 1);
+        ctx.metrics()
+            .record(d, now.saturating_sub(failover.last_seen_ns));
+        self.failovers.push(failover);
+    }
+
+    /// Tells every answering member that is not in step (stale epoch, or a second primary) whom
+    /// to follow.
+    fn fence(&mut self, ctx: &mut dyn Context, i: usize) {
+        let shard = &self.shards[i];
+        for &m in &shard.members {
+            if m == shard.primary {
+                continue;
+            }
+            let Some(a) = self.answers.get(&m).filter(|a| a.seq == self.seq) else {
+                continue;
+            };
+            if a.primary || a.epoch < shard.epoch {
+                let msg = ReplMsg::Follow {
+                    epoch: shard.epoch,
+                    primary: shard.primary,
+                };
+                ctx.send(m, Msg::Repl(msg));
+                let c = self.ids().fenced;
+                ctx.metrics().add(c, 1);
+            }
+        }
+    }
+}
+
+impl Component for Orchestrator {
+    fn start(&mut self, ctx: &mut dyn Context) {
+        let m = ctx.metrics();
+        self.ids = Some(Ids {
+            polls: m.counter("orchestrator_polls_total"),
+            failovers: m.counter("orchestrator_failovers_total"),
+            fenced: m.counter("orchestrator_fence_messages_total"),
+            detection: m.histogram("orchestrator_detection_ns"),
+        });
+        ctx.set_timer(
+            ms_to_ns(self.config.poll_interval_ms),
+            Timer::Tick { kind: TICK_POLL },
+        );
+    }
+
+    fn on_message(&mut self, _ctx: &mut dyn Context, from: NodeId, msg: Msg) {
+        if let Msg::Repl(ReplMsg::ProbeReply {
+            seq,
+            primary,
+            epoch,
+            lsn,
+            ..
+        }) = msg
+        {
+            self.answers.insert(
+                from,
+                Answer {
+                    seq,
+                    primary,
+                    epoch,
+                    lsn,
+                },
+            );
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut dyn Context, timer: Timer) {
+        if timer == (Timer::Tick { kind: TICK_POLL }) {
+            self.poll(ctx);
+        }
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
