@@ -4,11 +4,13 @@
 //! - `faults`: scripted fault scenarios and the checkers that must catch planted bugs.
 //! - `oracle`: the twin against queueing theory (Erlang C, Little's law).
 //! - `scenarios`: scenario files, shipped and broken, and the CLI's answers to them.
+//! - `seam`: the same store state machine under the tokio driver over loopback TCP.
 
 mod determinism;
 mod faults;
 mod oracle;
 mod scenarios;
+mod seam;
 
 use minitwin_sim::scenario::{self, Scenario};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,101 @@
+//! A client of a node: says hello as a given node id, sends messages, awaits answers.
+
+use crate::net::MAGIC;
+use minitwin_components::codec::{self, FrameDecoder};
+use minitwin_components::{Msg, NodeId};
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub struct Client {
+    stream: TcpStream,
+    decoder: FrameDecoder,
+    peer: SocketAddr,
+}
+
+impl Client {
+    /// Connects to the node at `addr`, introducing itself as node `me`; the node says hello back.
+    pub async fn connect(addr: SocketAddr, me: NodeId) -> io::Result<Client> {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let mut hello = MAGIC.to_vec();
+        hello.extend_from_slice(&me.to_le_bytes());
+        stream.write_all(&hello).await?;
+        let mut answer = [0u8; 8];
+        let read =
+            tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut answer)).await;
+        match read {
+            Ok(Ok(_)) if &answer[..4] == MAGIC => {}
+            Ok(Ok(_)) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{addr} is not a minitwin node (bad hello)"),
+                ))
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{addr} sent no hello"),
+                ))
+            }
+        }
+        Ok(Client {
+            stream,
+            decoder: FrameDecoder::new(),
+            peer: addr,
+        })
+    }
+
+    /// Sends raw bytes (for tests of bad input).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
+    pub async fn send(&mut self, msg: &Msg) -> io::Result<()> {
+        let mut frame = Vec::new();
+        codec::encode(msg, &mut frame).map_err(io::Error::other)?;
+        self.stream.write_all(&frame).await
+    }
+
+    /// The next message from the node, or an error after `timeout`.
+    pub async fn recv(&mut self, timeout: Duration) -> io::Result<Msg> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            if let Some(msg) = self.decoder.next_msg().map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("node at {}: {e}", self.peer),
+                )
+            })? {
+                return Ok(msg);
+            }
+            let read = tokio::time::timeout_at(deadline, self.stream.read(&mut buf)).await;
+            match read {
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no answer from {} in {timeout:?}", self.peer),
+                    ))
+                }
+                Ok(Ok(0)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("{} closed the connection", self.peer),
+                    ))
+                }
+                Ok(Ok(n)) => self.decoder.push(&buf[..n]),
+                Ok(Err(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends `msg` and awaits the answer.
+    pub async fn call(&mut self, msg: &Msg, timeout: Duration) -> io::Result<Msg> {
+        self.send(msg).await?;
+        self.recv(timeout).await
+    }
+}

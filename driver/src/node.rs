@@ -1,0 +1,226 @@
+//! A node: one task owns the component and its context and handles one event at a time.
+
+use crate::disk::FileLog;
+use crate::net::{self, Peers};
+use minitwin_components::metrics::Metrics;
+use minitwin_components::rng::Rng;
+use minitwin_components::{Component, Context, DiskError, DiskEvent, Msg, NodeId, Timer, TimerId};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// How to start a node.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    pub name: String,
+    /// Where to listen (port 0: any free port).
+    pub listen: SocketAddr,
+    /// The node's log file lives here.
+    pub data_dir: PathBuf,
+    /// Where the other nodes listen.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Seed of the node's RNG stream (production runs pick one at start).
+    pub seed: u64,
+}
+
+enum Event {
+    Message(NodeId, Msg),
+    Timer(TimerId, Timer),
+    Disk(DiskEvent),
+}
+
+/// The production [`Context`]: real time since the node started, real TCP, a real file.
+pub struct TokioContext {
+    me: NodeId,
+    started: Instant,
+    rng: Rng,
+    metrics: Metrics,
+    log: FileLog,
+    recovered: Vec<Vec<u8>>,
+    peers: Peers,
+    next_timer: u32,
+    cancelled: BTreeSet<u32>,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+impl Context for TokioContext {
+    fn now_ns(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+    fn me(&self) -> NodeId {
+        self.me
+    }
+    fn send(&mut self, to: NodeId, msg: Msg) {
+        if to == self.me {
+            let _ = self.events.send(Event::Message(to, msg));
+            return;
+        }
+        self.peers.send(self.me, to, &msg);
+    }
+    fn set_timer(&mut self, after_ns: u64, timer: Timer) -> TimerId {
+        self.next_timer = self.next_timer.wrapping_add(1);
+        let id = TimerId {
+            slot: self.next_timer,
+            generation: 0,
+        };
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_nanos(after_ns)).await;
+            let _ = events.send(Event::Timer(id, timer));
+        });
+        id
+    }
+    fn cancel_timer(&mut self, id: TimerId) {
+        self.cancelled.insert(id.slot);
+    }
+    fn rng(&mut self) -> &mut Rng {
+        &mut self.rng
+    }
+    fn disk_append(&mut self, record: &[u8]) -> Result<u64, DiskError> {
+        self.log.append(record).map_err(|e| {
+            eprintln!(
+                "minitwin-driver: node {}: append to {} failed: {e}",
+                self.me,
+                self.log.path().display()
+            );
+            DiskError::Io
+        })
+    }
+    fn disk_sync(&mut self) {
+        let event = match self.log.sync() {
+            Ok(lsn) => DiskEvent::Synced { lsn },
+            Err(e) => {
+                eprintln!(
+                    "minitwin-driver: node {}: sync of {} failed: {e}",
+                    self.me,
+                    self.log.path().display()
+                );
+                DiskEvent::SyncFailed {
+                    lsn: self.log.len(),
+                }
+            }
+        };
+        // Completion arrives as a later event, as it does in the simulator.
+        let _ = self.events.send(Event::Disk(event));
+    }
+    fn disk_recover(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.recovered)
+    }
+    fn disk_truncate(&mut self, len: u64) {
+        if let Err(e) = self.log.truncate(len) {
+            eprintln!(
+                "minitwin-driver: node {}: truncate of {} failed: {e}",
+                self.me,
+                self.log.path().display()
+            );
+        }
+    }
+    fn metrics(&mut self) -> &mut Metrics {
+        &mut self.metrics
+    }
+    fn fault(&mut self, _point: &'static str) -> bool {
+        false // fault points fire only in simulation
+    }
+}
+
+/// A running node.
+pub struct NodeHandle {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<oneshot::Receiver<()>>,
+    peers: Peers,
+}
+
+impl NodeHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Connections closed because a peer sent bytes that did not decode.
+    pub fn protocol_errors(&self) -> u64 {
+        self.peers
+            .protocol_errors
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops the node after the event it is handling; its log stays on disk.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
+    }
+}
+
+/// Opens the node's log, binds its listener, starts the component and serves until shut down.
+pub async fn spawn_node(
+    config: NodeConfig,
+    component: Box<dyn Component + Send>,
+) -> std::io::Result<NodeHandle> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let (log, recovered) = FileLog::open(&config.data_dir.join(format!("{}.log", config.name)))?;
+    let listener = TcpListener::bind(config.listen).await?;
+    let local_addr = listener.local_addr()?;
+    let (events_tx, events_rx) = mpsc::unbounded_channel::<Event>();
+    let (inbox_tx, inbox_rx) = mpsc::unbounded_channel::<(NodeId, Msg)>();
+    let peers = Peers::new(config.peers.clone(), inbox_tx);
+    let server = tokio::spawn(net::serve(config.id, listener, peers.clone()));
+    let ctx = TokioContext {
+        me: config.id,
+        started: Instant::now(),
+        rng: Rng::stream(config.seed, &config.name),
+        metrics: Metrics::new(),
+        log,
+        recovered,
+        peers: peers.clone(),
+        next_timer: 0,
+        cancelled: BTreeSet::new(),
+        events: events_tx,
+    };
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let (done_tx, done_rx) = oneshot::channel();
+    tokio::spawn(async move {
+        run(component, ctx, events_rx, inbox_rx, stop_rx).await;
+        server.abort();
+        let _ = done_tx.send(());
+    });
+    Ok(NodeHandle {
+        local_addr,
+        stop: Some(stop_tx),
+        done: Some(done_rx),
+        peers,
+    })
+}
+
+async fn run(
+    mut component: Box<dyn Component + Send>,
+    mut ctx: TokioContext,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    mut inbox: mpsc::UnboundedReceiver<(NodeId, Msg)>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    component.start(&mut ctx);
+    loop {
+        let event = tokio::select! {
+            _ = &mut stop => return,
+            Some(e) = events.recv() => e,
+            Some((from, msg)) = inbox.recv() => Event::Message(from, msg),
+            else => return,
+        };
+        match event {
+            Event::Message(from, msg) => component.on_message(&mut ctx, from, msg),
+            Event::Timer(id, timer) => {
+                if !ctx.cancelled.remove(&id.slot) {
+                    component.on_timer(&mut ctx, timer);
+                }
+            }
+            Event::Disk(e) => component.on_disk(&mut ctx, e),
+        }
+    }
+}
