@@ -23,6 +23,7 @@ impl Client {
         let mut hello = MAGIC.to_vec();
         hello.extend_from_slice(&me.to_le_bytes());
         stream.write_all(&hello).await?;
+        stream.flush().await?;
         let mut answer = [0u8; 8];
         let read =
             tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut answer)).await;
@@ -51,13 +52,15 @@ impl Client {
 
     /// Sends raw bytes (for tests of bad input).
     pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes).await
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await
     }
 
     pub async fn send(&mut self, msg: &Msg) -> io::Result<()> {
         let mut frame = Vec::new();
         codec::encode(msg, &mut frame).map_err(io::Error::other)?;
-        self.stream.write_all(&frame).await
+        self.stream.write_all(&frame).await?;
+        self.stream.flush().await
     }
 
     /// The next message from the node, or an error after `timeout`.
@@ -73,7 +76,8 @@ impl Client {
             })? {
                 return Ok(msg);
             }
-            let read = tokio::time::timeout_at(deadline, self.stream.read(&mut buf)).await;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let read = tokio::time::timeout(left, self.stream.read(&mut buf)).await;
             match read {
                 Err(_) => {
                     return Err(io::Error::new(

@@ -115,11 +115,11 @@ async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
 ) {
     let mut hello = MAGIC.to_vec();
     hello.extend_from_slice(&me.to_le_bytes());
-    if w.write_all(&hello).await.is_err() {
+    if w.write_all(&hello).await.is_err() || w.flush().await.is_err() {
         return;
     }
     while let Some(frame) = rx.recv().await {
-        if w.write_all(&frame).await.is_err() {
+        if w.write_all(&frame).await.is_err() || w.flush().await.is_err() {
             return;
         }
     }

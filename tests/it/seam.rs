@@ -199,3 +199,39 @@ fn a_service_node_calls_a_store_node_over_tcp_and_answers_its_client() {
         store.shutdown().await;
     });
 }
+
+/// The driver's madsim suite, built with `--cfg madsim` in its own target dir, so that the one
+/// README test command runs both worlds. Skip with `MINITWIN_SKIP_MADSIM=1`.
+#[test]
+fn the_production_io_path_passes_its_madsim_tests() {
+    if std::env::var_os("MINITWIN_SKIP_MADSIM").is_some() {
+        eprintln!("skipped: MINITWIN_SKIP_MADSIM is set");
+        return;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let flags = format!(
+        "{} --cfg madsim",
+        std::env::var("RUSTFLAGS").unwrap_or_default()
+    );
+    let out = std::process::Command::new(cargo)
+        .current_dir(crate::root())
+        .args(["test", "-p", "minitwin-driver", "--test", "madsim_io"])
+        .env("RUSTFLAGS", flags.trim())
+        .env("CARGO_TARGET_DIR", crate::root().join("target/madsim"))
+        .env(
+            "MINITWIN_MADSIM_SEEDS",
+            std::env::var("MINITWIN_MADSIM_SEEDS").unwrap_or_else(|_| "1,2,3".into()),
+        )
+        .output()
+        .expect("cargo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "madsim suite failed:\n{stdout}\n{stderr}"
+    );
+    let ran = stdout
+        .lines()
+        .any(|l| l.starts_with("test result: ok.") && !l.contains(" 0 passed"));
+    assert!(ran, "the madsim suite ran no test:\n{stdout}");
+}
