@@ -39,6 +39,9 @@ pub struct StoreConfig {
     /// PLANTED BUG for checker tests: acknowledge writes before the sync. Never true in
     /// production; the durability checker must catch it under a crash.
     pub ack_before_sync: bool,
+    /// PLANTED BUG for checker tests: a replica never asks for records it missed. Never true in
+    /// production; the convergence checker must catch it after a partition heals.
+    pub bug_replica_never_fetches: bool,
     pub replication: ReplicationMode,
     /// Replica acknowledgements a semi-sync write waits for (rpl_semi_sync_source_wait_for_replica_count = 1).
     pub semi_sync_ack_count: u32,
@@ -58,6 +61,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             ack_before_sync: false,
+            bug_replica_never_fetches: false,
             replication: ReplicationMode::Async,
             semi_sync_ack_count: 1,
             semi_sync_timeout_ms: 10_000.0,
@@ -707,6 +711,9 @@ impl Store {
     }
 
     fn fetch(&mut self, ctx: &mut dyn Context, primary: NodeId) {
+        if self.config.bug_replica_never_fetches {
+            return;
+        }
         let now = ctx.now_ns();
         if now < self.fetch_after_ns {
             return;

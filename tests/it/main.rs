@@ -3,12 +3,15 @@
 //! - `determinism`: same seed, same bytes and trace hash; different seeds differ.
 //! - `faults`: scripted fault scenarios and the checkers that must catch planted bugs.
 //! - `oracle`: the twin against queueing theory (Erlang C, Little's law).
+//! - `replication`: replicated shards, failover, and the durability, split-brain and
+//!   convergence checkers each catching the bug it looks for.
 //! - `scenarios`: scenario files, shipped and broken, and the CLI's answers to them.
 //! - `seam`: the same store state machine under the tokio driver over loopback TCP.
 
 mod determinism;
 mod faults;
 mod oracle;
+mod replication;
 mod scenarios;
 mod seam;
 

@@ -1,0 +1,168 @@
+//! Replicated shards under faults, and the checkers that keep them honest: each checker is
+//! shown to catch the bug it looks for.
+
+use crate::shipped;
+use minitwin_sim::checks::{self, Class, WriteAck};
+use minitwin_sim::runner::{run, RunOptions, RunOutcome};
+use minitwin_sim::scenario::{Fault, Scenario};
+
+fn go(s: &Scenario, seed: u64) -> RunOutcome {
+    run(s, seed, &RunOptions::default(), &mut |_| {})
+}
+
+fn check<'a>(o: &'a RunOutcome, name: &str) -> &'a checks::CheckResult {
+    o.checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no {name} check"))
+}
+
+fn shorter(mut s: Scenario) -> Scenario {
+    s.duration_s = 40.0;
+    s
+}
+
+#[test]
+fn a_primary_crash_loses_acked_writes_under_async_but_not_under_semi_sync_on_the_same_seeds() {
+    let mut lost_async = 0;
+    for seed in 1..=3 {
+        let semi = go(&shorter(shipped("primary-crash-semisync")), seed);
+        let asyn = go(&shorter(shipped("primary-crash-async")), seed);
+        assert_eq!(
+            semi.summary.lost_writes_total,
+            0,
+            "seed {seed}: {}",
+            check(&semi, "durability").detail
+        );
+        assert!(check(&semi, "durability").passed);
+        assert!(
+            check(&asyn, "durability").passed,
+            "async promises nothing, so loss is reported, not failed"
+        );
+        assert!(check(&asyn, "durability")
+            .detail
+            .contains("async replication promises nothing"));
+        for o in [&semi, &asyn] {
+            assert!(
+                check(o, "split_brain").passed,
+                "{}",
+                check(o, "split_brain").detail
+            );
+            assert!(
+                check(o, "convergence").passed,
+                "{}",
+                check(o, "convergence").detail
+            );
+            let failovers = o
+                .rows
+                .iter()
+                .find(|r| r.metric == "orchestrator_failovers_total")
+                .unwrap();
+            assert_eq!(failovers.value, 1.0, "the orchestrator failed over once");
+        }
+        lost_async += asyn.summary.lost_writes_total;
+    }
+    assert!(
+        lost_async > 0,
+        "async replication lost no acknowledged write in 3 seeds"
+    );
+}
+
+#[test]
+fn semi_sync_falls_back_to_async_when_replicas_stop_answering_and_the_loss_is_counted() {
+    let mut s = shorter(shipped("primary-crash-semisync"));
+    // A 1 s semi-sync timeout (so the services, whose store calls time out after 1.5 s, do not
+    // give up first); cut store-0's replicas off for 15 s, then crash it.
+    s.topology.stores.config.semi_sync_timeout_ms = 1_000.0;
+    s.faults = vec![
+        Fault::Partition {
+            at_s: 5.0,
+            duration_s: 15.0,
+            a: vec!["store-0".into()],
+            b: vec!["store-0-*".into()],
+            one_way: false,
+        },
+        Fault::Crash {
+            at_s: 19.0,
+            node: "store-0".into(),
+            restart_after_s: Some(10.0),
+        },
+    ];
+    let o = go(&s, 1);
+    let fallbacks: f64 = o
+        .rows
+        .iter()
+        .filter(|r| r.metric == "store_semi_sync_fallbacks_total")
+        .map(|r| r.value)
+        .sum();
+    assert!(fallbacks >= 1.0, "semi-sync fell back");
+    let d = check(&o, "durability");
+    assert!(
+        d.passed && d.detail.contains("fell back to async"),
+        "{}",
+        d.detail
+    );
+    assert!(
+        o.summary.lost_writes_total > 0,
+        "writes acknowledged during the fallback were lost: {}",
+        d.detail
+    );
+}
+
+#[test]
+fn the_split_brain_checker_catches_two_primaries_acknowledging_writes_at_once() {
+    // An old primary cut off from the orchestrator and its replicas keeps acknowledging the
+    // writes of a service that is cut off with it (and so never hears the new route), while
+    // the other services write to the promoted replica: two primaries at once.
+    let mut s = shorter(shipped("primary-crash-async"));
+    s.faults = vec![Fault::Partition {
+        at_s: 10.0,
+        duration_s: 20.0,
+        a: vec!["store-0".into(), "service-0".into()],
+        b: vec!["orchestrator".into(), "store-0-*".into()],
+        one_way: false,
+    }];
+    s.checks.converge_within_s = None;
+    let o = go(&s, 2);
+    let sb = check(&o, "split_brain");
+    assert!(!sb.passed, "{}", sb.detail);
+    assert!(sb.detail.contains("store-0 (epoch 1)"), "{}", sb.detail);
+    assert_eq!(o.failure(), Some(Class::Correctness));
+}
+
+#[test]
+fn split_brain_overlaps_are_tenures_of_different_nodes_that_intersect() {
+    let ack = |at_ns, node, epoch| WriteAck { at_ns, node, epoch };
+    let clean = [ack(1, 5, 1), ack(2, 5, 1), ack(3, 6, 2), ack(4, 6, 2)];
+    assert!(checks::split_brain_overlaps(&clean, &[5, 6]).is_empty());
+    let brain = [ack(1, 5, 1), ack(3, 6, 2), ack(4, 5, 1)];
+    assert_eq!(checks::split_brain_overlaps(&brain, &[5, 6]).len(), 1);
+    assert!(
+        checks::split_brain_overlaps(&brain, &[5]).is_empty(),
+        "only members of the shard count"
+    );
+}
+
+#[test]
+fn the_convergence_checker_catches_a_replica_that_never_catches_up() {
+    let mut s = shorter(shipped("primary-crash-semisync"));
+    s.topology.stores.config.replication = minitwin_components::store::ReplicationMode::Async;
+    s.faults = vec![Fault::Partition {
+        at_s: 5.0,
+        duration_s: 5.0,
+        a: vec!["store-1".into()],
+        b: vec!["store-1-r1".into()],
+        one_way: false,
+    }];
+    let healthy = go(&s, 1);
+    assert!(
+        check(&healthy, "convergence").passed,
+        "{}",
+        check(&healthy, "convergence").detail
+    );
+    s.topology.stores.config.bug_replica_never_fetches = true;
+    let broken = go(&s, 1);
+    let c = check(&broken, "convergence");
+    assert!(!c.passed, "{}", c.detail);
+    assert!(c.detail.contains("store-1-r1"), "{}", c.detail);
+}
