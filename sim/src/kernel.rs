@@ -549,18 +549,9 @@ impl Sim {
     fn boot(&mut self, id: NodeId) {
         let node = &mut self.nodes[id as usize];
         assert!(node.component.is_none(), "booting a node that is up");
-        let mut component = (node.factory)();
+        node.component = Some((node.factory)());
         node.env.up = true;
-        let mut ctx = Ctx {
-            queue: &mut self.queue,
-            net: &mut self.net,
-            buggify: &mut self.buggify,
-            env: &mut node.env,
-            me: id,
-        };
-        let span = tracing::debug_span!("event", t_ns = ctx.queue.now_ns, node = %ctx.env.name);
-        span.in_scope(|| component.start(&mut ctx));
-        node.component = Some(component);
+        self.with_node(id, |c, ctx| c.start(ctx));
     }
 
     /// Crashes a node now: its memory and unsynced disk writes are lost; its timers die.
