@@ -195,6 +195,7 @@ pub fn encode(msg: &Msg, out: &mut Vec<u8>) -> Result<(), CodecError> {
                 what: "replication",
             })
         }
+        Msg::Mirror(_) => return Err(CodecError::Unsupported { what: "mirror" }),
         Msg::Session(_) => return Err(CodecError::Unsupported { what: "session" }),
         Msg::Archive(_) => return Err(CodecError::Unsupported { what: "archive" }),
     }

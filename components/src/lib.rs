@@ -14,6 +14,7 @@
 //!   bounded retries).
 //! - [`store`]: a single-primary key-value shard that logs to disk and syncs before it acks.
 //! - [`repl`]: replication messages and the failover orchestrator of store shards.
+//! - [`mirror`]: cross-zone mirroring (the brief's fetch / apply / checkpoint loop).
 //! - [`session`]: the session cluster (Redis Cluster-like) and its redirect-following client.
 //! - [`archive`]: the cold-storage archiver (lifecycle rules, tiers, restores).
 //! - [`codec`]: the byte encoding of [`msg::Msg`] for production sockets.
@@ -32,6 +33,7 @@ pub mod deadline;
 pub mod detmap;
 pub mod gateway;
 pub mod metrics;
+pub mod mirror;
 pub mod msg;
 pub mod repl;
 pub mod rng;

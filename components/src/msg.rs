@@ -143,6 +143,8 @@ pub enum Msg {
     StoreReply(StoreResponse),
     /// Replication and failover of store shards: see [`crate::repl`].
     Repl(crate::repl::ReplMsg),
+    /// Cross-zone mirroring: see [`crate::mirror`].
+    Mirror(crate::mirror::MirrorMsg),
     /// The session cluster (Redis Cluster-like): see [`crate::session`].
     Session(crate::session::SessionMsg),
     /// The cold-storage archiver: see [`crate::archive`].

@@ -17,6 +17,7 @@
 use crate::context::{Component, Context, DiskEvent, NodeId};
 use crate::detmap::DetMap;
 use crate::metrics::{CounterId, HistId};
+use crate::mirror::{MirrorMsg, MirrorRecord};
 use crate::msg::{Msg, StoreOp, StoreRequest, StoreResponse, StoreResult, Timer};
 use crate::repl::ReplMsg;
 use crate::rng::ms_to_ns;
@@ -193,6 +194,8 @@ pub struct Store {
     epoch: u64,
     /// The whole log in memory: `log[lsn - 1]`.
     log: Vec<Record>,
+    /// When each record was appended here (local clock; 0 for records recovered from disk).
+    appended_ns: Vec<u64>,
     committed: DetMap<u64, u64>,
     /// Latest value per key including writes not yet acknowledged: CAS decides against it.
     latest: DetMap<u64, (u64, u64)>,
@@ -242,6 +245,7 @@ impl Store {
             role,
             epoch: 1,
             log: Vec::new(),
+            appended_ns: Vec::new(),
             committed: DetMap::new(),
             latest: DetMap::new(),
             pending: VecDeque::new(),
@@ -376,6 +380,7 @@ impl Store {
             "the log hands out consecutive sequence numbers"
         );
         self.log.push(record);
+        self.appended_ns.push(ctx.now_ns());
         Some(lsn)
     }
 
@@ -702,6 +707,7 @@ impl Store {
         ctx.metrics().add(c, discarded);
         ctx.disk_truncate(len);
         self.log.truncate(len as usize);
+        self.appended_ns.truncate(len as usize);
         self.durable_lsn = self.durable_lsn.min(len);
         if self.applied_lsn > len {
             self.committed.clear();
@@ -817,6 +823,40 @@ impl Store {
         }
     }
 
+    // ---- mirroring ----
+
+    /// A mirror job asks for durable records from `from_lsn`: only the primary answers with data.
+    fn on_get_updates(&mut self, ctx: &mut dyn Context, from: NodeId, from_lsn: u64, max: u32) {
+        if self.role != Role::Primary {
+            let reply = MirrorMsg::Updates {
+                records: Vec::new(),
+                tail_lsn: 0,
+            };
+            return ctx.send(from, Msg::Mirror(reply));
+        }
+        let first = from_lsn.max(1);
+        let last = self
+            .durable_lsn
+            .min(first.saturating_add(u64::from(max)).saturating_sub(1));
+        let records = (first..=last)
+            .map(|lsn| {
+                let i = (lsn - 1) as usize;
+                let r = self.log[i];
+                MirrorRecord {
+                    lsn,
+                    key: r.key,
+                    value: r.value,
+                    commit_ns: self.appended_ns[i],
+                }
+            })
+            .collect();
+        let reply = MirrorMsg::Updates {
+            records,
+            tail_lsn: self.durable_lsn,
+        };
+        ctx.send(from, Msg::Mirror(reply));
+    }
+
     // ---- orchestration ----
 
     fn on_promote(&mut self, ctx: &mut dyn Context, epoch: u64, members: Vec<NodeId>) {
@@ -930,6 +970,7 @@ impl Component for Store {
             let r = Record::decode(bytes).expect("the store only logs records it can decode");
             self.epoch = self.epoch.max(r.epoch);
             self.log.push(r);
+            self.appended_ns.push(0);
         }
         self.durable_lsn = self.tail_lsn();
         self.shipped_lsn = self.durable_lsn;
@@ -955,6 +996,9 @@ impl Component for Store {
         match msg {
             Msg::Store(r) => self.on_request(ctx, from, r),
             Msg::Repl(r) => self.on_repl(ctx, from, r),
+            Msg::Mirror(MirrorMsg::GetUpdates { from_lsn, max }) => {
+                self.on_get_updates(ctx, from, from_lsn, max)
+            }
             _ => {}
         }
     }

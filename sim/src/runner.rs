@@ -1,6 +1,8 @@
 //! Runs a scenario for one seed and gathers everything a report needs.
 
-use crate::checks::{self, CheckResult, MemberLog, Promise, ShardView, SloInputs, WriteAck};
+use crate::checks::{
+    self, CheckResult, CopyView, MemberLog, Promise, ShardView, SloInputs, WriteAck,
+};
 use crate::kernel::Progress;
 use crate::scenario::Scenario;
 use crate::trace::TraceEntry;
@@ -286,6 +288,20 @@ fn finish(scenario: &Scenario, seed: u64, world: World, acks: &[WriteAck]) -> Ru
     if scenario.checks.split_brain {
         let name = |n: NodeId| sim.env(n).name.clone();
         results.push(checks::split_brain(acks, &world.shard_members, &name));
+    }
+    if scenario.checks.mirror {
+        let copies: Vec<CopyView<'_>> = world
+            .mirror_copies
+            .iter()
+            .enumerate()
+            .flat_map(|(shard, copies)| copies.iter().map(move |&c| (shard, c)))
+            .map(|(shard, c)| CopyView {
+                name: &sim.env(c).name,
+                source_log: shards[shard].durable_log,
+                applied: checks::decode_copy_log(sim.env(c).disk.durable_records()),
+            })
+            .collect();
+        results.push(checks::mirror(&copies, scenario.checks.converge_within_s));
     }
     if let Some(within_s) = scenario.checks.converge_within_s {
         let logs: Vec<Vec<MemberLog<'_>>> = world

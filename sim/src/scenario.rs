@@ -54,6 +54,17 @@ pub struct Topology {
     pub gateways: Tier<GatewayConfig>,
     pub services: Tier<ServiceConfig>,
     pub stores: StoreTier,
+    /// Cross-zone mirroring of every shard to read-only copies in other zones.
+    pub mirror: Option<MirrorTier>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorTier {
+    /// One read-only copy of every shard in each of these zones.
+    pub zones: Vec<String>,
+    #[serde(default)]
+    pub config: minitwin_components::mirror::MirrorConfig,
 }
 
 /// A link between two zones, both directions.
@@ -240,6 +251,10 @@ pub struct Checks {
     /// No two members of a shard acknowledge writes as primary over overlapping times.
     #[serde(default)]
     pub split_brain: bool,
+    /// Every mirror copy holds a prefix of its source's log in order (correctness) and, after
+    /// `converge_within_s`, all of it (liveness).
+    #[serde(default)]
+    pub mirror: bool,
     /// After the workload stops (all faults healed), every shard's members must hold the same
     /// durable log within this many seconds: safety, then liveness.
     pub converge_within_s: Option<f64>,
@@ -622,6 +637,24 @@ fn validate_topology(t: &Topology) -> Result<(), Invalid> {
         t.stores.config.validate(),
         vec![key("topology"), key("stores"), key("config")],
     )?;
+    if let Some(m) = &t.mirror {
+        within(
+            m.config.validate(),
+            vec![key("topology"), key("mirror"), key("config")],
+        )?;
+        check(
+            !m.zones.is_empty(),
+            vec![key("topology"), key("mirror"), key("zones")],
+            "name at least one zone",
+        )?;
+        for z in &m.zones {
+            check(
+                t.zones.contains(z),
+                vec![key("topology"), key("mirror"), key("zones")],
+                format!("zone `{z}` is not in topology.zones {:?}", t.zones),
+            )?;
+        }
+    }
     within(
         t.stores.orchestrator.validate(),
         vec![key("topology"), key("stores"), key("orchestrator")],
@@ -648,6 +681,12 @@ pub fn node_names(t: &Topology) -> Vec<String> {
     }
     if t.stores.replicas > 0 {
         names.push("orchestrator".into());
+    }
+    if let Some(m) = &t.mirror {
+        for s in 0..t.stores.shards {
+            names.push(format!("mirror-{s}"));
+            names.extend(m.zones.iter().map(|z| format!("mirror-{s}-{z}")));
+        }
     }
     names.push("client".into());
     names
@@ -686,6 +725,12 @@ pub fn placement(s: &Scenario) -> Vec<String> {
     }
     if t.stores.replicas > 0 {
         zones.push(zs[0].clone());
+    }
+    if let Some(m) = &t.mirror {
+        for s in 0..t.stores.shards as usize {
+            zones.push(zs[s % zs.len()].clone());
+            zones.extend(m.zones.iter().cloned());
+        }
     }
     zones.push(s.workload.zone.clone());
     zones

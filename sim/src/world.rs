@@ -6,6 +6,7 @@ use crate::net::{LinkConfig, Network};
 use crate::scenario::{node_names, placement, select, Fault, Scenario};
 use crate::workload::Client;
 use minitwin_components::gateway::Gateway;
+use minitwin_components::mirror::{Mirror, MirrorReplica};
 use minitwin_components::repl::Orchestrator;
 use minitwin_components::rng::{ms_to_ns, Rng};
 use minitwin_components::service::Service;
@@ -24,6 +25,8 @@ pub struct World {
     /// Every member of each shard, initial primary first.
     pub shard_members: Vec<Vec<NodeId>>,
     pub orchestrator: Option<NodeId>,
+    /// The mirror copies of each shard (one per mirror zone).
+    pub mirror_copies: Vec<Vec<NodeId>>,
     pub client: NodeId,
     pub end_ns: u64,
 }
@@ -42,6 +45,8 @@ enum Role {
     Service,
     Store { shard: usize },
     Orchestrator,
+    MirrorJob { shard: usize },
+    MirrorCopy { shard: usize },
     Client,
 }
 
@@ -62,6 +67,14 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
     if t.stores.replicas > 0 {
         roles.push(Role::Orchestrator);
     }
+    let mut mirror_jobs = Vec::new();
+    if let Some(m) = &t.mirror {
+        for shard in 0..t.stores.shards as usize {
+            mirror_jobs.push(roles.len() as NodeId);
+            roles.push(Role::MirrorJob { shard });
+            roles.extend(m.zones.iter().map(|_| Role::MirrorCopy { shard }));
+        }
+    }
     roles.push(Role::Client);
     assert_eq!(roles.len(), names.len(), "one role per node name");
     let gateways = ids(0..g);
@@ -70,7 +83,13 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
         .map(|sh| ids(g + sv + sh * per_shard..g + sv + (sh + 1) * per_shard))
         .collect();
     let stores: Vec<NodeId> = shard_members.iter().map(|m| m[0]).collect();
-    let orchestrator = (t.stores.replicas > 0).then(|| (names.len() - 2) as NodeId);
+    let orchestrator =
+        (t.stores.replicas > 0).then(|| (g + sv + shard_members.len() * per_shard) as NodeId);
+    let copies_per_shard = t.mirror.as_ref().map_or(0, |m| m.zones.len());
+    let mirror_copies: Vec<Vec<NodeId>> = mirror_jobs
+        .iter()
+        .map(|&j| ((j + 1)..=(j + copies_per_shard as NodeId)).collect())
+        .collect();
     let client = (names.len() - 1) as NodeId;
     let end_ns = s_to_ns(s.duration_s);
 
@@ -96,12 +115,22 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
                 Box::new(move || Box::new(Store::member(config.clone(), me, placement.clone())))
             }
             Role::Orchestrator => {
-                let (config, shards, svcs) = (
-                    t.stores.orchestrator.clone(),
-                    shard_members.clone(),
-                    services.clone(),
-                );
+                let routed: Vec<NodeId> = services.iter().chain(&mirror_jobs).copied().collect();
+                let (config, shards, svcs) =
+                    (t.stores.orchestrator.clone(), shard_members.clone(), routed);
                 Box::new(move || Box::new(Orchestrator::new(config.clone(), &shards, &svcs)))
+            }
+            Role::MirrorJob { shard } => {
+                let config = t.mirror.as_ref().expect("mirror tier").config.clone();
+                let (source, copies) = (stores[shard], mirror_copies[shard].clone());
+                Box::new(move || {
+                    Box::new(Mirror::new(config.clone(), shard as u32, source, &copies))
+                })
+            }
+            Role::MirrorCopy { shard } => {
+                let config = t.mirror.as_ref().expect("mirror tier").config.clone();
+                let job = mirror_jobs[shard];
+                Box::new(move || Box::new(MirrorReplica::new(config.clone(), job)))
             }
             Role::Client => {
                 let (config, gws) = (s.workload.clone(), gateways.clone());
@@ -151,6 +180,7 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
     }
     World {
         shard_members,
+        mirror_copies,
         orchestrator,
         sim,
         names,

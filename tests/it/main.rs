@@ -2,6 +2,7 @@
 //!
 //! - `determinism`: same seed, same bytes and trace hash; different seeds differ.
 //! - `faults`: scripted fault scenarios and the checkers that must catch planted bugs.
+//! - `mirror`: cross-zone mirroring and the mirror check.
 //! - `oracle`: the twin against queueing theory (Erlang C, Little's law).
 //! - `replication`: replicated shards, failover, and the durability, split-brain and
 //!   convergence checkers each catching the bug it looks for.
@@ -10,6 +11,7 @@
 
 mod determinism;
 mod faults;
+mod mirror;
 mod oracle;
 mod replication;
 mod scenarios;
