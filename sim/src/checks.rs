@@ -102,17 +102,27 @@ pub struct Promise {
 pub fn durability(
     acked: &[AckedWrite],
     shards: &[ShardView<'_>],
-    promise: &Promise,
+    promises: &[Promise],
 ) -> CheckResult {
+    assert_eq!(shards.len(), promises.len(), "one promise per shard");
     let lost = lost_writes(acked, shards);
     let mismatched = state_mismatches(shards);
-    let passed = (lost.is_empty() || !promise.zero_loss) && mismatched.is_empty();
-    let mut detail = format!(
-        "{} acknowledged writes, {} lost ({})",
-        acked.len(),
-        lost.len(),
-        promise.why
-    );
+    let broken: Vec<usize> = (0..shards.len())
+        .filter(|&i| promises[i].zero_loss && lost.iter().any(|(s, _)| *s == i))
+        .collect();
+    let passed = broken.is_empty() && mismatched.is_empty();
+    let mut detail = format!("{} acknowledged writes, {} lost", acked.len(), lost.len());
+    for (i, p) in promises.iter().enumerate() {
+        let n = lost.iter().filter(|(s, _)| *s == i).count();
+        if n > 0 || shards.len() == 1 || i == 0 {
+            detail.push_str(&format!("; shard {i}: {n} lost ({})", p.why));
+        }
+    }
+    if !broken.is_empty() {
+        detail.push_str(&format!(
+            "; zero loss was promised and broken on shards {broken:?}"
+        ));
+    }
     if let Some((shard, w)) = lost.first() {
         detail.push_str(&format!(
             "; first lost: key {} value {} acknowledged at {:.6} s, missing from {}",

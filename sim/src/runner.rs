@@ -218,44 +218,50 @@ fn authority(sim: &crate::kernel::Sim, members: &[NodeId]) -> NodeId {
     })
 }
 
-/// Whether the configuration promises zero loss of acknowledged writes.
-fn promise(scenario: &Scenario, world: &World) -> Promise {
+/// Whether the configuration promises each shard zero loss of acknowledged writes.
+fn promises(scenario: &Scenario, world: &World) -> Vec<Promise> {
     let stores = &scenario.topology.stores;
-    if stores.replicas == 0 {
-        return Promise {
-            zero_loss: true,
-            why: "single node per shard, synced before ack: no loss promised".into(),
-        };
-    }
-    let fallbacks: u64 = world
+    let fallbacks = |members: &[NodeId]| -> u64 {
+        members
+            .iter()
+            .map(|&n| {
+                world
+                    .sim
+                    .env(n)
+                    .metrics
+                    .counter_value("store_semi_sync_fallbacks_total")
+                    .unwrap_or(0)
+            })
+            .sum()
+    };
+    world
         .shard_members
         .iter()
-        .flatten()
-        .map(|&n| {
-            world
-                .sim
-                .env(n)
-                .metrics
-                .counter_value("store_semi_sync_fallbacks_total")
-                .unwrap_or(0)
-        })
-        .sum();
-    match stores.config.replication {
-        ReplicationMode::Async => Promise {
-            zero_loss: false,
-            why: "async replication promises nothing: loss counted, not failed".into(),
-        },
-        ReplicationMode::SemiSync if fallbacks > 0 => Promise {
-            zero_loss: false,
-            why: format!(
-                "semi-sync fell back to async {fallbacks} times: loss counted, not failed"
-            ),
-        },
-        ReplicationMode::SemiSync => Promise {
-            zero_loss: true,
-            why: "semi-sync never fell back: no loss promised".into(),
-        },
-    }
+        .map(
+            |members| match (stores.replicas, stores.config.replication) {
+                (0, _) => Promise {
+                    zero_loss: true,
+                    why: "single node, synced before ack: no loss promised".into(),
+                },
+                (_, ReplicationMode::Async) => Promise {
+                    zero_loss: false,
+                    why: "async replication promises nothing: loss counted, not failed".into(),
+                },
+                (_, ReplicationMode::SemiSync) => match fallbacks(members) {
+                    0 => Promise {
+                        zero_loss: true,
+                        why: "semi-sync never fell back: no loss promised".into(),
+                    },
+                    n => Promise {
+                        zero_loss: false,
+                        why: format!(
+                            "semi-sync fell back to async {n} times: loss counted, not failed"
+                        ),
+                    },
+                },
+            },
+        )
+        .collect()
 }
 
 fn finish(scenario: &Scenario, seed: u64, world: World, acks: &[WriteAck]) -> RunOutcome {
@@ -282,7 +288,7 @@ fn finish(scenario: &Scenario, seed: u64, world: World, acks: &[WriteAck]) -> Ru
         results.push(checks::durability(
             &client.acked_writes,
             &shards,
-            &promise(scenario, &world),
+            &promises(scenario, &world),
         ));
     }
     if scenario.checks.split_brain {
