@@ -20,6 +20,7 @@ Examples:
   minitwin run scenarios/shard-crash.toml --seed 7   run one seed (the replay command of a failure)
   minitwin run scenarios/spike.toml --log run.jsonl  also write the event log as JSON lines
   minitwin check scenarios/*.toml                    validate files without running them
+  minitwin lincheck history.log                      is a Jepsen register history linearizable?
   minitwin sweep scenarios/shard-crash.toml --seeds 200   many seeds in parallel: failing seeds,
                                                           recovery time and data lost as distributions
 
@@ -36,6 +37,19 @@ pub enum Command {
     /// Run many seeds of a scenario in parallel (each run single-threaded); report failing seeds
     /// with their replay commands and metrics as distributions across seeds.
     Sweep(SweepArgs),
+    /// Check register histories in Jepsen's log format for linearizability (read, write,
+    /// compare-and-set on one register that starts empty). Exit 0 only if all are linearizable.
+    Lincheck(LincheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LincheckArgs {
+    /// History files (`INFO  jepsen.util - PROCESS  :invoke|:ok|:fail|:info  :read|:write|:cas  VALUE`).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Give up (verdict unknown, exit 1) after this many search steps per history.
+    #[arg(long)]
+    pub budget: Option<u64>,
 }
 
 #[derive(Args, Debug)]

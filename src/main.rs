@@ -2,10 +2,11 @@
 //!
 //! Map: [`cli`] declares the commands and their help; [`run_cmd`] runs scenarios and writes
 //! results; [`plot`] draws them; [`check_cmd`] validates scenario files;
-//! [`sweep_cmd`] runs many seeds in parallel.
+//! [`sweep_cmd`] runs many seeds in parallel; [`lincheck_cmd`] checks Jepsen histories.
 
 mod check_cmd;
 mod cli;
+mod lincheck_cmd;
 mod plot;
 mod run_cmd;
 mod sweep_cmd;
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
         cli::Command::Run(a) => run_cmd::main(a),
         cli::Command::Check(a) => check_cmd::main(a),
         cli::Command::Sweep(a) => sweep_cmd::main(a),
+        cli::Command::Lincheck(a) => lincheck_cmd::main(a),
     };
     ExitCode::from(code)
 }

@@ -11,6 +11,7 @@
 //!   popularity, a request mix).
 //! - [`scenario`]: scenario files (strict TOML, errors with file, line and field).
 //! - [`world`]: builds a simulation from a scenario and a seed; compiles faults to actions.
+//! - [`lincheck`]: linearizability of register histories (WGL), and Jepsen's log format.
 //! - [`checks`]: checkers (durability of acknowledged writes, SLOs).
 //! - [`oracle`]: analytic queueing formulas (Erlang B/C, M/M/c, M/M/1) for the twin's tests.
 //! - [`runner`]: runs one seed and gathers the outcome; [`report`] turns it into files.
@@ -21,6 +22,7 @@
 pub mod checks;
 pub mod disk;
 pub mod kernel;
+pub mod lincheck;
 pub mod net;
 pub mod oracle;
 pub mod report;

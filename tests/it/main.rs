@@ -2,6 +2,7 @@
 //!
 //! - `determinism`: same seed, same bytes and trace hash; different seeds differ.
 //! - `faults`: scripted fault scenarios and the checkers that must catch planted bugs.
+//! - `lincheck`: the linearizability checker against real Jepsen histories.
 //! - `mirror`: cross-zone mirroring and the mirror check.
 //! - `oracle`: the twin against queueing theory (Erlang C, Little's law).
 //! - `replication`: replicated shards, failover, and the durability, split-brain and
@@ -11,6 +12,7 @@
 
 mod determinism;
 mod faults;
+mod lincheck;
 mod mirror;
 mod oracle;
 mod replication;
