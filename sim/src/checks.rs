@@ -383,3 +383,54 @@ pub fn mirror(copies: &[CopyView<'_>], within_s: Option<f64>) -> CheckResult {
         detail,
     }
 }
+
+/// Search steps per key before the linearizability verdict is "unknown".
+pub const LINCHECK_BUDGET: u64 = 5_000_000;
+
+/// Every register key's history is linearizable (WGL search, bounded by [`LINCHECK_BUDGET`]).
+pub fn linearizable(histories: Option<&BTreeMap<u64, crate::lincheck::History>>) -> CheckResult {
+    use crate::lincheck::{check, Verdict};
+    let Some(histories) = histories else {
+        let detail = "checks.linearizable needs workload.registers".to_string();
+        return CheckResult {
+            name: "linearizable",
+            class: Class::Correctness,
+            passed: false,
+            detail,
+        };
+    };
+    let mut bad = Vec::new();
+    let mut unknown = 0;
+    let mut ops = 0;
+    for (key, h) in histories {
+        ops += h.ops.len();
+        match check(h, Some(LINCHECK_BUDGET)) {
+            Verdict::Linearizable => {}
+            Verdict::Unknown => unknown += 1,
+            Verdict::NotLinearizable { unplaced } => {
+                let op = &h.ops[unplaced[0]];
+                bad.push(format!(
+                    "key {}: no order places {:?} by process {} invoked at {:.6} s",
+                    key - crate::register::KEY_BASE,
+                    op.op,
+                    op.process,
+                    op.call as f64 / 1e9
+                ));
+            }
+        }
+    }
+    let mut detail = format!(
+        "{} keys, {ops} operations, {} not linearizable, {unknown} undecided within the budget",
+        histories.len(),
+        bad.len()
+    );
+    if let Some(first) = bad.first() {
+        detail.push_str(&format!("; first: {first}"));
+    }
+    CheckResult {
+        name: "linearizable",
+        class: Class::Correctness,
+        passed: bad.is_empty(),
+        detail,
+    }
+}

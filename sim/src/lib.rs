@@ -9,6 +9,7 @@
 //! - [`trace`]: the event-trace hash and first-divergence report.
 //! - [`workload`]: the client population (open-loop Poisson arrivals on a rate curve, Zipf
 //!   popularity, a request mix).
+//! - [`register`]: a Jepsen-style register workload that records histories for [`lincheck`].
 //! - [`scenario`]: scenario files (strict TOML, errors with file, line and field).
 //! - [`world`]: builds a simulation from a scenario and a seed; compiles faults to actions.
 //! - [`lincheck`]: linearizability of register histories (WGL), and Jepsen's log format.
@@ -25,6 +26,7 @@ pub mod kernel;
 pub mod lincheck;
 pub mod net;
 pub mod oracle;
+pub mod register;
 pub mod report;
 pub mod runner;
 pub mod scenario;

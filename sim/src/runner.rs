@@ -4,6 +4,7 @@ use crate::checks::{
     self, CheckResult, CopyView, MemberLog, Promise, ShardView, SloInputs, WriteAck,
 };
 use crate::kernel::Progress;
+use crate::register::RegisterClient;
 use crate::scenario::Scenario;
 use crate::trace::TraceEntry;
 use crate::workload::{Client, Second};
@@ -294,6 +295,13 @@ fn finish(scenario: &Scenario, seed: u64, world: World, acks: &[WriteAck]) -> Ru
     if scenario.checks.split_brain {
         let name = |n: NodeId| sim.env(n).name.clone();
         results.push(checks::split_brain(acks, &world.shard_members, &name));
+    }
+    if scenario.checks.linearizable {
+        let histories = world
+            .registers
+            .and_then(|n| sim.component::<RegisterClient>(n))
+            .map(|r| &r.histories);
+        results.push(checks::linearizable(histories));
     }
     if scenario.checks.mirror {
         let copies: Vec<CopyView<'_>> = world

@@ -251,6 +251,9 @@ pub struct Checks {
     /// No two members of a shard acknowledge writes as primary over overlapping times.
     #[serde(default)]
     pub split_brain: bool,
+    /// Every key of the register workload (`workload.registers`) has a linearizable history.
+    #[serde(default)]
+    pub linearizable: bool,
     /// Every mirror copy holds a prefix of its source's log in order (correctness) and, after
     /// `converge_within_s`, all of it (liveness).
     #[serde(default)]
@@ -537,7 +540,7 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
             s.workload.zone
         ),
     )?;
-    let names = node_names(&s.topology);
+    let names = node_names(s);
     for (i, f) in s.faults.iter().enumerate() {
         validate_fault(f, i, s, &names)?;
         if s.checks.converge_within_s.is_some() {
@@ -672,7 +675,8 @@ fn validate_topology(t: &Topology) -> Result<(), Invalid> {
 }
 
 /// Every node's name, in id order: gateways, services, stores, then the client.
-pub fn node_names(t: &Topology) -> Vec<String> {
+pub fn node_names(s: &Scenario) -> Vec<String> {
+    let t = &s.topology;
     let mut names = Vec::new();
     names.extend((0..t.gateways.count).map(|i| format!("gateway-{i}")));
     names.extend((0..t.services.count).map(|i| format!("service-{i}")));
@@ -687,6 +691,9 @@ pub fn node_names(t: &Topology) -> Vec<String> {
             names.push(format!("mirror-{s}"));
             names.extend(m.zones.iter().map(|z| format!("mirror-{s}-{z}")));
         }
+    }
+    if s.workload.registers.is_some() {
+        names.push("registers".into());
     }
     names.push("client".into());
     names
@@ -731,6 +738,9 @@ pub fn placement(s: &Scenario) -> Vec<String> {
             zones.push(zs[s % zs.len()].clone());
             zones.extend(m.zones.iter().cloned());
         }
+    }
+    if s.workload.registers.is_some() {
+        zones.push(s.workload.zone.clone());
     }
     zones.push(s.workload.zone.clone());
     zones

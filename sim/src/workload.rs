@@ -177,6 +177,8 @@ pub struct WorkloadConfig {
     /// The zone the users are in.
     #[serde(default = "default_client_zone")]
     pub zone: String,
+    /// A Jepsen-style register workload beside the users, for the linearizability check.
+    pub registers: Option<crate::register::RegisterConfig>,
 }
 
 fn default_users() -> u64 {

@@ -3,6 +3,7 @@
 
 use crate::kernel::{Action, Buggify, NodeSpec, Sim};
 use crate::net::{LinkConfig, Network};
+use crate::register::RegisterClient;
 use crate::scenario::{node_names, placement, select, Fault, Scenario};
 use crate::workload::Client;
 use minitwin_components::gateway::Gateway;
@@ -28,6 +29,8 @@ pub struct World {
     /// The mirror copies of each shard (one per mirror zone).
     pub mirror_copies: Vec<Vec<NodeId>>,
     pub client: NodeId,
+    /// The register workload's node, if the scenario has one.
+    pub registers: Option<NodeId>,
     pub end_ns: u64,
 }
 
@@ -47,13 +50,14 @@ enum Role {
     Orchestrator,
     MirrorJob { shard: usize },
     MirrorCopy { shard: usize },
+    Registers,
     Client,
 }
 
 /// Builds the scenario's world for `seed`. The scenario must have passed validation.
 pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
     let t = &s.topology;
-    let names = node_names(t);
+    let names = node_names(s);
     let placed = placement(s);
     let zone_index = |z: &str| t.zones.iter().position(|x| x == z).expect("validated zone") as u16;
     let (g, sv) = (t.gateways.count as usize, t.services.count as usize);
@@ -74,6 +78,9 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
             roles.push(Role::MirrorJob { shard });
             roles.extend(m.zones.iter().map(|_| Role::MirrorCopy { shard }));
         }
+    }
+    if s.workload.registers.is_some() {
+        roles.push(Role::Registers);
     }
     roles.push(Role::Client);
     assert_eq!(roles.len(), names.len(), "one role per node name");
@@ -132,6 +139,11 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
                 let job = mirror_jobs[shard];
                 Box::new(move || Box::new(MirrorReplica::new(config.clone(), job)))
             }
+            Role::Registers => {
+                let config = s.workload.registers.clone().expect("register workload");
+                let shards = stores.clone();
+                Box::new(move || Box::new(RegisterClient::new(config.clone(), &shards, end_ns)))
+            }
             Role::Client => {
                 let (config, gws) = (s.workload.clone(), gateways.clone());
                 Box::new(move || Box::new(Client::new(config.clone(), &gws, end_ns)))
@@ -189,6 +201,7 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
         services,
         stores,
         client,
+        registers: s.workload.registers.as_ref().map(|_| client - 1),
         end_ns,
     }
 }
