@@ -99,7 +99,11 @@ impl RegisterClient {
     }
 
     fn think(&mut self, ctx: &mut dyn Context, p: usize) {
-        let pause = ms_to_ns(ctx.rng().exp(self.config.think_ms));
+        self.pause(ctx, p, self.config.think_ms);
+    }
+
+    fn pause(&mut self, ctx: &mut dyn Context, p: usize, mean_ms: f64) {
+        let pause = ms_to_ns(ctx.rng().exp(mean_ms));
         if ctx.now_ns() + pause < self.stop_ns {
             ctx.set_timer(
                 pause,
@@ -237,7 +241,9 @@ impl RegisterClient {
         }
         self.process_ids[p] = self.next_process_id;
         self.next_process_id += 1;
-        self.think(ctx, p);
+        // Back off as Jepsen's clients do: every unknown outcome widens the checker's search.
+        let backoff_ms = 4.0 * self.config.timeout_ms;
+        self.pause(ctx, p, backoff_ms);
     }
 }
 
