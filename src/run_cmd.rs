@@ -142,6 +142,10 @@ fn write_results(out: &Path, o: &RunOutcome) -> Result<PathBuf, String> {
             format!("{:016x}\n", o.trace_hash).into_bytes(),
         ),
     ];
+    let mut files = files.to_vec();
+    if !o.archive_days.is_empty() {
+        files.push(("archive.csv", report::archive_csv(o, COMMIT)));
+    }
     for (name, bytes) in files {
         let path = dir.join(name);
         std::fs::write(&path, bytes)

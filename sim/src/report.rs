@@ -90,6 +90,37 @@ pub fn timeseries_csv(o: &RunOutcome, commit: &str) -> Vec<u8> {
     csv_bytes(&header, rows)
 }
 
+/// `archive.csv`: the archiver's accounting, one row per simulated day.
+pub fn archive_csv(o: &RunOutcome, commit: &str) -> Vec<u8> {
+    let header = [
+        "scenario",
+        "seed",
+        "commit",
+        "day",
+        "objects",
+        "logical_bytes",
+        "billed_bytes",
+        "hot_fraction",
+        "storage_efficiency",
+        "cost_per_month",
+    ];
+    let rows = o.archive_days.iter().map(|d| {
+        vec![
+            o.scenario.clone(),
+            o.seed.to_string(),
+            commit.to_string(),
+            d.day.to_string(),
+            d.objects.to_string(),
+            format!("{}", d.logical_bytes),
+            format!("{}", d.billed_bytes),
+            format!("{:.6}", d.hot_fraction),
+            format!("{:.6}", d.storage_efficiency),
+            format!("{:.2}", d.cost_per_month),
+        ]
+    });
+    csv_bytes(&header, rows)
+}
+
 /// The summary table printed at the end of a run (also written as `summary.txt`).
 pub fn summary_text(o: &RunOutcome) -> String {
     let s = &o.summary;
@@ -147,6 +178,16 @@ pub fn summary_text(o: &RunOutcome) -> String {
             &mut t,
             "recovery",
             format!("{r:.1} s from the first fault to the SLO restored"),
+        );
+    }
+    if let Some(d) = o.archive_days.last() {
+        line(
+            &mut t,
+            "archive",
+            format!(
+                "day {}: {} objects, hot fraction {:.3}, storage efficiency {:.3}, {:.2}/month",
+                d.day, d.objects, d.hot_fraction, d.storage_efficiency, d.cost_per_month
+            ),
         );
     }
     line(&mut t, "events", o.events_total.to_string());

@@ -9,6 +9,7 @@ use crate::scenario::Scenario;
 use crate::trace::TraceEntry;
 use crate::workload::{Client, Second};
 use crate::world::{build, s_to_ns, World};
+use minitwin_components::archive::{ArchiveDay, Archiver};
 use minitwin_components::metrics::Value;
 use minitwin_components::msg::{StoreResponse, StoreResult};
 use minitwin_components::store::{ReplicationMode, Store};
@@ -81,6 +82,8 @@ pub struct RunOutcome {
     pub seconds: Vec<Second>,
     pub checks: Vec<CheckResult>,
     pub trace: Option<Vec<TraceEntry>>,
+    /// The archiver's daily accounting (empty without an archiver).
+    pub archive_days: Vec<ArchiveDay>,
 }
 
 impl RunOutcome {
@@ -350,6 +353,11 @@ fn finish(scenario: &Scenario, seed: u64, world: World, acks: &[WriteAck]) -> Ru
         seconds: client.seconds.clone(),
         checks: results,
         trace: sim.trace().entries().map(<[TraceEntry]>::to_vec),
+        archive_days: world
+            .archiver
+            .and_then(|n| sim.component::<Archiver>(n))
+            .map(|a| a.days.clone())
+            .unwrap_or_default(),
     }
 }
 

@@ -56,6 +56,15 @@ pub struct Topology {
     pub stores: StoreTier,
     /// Cross-zone mirroring of every shard to read-only copies in other zones.
     pub mirror: Option<MirrorTier>,
+    /// The cold-storage archiver (a node `archiver` in the first store zone).
+    pub archive: Option<ArchiveTier>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveTier {
+    #[serde(default)]
+    pub config: minitwin_components::archive::ArchiveConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -515,9 +524,9 @@ fn within(r: Result<(), String>, path: Vec<Seg>) -> Result<(), Invalid> {
 /// Checks what the types cannot: names that must exist, ranges, times inside the run.
 pub fn validate(s: &Scenario) -> Result<(), Invalid> {
     check(
-        s.duration_s > 0.0 && s.duration_s <= 30.0 * 86_400.0,
+        s.duration_s > 0.0 && s.duration_s <= 400.0 * 86_400.0,
         vec![key("duration_s")],
-        "must be in (0, 2592000] seconds",
+        "must be in (0, 34560000] seconds (400 days)",
     )?;
     check(
         s.warmup_s >= 0.0 && s.warmup_s < s.duration_s,
@@ -640,6 +649,12 @@ fn validate_topology(t: &Topology) -> Result<(), Invalid> {
         t.stores.config.validate(),
         vec![key("topology"), key("stores"), key("config")],
     )?;
+    if let Some(a) = &t.archive {
+        within(
+            a.config.validate(),
+            vec![key("topology"), key("archive"), key("config")],
+        )?;
+    }
     if let Some(m) = &t.mirror {
         within(
             m.config.validate(),
@@ -692,6 +707,9 @@ pub fn node_names(s: &Scenario) -> Vec<String> {
             names.extend(m.zones.iter().map(|z| format!("mirror-{s}-{z}")));
         }
     }
+    if t.archive.is_some() {
+        names.push("archiver".into());
+    }
     if s.workload.registers.is_some() {
         names.push("registers".into());
     }
@@ -738,6 +756,9 @@ pub fn placement(s: &Scenario) -> Vec<String> {
             zones.push(zs[s % zs.len()].clone());
             zones.extend(m.zones.iter().cloned());
         }
+    }
+    if t.archive.is_some() {
+        zones.push(zs[0].clone());
     }
     if s.workload.registers.is_some() {
         zones.push(s.workload.zone.clone());

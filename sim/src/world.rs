@@ -6,6 +6,7 @@ use crate::net::{LinkConfig, Network};
 use crate::register::RegisterClient;
 use crate::scenario::{node_names, placement, select, Fault, Scenario};
 use crate::workload::Client;
+use minitwin_components::archive::Archiver;
 use minitwin_components::gateway::Gateway;
 use minitwin_components::mirror::{Mirror, MirrorReplica};
 use minitwin_components::repl::Orchestrator;
@@ -29,6 +30,8 @@ pub struct World {
     /// The mirror copies of each shard (one per mirror zone).
     pub mirror_copies: Vec<Vec<NodeId>>,
     pub client: NodeId,
+    /// The archiver's node, if the scenario has one.
+    pub archiver: Option<NodeId>,
     /// The register workload's node, if the scenario has one.
     pub registers: Option<NodeId>,
     pub end_ns: u64,
@@ -50,6 +53,7 @@ enum Role {
     Orchestrator,
     MirrorJob { shard: usize },
     MirrorCopy { shard: usize },
+    Archiver,
     Registers,
     Client,
 }
@@ -78,6 +82,9 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
             roles.push(Role::MirrorJob { shard });
             roles.extend(m.zones.iter().map(|_| Role::MirrorCopy { shard }));
         }
+    }
+    if t.archive.is_some() {
+        roles.push(Role::Archiver);
     }
     if s.workload.registers.is_some() {
         roles.push(Role::Registers);
@@ -138,6 +145,10 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
                 let config = t.mirror.as_ref().expect("mirror tier").config.clone();
                 let job = mirror_jobs[shard];
                 Box::new(move || Box::new(MirrorReplica::new(config.clone(), job)))
+            }
+            Role::Archiver => {
+                let config = t.archive.as_ref().expect("archive tier").config.clone();
+                Box::new(move || Box::new(Archiver::new(config.clone())))
             }
             Role::Registers => {
                 let config = s.workload.registers.clone().expect("register workload");
@@ -202,6 +213,10 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
         stores,
         client,
         registers: s.workload.registers.as_ref().map(|_| client - 1),
+        archiver: t
+            .archive
+            .as_ref()
+            .map(|_| client - 1 - NodeId::from(s.workload.registers.is_some())),
         end_ns,
     }
 }
