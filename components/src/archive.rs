@@ -456,7 +456,7 @@ impl Archiver {
         self.create(ctx, now_h);
         self.access_due(ctx, now_h);
         let day = (now_h / 24.0).floor() as u32;
-        if day as usize >= self.days.len() + 1 || (self.days.is_empty() && now_h >= 24.0) {
+        if day as usize > self.days.len() {
             let d = self.account(day);
             let ids = self.ids();
             let (hf, ef, ed) = (
