@@ -15,6 +15,7 @@
 //! - [`store`]: a single-primary key-value shard that logs to disk and syncs before it acks.
 //! - [`repl`]: replication messages and the failover orchestrator of store shards.
 //! - [`mirror`]: cross-zone mirroring (the brief's fetch / apply / checkpoint loop).
+//! - [`reshard`]: live resharding (copy, catch-up, cut-over, verify, switch).
 //! - [`session`]: the session cluster (Redis Cluster-like) and its redirect-following client.
 //! - [`archive`]: the cold-storage archiver (lifecycle rules, tiers, restores).
 //! - [`codec`]: the byte encoding of [`msg::Msg`] for production sockets.
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod msg;
 pub mod repl;
+pub mod reshard;
 pub mod rng;
 pub mod service;
 pub mod session;

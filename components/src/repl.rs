@@ -30,7 +30,10 @@ pub enum ReplMsg {
         value: u64,
     },
     /// Replica -> primary: everything up to `lsn` is durable here.
-    Ack { epoch: u64, lsn: u64 },
+    Ack {
+        epoch: u64,
+        lsn: u64,
+    },
     /// Replica -> primary: please resend from `from_lsn` (a gap, after loss or a partition);
     /// `last_epoch` is the epoch of the replica's last record, so the primary can find where
     /// the replica's history diverged from its own (records of a higher epoch at a position the
@@ -41,9 +44,15 @@ pub enum ReplMsg {
         last_epoch: u64,
     },
     /// Primary -> replica, every heartbeat interval: the heartbeat row (lag = now - ts).
-    Heartbeat { epoch: u64, lsn: u64, ts_ns: u64 },
+    Heartbeat {
+        epoch: u64,
+        lsn: u64,
+        ts_ns: u64,
+    },
     /// Orchestrator -> node.
-    Probe { seq: u64 },
+    Probe {
+        seq: u64,
+    },
     /// Node -> orchestrator.
     ProbeReply {
         seq: u64,
@@ -53,14 +62,40 @@ pub enum ReplMsg {
         lsn: u64,
     },
     /// Orchestrator -> replica: become the primary of your shard in `epoch`.
-    Promote { epoch: u64, members: Vec<NodeId> },
+    Promote {
+        epoch: u64,
+        members: Vec<NodeId>,
+    },
     /// Orchestrator -> node: follow `primary` in `epoch` (fences an old primary).
-    Follow { epoch: u64, primary: NodeId },
+    Follow {
+        epoch: u64,
+        primary: NodeId,
+    },
     /// Orchestrator -> services: `shard`'s primary is now `primary`.
     Route {
         shard: u32,
         epoch: u64,
         primary: NodeId,
+    },
+    /// Resharder -> source primary: stop accepting writes (the cut-over); answer `Frozen`.
+    Freeze,
+    /// Source -> resharder: frozen; every write it accepted is at or below `tail_lsn`.
+    Frozen {
+        tail_lsn: u64,
+    },
+    /// Resharder -> source: accept writes again (an aborted cut-over).
+    Unfreeze,
+    /// Resharder -> a store: digests of its data split by the new shard layout of `shards`.
+    Digest {
+        shards: u32,
+    },
+    DigestReply {
+        digests: Vec<u64>,
+    },
+    /// Resharder -> services: the keyspace is now split over `shards` (equal ranges).
+    Reshard {
+        epoch: u64,
+        shards: Vec<NodeId>,
     },
 }
 

@@ -100,6 +100,8 @@ pub struct Service {
     /// The primary of each shard, and the epoch that says so (routes only move forward).
     shards: Vec<NodeId>,
     shard_epochs: Vec<u64>,
+    /// The version of the shard layout (bumped by resharding).
+    layout_epoch: u64,
     workers: Vec<Option<Busy>>,
     idle: Vec<u32>,
     queue: VecDeque<Job>,
@@ -116,6 +118,7 @@ impl Service {
         Service {
             shards: shards.to_vec(),
             shard_epochs: vec![0; shards.len()],
+            layout_epoch: 0,
             workers: vec![None; n],
             idle: (0..n as u32).rev().collect(),
             queue: VecDeque::new(),
@@ -265,6 +268,15 @@ impl Service {
         }
     }
 
+    /// A resharding cut-over: the keyspace is split over a new list of shards.
+    fn on_reshard(&mut self, epoch: u64, shards: Vec<NodeId>) {
+        if epoch > self.layout_epoch && !shards.is_empty() {
+            self.layout_epoch = epoch;
+            self.shard_epochs = vec![0; shards.len()];
+            self.shards = shards;
+        }
+    }
+
     /// The orchestrator moved a shard's primary.
     fn on_route(&mut self, shard: u32, epoch: u64, primary: NodeId) {
         let i = shard as usize;
@@ -353,6 +365,9 @@ impl Component for Service {
                 epoch,
                 primary,
             }) => self.on_route(shard, epoch, primary),
+            Msg::Repl(crate::repl::ReplMsg::Reshard { epoch, shards }) => {
+                self.on_reshard(epoch, shards)
+            }
             _ => {}
         }
     }

@@ -205,6 +205,8 @@ pub struct Store {
     sync_in_flight: bool,
     sync_wanted: bool,
     poisoned: bool,
+    /// Writes refused during a resharding cut-over.
+    frozen: bool,
     // As primary:
     replica_acked: BTreeMap<NodeId, u64>,
     shipped_lsn: u64,
@@ -254,6 +256,7 @@ impl Store {
             sync_in_flight: false,
             sync_wanted: false,
             poisoned: false,
+            frozen: false,
             replica_acked: BTreeMap::new(),
             shipped_lsn: 0,
             ship_pending: false,
@@ -384,7 +387,27 @@ impl Store {
         Some(lsn)
     }
 
+    /// Digests of the committed data, split by which of `shards` equal keyspace ranges owns
+    /// each key: XOR over keys of a hash of (key, value). Order-free, so two stores holding the
+    /// same data agree whatever order they wrote it in.
+    pub fn digests(&self, shards: usize) -> Vec<u64> {
+        let mut last: BTreeMap<u64, u64> = BTreeMap::new();
+        for r in &self.log[..self.applied_lsn as usize] {
+            last.insert(r.key, r.value);
+        }
+        let mut out = vec![0u64; shards.max(1)];
+        for (k, v) in last {
+            out[crate::service::shard_for(k, shards.max(1))] ^=
+                crate::rng::mix64(k ^ crate::rng::mix64(v));
+        }
+        out
+    }
+
     fn write(&mut self, ctx: &mut dyn Context, from: NodeId, id: u64, key: u64, value: u64) {
+        if self.frozen {
+            // Cut-over in progress: the caller retries, and will be routed to the new shard.
+            return Self::reply(ctx, from, id, StoreResult::Redirect { primary: None });
+        }
         let record = Record {
             key,
             value,
@@ -938,7 +961,17 @@ impl Store {
                     self.fetch(ctx, primary);
                 }
             }
-            ReplMsg::ProbeReply { .. } | ReplMsg::Route { .. } => {}
+            ReplMsg::Freeze => {
+                self.frozen = true;
+                let tail_lsn = self.tail_lsn();
+                ctx.send(from, Msg::Repl(ReplMsg::Frozen { tail_lsn }));
+            }
+            ReplMsg::Unfreeze => self.frozen = false,
+            ReplMsg::Digest { shards } => {
+                let digests = self.digests(shards as usize);
+                ctx.send(from, Msg::Repl(ReplMsg::DigestReply { digests }));
+            }
+            _ => {}
         }
     }
 }

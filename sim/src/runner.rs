@@ -12,6 +12,7 @@ use crate::world::{build, s_to_ns, World};
 use minitwin_components::archive::{ArchiveDay, Archiver};
 use minitwin_components::metrics::Value;
 use minitwin_components::msg::{StoreResponse, StoreResult};
+use minitwin_components::reshard::Resharder;
 use minitwin_components::store::{ReplicationMode, Store};
 use minitwin_components::{Msg, NodeId};
 use std::cell::RefCell;
@@ -223,7 +224,7 @@ fn authority(sim: &crate::kernel::Sim, members: &[NodeId]) -> NodeId {
 }
 
 /// Whether the configuration promises each shard zero loss of acknowledged writes.
-fn promises(scenario: &Scenario, world: &World) -> Vec<Promise> {
+fn promises(scenario: &Scenario, world: &World, layout: &[Vec<NodeId>]) -> Vec<Promise> {
     let stores = &scenario.topology.stores;
     let fallbacks = |members: &[NodeId]| -> u64 {
         members
@@ -238,8 +239,7 @@ fn promises(scenario: &Scenario, world: &World) -> Vec<Promise> {
             })
             .sum()
     };
-    world
-        .shard_members
+    layout
         .iter()
         .map(
             |members| match (stores.replicas, stores.config.replication) {
@@ -273,8 +273,16 @@ fn finish(scenario: &Scenario, seed: u64, world: World, acks: &[WriteAck]) -> Ru
     let client = sim
         .component::<Client>(world.client)
         .expect("the client never crashes");
-    let shards: Vec<ShardView<'_>> = world
-        .shard_members
+    let switched = world
+        .resharder
+        .and_then(|n| sim.component::<Resharder>(n))
+        .is_some_and(|r| r.switched());
+    let layout: Vec<Vec<NodeId>> = if switched {
+        world.reshard_targets.iter().map(|&t| vec![t]).collect()
+    } else {
+        world.shard_members.clone()
+    };
+    let shards: Vec<ShardView<'_>> = layout
         .iter()
         .map(|members| {
             let n = authority(sim, members);
@@ -292,7 +300,7 @@ fn finish(scenario: &Scenario, seed: u64, world: World, acks: &[WriteAck]) -> Ru
         results.push(checks::durability(
             &client.acked_writes,
             &shards,
-            &promises(scenario, &world),
+            &promises(scenario, &world, &layout),
         ));
     }
     if scenario.checks.split_brain {

@@ -58,6 +58,16 @@ pub struct Topology {
     pub mirror: Option<MirrorTier>,
     /// The cold-storage archiver (a node `archiver` in the first store zone).
     pub archive: Option<ArchiveTier>,
+    /// A live split of the (single) store shard into `to_shards` new ones.
+    pub reshard: Option<ReshardTier>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReshardTier {
+    pub to_shards: u32,
+    #[serde(default)]
+    pub config: minitwin_components::reshard::ReshardConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -655,6 +665,20 @@ fn validate_topology(t: &Topology) -> Result<(), Invalid> {
             vec![key("topology"), key("archive"), key("config")],
         )?;
     }
+    if let Some(r) = &t.reshard {
+        let p = |f: &str| vec![key("topology"), key("reshard"), key(f)];
+        within(r.config.validate(), p("config"))?;
+        check(
+            (2..=64).contains(&r.to_shards),
+            p("to_shards"),
+            "must be between 2 and 64",
+        )?;
+        check(
+            t.stores.shards == 1 && t.stores.replicas == 0,
+            p("to_shards"),
+            "resharding splits a single unreplicated shard for now: set stores.shards = 1, replicas = 0",
+        )?;
+    }
     if let Some(m) = &t.mirror {
         within(
             m.config.validate(),
@@ -707,6 +731,10 @@ pub fn node_names(s: &Scenario) -> Vec<String> {
             names.extend(m.zones.iter().map(|z| format!("mirror-{s}-{z}")));
         }
     }
+    if let Some(r) = &t.reshard {
+        names.extend((0..r.to_shards).map(|i| format!("store-new-{i}")));
+        names.push("resharder".into());
+    }
     if t.archive.is_some() {
         names.push("archiver".into());
     }
@@ -756,6 +784,10 @@ pub fn placement(s: &Scenario) -> Vec<String> {
             zones.push(zs[s % zs.len()].clone());
             zones.extend(m.zones.iter().cloned());
         }
+    }
+    if let Some(r) = &t.reshard {
+        zones.extend((0..r.to_shards as usize).map(|i| zs[i % zs.len()].clone()));
+        zones.push(zs[0].clone());
     }
     if t.archive.is_some() {
         zones.push(zs[0].clone());

@@ -10,6 +10,7 @@ use minitwin_components::archive::Archiver;
 use minitwin_components::gateway::Gateway;
 use minitwin_components::mirror::{Mirror, MirrorReplica};
 use minitwin_components::repl::Orchestrator;
+use minitwin_components::reshard::Resharder;
 use minitwin_components::rng::{ms_to_ns, Rng};
 use minitwin_components::service::Service;
 use minitwin_components::store::{Placement, Store};
@@ -30,6 +31,9 @@ pub struct World {
     /// The mirror copies of each shard (one per mirror zone).
     pub mirror_copies: Vec<Vec<NodeId>>,
     pub client: NodeId,
+    /// The new shards of a resharding, and the resharder.
+    pub reshard_targets: Vec<NodeId>,
+    pub resharder: Option<NodeId>,
     /// The archiver's node, if the scenario has one.
     pub archiver: Option<NodeId>,
     /// The register workload's node, if the scenario has one.
@@ -53,6 +57,8 @@ enum Role {
     Orchestrator,
     MirrorJob { shard: usize },
     MirrorCopy { shard: usize },
+    ReshardTarget,
+    Resharder,
     Archiver,
     Registers,
     Client,
@@ -82,6 +88,16 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
             roles.push(Role::MirrorJob { shard });
             roles.extend(m.zones.iter().map(|_| Role::MirrorCopy { shard }));
         }
+    }
+    let mut reshard_targets = Vec::new();
+    let mut resharder = None;
+    if let Some(r) = &t.reshard {
+        for _ in 0..r.to_shards {
+            reshard_targets.push(roles.len() as NodeId);
+            roles.push(Role::ReshardTarget);
+        }
+        resharder = Some(roles.len() as NodeId);
+        roles.push(Role::Resharder);
     }
     if t.archive.is_some() {
         roles.push(Role::Archiver);
@@ -145,6 +161,20 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
                 let config = t.mirror.as_ref().expect("mirror tier").config.clone();
                 let job = mirror_jobs[shard];
                 Box::new(move || Box::new(MirrorReplica::new(config.clone(), job)))
+            }
+            Role::ReshardTarget => {
+                let config = t.stores.config.clone();
+                Box::new(move || Box::new(Store::new(config.clone())))
+            }
+            Role::Resharder => {
+                let r = t.reshard.as_ref().expect("reshard tier");
+                let (config, source, targets, svcs) = (
+                    r.config.clone(),
+                    stores[0],
+                    reshard_targets.clone(),
+                    services.clone(),
+                );
+                Box::new(move || Box::new(Resharder::new(config.clone(), source, &targets, &svcs)))
             }
             Role::Archiver => {
                 let config = t.archive.as_ref().expect("archive tier").config.clone();
@@ -213,6 +243,8 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
         stores,
         client,
         registers: s.workload.registers.as_ref().map(|_| client - 1),
+        reshard_targets,
+        resharder,
         archiver: t
             .archive
             .as_ref()

@@ -7,6 +7,7 @@
 //! - `oracle`: the twin against queueing theory (Erlang C, Little's law).
 //! - `replication`: replicated shards, failover, and the durability, split-brain and
 //!   convergence checkers each catching the bug it looks for.
+//! - `reshard`: live resharding, and verification catching a bad copy.
 //! - `scenarios`: scenario files, shipped and broken, and the CLI's answers to them.
 //! - `seam`: the same store state machine under the tokio driver over loopback TCP.
 
@@ -16,6 +17,7 @@ mod lincheck;
 mod mirror;
 mod oracle;
 mod replication;
+mod reshard;
 mod scenarios;
 mod seam;
 
