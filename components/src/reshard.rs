@@ -168,13 +168,14 @@ impl Resharder {
             return self.caught_up(ctx, tail_lsn);
         }
         self.batch_end = records.last().expect("not empty").lsn;
-        if records.len() == 1 && self.config.bug_skip_records && records[0].lsn % 1000 == 0 {
+        if records.len() == 1 && self.config.bug_skip_records && records[0].lsn.is_multiple_of(1000)
+        {
             self.position = self.batch_end; // the whole batch was skipped
             return self.fetch(ctx);
         }
         let n = self.targets.len();
         for r in records {
-            if self.config.bug_skip_records && r.lsn % 1000 == 0 {
+            if self.config.bug_skip_records && r.lsn.is_multiple_of(1000) {
                 continue;
             }
             self.next_id += 1;

@@ -954,12 +954,10 @@ impl Store {
                 ctx.send(from, Msg::Repl(reply));
             }
             ReplMsg::Promote { epoch, members } => self.on_promote(ctx, epoch, members),
-            ReplMsg::Follow { epoch, primary } => {
-                if epoch >= self.epoch && primary != self.me {
-                    self.become_replica(ctx, primary, epoch);
-                    self.fetch_after_ns = 0;
-                    self.fetch(ctx, primary);
-                }
+            ReplMsg::Follow { epoch, primary } if epoch >= self.epoch && primary != self.me => {
+                self.become_replica(ctx, primary, epoch);
+                self.fetch_after_ns = 0;
+                self.fetch(ctx, primary);
             }
             ReplMsg::Freeze => {
                 self.frozen = true;
