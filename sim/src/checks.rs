@@ -434,3 +434,46 @@ pub fn linearizable(histories: Option<&BTreeMap<u64, crate::lincheck::History>>)
         detail,
     }
 }
+
+/// The session cluster's guarantees, as seen by its client.
+pub fn sessions(
+    history: &[minitwin_components::session::client::SessionOp],
+    lost_writes: usize,
+    failovers: u64,
+    failover_s: Option<f64>,
+) -> CheckResult {
+    use minitwin_components::session::client::{
+        monotonic_read_violations, read_your_writes_violations,
+    };
+    let ryw = read_your_writes_violations(history);
+    let mono = monotonic_read_violations(history);
+    let promised = failovers == 0;
+    let passed = !promised || (ryw.is_empty() && mono.is_empty());
+    let mut detail = format!(
+        "{} operations; read-your-writes violations {}, monotonic-read violations {}, acknowledged writes lost {lost_writes}, failovers {failovers}",
+        history.len(),
+        ryw.len(),
+        mono.len()
+    );
+    if let Some(s) = failover_s {
+        detail.push_str(&format!(" (promotion {s:.1} s after the master failed)"));
+    }
+    if !promised {
+        detail.push_str(
+            "; counted, not failed: asynchronous replication promises neither across a failover",
+        );
+    } else if let Some(r) = ryw.first() {
+        detail.push_str(&format!(
+            "; first: key {} read {:?} at {:.6} s after a newer write was acknowledged",
+            r.key,
+            r.value,
+            r.invoke_ns as f64 / 1e9
+        ));
+    }
+    CheckResult {
+        name: "sessions",
+        class: Class::Correctness,
+        passed,
+        detail,
+    }
+}

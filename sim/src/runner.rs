@@ -13,9 +13,12 @@ use minitwin_components::archive::{ArchiveDay, Archiver};
 use minitwin_components::metrics::Value;
 use minitwin_components::msg::{StoreResponse, StoreResult};
 use minitwin_components::reshard::Resharder;
+use minitwin_components::session::client::SessionClient;
+use minitwin_components::session::node::SessionNode;
 use minitwin_components::store::{ReplicationMode, Store};
 use minitwin_components::{Msg, NodeId};
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 #[derive(Clone, Debug, Default)]
@@ -268,6 +271,76 @@ fn promises(scenario: &Scenario, world: &World, layout: &[Vec<NodeId>]) -> Vec<P
         .collect()
 }
 
+/// Read-your-writes, monotonic reads, lost writes and failover time of the session cluster.
+fn session_check(scenario: &Scenario, world: &World) -> CheckResult {
+    let sim = &world.sim;
+    let Some(client) = world
+        .session_client
+        .and_then(|n| sim.component::<SessionClient>(n))
+    else {
+        let detail = "checks.sessions needs topology.sessions".to_string();
+        return CheckResult {
+            name: "sessions",
+            class: checks::Class::Correctness,
+            passed: false,
+            detail,
+        };
+    };
+    let mut last_acked: BTreeMap<u64, u64> = BTreeMap::new();
+    for op in client.history.iter().filter(|o| o.set) {
+        let v = last_acked.entry(op.key).or_insert(0);
+        *v = (*v).max(op.value.unwrap_or(0));
+    }
+    let nodes: Vec<&SessionNode> = world
+        .session_nodes
+        .iter()
+        .filter_map(|&n| sim.component::<SessionNode>(n))
+        .collect();
+    let lost = last_acked
+        .iter()
+        .filter(|(&k, &v)| {
+            let served = nodes.iter().find(|n| n.serves(k)).and_then(|n| n.get(k));
+            served.unwrap_or(0) < v
+        })
+        .count();
+    let failovers: u64 = world
+        .session_nodes
+        .iter()
+        .map(|&n| {
+            sim.env(n)
+                .metrics
+                .counter_value("session_failovers_total")
+                .unwrap_or(0)
+        })
+        .sum();
+    let crash_s = scenario
+        .faults
+        .iter()
+        .filter_map(|f| match f {
+            crate::scenario::Fault::Crash { at_s, node, .. } if node.starts_with("session-") => {
+                Some(*at_s)
+            }
+            _ => None,
+        })
+        .reduce(f64::min);
+    let promoted_ms = world
+        .session_nodes
+        .iter()
+        .filter_map(|&n| {
+            let m = &sim.env(n).metrics;
+            m.entries()
+                .iter()
+                .find(|e| e.name == "session_promoted_at_ms")
+                .and_then(|e| match e.value {
+                    minitwin_components::metrics::Value::Gauge(g) if g > 0.0 => Some(g),
+                    _ => None,
+                })
+        })
+        .reduce(f64::min);
+    let failover_s = crash_s.zip(promoted_ms).map(|(c, p)| p / 1e3 - c);
+    checks::sessions(&client.history, lost, failovers, failover_s)
+}
+
 fn finish(scenario: &Scenario, seed: u64, world: World, acks: &[WriteAck]) -> RunOutcome {
     let sim = &world.sim;
     let client = sim
@@ -306,6 +379,9 @@ fn finish(scenario: &Scenario, seed: u64, world: World, acks: &[WriteAck]) -> Ru
     if scenario.checks.split_brain {
         let name = |n: NodeId| sim.env(n).name.clone();
         results.push(checks::split_brain(acks, &world.shard_members, &name));
+    }
+    if scenario.checks.sessions {
+        results.push(session_check(scenario, &world));
     }
     if scenario.checks.linearizable {
         let histories = world

@@ -60,6 +60,22 @@ pub struct Topology {
     pub archive: Option<ArchiveTier>,
     /// A live split of the (single) store shard into `to_shards` new ones.
     pub reshard: Option<ReshardTier>,
+    /// The session cluster (Redis Cluster-like) and its client workload.
+    pub sessions: Option<SessionTier>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionTier {
+    pub masters: u32,
+    #[serde(default)]
+    pub replicas: u32,
+    /// Masters round-robin over these zones; each replica in the next zone along.
+    pub zones: Vec<String>,
+    #[serde(default)]
+    pub config: minitwin_components::session::node::SessionConfig,
+    #[serde(default)]
+    pub client: minitwin_components::session::client::SessionClientConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -270,6 +286,10 @@ pub struct Checks {
     /// No two members of a shard acknowledge writes as primary over overlapping times.
     #[serde(default)]
     pub split_brain: bool,
+    /// Sessions: read-your-writes and monotonic reads hold wherever no failover happened
+    /// (violations are counted and reported either way), and lost session writes are counted.
+    #[serde(default)]
+    pub sessions: bool,
     /// Every key of the register workload (`workload.registers`) has a linearizable history.
     #[serde(default)]
     pub linearizable: bool,
@@ -665,6 +685,29 @@ fn validate_topology(t: &Topology) -> Result<(), Invalid> {
             vec![key("topology"), key("archive"), key("config")],
         )?;
     }
+    if let Some(st) = &t.sessions {
+        let p = |f: &str| vec![key("topology"), key("sessions"), key(f)];
+        within(st.config.validate(), p("config"))?;
+        within(st.client.validate(), p("client"))?;
+        check(
+            (1..=16).contains(&st.masters),
+            p("masters"),
+            "must be between 1 and 16",
+        )?;
+        check(
+            st.replicas <= 4,
+            p("replicas"),
+            "at most 4 replicas per master",
+        )?;
+        check(!st.zones.is_empty(), p("zones"), "name at least one zone")?;
+        for z in &st.zones {
+            check(
+                t.zones.contains(z),
+                p("zones"),
+                format!("zone `{z}` is not in topology.zones {:?}", t.zones),
+            )?;
+        }
+    }
     if let Some(r) = &t.reshard {
         let p = |f: &str| vec![key("topology"), key("reshard"), key(f)];
         within(r.config.validate(), p("config"))?;
@@ -738,6 +781,13 @@ pub fn node_names(s: &Scenario) -> Vec<String> {
     if t.archive.is_some() {
         names.push("archiver".into());
     }
+    if let Some(st) = &t.sessions {
+        for m in 0..st.masters {
+            names.push(format!("session-{m}"));
+            names.extend((1..=st.replicas).map(|r| format!("session-{m}-r{r}")));
+        }
+        names.push("session-client".into());
+    }
     if s.workload.registers.is_some() {
         names.push("registers".into());
     }
@@ -791,6 +841,13 @@ pub fn placement(s: &Scenario) -> Vec<String> {
     }
     if t.archive.is_some() {
         zones.push(zs[0].clone());
+    }
+    if let Some(st) = &t.sessions {
+        let sz = &st.zones;
+        for m in 0..st.masters as usize {
+            zones.extend((0..=st.replicas as usize).map(|r| sz[(m + r) % sz.len()].clone()));
+        }
+        zones.push(s.workload.zone.clone());
     }
     if s.workload.registers.is_some() {
         zones.push(s.workload.zone.clone());

@@ -13,6 +13,9 @@ use minitwin_components::repl::Orchestrator;
 use minitwin_components::reshard::Resharder;
 use minitwin_components::rng::{ms_to_ns, Rng};
 use minitwin_components::service::Service;
+use minitwin_components::session::client::SessionClient;
+use minitwin_components::session::node::SessionNode;
+use minitwin_components::session::Claim;
 use minitwin_components::store::{Placement, Store};
 use minitwin_components::NodeId;
 
@@ -31,6 +34,9 @@ pub struct World {
     /// The mirror copies of each shard (one per mirror zone).
     pub mirror_copies: Vec<Vec<NodeId>>,
     pub client: NodeId,
+    /// The session cluster's nodes and its client.
+    pub session_nodes: Vec<NodeId>,
+    pub session_client: Option<NodeId>,
     /// The new shards of a resharding, and the resharder.
     pub reshard_targets: Vec<NodeId>,
     pub resharder: Option<NodeId>,
@@ -60,6 +66,8 @@ enum Role {
     ReshardTarget,
     Resharder,
     Archiver,
+    SessionNode,
+    SessionClient,
     Registers,
     Client,
 }
@@ -99,8 +107,42 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
         resharder = Some(roles.len() as NodeId);
         roles.push(Role::Resharder);
     }
+    let mut archiver = None;
     if t.archive.is_some() {
+        archiver = Some(roles.len() as NodeId);
         roles.push(Role::Archiver);
+    }
+    let mut session_claims = Vec::new();
+    let mut session_masters = Vec::new();
+    let mut session_replicas = Vec::new();
+    let mut session_client = None;
+    if let Some(st) = &t.sessions {
+        let m = st.masters as usize;
+        for i in 0..m {
+            let master = roles.len() as NodeId;
+            session_masters.push(master);
+            roles.push(Role::SessionNode);
+            let range = SessionNode::slot_range(i, m);
+            session_claims.push(Claim {
+                node: master,
+                master_of: Some(range),
+                replica_of: None,
+                config_epoch: 0,
+            });
+            for _ in 0..st.replicas {
+                let r = roles.len() as NodeId;
+                roles.push(Role::SessionNode);
+                session_replicas.push((master, r));
+                session_claims.push(Claim {
+                    node: r,
+                    master_of: None,
+                    replica_of: Some(master),
+                    config_epoch: 0,
+                });
+            }
+        }
+        session_client = Some(roles.len() as NodeId);
+        roles.push(Role::SessionClient);
     }
     if s.workload.registers.is_some() {
         roles.push(Role::Registers);
@@ -176,6 +218,23 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
                 );
                 Box::new(move || Box::new(Resharder::new(config.clone(), source, &targets, &svcs)))
             }
+            Role::SessionNode => {
+                let config = t.sessions.as_ref().expect("sessions").config.clone();
+                let (me, claims) = (i as NodeId, session_claims.clone());
+                Box::new(move || Box::new(SessionNode::new(config.clone(), me, &claims)))
+            }
+            Role::SessionClient => {
+                let config = t.sessions.as_ref().expect("sessions").client.clone();
+                let (masters, replicas) = (session_masters.clone(), session_replicas.clone());
+                Box::new(move || {
+                    Box::new(SessionClient::new(
+                        config.clone(),
+                        &masters,
+                        &replicas,
+                        end_ns,
+                    ))
+                })
+            }
             Role::Archiver => {
                 let config = t.archive.as_ref().expect("archive tier").config.clone();
                 Box::new(move || Box::new(Archiver::new(config.clone())))
@@ -243,12 +302,11 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
         stores,
         client,
         registers: s.workload.registers.as_ref().map(|_| client - 1),
+        session_nodes: session_claims.iter().map(|c| c.node).collect(),
+        session_client,
         reshard_targets,
         resharder,
-        archiver: t
-            .archive
-            .as_ref()
-            .map(|_| client - 1 - NodeId::from(s.workload.registers.is_some())),
+        archiver,
         end_ns,
     }
 }

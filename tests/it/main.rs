@@ -9,6 +9,7 @@
 //!   convergence checkers each catching the bug it looks for.
 //! - `reshard`: live resharding, and verification catching a bad copy.
 //! - `scenarios`: scenario files, shipped and broken, and the CLI's answers to them.
+//! - `sessions`: the session cluster's failover timing and read-your-writes check.
 //! - `seam`: the same store state machine under the tokio driver over loopback TCP.
 
 mod determinism;
@@ -20,6 +21,7 @@ mod replication;
 mod reshard;
 mod scenarios;
 mod seam;
+mod sessions;
 
 use minitwin_sim::scenario::{self, Scenario};
 use std::path::{Path, PathBuf};

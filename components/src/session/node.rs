@@ -1,0 +1,590 @@
+//! A session-cluster node: master or replica.
+
+use super::slot::user_slot;
+use super::{Claim, SessionMsg};
+use crate::context::{Component, Context, NodeId};
+use crate::metrics::{CounterId, GaugeId};
+use crate::msg::{Msg, Timer};
+use crate::rng::ms_to_ns;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// cluster-node-timeout (15 s): silence after which a node is PFAIL.
+    pub node_timeout_ms: f64,
+    /// Cluster bus heartbeat.
+    pub ping_interval_ms: f64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            node_timeout_ms: 15_000.0,
+            ping_interval_ms: 1_000.0,
+        }
+    }
+}
+
+impl SessionConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let ok = |v: f64| v.is_finite() && v > 0.0;
+        if !ok(self.node_timeout_ms) || !ok(self.ping_interval_ms) {
+            return Err("node_timeout_ms and ping_interval_ms must be > 0".into());
+        }
+        Ok(())
+    }
+}
+
+struct Ids {
+    commands: CounterId,
+    moved: CounterId,
+    down: CounterId,
+    failovers: CounterId,
+    promoted_at_ms: GaugeId,
+}
+
+const TICK_PING: u32 = 1;
+const TICK_ELECTION: u32 = 2;
+
+pub struct SessionNode {
+    config: SessionConfig,
+    me: NodeId,
+    initial: Vec<Claim>,
+    claims: BTreeMap<NodeId, Claim>,
+    current_epoch: u64,
+    last_heard_ns: BTreeMap<NodeId, u64>,
+    pfail: BTreeSet<NodeId>,
+    failed: BTreeSet<NodeId>,
+    /// failing node -> master that reported it -> when.
+    reports: BTreeMap<NodeId, BTreeMap<NodeId, u64>>,
+    data: BTreeMap<u64, (u64, u64)>,
+    repl_offset: u64,
+    voted_epoch: u64,
+    election: Option<(u64, BTreeSet<NodeId>)>,
+    ids: Option<Ids>,
+}
+
+impl SessionNode {
+    /// Node `me` of a cluster whose initial layout is `claims` (every node's claim).
+    pub fn new(config: SessionConfig, me: NodeId, claims: &[Claim]) -> SessionNode {
+        assert!(
+            claims.iter().any(|c| c.node == me),
+            "the layout includes this node"
+        );
+        SessionNode {
+            config,
+            me,
+            initial: claims.to_vec(),
+            claims: claims.iter().map(|c| (c.node, c.clone())).collect(),
+            current_epoch: claims.iter().map(|c| c.config_epoch).max().unwrap_or(0),
+            last_heard_ns: BTreeMap::new(),
+            pfail: BTreeSet::new(),
+            failed: BTreeSet::new(),
+            reports: BTreeMap::new(),
+            data: BTreeMap::new(),
+            repl_offset: 0,
+            voted_epoch: 0,
+            election: None,
+            ids: None,
+        }
+    }
+
+    /// Contiguous slot ranges for `masters` masters.
+    pub fn slot_range(i: usize, masters: usize) -> (u16, u16) {
+        let lo = (i * 16_384 / masters) as u16;
+        let hi = ((i + 1) * 16_384 / masters) as u16;
+        (lo, hi)
+    }
+
+    /// Whether this node believes it serves `key` (it is the master of its slot).
+    pub fn serves(&self, key: u64) -> bool {
+        self.owner(user_slot(key)) == Some(self.me)
+    }
+
+    pub fn is_master(&self) -> bool {
+        self.claims[&self.me].master_of.is_some()
+    }
+
+    /// The value stored for `key` (ignoring expiry), for checkers.
+    pub fn get(&self, key: u64) -> Option<u64> {
+        self.data.get(&key).map(|&(v, _)| v)
+    }
+
+    fn ids(&self) -> &Ids {
+        self.ids.as_ref().expect("start() registers metrics")
+    }
+
+    fn count(&self, ctx: &mut dyn Context, id: fn(&Ids) -> CounterId) {
+        let c = id(self.ids());
+        ctx.metrics().add(c, 1);
+    }
+
+    /// The master serving `slot`: the highest config epoch among masters claiming it.
+    fn owner(&self, slot: u16) -> Option<NodeId> {
+        self.claims
+            .values()
+            .filter(|c| c.master_of.is_some_and(|(lo, hi)| slot >= lo && slot < hi))
+            .max_by_key(|c| (c.config_epoch, std::cmp::Reverse(c.node)))
+            .map(|c| c.node)
+    }
+
+    fn masters(&self) -> Vec<NodeId> {
+        self.claims
+            .values()
+            .filter(|c| c.master_of.is_some())
+            .map(|c| c.node)
+            .collect()
+    }
+
+    fn quorum(&self) -> usize {
+        self.masters().len() / 2 + 1
+    }
+
+    fn reachable(&self, n: NodeId, now: u64) -> bool {
+        n == self.me
+            || self
+                .last_heard_ns
+                .get(&n)
+                .is_some_and(|&t| now - t <= ms_to_ns(self.config.node_timeout_ms))
+    }
+
+    /// A master that cannot see a majority of masters refuses commands (cluster state fail).
+    fn sees_majority(&self, now: u64) -> bool {
+        self.masters()
+            .iter()
+            .filter(|&&m| self.reachable(m, now))
+            .count()
+            >= self.quorum()
+    }
+
+    fn replicas_of(&self, master: NodeId) -> Vec<NodeId> {
+        self.claims
+            .values()
+            .filter(|c| c.replica_of == Some(master))
+            .map(|c| c.node)
+            .collect()
+    }
+
+    fn on_command(&mut self, ctx: &mut dyn Context, from: NodeId, msg: SessionMsg) {
+        self.count(ctx, |i| i.commands);
+        let (id, key) = match msg {
+            SessionMsg::Get { id, key } | SessionMsg::Set { id, key, .. } => (id, key),
+            _ => return,
+        };
+        let slot = user_slot(key);
+        let now = ctx.now_ns();
+        match self.owner(slot) {
+            Some(owner) if owner != self.me => {
+                self.count(ctx, |i| i.moved);
+                return ctx.send(
+                    from,
+                    Msg::Session(SessionMsg::Moved {
+                        id,
+                        slot,
+                        to: owner,
+                    }),
+                );
+            }
+            None => return ctx.send(from, Msg::Session(SessionMsg::Down { id })),
+            Some(_) => {}
+        }
+        if !self.sees_majority(now) {
+            self.count(ctx, |i| i.down);
+            return ctx.send(from, Msg::Session(SessionMsg::Down { id }));
+        }
+        match msg {
+            SessionMsg::Get { .. } => {
+                let value = match self.data.get(&key) {
+                    Some(&(_, exp)) if exp != 0 && exp <= now => {
+                        self.data.remove(&key);
+                        None
+                    }
+                    Some(&(v, _)) => Some(v),
+                    None => None,
+                };
+                ctx.send(from, Msg::Session(SessionMsg::Value { id, value }));
+            }
+            SessionMsg::Set { value, ttl_ms, .. } => {
+                let expires_ns = if ttl_ms == 0 {
+                    0
+                } else {
+                    now + ms_to_ns(ttl_ms as f64)
+                };
+                self.data.insert(key, (value, expires_ns));
+                self.repl_offset += 1;
+                // Acknowledged before any replica has it: the asynchronous replication window.
+                ctx.send(from, Msg::Session(SessionMsg::Stored { id }));
+                let msg = SessionMsg::Replicate {
+                    offset: self.repl_offset,
+                    key,
+                    value: Some(value),
+                    expires_ns,
+                };
+                for r in self.replicas_of(self.me) {
+                    ctx.send(r, Msg::Session(msg.clone()));
+                }
+            }
+            _ => unreachable!("matched above"),
+        }
+    }
+
+    fn ping(&mut self, ctx: &mut dyn Context) {
+        ctx.set_timer(
+            ms_to_ns(self.config.ping_interval_ms),
+            Timer::Tick { kind: TICK_PING },
+        );
+        let now = ctx.now_ns();
+        let timeout = ms_to_ns(self.config.node_timeout_ms);
+        let others: Vec<NodeId> = self
+            .claims
+            .keys()
+            .copied()
+            .filter(|&n| n != self.me)
+            .collect();
+        for &n in &others {
+            let heard = self.last_heard_ns.get(&n).copied().unwrap_or(0);
+            if now.saturating_sub(heard) > timeout && !self.failed.contains(&n) {
+                self.pfail.insert(n);
+            }
+        }
+        if self.is_master() {
+            for &n in &self.pfail {
+                self.reports.entry(n).or_default().insert(self.me, now);
+            }
+        }
+        self.evaluate_failures(ctx, now);
+        let msg = self.gossip(true);
+        for n in others {
+            ctx.send(n, Msg::Session(msg.clone()));
+        }
+    }
+
+    fn gossip(&self, ping: bool) -> SessionMsg {
+        let claims: Vec<Claim> = self.claims.values().cloned().collect();
+        let pfail: Vec<NodeId> = self.pfail.iter().chain(&self.failed).copied().collect();
+        let current_epoch = self.current_epoch;
+        if ping {
+            SessionMsg::Ping {
+                claims,
+                pfail,
+                current_epoch,
+            }
+        } else {
+            SessionMsg::Pong {
+                claims,
+                pfail,
+                current_epoch,
+            }
+        }
+    }
+
+    /// PFAIL becomes FAIL once a majority of masters have reported it recently.
+    fn evaluate_failures(&mut self, ctx: &mut dyn Context, now: u64) {
+        let window = 2 * ms_to_ns(self.config.node_timeout_ms);
+        let masters = self.masters();
+        let quorum = self.quorum();
+        let newly: Vec<NodeId> = self
+            .pfail
+            .iter()
+            .copied()
+            .filter(|n| !self.failed.contains(n))
+            .filter(|n| {
+                self.reports.get(n).map_or(0, |r| {
+                    r.iter()
+                        .filter(|(m, &t)| masters.contains(m) && now - t <= window)
+                        .count()
+                }) >= quorum
+            })
+            .collect();
+        for n in newly {
+            self.mark_failed(ctx, n);
+            for &o in self.claims.keys() {
+                if o != self.me {
+                    ctx.send(o, Msg::Session(SessionMsg::Fail { node: n }));
+                }
+            }
+        }
+    }
+
+    fn mark_failed(&mut self, ctx: &mut dyn Context, n: NodeId) {
+        if !self.failed.insert(n) {
+            return;
+        }
+        tracing::info!(node = n, "FAIL");
+        if self.claims[&self.me].replica_of == Some(n) {
+            // Replica election delay: 500 ms + uniform(0, 500) ms + rank * 1000 ms.
+            let rank = self
+                .replicas_of(n)
+                .iter()
+                .position(|&r| r == self.me)
+                .unwrap_or(0) as f64;
+            let delay_ms = 500.0 + 500.0 * ctx.rng().unit() + rank * 1_000.0;
+            ctx.set_timer(
+                ms_to_ns(delay_ms),
+                Timer::Tick {
+                    kind: TICK_ELECTION,
+                },
+            );
+        }
+    }
+
+    fn start_election(&mut self, ctx: &mut dyn Context) {
+        let Some(master) = self.claims[&self.me].replica_of else {
+            return;
+        };
+        if !self.failed.contains(&master) {
+            return;
+        }
+        self.current_epoch += 1;
+        let epoch = self.current_epoch;
+        self.election = Some((epoch, BTreeSet::new()));
+        for m in self.masters() {
+            if m != master {
+                ctx.send(
+                    m,
+                    Msg::Session(SessionMsg::AuthRequest {
+                        epoch,
+                        failed: master,
+                    }),
+                );
+            }
+        }
+        // Not elected in time: try again with a higher epoch.
+        let retry = 2.0 * self.config.node_timeout_ms;
+        ctx.set_timer(
+            ms_to_ns(retry),
+            Timer::Tick {
+                kind: TICK_ELECTION,
+            },
+        );
+    }
+
+    fn on_auth_ack(&mut self, ctx: &mut dyn Context, from: NodeId, epoch: u64) {
+        let quorum = self.quorum();
+        let Some((e, votes)) = &mut self.election else {
+            return;
+        };
+        if *e != epoch {
+            return;
+        }
+        votes.insert(from);
+        if votes.len() < quorum {
+            return;
+        }
+        let master = self.claims[&self.me]
+            .replica_of
+            .expect("a replica runs elections");
+        let slots = self.claims[&master].master_of;
+        self.election = None;
+        let me = self.claims.get_mut(&self.me).expect("own claim");
+        me.master_of = slots;
+        me.replica_of = None;
+        me.config_epoch = epoch;
+        let old = self.claims.get_mut(&master).expect("old master's claim");
+        old.master_of = None;
+        old.replica_of = Some(self.me);
+        old.config_epoch = epoch;
+        tracing::info!(epoch, old = master, "promoted to master");
+        self.count(ctx, |i| i.failovers);
+        let (g, now) = (self.ids().promoted_at_ms, ctx.now_ns());
+        ctx.metrics().set(g, now as f64 / 1e6);
+        let msg = self.gossip(true);
+        for &n in self.claims.keys() {
+            if n != self.me {
+                ctx.send(n, Msg::Session(msg.clone()));
+            }
+        }
+    }
+
+    /// Takes in a peer's view: newer claims win; a master that finds its slots claimed in a
+    /// higher epoch becomes that master's replica and resyncs.
+    fn on_gossip(
+        &mut self,
+        ctx: &mut dyn Context,
+        from: NodeId,
+        claims: Vec<Claim>,
+        pfail: Vec<NodeId>,
+        epoch: u64,
+    ) {
+        let now = ctx.now_ns();
+        self.last_heard_ns.insert(from, now);
+        self.pfail.remove(&from);
+        self.failed.remove(&from);
+        self.current_epoch = self.current_epoch.max(epoch);
+        if self
+            .claims
+            .get(&from)
+            .is_some_and(|c| c.master_of.is_some())
+        {
+            for n in pfail {
+                self.reports.entry(n).or_default().insert(from, now);
+            }
+        }
+        let was = self.claims[&self.me].clone();
+        for c in claims {
+            let newer = self
+                .claims
+                .get(&c.node)
+                .is_none_or(|old| c.config_epoch > old.config_epoch);
+            if newer {
+                self.claims.insert(c.node, c);
+            }
+        }
+        let now_claim = self.claims[&self.me].clone();
+        if let (Some(_), Some(master)) = (was.master_of, now_claim.replica_of) {
+            // Others know we were replaced: resync from the new master.
+            self.data.clear();
+            self.repl_offset = 0;
+            ctx.send(
+                master,
+                Msg::Session(SessionMsg::FullSync {
+                    offset: 0,
+                    data: Vec::new(),
+                }),
+            );
+        }
+        self.yield_lost_slots(ctx);
+    }
+
+    fn yield_lost_slots(&mut self, ctx: &mut dyn Context) {
+        let Some((lo, _)) = self.claims[&self.me].master_of else {
+            return;
+        };
+        let Some(owner) = self.owner(lo) else { return };
+        if owner == self.me {
+            return;
+        }
+        tracing::info!(
+            new_master = owner,
+            "slots taken over: becoming a replica and resyncing"
+        );
+        let me = self.claims.get_mut(&self.me).expect("own claim");
+        me.master_of = None;
+        me.replica_of = Some(owner);
+        self.data.clear();
+        self.repl_offset = 0;
+        ctx.send(
+            owner,
+            Msg::Session(SessionMsg::FullSync {
+                offset: 0,
+                data: Vec::new(),
+            }),
+        );
+    }
+
+    fn on_full_sync(
+        &mut self,
+        ctx: &mut dyn Context,
+        from: NodeId,
+        offset: u64,
+        data: Vec<(u64, u64, u64)>,
+    ) {
+        if self.claims[&self.me].master_of.is_some() && data.is_empty() && offset == 0 {
+            // A request for a full copy: send everything.
+            let data: Vec<(u64, u64, u64)> =
+                self.data.iter().map(|(&k, &(v, e))| (k, v, e)).collect();
+            let msg = SessionMsg::FullSync {
+                offset: self.repl_offset,
+                data,
+            };
+            return ctx.send(from, Msg::Session(msg));
+        }
+        if self.claims[&self.me].replica_of == Some(from) {
+            self.data = data.into_iter().map(|(k, v, e)| (k, (v, e))).collect();
+            self.repl_offset = offset;
+        }
+    }
+
+    fn on_message_inner(&mut self, ctx: &mut dyn Context, from: NodeId, msg: SessionMsg) {
+        match msg {
+            SessionMsg::Get { .. } | SessionMsg::Set { .. } => self.on_command(ctx, from, msg),
+            SessionMsg::GetReadonly { id, key } => {
+                let value = self.data.get(&key).map(|&(v, _)| v);
+                ctx.send(from, Msg::Session(SessionMsg::Value { id, value }));
+            }
+            SessionMsg::Ping {
+                claims,
+                pfail,
+                current_epoch,
+            } => {
+                self.on_gossip(ctx, from, claims, pfail, current_epoch);
+                ctx.send(from, Msg::Session(self.gossip(false)));
+            }
+            SessionMsg::Pong {
+                claims,
+                pfail,
+                current_epoch,
+            } => self.on_gossip(ctx, from, claims, pfail, current_epoch),
+            SessionMsg::Fail { node } if node != self.me => self.mark_failed(ctx, node),
+            SessionMsg::AuthRequest { epoch, failed } => {
+                let can_vote =
+                    self.is_master() && epoch > self.voted_epoch && self.failed.contains(&failed);
+                if can_vote {
+                    self.voted_epoch = epoch;
+                    ctx.send(from, Msg::Session(SessionMsg::AuthAck { epoch }));
+                }
+            }
+            SessionMsg::AuthAck { epoch } => self.on_auth_ack(ctx, from, epoch),
+            SessionMsg::Replicate {
+                offset,
+                key,
+                value,
+                expires_ns,
+            } if self.claims[&self.me].replica_of == Some(from) && offset > self.repl_offset => {
+                self.repl_offset = offset;
+                match value {
+                    Some(v) => self.data.insert(key, (v, expires_ns)),
+                    None => self.data.remove(&key),
+                };
+            }
+            SessionMsg::FullSync { offset, data } => self.on_full_sync(ctx, from, offset, data),
+            _ => {}
+        }
+    }
+}
+
+impl Component for SessionNode {
+    fn start(&mut self, ctx: &mut dyn Context) {
+        let m = ctx.metrics();
+        self.ids = Some(Ids {
+            commands: m.counter("session_commands_total"),
+            moved: m.counter("session_moved_total"),
+            down: m.counter("session_down_total"),
+            failovers: m.counter("session_failovers_total"),
+            promoted_at_ms: m.gauge("session_promoted_at_ms", "ms"),
+        });
+        // A restarted node comes back with the initial layout and no data (no persistence):
+        // gossip tells it whether it still owns its slots.
+        self.claims = self.initial.iter().map(|c| (c.node, c.clone())).collect();
+        let now = ctx.now_ns();
+        for &n in self.claims.keys() {
+            self.last_heard_ns.insert(n, now);
+        }
+        ctx.set_timer(
+            ms_to_ns(self.config.ping_interval_ms),
+            Timer::Tick { kind: TICK_PING },
+        );
+    }
+
+    fn on_message(&mut self, ctx: &mut dyn Context, from: NodeId, msg: Msg) {
+        if let Msg::Session(m) = msg {
+            self.on_message_inner(ctx, from, m);
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut dyn Context, timer: Timer) {
+        match timer {
+            Timer::Tick { kind: TICK_PING } => self.ping(ctx),
+            Timer::Tick {
+                kind: TICK_ELECTION,
+            } => self.start_election(ctx),
+            _ => {}
+        }
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}

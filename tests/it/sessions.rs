@@ -1,0 +1,94 @@
+//! The session cluster: failover timing against Redis Cluster's published expectations, and the
+//! read-your-writes check catching a client that reads from replicas.
+
+use crate::shipped;
+use minitwin_sim::runner::{run, RunOptions, RunOutcome};
+use minitwin_sim::scenario::Scenario;
+
+fn go(s: &Scenario, seed: u64) -> RunOutcome {
+    run(s, seed, &RunOptions::default(), &mut |_| {})
+}
+
+/// The promotion delay the sessions check reports.
+fn failover_s(o: &RunOutcome) -> f64 {
+    let c = o
+        .checks
+        .iter()
+        .find(|c| c.name == "sessions")
+        .expect("sessions check");
+    let at = c
+        .detail
+        .find("(promotion ")
+        .unwrap_or_else(|| panic!("no failover: {}", c.detail));
+    c.detail[at + 11..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_master_failover_takes_16_to_18_s_with_the_default_node_timeout_and_6_to_8_s_with_5_s() {
+    let mut s = shipped("session-failover");
+    s.duration_s = 45.0;
+    for seed in 1..=3 {
+        let t = failover_s(&go(&s, seed));
+        assert!(
+            (16.0..=18.0).contains(&t),
+            "seed {seed}: {t} s with cluster-node-timeout 15 s"
+        );
+    }
+    s.topology.sessions.as_mut().unwrap().config.node_timeout_ms = 5_000.0;
+    for seed in 1..=3 {
+        let t = failover_s(&go(&s, seed));
+        assert!(
+            (6.0..=8.0).contains(&t),
+            "seed {seed}: {t} s with cluster-node-timeout 5 s"
+        );
+    }
+}
+
+#[test]
+fn the_sessions_check_catches_reads_from_replicas_that_miss_acknowledged_writes() {
+    let mut s = shipped("session-failover");
+    s.duration_s = 15.0;
+    s.faults.clear();
+    // Replication crosses zones (5 ms) while clients sit close to every node, and a few hot
+    // sessions are read right after they are written.
+    let slow = minitwin_components::rng::Dist::Constant { ms: 5.0 };
+    for pair in [["az-a", "az-b"], ["az-b", "az-c"], ["az-a", "az-c"]] {
+        let between = [pair[0].to_string(), pair[1].to_string()];
+        s.topology.links.push(minitwin_sim::scenario::ZoneLink {
+            between,
+            latency: slow.clone(),
+            loss: 0.0,
+        });
+    }
+    s.topology.sessions.as_mut().unwrap().client.users = 50;
+    let healthy = go(&s, 1);
+    let c = healthy
+        .checks
+        .iter()
+        .find(|c| c.name == "sessions")
+        .unwrap();
+    assert!(
+        c.passed && c.detail.contains("read-your-writes violations 0"),
+        "{}",
+        c.detail
+    );
+    s.topology
+        .sessions
+        .as_mut()
+        .unwrap()
+        .client
+        .bug_read_from_replica = true;
+    let broken = go(&s, 1);
+    let c = broken.checks.iter().find(|c| c.name == "sessions").unwrap();
+    assert!(
+        !c.passed,
+        "stale replica reads went unnoticed: {}",
+        c.detail
+    );
+    assert!(c.detail.contains("first: key"), "{}", c.detail);
+}
