@@ -6,6 +6,8 @@
 //! - `kernel/messages`: 1,000 messages bouncing between two nodes through the network model.
 //! - `slice/steady`: the `steady` scenario end to end (edge, services, shards, disk), reported
 //!   as simulated requests per wall-second.
+//! - `slice/full`: the `full` scenario (edge, services, sessions, 4 shards x 3 replicas,
+//!   mirroring); session commands count as requests (each is counted once, at its node).
 //!
 //! Run: `cargo bench --bench kernel` (add `-- --quick` for a fast look).
 
@@ -159,18 +161,30 @@ fn kernel(c: &mut Criterion) {
     g.finish();
 }
 
+/// Simulated requests of a run: the users' requests plus the session client's operations.
+fn requests(o: &minitwin_sim::runner::RunOutcome) -> u64 {
+    let sessions = o
+        .rows
+        .iter()
+        .filter(|r| r.metric == "session_commands_total")
+        .map(|r| r.value as u64)
+        .sum::<u64>();
+    o.summary.requests_total + sessions
+}
+
 fn slice(c: &mut Criterion) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/steady.toml");
-    let s = scenario::load(&path).expect("shipped scenario");
-    let requests = run(&s, 1, &RunOptions::default(), &mut |_| {})
-        .summary
-        .requests_total;
     let mut g = c.benchmark_group("slice");
-    g.throughput(Throughput::Elements(requests));
     g.sample_size(10);
-    g.bench_function("steady", |b| {
-        b.iter(|| run(&s, 1, &RunOptions::default(), &mut |_| {}))
-    });
+    for name in ["steady", "full"] {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scenarios/{name}.toml"));
+        let s = scenario::load(&path).expect("shipped scenario");
+        let n = requests(&run(&s, 1, &RunOptions::default(), &mut |_| {}));
+        g.throughput(Throughput::Elements(n));
+        g.bench_function(name, |b| {
+            b.iter(|| run(&s, 1, &RunOptions::default(), &mut |_| {}))
+        });
+    }
     g.finish();
 }
 

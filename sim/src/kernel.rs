@@ -239,8 +239,22 @@ struct Queue {
     heap: BinaryHeap<Entry>,
     payloads: Vec<Event>,
     payload_free: Vec<u32>,
-    timer_generations: Vec<u32>,
+    /// Timers live here, not in `payloads`: a heap entry with [`TIMER_BIT`] set in its slot
+    /// points into this slab. A slot is reused only after its heap entry popped.
+    timers: Vec<TimerSlot>,
     timer_free: Vec<u32>,
+}
+
+/// Marks heap entries whose slot indexes the timer slab.
+const TIMER_BIT: u32 = 1 << 31;
+
+#[derive(Clone, Copy, Debug)]
+struct TimerSlot {
+    generation: u32,
+    live: bool,
+    node: NodeId,
+    incarnation: u32,
+    timer: Timer,
 }
 
 impl Queue {
@@ -265,43 +279,89 @@ impl Queue {
         });
     }
 
-    /// The earliest event due at or before `end_ns`, taken off the queue.
+    /// The earliest event due at or before `end_ns`, taken off the queue. Cancelled timers
+    /// are dropped here: they are not events.
     #[inline]
     fn pop_due(&mut self, end_ns: u64) -> Option<(u64, Event)> {
-        if self.heap.peek()?.at_ns > end_ns {
-            return None;
-        }
-        let entry = self.heap.pop().expect("peeked");
-        self.payload_free.push(entry.slot);
-        let event = std::mem::replace(&mut self.payloads[entry.slot as usize], Event::Control(0));
-        Some((entry.at_ns, event))
-    }
-
-    fn alloc_timer(&mut self) -> TimerId {
-        match self.timer_free.pop() {
-            Some(slot) => TimerId {
-                slot,
-                generation: self.timer_generations[slot as usize],
-            },
-            None => {
-                self.timer_generations.push(0);
-                TimerId {
-                    slot: (self.timer_generations.len() - 1) as u32,
-                    generation: 0,
-                }
+        loop {
+            if self.heap.peek()?.at_ns > end_ns {
+                return None;
+            }
+            let entry = self.heap.pop().expect("peeked");
+            if entry.slot & TIMER_BIT == 0 {
+                self.payload_free.push(entry.slot);
+                let event =
+                    std::mem::replace(&mut self.payloads[entry.slot as usize], Event::Control(0));
+                return Some((entry.at_ns, event));
+            }
+            let slot = entry.slot & !TIMER_BIT;
+            let t = &mut self.timers[slot as usize];
+            let (live, fired) = (t.live, *t);
+            t.generation = t.generation.wrapping_add(1);
+            t.live = false;
+            self.timer_free.push(slot);
+            if live {
+                let id = TimerId {
+                    slot,
+                    generation: fired.generation,
+                };
+                let event = Event::Timer {
+                    node: fired.node,
+                    incarnation: fired.incarnation,
+                    id,
+                    timer: fired.timer,
+                };
+                return Some((entry.at_ns, event));
             }
         }
     }
 
-    /// Retires a timer id; false if it was already retired (fired or cancelled).
-    fn retire_timer(&mut self, id: TimerId) -> bool {
-        let g = &mut self.timer_generations[id.slot as usize];
-        if *g != id.generation {
-            return false;
+    /// Schedules a timer of `node` at `at_ns`.
+    #[inline]
+    fn push_timer(&mut self, at_ns: u64, node: NodeId, incarnation: u32, timer: Timer) -> TimerId {
+        debug_assert!(at_ns >= self.now_ns, "no timer is set in the past");
+        let slot = match self.timer_free.pop() {
+            Some(slot) => slot,
+            None => {
+                let slot = u32::try_from(self.timers.len()).expect("fewer than 2^31 timers");
+                assert!(slot < TIMER_BIT, "fewer than 2^31 pending timers");
+                self.timers.push(TimerSlot {
+                    generation: 0,
+                    live: false,
+                    node,
+                    incarnation,
+                    timer,
+                });
+                slot
+            }
+        };
+        let t = &mut self.timers[slot as usize];
+        *t = TimerSlot {
+            generation: t.generation,
+            live: true,
+            node,
+            incarnation,
+            timer,
+        };
+        self.seq += 1;
+        self.heap.push(Entry {
+            at_ns,
+            seq: self.seq,
+            slot: slot | TIMER_BIT,
+        });
+        TimerId {
+            slot,
+            generation: t.generation,
         }
-        *g = g.wrapping_add(1);
-        self.timer_free.push(id.slot);
-        true
+    }
+
+    /// Cancels a pending timer; a fired or cancelled one is left alone.
+    fn cancel_timer(&mut self, id: TimerId) {
+        if let Some(t) = self.timers.get_mut(id.slot as usize) {
+            if t.generation == id.generation {
+                t.live = false;
+            }
+        }
     }
 }
 
@@ -354,23 +414,13 @@ impl Context for Ctx<'_> {
 
     #[inline]
     fn set_timer(&mut self, after_ns: u64, timer: Timer) -> TimerId {
-        let id = self.queue.alloc_timer();
         let at = self.queue.now_ns + self.env.clock.global_delay(after_ns);
-        let incarnation = self.env.incarnation;
-        self.queue.push(
-            at,
-            Event::Timer {
-                node: self.me,
-                incarnation,
-                id,
-                timer,
-            },
-        );
-        id
+        self.queue
+            .push_timer(at, self.me, self.env.incarnation, timer)
     }
 
     fn cancel_timer(&mut self, id: TimerId) {
-        self.queue.retire_timer(id);
+        self.queue.cancel_timer(id);
     }
 
     #[inline]
@@ -459,7 +509,7 @@ impl Sim {
             heap: BinaryHeap::with_capacity(1 << 12),
             payloads: Vec::with_capacity(1 << 12),
             payload_free: Vec::new(),
-            timer_generations: Vec::new(),
+            timers: Vec::new(),
             timer_free: Vec::new(),
         };
         let mut sim = Sim {
@@ -651,9 +701,9 @@ impl Sim {
             Event::Timer {
                 node,
                 incarnation,
-                id,
                 timer,
-            } => self.fire(node, incarnation, id, timer),
+                ..
+            } => self.fire(node, incarnation, timer),
             Event::Disk {
                 node,
                 incarnation,
@@ -699,10 +749,7 @@ impl Sim {
         }
     }
 
-    fn fire(&mut self, node: NodeId, incarnation: u32, id: TimerId, timer: Timer) {
-        if !self.queue.retire_timer(id) {
-            return; // cancelled
-        }
+    fn fire(&mut self, node: NodeId, incarnation: u32, timer: Timer) {
         if self.nodes[node as usize].env.incarnation != incarnation {
             return; // set before a crash
         }

@@ -25,6 +25,14 @@ pub struct Claim {
     pub config_epoch: u64,
 }
 
+/// What a node tells others on the cluster bus.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Gossip {
+    pub claims: Vec<Claim>,
+    pub pfail: Vec<NodeId>,
+    pub current_epoch: u64,
+}
+
 /// Messages of the session cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum SessionMsg {
@@ -62,16 +70,9 @@ pub enum SessionMsg {
     },
     /// Cluster bus: heartbeat with the sender's claim, what it believes of others, and which
     /// nodes it considers failing.
-    Ping {
-        claims: Vec<Claim>,
-        pfail: Vec<NodeId>,
-        current_epoch: u64,
-    },
-    Pong {
-        claims: Vec<Claim>,
-        pfail: Vec<NodeId>,
-        current_epoch: u64,
-    },
+    /// (Boxed: a rare, large message must not grow every message in the simulator's queue.)
+    Ping(Box<Gossip>),
+    Pong(Box<Gossip>),
     /// A node is FAIL (agreed by a majority of masters).
     Fail {
         node: NodeId,
@@ -88,7 +89,7 @@ pub enum SessionMsg {
     Replicate {
         offset: u64,
         key: u64,
-        value: Option<u64>,
+        value: u64,
         expires_ns: u64,
     },
     /// Master -> a node that must resync: everything (key, value, expiry), and the offset.

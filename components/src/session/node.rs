@@ -1,7 +1,7 @@
 //! A session-cluster node: master or replica.
 
 use super::slot::user_slot;
-use super::{Claim, SessionMsg};
+use super::{Claim, Gossip, SessionMsg};
 use crate::context::{Component, Context, NodeId};
 use crate::metrics::{CounterId, GaugeId};
 use crate::msg::{Msg, Timer};
@@ -219,7 +219,7 @@ impl SessionNode {
                 let msg = SessionMsg::Replicate {
                     offset: self.repl_offset,
                     key,
-                    value: Some(value),
+                    value,
                     expires_ns,
                 };
                 for r in self.replicas_of(self.me) {
@@ -265,18 +265,15 @@ impl SessionNode {
         let claims: Vec<Claim> = self.claims.values().cloned().collect();
         let pfail: Vec<NodeId> = self.pfail.iter().chain(&self.failed).copied().collect();
         let current_epoch = self.current_epoch;
+        let gossip = Box::new(Gossip {
+            claims,
+            pfail,
+            current_epoch,
+        });
         if ping {
-            SessionMsg::Ping {
-                claims,
-                pfail,
-                current_epoch,
-            }
+            SessionMsg::Ping(gossip)
         } else {
-            SessionMsg::Pong {
-                claims,
-                pfail,
-                current_epoch,
-            }
+            SessionMsg::Pong(gossip)
         }
     }
 
@@ -504,19 +501,11 @@ impl SessionNode {
                 let value = self.data.get(&key).map(|&(v, _)| v);
                 ctx.send(from, Msg::Session(SessionMsg::Value { id, value }));
             }
-            SessionMsg::Ping {
-                claims,
-                pfail,
-                current_epoch,
-            } => {
-                self.on_gossip(ctx, from, claims, pfail, current_epoch);
+            SessionMsg::Ping(g) => {
+                self.on_gossip(ctx, from, g.claims, g.pfail, g.current_epoch);
                 ctx.send(from, Msg::Session(self.gossip(false)));
             }
-            SessionMsg::Pong {
-                claims,
-                pfail,
-                current_epoch,
-            } => self.on_gossip(ctx, from, claims, pfail, current_epoch),
+            SessionMsg::Pong(g) => self.on_gossip(ctx, from, g.claims, g.pfail, g.current_epoch),
             SessionMsg::Fail { node } if node != self.me => self.mark_failed(ctx, node),
             SessionMsg::AuthRequest { epoch, failed } => {
                 let can_vote =
@@ -534,10 +523,7 @@ impl SessionNode {
                 expires_ns,
             } if self.claims[&self.me].replica_of == Some(from) && offset > self.repl_offset => {
                 self.repl_offset = offset;
-                match value {
-                    Some(v) => self.data.insert(key, (v, expires_ns)),
-                    None => self.data.remove(&key),
-                };
+                self.data.insert(key, (value, expires_ns));
             }
             SessionMsg::FullSync { offset, data } => self.on_full_sync(ctx, from, offset, data),
             _ => {}
