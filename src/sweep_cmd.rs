@@ -180,6 +180,7 @@ fn report(args: &SweepArgs, scenario: &Scenario, fates: &[(u64, Fate)]) -> u8 {
         dist(&|o| Some(o.summary.lost_writes_total as f64))
     );
     println!("  recovery s           {}", dist(&|o| o.summary.recovery_s));
+    println!("  failover s           {}", dist(&|o| o.summary.failover_s));
     match write_table(&args.out, scenario, &outcomes) {
         Ok(path) => println!("per-seed table: {}", path),
         Err(e) => {
@@ -209,6 +210,7 @@ fn write_table(
         "error_ratio",
         "lost_writes_total",
         "recovery_s",
+        "failover_s",
         "failed_checks",
         "trace_hash",
     ];
@@ -231,6 +233,10 @@ fn write_table(
             o.summary.lost_writes_total.to_string(),
             o.summary
                 .recovery_s
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
+            o.summary
+                .failover_s
                 .map(|r| r.to_string())
                 .unwrap_or_default(),
             failed.join(" "),

@@ -180,6 +180,13 @@ pub fn summary_text(o: &RunOutcome) -> String {
             format!("{r:.1} s from the first fault to the SLO restored"),
         );
     }
+    if let Some(f) = s.failover_s {
+        line(
+            &mut t,
+            "failover",
+            format!("{f:.1} s from the first fault to the promotion"),
+        );
+    }
     if let Some(d) = o.archive_days.last() {
         line(
             &mut t,

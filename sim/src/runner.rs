@@ -12,6 +12,7 @@ use crate::world::{build, s_to_ns, World};
 use minitwin_components::archive::{ArchiveDay, Archiver};
 use minitwin_components::metrics::Value;
 use minitwin_components::msg::{StoreResponse, StoreResult};
+use minitwin_components::repl::Orchestrator;
 use minitwin_components::reshard::Resharder;
 use minitwin_components::session::client::SessionClient;
 use minitwin_components::session::node::SessionNode;
@@ -46,6 +47,8 @@ pub struct Summary {
     /// [`RECOVERY_ERROR_RATIO`] (0 when no second did; None without faults). The brief's
     /// "fault recovery time (fault to SLO restored)".
     pub recovery_s: Option<f64>,
+    /// From the first fault to the orchestrator's first promotion (None without a failover).
+    pub failover_s: Option<f64>,
 }
 
 /// A second with more failures than this fraction of its answers counts as degraded.
@@ -201,6 +204,15 @@ fn summarize(scenario: &Scenario, world: &World, lost: u64) -> Summary {
                 .map_or(&[][..], |c| &c.seconds[..]);
             recovery_s(seconds, at)
         }),
+        failover_s: first_fault_s(scenario)
+            .zip(
+                world
+                    .orchestrator
+                    .and_then(|n| world.sim.component::<Orchestrator>(n))
+                    .and_then(|o| o.failovers.first())
+                    .map(|f| f.at_ns as f64 / 1e9),
+            )
+            .map(|(fault, promoted)| promoted - fault),
     }
 }
 
@@ -603,6 +615,12 @@ fn rows(world: &World, s: &Summary) -> Vec<Row> {
         s.lost_writes_total as f64,
         "count",
     );
+    if let Some(r) = s.recovery_s {
+        push(&mut out, "run", "recovery_s", r, "s");
+    }
+    if let Some(f) = s.failover_s {
+        push(&mut out, "run", "failover_s", f, "s");
+    }
     out
 }
 
