@@ -835,15 +835,7 @@ impl Store {
         if self.role != Role::Primary {
             return;
         }
-        let msg = ReplMsg::Heartbeat {
-            epoch: self.epoch,
-            lsn: self.durable_lsn,
-            ts_ns: ctx.now_ns(),
-        };
-        let members: Vec<NodeId> = self.others().collect();
-        for m in members {
-            ctx.send(m, Msg::Repl(msg.clone()));
-        }
+        self.heartbeat_now(ctx);
     }
 
     // ---- mirroring ----
