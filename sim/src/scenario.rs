@@ -76,6 +76,8 @@ pub struct SessionTier {
     pub config: minitwin_components::session::node::SessionConfig,
     #[serde(default)]
     pub client: minitwin_components::session::client::SessionClientConfig,
+    /// A slot migration (a node `session-admin` runs it).
+    pub migrate: Option<minitwin_components::session::admin::MigrationPlan>,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -699,6 +701,19 @@ fn validate_topology(t: &Topology) -> Result<(), Invalid> {
             p("replicas"),
             "at most 4 replicas per master",
         )?;
+        if let Some(m) = &st.migrate {
+            let ok = m.from < st.masters
+                && m.to < st.masters
+                && m.from != m.to
+                && m.slots > 0
+                && m.at_s >= 0.0
+                && u32::from(m.slots) <= 16_384 / st.masters;
+            check(
+                ok,
+                p("migrate"),
+                "from and to must be different master indexes, slots within from's range",
+            )?;
+        }
         check(!st.zones.is_empty(), p("zones"), "name at least one zone")?;
         for z in &st.zones {
             check(
@@ -787,6 +802,9 @@ pub fn node_names(s: &Scenario) -> Vec<String> {
             names.extend((1..=st.replicas).map(|r| format!("session-{m}-r{r}")));
         }
         names.push("session-client".into());
+        if st.migrate.is_some() {
+            names.push("session-admin".into());
+        }
     }
     if s.workload.registers.is_some() {
         names.push("registers".into());
@@ -848,6 +866,9 @@ pub fn placement(s: &Scenario) -> Vec<String> {
             zones.extend((0..=st.replicas as usize).map(|r| sz[(m + r) % sz.len()].clone()));
         }
         zones.push(s.workload.zone.clone());
+        if st.migrate.is_some() {
+            zones.push(s.workload.zone.clone());
+        }
     }
     if s.workload.registers.is_some() {
         zones.push(s.workload.zone.clone());

@@ -13,6 +13,7 @@ use minitwin_components::repl::Orchestrator;
 use minitwin_components::reshard::Resharder;
 use minitwin_components::rng::{ms_to_ns, Rng};
 use minitwin_components::service::Service;
+use minitwin_components::session::admin::SessionAdmin;
 use minitwin_components::session::client::SessionClient;
 use minitwin_components::session::node::SessionNode;
 use minitwin_components::session::Claim;
@@ -68,6 +69,7 @@ enum Role {
     Archiver,
     SessionNode,
     SessionClient,
+    SessionAdmin,
     Registers,
     Client,
 }
@@ -125,7 +127,7 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
             let range = SessionNode::slot_range(i, m);
             session_claims.push(Claim {
                 node: master,
-                master_of: Some(range),
+                slots: vec![range],
                 replica_of: None,
                 config_epoch: 0,
             });
@@ -135,7 +137,7 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
                 session_replicas.push((master, r));
                 session_claims.push(Claim {
                     node: r,
-                    master_of: None,
+                    slots: Vec::new(),
                     replica_of: Some(master),
                     config_epoch: 0,
                 });
@@ -143,6 +145,9 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
         }
         session_client = Some(roles.len() as NodeId);
         roles.push(Role::SessionClient);
+        if st.migrate.is_some() {
+            roles.push(Role::SessionAdmin);
+        }
     }
     if s.workload.registers.is_some() {
         roles.push(Role::Registers);
@@ -222,6 +227,17 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
                 let config = t.sessions.as_ref().expect("sessions").config.clone();
                 let (me, claims) = (i as NodeId, session_claims.clone());
                 Box::new(move || Box::new(SessionNode::new(config.clone(), me, &claims)))
+            }
+            Role::SessionAdmin => {
+                let st = t.sessions.as_ref().expect("sessions");
+                let plan = st.migrate.clone().expect("migration plan");
+                let (_, hi) = SessionNode::slot_range(plan.from as usize, st.masters as usize);
+                let range = (hi - plan.slots, hi);
+                let (src, dst) = (
+                    session_masters[plan.from as usize],
+                    session_masters[plan.to as usize],
+                );
+                Box::new(move || Box::new(SessionAdmin::new(plan.at_s, src, dst, range)))
             }
             Role::SessionClient => {
                 let config = t.sessions.as_ref().expect("sessions").client.clone();

@@ -92,3 +92,36 @@ fn the_sessions_check_catches_reads_from_replicas_that_miss_acknowledged_writes(
     );
     assert!(c.detail.contains("first: key"), "{}", c.detail);
 }
+
+#[test]
+fn a_live_slot_migration_redirects_with_ask_then_moved_and_loses_nothing() {
+    let s = shipped("session-migrate");
+    for seed in 1..=3 {
+        let o = go(&s, seed);
+        let c = o.checks.iter().find(|c| c.name == "sessions").unwrap();
+        assert!(c.passed, "seed {seed}: {}", c.detail);
+        assert!(
+            c.detail.contains("acknowledged writes lost 0"),
+            "seed {seed}: {}",
+            c.detail
+        );
+        let value = |comp: &str, m: &str| {
+            o.rows
+                .iter()
+                .find(|r| r.component == comp && r.metric == m)
+                .map_or(0.0, |r| r.value)
+        };
+        assert!(
+            value("session-0", "session_migrated_keys_total") > 500.0,
+            "seed {seed}: keys moved"
+        );
+        assert!(
+            value("session-client", "session_client_ask_total") > 0.0,
+            "seed {seed}: the client followed ASK"
+        );
+        assert!(
+            value("session-client", "session_client_moved_total") > 100.0,
+            "seed {seed}: then MOVED"
+        );
+    }
+}

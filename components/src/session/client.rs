@@ -6,6 +6,7 @@ use super::SessionMsg;
 use crate::context::{Component, Context, NodeId};
 use crate::deadline::DeadlineQueue;
 use crate::detmap::{DetMap, Slab};
+use crate::metrics::CounterId;
 use crate::msg::{Msg, Timer};
 use crate::rng::ms_to_ns;
 use serde::Deserialize;
@@ -72,6 +73,8 @@ struct Pending {
     value: u64,
     invoke_ns: u64,
     redirects: u32,
+    /// After an ASK: the node to ask, once, for this request only.
+    ask_to: Option<NodeId>,
 }
 
 const TICK_ARRIVAL: u32 = 1;
@@ -85,6 +88,8 @@ pub struct SessionClient {
     deadlines: DeadlineQueue<u64>,
     due: Vec<u64>,
     stop_ns: u64,
+    /// (MOVED, ASK) redirect counters.
+    ids: Option<(CounterId, CounterId)>,
     /// Completed operations, in completion order.
     pub history: Vec<SessionOp>,
     pub failed: u64,
@@ -111,6 +116,7 @@ impl SessionClient {
             deadlines: DeadlineQueue::new(),
             due: Vec::new(),
             stop_ns,
+            ids: None,
             history: Vec::new(),
             failed: 0,
         }
@@ -140,6 +146,7 @@ impl SessionClient {
             value,
             invoke_ns: now,
             redirects: 0,
+            ask_to: None,
         });
         self.send(ctx, id);
         self.deadlines
@@ -148,21 +155,52 @@ impl SessionClient {
 
     fn send(&self, ctx: &mut dyn Context, id: u64) {
         let p = *self.pending.get(id).expect("pending");
-        let master = self.slot_map[user_slot(p.key) as usize];
+        let asking = p.ask_to.is_some();
+        let master = p.ask_to.unwrap_or(self.slot_map[user_slot(p.key) as usize]);
         let msg = if p.set {
             SessionMsg::Set {
                 id,
                 key: p.key,
                 value: p.value,
                 ttl_ms: self.config.ttl_ms as u64,
+                asking,
             }
         } else if self.config.bug_read_from_replica {
             let to = self.replica_of.get(&master).copied().unwrap_or(master);
             return ctx.send(to, Msg::Session(SessionMsg::GetReadonly { id, key: p.key }));
         } else {
-            SessionMsg::Get { id, key: p.key }
+            SessionMsg::Get {
+                id,
+                key: p.key,
+                asking,
+            }
         };
         ctx.send(master, Msg::Session(msg));
+    }
+
+    /// Follows a MOVED (`ask_to` None: the slot map was updated) or an ASK (one-shot).
+    fn redirect(
+        &mut self,
+        ctx: &mut dyn Context,
+        id: u64,
+        ask_to: Option<NodeId>,
+        counter: Option<CounterId>,
+    ) {
+        if let Some(c) = counter {
+            ctx.metrics().add(c, 1);
+        }
+        let max = self.config.max_redirects;
+        let Some(p) = self.pending.get_mut(id) else {
+            return;
+        };
+        p.redirects += 1;
+        p.ask_to = ask_to;
+        if p.redirects > max {
+            self.pending.remove(id);
+            self.failed += 1;
+            return;
+        }
+        self.send(ctx, id);
     }
 
     fn complete(&mut self, ctx: &mut dyn Context, id: u64, value: Option<u64>) {
@@ -186,17 +224,12 @@ impl SessionClient {
             SessionMsg::Stored { id } => self.complete(ctx, id, None),
             SessionMsg::Moved { id, slot, to } => {
                 self.slot_map[slot as usize] = to;
-                let max = self.config.max_redirects;
-                let Some(p) = self.pending.get_mut(id) else {
-                    return;
-                };
-                p.redirects += 1;
-                if p.redirects > max {
-                    self.pending.remove(id);
-                    self.failed += 1;
-                    return;
-                }
-                self.send(ctx, id);
+                let c = self.ids.as_ref().map(|i| i.0);
+                self.redirect(ctx, id, None, c);
+            }
+            SessionMsg::Ask { id, to, .. } => {
+                let c = self.ids.as_ref().map(|i| i.1);
+                self.redirect(ctx, id, Some(to), c);
             }
             SessionMsg::Down { id } if self.pending.remove(id).is_some() => self.failed += 1,
             _ => {}
@@ -206,6 +239,11 @@ impl SessionClient {
 
 impl Component for SessionClient {
     fn start(&mut self, ctx: &mut dyn Context) {
+        let m = ctx.metrics();
+        self.ids = Some((
+            m.counter("session_client_moved_total"),
+            m.counter("session_client_ask_total"),
+        ));
         self.schedule(ctx);
     }
 

@@ -1,26 +1,32 @@
 //! The session cluster (Redis Cluster-like).
 //!
-//! Map: [`slot`] (CRC16 key slots and hash tags), [`node`] (a master or replica: commands,
+//! Map: [`slot`] (CRC16 key slots and hash tags), [`admin`] (a planned slot migration), [`node`] (a master or replica: commands,
 //! MOVED redirects, TTLs, asynchronous replication, PFAIL/FAIL detection by gossip, replica
 //! elections), [`client`] (a session workload that follows MOVED and records a history for the
 //! read-your-writes and monotonic-reads checks).
 //!
-//! Simplified against Redis: slots are assigned once at start in contiguous ranges and move
-//! only by failover (no MIGRATE, so no ASK redirects yet); a returning old master discards its
-//! data and takes a full copy from its new master; epochs are per cluster (one currentEpoch).
+//! Slots move by failover, or by migration: the source sends its keys in batches (kept until
+//! the target acknowledges, resent if written meanwhile), answers ASK for keys it no longer
+//! holds, and hands the range over with a new config epoch; clients follow ASK once with
+//! `asking` and MOVED by updating their slot map.
+//!
+//! Simplified against Redis: a returning old master discards its data and takes a full copy
+//! from its new master; one currentEpoch for the whole cluster; lazy TTL expiry only.
 
+pub mod admin;
 pub mod client;
 pub mod node;
 pub mod slot;
 
 use crate::context::NodeId;
 
-/// One node's claim in gossip: it is a master of slots `[lo, hi)` in `config_epoch`, or a
-/// replica of `master`.
+/// One node's claim in gossip: it is a master serving `slots` in `config_epoch`, or a replica
+/// of `replica_of`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Claim {
     pub node: NodeId,
-    pub master_of: Option<(u16, u16)>,
+    /// Slot ranges `[lo, hi)` this node serves as a master (empty for a replica).
+    pub slots: Vec<(u16, u16)>,
     pub replica_of: Option<NodeId>,
     pub config_epoch: u64,
 }
@@ -36,9 +42,11 @@ pub struct Gossip {
 /// Messages of the session cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum SessionMsg {
+    /// `asking`: sent after an ASK redirect (Redis' ASKING + the command).
     Get {
         id: u64,
         key: u64,
+        asking: bool,
     },
     /// A read a replica may serve (Redis' READONLY mode): possibly stale.
     GetReadonly {
@@ -50,6 +58,7 @@ pub enum SessionMsg {
         key: u64,
         value: u64,
         ttl_ms: u64,
+        asking: bool,
     },
     Value {
         id: u64,
@@ -63,6 +72,36 @@ pub enum SessionMsg {
         id: u64,
         slot: u16,
         to: NodeId,
+    },
+    /// The key's slot is migrating and the key is not here: ask `to` once (do not update the
+    /// slot map).
+    Ask {
+        id: u64,
+        slot: u16,
+        to: NodeId,
+    },
+    /// Admin -> master: move slots `[lo, hi)` to master `to` (redis-cli --cluster reshard).
+    MigrateSlots {
+        lo: u16,
+        hi: u16,
+        to: NodeId,
+    },
+    /// Source -> target: you are importing `[lo, hi)`.
+    Importing {
+        lo: u16,
+        hi: u16,
+    },
+    /// Source -> target: keys of the migrating slots (key, value, expiry).
+    MigrateKeys {
+        entries: Vec<(u64, u64, u64)>,
+    },
+    /// Target -> source: the last `MigrateKeys` is stored.
+    MigrateAck,
+    /// Source -> target: the slots are yours from `epoch` on.
+    SlotsAssigned {
+        lo: u16,
+        hi: u16,
+        epoch: u64,
     },
     /// The node cannot serve writes (a minority master, or the cluster is down).
     Down {

@@ -40,6 +40,8 @@ impl SessionConfig {
 struct Ids {
     commands: CounterId,
     moved: CounterId,
+    ask: CounterId,
+    migrated_keys: CounterId,
     down: CounterId,
     failovers: CounterId,
     promoted_at_ms: GaugeId,
@@ -63,6 +65,14 @@ pub struct SessionNode {
     repl_offset: u64,
     voted_epoch: u64,
     election: Option<(u64, BTreeSet<NodeId>)>,
+    /// Slot migration, as source: the range, the target, keys still to move.
+    migrating: Option<(u16, u16, NodeId)>,
+    to_move: Vec<u64>,
+    /// Keys sent in the unacknowledged batch, and those written meanwhile.
+    in_flight: BTreeSet<u64>,
+    dirty: BTreeSet<u64>,
+    /// Slot migration, as target.
+    importing: Option<(u16, u16)>,
     ids: Option<Ids>,
 }
 
@@ -87,6 +97,11 @@ impl SessionNode {
             repl_offset: 0,
             voted_epoch: 0,
             election: None,
+            migrating: None,
+            to_move: Vec::new(),
+            in_flight: BTreeSet::new(),
+            dirty: BTreeSet::new(),
+            importing: None,
             ids: None,
         }
     }
@@ -104,7 +119,7 @@ impl SessionNode {
     }
 
     pub fn is_master(&self) -> bool {
-        self.claims[&self.me].master_of.is_some()
+        self.claims[&self.me].replica_of.is_none()
     }
 
     /// The value stored for `key` (ignoring expiry), for checkers.
@@ -125,7 +140,9 @@ impl SessionNode {
     fn owner(&self, slot: u16) -> Option<NodeId> {
         self.claims
             .values()
-            .filter(|c| c.master_of.is_some_and(|(lo, hi)| slot >= lo && slot < hi))
+            .filter(|c| {
+                c.replica_of.is_none() && c.slots.iter().any(|&(lo, hi)| slot >= lo && slot < hi)
+            })
             .max_by_key(|c| (c.config_epoch, std::cmp::Reverse(c.node)))
             .map(|c| c.node)
     }
@@ -133,7 +150,7 @@ impl SessionNode {
     fn masters(&self) -> Vec<NodeId> {
         self.claims
             .values()
-            .filter(|c| c.master_of.is_some())
+            .filter(|c| c.replica_of.is_none())
             .map(|c| c.node)
             .collect()
     }
@@ -169,14 +186,28 @@ impl SessionNode {
 
     fn on_command(&mut self, ctx: &mut dyn Context, from: NodeId, msg: SessionMsg) {
         self.count(ctx, |i| i.commands);
-        let (id, key) = match msg {
-            SessionMsg::Get { id, key } | SessionMsg::Set { id, key, .. } => (id, key),
+        let (id, key, asking) = match msg {
+            SessionMsg::Get { id, key, asking }
+            | SessionMsg::Set {
+                id, key, asking, ..
+            } => (id, key, asking),
             _ => return,
         };
         let slot = user_slot(key);
         let now = ctx.now_ns();
+        let importing = asking
+            && self
+                .importing
+                .is_some_and(|(lo, hi)| slot >= lo && slot < hi);
+        if let Some((lo, hi, to)) = self.migrating {
+            // Keys no longer (or never) here belong to the target now: ASK, once.
+            if slot >= lo && slot < hi && !self.data.contains_key(&key) {
+                self.count(ctx, |i| i.ask);
+                return ctx.send(from, Msg::Session(SessionMsg::Ask { id, slot, to }));
+            }
+        }
         match self.owner(slot) {
-            Some(owner) if owner != self.me => {
+            Some(owner) if owner != self.me && !importing => {
                 self.count(ctx, |i| i.moved);
                 return ctx.send(
                     from,
@@ -213,6 +244,9 @@ impl SessionNode {
                     now + ms_to_ns(ttl_ms as f64)
                 };
                 self.data.insert(key, (value, expires_ns));
+                if self.in_flight.contains(&key) {
+                    self.dirty.insert(key); // changed while its migration is in flight: resend
+                }
                 self.repl_offset += 1;
                 // Acknowledged before any replica has it: the asynchronous replication window.
                 ctx.send(from, Msg::Session(SessionMsg::Stored { id }));
@@ -373,14 +407,14 @@ impl SessionNode {
         let master = self.claims[&self.me]
             .replica_of
             .expect("a replica runs elections");
-        let slots = self.claims[&master].master_of;
+        let slots = self.claims[&master].slots.clone();
         self.election = None;
         let me = self.claims.get_mut(&self.me).expect("own claim");
-        me.master_of = slots;
+        me.slots = slots;
         me.replica_of = None;
         me.config_epoch = epoch;
         let old = self.claims.get_mut(&master).expect("old master's claim");
-        old.master_of = None;
+        old.slots.clear();
         old.replica_of = Some(self.me);
         old.config_epoch = epoch;
         tracing::info!(epoch, old = master, "promoted to master");
@@ -413,7 +447,7 @@ impl SessionNode {
         if self
             .claims
             .get(&from)
-            .is_some_and(|c| c.master_of.is_some())
+            .is_some_and(|c| c.replica_of.is_none())
         {
             for n in pfail {
                 self.reports.entry(n).or_default().insert(from, now);
@@ -430,7 +464,7 @@ impl SessionNode {
             }
         }
         let now_claim = self.claims[&self.me].clone();
-        if let (Some(_), Some(master)) = (was.master_of, now_claim.replica_of) {
+        if let (None, Some(master)) = (was.replica_of, now_claim.replica_of) {
             // Others know we were replaced: resync from the new master.
             self.data.clear();
             self.repl_offset = 0;
@@ -446,10 +480,17 @@ impl SessionNode {
     }
 
     fn yield_lost_slots(&mut self, ctx: &mut dyn Context) {
-        let Some((lo, _)) = self.claims[&self.me].master_of else {
+        // A master all of whose slots are claimed by one other node in a newer epoch was
+        // replaced by a failover: it becomes that node's replica.
+        let mine = &self.claims[&self.me];
+        if mine.replica_of.is_some() || mine.slots.is_empty() {
+            return;
+        }
+        let owners: BTreeSet<Option<NodeId>> =
+            mine.slots.iter().map(|&(lo, _)| self.owner(lo)).collect();
+        let Some(&Some(owner)) = owners.iter().next().filter(|_| owners.len() == 1) else {
             return;
         };
-        let Some(owner) = self.owner(lo) else { return };
         if owner == self.me {
             return;
         }
@@ -458,7 +499,7 @@ impl SessionNode {
             "slots taken over: becoming a replica and resyncing"
         );
         let me = self.claims.get_mut(&self.me).expect("own claim");
-        me.master_of = None;
+        me.slots.clear();
         me.replica_of = Some(owner);
         self.data.clear();
         self.repl_offset = 0;
@@ -478,7 +519,7 @@ impl SessionNode {
         offset: u64,
         data: Vec<(u64, u64, u64)>,
     ) {
-        if self.claims[&self.me].master_of.is_some() && data.is_empty() && offset == 0 {
+        if self.is_master() && data.is_empty() && offset == 0 {
             // A request for a full copy: send everything.
             let data: Vec<(u64, u64, u64)> =
                 self.data.iter().map(|(&k, &(v, e))| (k, v, e)).collect();
@@ -494,8 +535,100 @@ impl SessionNode {
         }
     }
 
+    /// Starts moving slots `[lo, hi)` to `to` (the source side of a migration).
+    fn migrate(&mut self, ctx: &mut dyn Context, lo: u16, hi: u16, to: NodeId) {
+        if self.migrating.is_some() || !self.is_master() || lo >= hi {
+            return;
+        }
+        tracing::info!(lo, hi, to, "migrating slots");
+        self.migrating = Some((lo, hi, to));
+        self.to_move = self
+            .data
+            .keys()
+            .copied()
+            .filter(|&k| (lo..hi).contains(&user_slot(k)))
+            .collect();
+        self.to_move.reverse();
+        ctx.send(to, Msg::Session(SessionMsg::Importing { lo, hi }));
+        self.send_batch(ctx);
+    }
+
+    /// Sends the next batch of keys (as MIGRATE does, the keys stay here until the target has
+    /// them); with nothing left, hands the slots over.
+    fn send_batch(&mut self, ctx: &mut dyn Context) {
+        let Some((lo, hi, to)) = self.migrating else {
+            return;
+        };
+        let batch: Vec<u64> = (0..100).map_while(|_| self.to_move.pop()).collect();
+        if batch.is_empty() {
+            return self.finish_migration(ctx, lo, hi, to);
+        }
+        let entries = batch
+            .iter()
+            .filter_map(|k| self.data.get(k).map(|&(v, e)| (*k, v, e)))
+            .collect();
+        self.in_flight = batch.into_iter().collect();
+        self.dirty.clear();
+        ctx.send(to, Msg::Session(SessionMsg::MigrateKeys { entries }));
+    }
+
+    fn on_migrate_ack(&mut self, ctx: &mut dyn Context) {
+        let sent = std::mem::take(&mut self.in_flight);
+        let dirty = std::mem::take(&mut self.dirty);
+        for k in sent {
+            if dirty.contains(&k) {
+                self.to_move.push(k); // written while in flight: send the new value
+            } else {
+                self.data.remove(&k);
+                let c = self.ids().migrated_keys;
+                ctx.metrics().add(c, 1);
+            }
+        }
+        self.send_batch(ctx);
+    }
+
+    fn finish_migration(&mut self, ctx: &mut dyn Context, lo: u16, hi: u16, to: NodeId) {
+        self.migrating = None;
+        self.current_epoch += 1;
+        let epoch = self.current_epoch;
+        let me = self.claims.get_mut(&self.me).expect("own claim");
+        me.slots = split_out(&me.slots, lo, hi);
+        me.config_epoch = epoch;
+        if let Some(t) = self.claims.get_mut(&to) {
+            t.slots.push((lo, hi));
+            t.config_epoch = epoch;
+        }
+        tracing::info!(lo, hi, to, epoch, "slots handed over");
+        ctx.send(
+            to,
+            Msg::Session(SessionMsg::SlotsAssigned { lo, hi, epoch }),
+        );
+    }
+
     fn on_message_inner(&mut self, ctx: &mut dyn Context, from: NodeId, msg: SessionMsg) {
         match msg {
+            SessionMsg::MigrateSlots { lo, hi, to } => self.migrate(ctx, lo, hi, to),
+            SessionMsg::Importing { lo, hi } => self.importing = Some((lo, hi)),
+            SessionMsg::MigrateKeys { entries } => {
+                for (k, v, e) in entries {
+                    self.data.insert(k, (v, e));
+                }
+                ctx.send(from, Msg::Session(SessionMsg::MigrateAck));
+            }
+            SessionMsg::MigrateAck => self.on_migrate_ack(ctx),
+            SessionMsg::SlotsAssigned { lo, hi, epoch } => {
+                self.importing = None;
+                self.current_epoch = self.current_epoch.max(epoch);
+                let me = self.claims.get_mut(&self.me).expect("own claim");
+                if !me.slots.contains(&(lo, hi)) {
+                    me.slots.push((lo, hi));
+                }
+                me.config_epoch = me.config_epoch.max(epoch);
+                if let Some(src) = self.claims.get_mut(&from) {
+                    src.slots = split_out(&src.slots, lo, hi);
+                    src.config_epoch = src.config_epoch.max(epoch);
+                }
+            }
             SessionMsg::Get { .. } | SessionMsg::Set { .. } => self.on_command(ctx, from, msg),
             SessionMsg::GetReadonly { id, key } => {
                 let value = self.data.get(&key).map(|&(v, _)| v);
@@ -537,6 +670,8 @@ impl Component for SessionNode {
         self.ids = Some(Ids {
             commands: m.counter("session_commands_total"),
             moved: m.counter("session_moved_total"),
+            ask: m.counter("session_ask_total"),
+            migrated_keys: m.counter("session_migrated_keys_total"),
             down: m.counter("session_down_total"),
             failovers: m.counter("session_failovers_total"),
             promoted_at_ms: m.gauge("session_promoted_at_ms", "ms"),
@@ -572,5 +707,38 @@ impl Component for SessionNode {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+}
+
+/// `ranges` without `[lo, hi)`.
+fn split_out(ranges: &[(u16, u16)], lo: u16, hi: u16) -> Vec<(u16, u16)> {
+    let mut out = Vec::new();
+    for &(a, b) in ranges {
+        if hi <= a || lo >= b {
+            out.push((a, b));
+            continue;
+        }
+        if a < lo {
+            out.push((a, lo));
+        }
+        if hi < b {
+            out.push((hi, b));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_out;
+
+    #[test]
+    fn splitting_a_range_out_keeps_what_is_left_on_either_side() {
+        assert_eq!(split_out(&[(0, 100)], 40, 60), vec![(0, 40), (60, 100)]);
+        assert_eq!(split_out(&[(0, 100)], 0, 100), vec![]);
+        assert_eq!(
+            split_out(&[(0, 10), (20, 30)], 5, 25),
+            vec![(0, 5), (25, 30)]
+        );
     }
 }
