@@ -353,6 +353,55 @@ fn session_check(scenario: &Scenario, world: &World) -> CheckResult {
     checks::sessions(&client.history, lost, failovers, failover_s)
 }
 
+/// After the settle time, every session replica that is up holds exactly its master's data.
+fn session_convergence(world: &World, within_s: f64) -> CheckResult {
+    let sim = &world.sim;
+    let nodes: Vec<(NodeId, &SessionNode)> = world
+        .session_nodes
+        .iter()
+        .filter_map(|&n| sim.component::<SessionNode>(n).map(|c| (n, c)))
+        .collect();
+    let mut behind = Vec::new();
+    for &(n, replica) in &nodes {
+        let Some(master) = replica.replica_of() else {
+            continue;
+        };
+        let Some(&(_, m)) = nodes.iter().find(|(id, _)| *id == master) else {
+            continue;
+        };
+        if replica.data() != m.data() {
+            behind.push(format!(
+                "{} holds {} keys, its master {} holds {}",
+                sim.env(n).name,
+                replica.data().len(),
+                sim.env(master).name,
+                m.data().len()
+            ));
+        }
+    }
+    let down: Vec<&str> = world
+        .session_nodes
+        .iter()
+        .filter(|&&n| !sim.env(n).up)
+        .map(|&n| sim.env(n).name.as_str())
+        .collect();
+    behind.extend(down.iter().map(|d| format!("{d} is still down")));
+    let passed = behind.is_empty();
+    let detail = if passed {
+        format!(
+            "every session replica holds its master's data {within_s} s after the workload stopped"
+        )
+    } else {
+        behind.join("; ")
+    };
+    CheckResult {
+        name: "session_convergence",
+        class: checks::Class::Liveness,
+        passed,
+        detail,
+    }
+}
+
 fn finish(scenario: &Scenario, seed: u64, world: World, acks: &[WriteAck]) -> RunOutcome {
     let sim = &world.sim;
     let client = sim
@@ -431,6 +480,9 @@ fn finish(scenario: &Scenario, seed: u64, world: World, acks: &[WriteAck]) -> Ru
             })
             .collect();
         results.push(checks::convergence(&logs, within_s));
+        if !world.session_nodes.is_empty() {
+            results.push(session_convergence(&world, within_s));
+        }
     }
     let slo = SloInputs {
         latency_ms_p99: summary.latency_ms_p99,

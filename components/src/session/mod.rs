@@ -131,6 +131,11 @@ pub enum SessionMsg {
         value: u64,
         expires_ns: u64,
     },
+    /// Master -> replica: a key left (migrated away), at replication offset `offset`.
+    ReplicateDel {
+        offset: u64,
+        key: u64,
+    },
     /// Master -> a node that must resync: everything (key, value, expiry), and the offset.
     FullSync {
         offset: u64,

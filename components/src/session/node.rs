@@ -122,6 +122,16 @@ impl SessionNode {
         self.claims[&self.me].replica_of.is_none()
     }
 
+    /// The master this node replicates, if it is a replica.
+    pub fn replica_of(&self) -> Option<NodeId> {
+        self.claims[&self.me].replica_of
+    }
+
+    /// Everything stored (key -> (value, expiry)), for checkers.
+    pub fn data(&self) -> &BTreeMap<u64, (u64, u64)> {
+        &self.data
+    }
+
     /// The value stored for `key` (ignoring expiry), for checkers.
     pub fn get(&self, key: u64) -> Option<u64> {
         self.data.get(&key).map(|&(v, _)| v)
@@ -247,18 +257,17 @@ impl SessionNode {
                 if self.in_flight.contains(&key) {
                     self.dirty.insert(key); // changed while its migration is in flight: resend
                 }
-                self.repl_offset += 1;
                 // Acknowledged before any replica has it: the asynchronous replication window.
                 ctx.send(from, Msg::Session(SessionMsg::Stored { id }));
-                let msg = SessionMsg::Replicate {
-                    offset: self.repl_offset,
-                    key,
-                    value,
-                    expires_ns,
-                };
-                for r in self.replicas_of(self.me) {
-                    ctx.send(r, Msg::Session(msg.clone()));
-                }
+                self.replicate(
+                    ctx,
+                    SessionMsg::Replicate {
+                        offset: 0,
+                        key,
+                        value,
+                        expires_ns,
+                    },
+                );
             }
             _ => unreachable!("matched above"),
         }
@@ -535,6 +544,21 @@ impl SessionNode {
         }
     }
 
+    /// Sends one change to this master's replicas with the next replication offset (the
+    /// `offset` field of `msg` is filled in here).
+    fn replicate(&mut self, ctx: &mut dyn Context, mut msg: SessionMsg) {
+        self.repl_offset += 1;
+        match &mut msg {
+            SessionMsg::Replicate { offset, .. } | SessionMsg::ReplicateDel { offset, .. } => {
+                *offset = self.repl_offset
+            }
+            _ => unreachable!("only replication messages are replicated"),
+        }
+        for r in self.replicas_of(self.me) {
+            ctx.send(r, Msg::Session(msg.clone()));
+        }
+    }
+
     /// Starts moving slots `[lo, hi)` to `to` (the source side of a migration).
     fn migrate(&mut self, ctx: &mut dyn Context, lo: u16, hi: u16, to: NodeId) {
         if self.migrating.is_some() || !self.is_master() || lo >= hi {
@@ -580,6 +604,7 @@ impl SessionNode {
                 self.to_move.push(k); // written while in flight: send the new value
             } else {
                 self.data.remove(&k);
+                self.replicate(ctx, SessionMsg::ReplicateDel { offset: 0, key: k });
                 let c = self.ids().migrated_keys;
                 ctx.metrics().add(c, 1);
             }
@@ -612,6 +637,13 @@ impl SessionNode {
             SessionMsg::MigrateKeys { entries } => {
                 for (k, v, e) in entries {
                     self.data.insert(k, (v, e));
+                    let msg = SessionMsg::Replicate {
+                        offset: 0,
+                        key: k,
+                        value: v,
+                        expires_ns: e,
+                    };
+                    self.replicate(ctx, msg);
                 }
                 ctx.send(from, Msg::Session(SessionMsg::MigrateAck));
             }
@@ -657,6 +689,12 @@ impl SessionNode {
             } if self.claims[&self.me].replica_of == Some(from) && offset > self.repl_offset => {
                 self.repl_offset = offset;
                 self.data.insert(key, (value, expires_ns));
+            }
+            SessionMsg::ReplicateDel { offset, key }
+                if self.claims[&self.me].replica_of == Some(from) && offset > self.repl_offset =>
+            {
+                self.repl_offset = offset;
+                self.data.remove(&key);
             }
             SessionMsg::FullSync { offset, data } => self.on_full_sync(ctx, from, offset, data),
             _ => {}
