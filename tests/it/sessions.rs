@@ -105,6 +105,13 @@ fn a_live_slot_migration_redirects_with_ask_then_moved_and_loses_nothing() {
             "seed {seed}: {}",
             c.detail
         );
+        // Replicas follow the migration too (the check that caught migrated keys left behind).
+        let conv = o
+            .checks
+            .iter()
+            .find(|c| c.name == "session_convergence")
+            .unwrap();
+        assert!(conv.passed, "seed {seed}: {}", conv.detail);
         let value = |comp: &str, m: &str| {
             o.rows
                 .iter()
