@@ -627,13 +627,7 @@ fn validate_topology(t: &Topology) -> Result<(), Invalid> {
     )?;
     for (i, l) in t.links.iter().enumerate() {
         let p = [tk(), vec![key("links"), Seg::Index(i)]].concat();
-        for z in &l.between {
-            check(
-                t.zones.contains(z),
-                [p.clone(), vec![key("between")]].concat(),
-                format!("zone `{z}` is not in topology.zones {:?}", t.zones),
-            )?;
-        }
+        zones_known(t, &l.between, [p.clone(), vec![key("between")]].concat())?;
         within(
             l.latency.validate(),
             [p.clone(), vec![key("latency")]].concat(),
@@ -661,13 +655,7 @@ fn validate_topology(t: &Topology) -> Result<(), Invalid> {
             vec![key("topology"), key(name), key("zones")],
             "name at least one zone",
         )?;
-        for z in zones {
-            check(
-                t.zones.contains(z),
-                vec![key("topology"), key(name), key("zones")],
-                format!("zone `{z}` is not in topology.zones {:?}", t.zones),
-            )?;
-        }
+        zones_known(t, zones, vec![key("topology"), key(name), key("zones")])?;
     }
     within(
         t.gateways.config.validate(),
@@ -715,13 +703,7 @@ fn validate_topology(t: &Topology) -> Result<(), Invalid> {
             )?;
         }
         check(!st.zones.is_empty(), p("zones"), "name at least one zone")?;
-        for z in &st.zones {
-            check(
-                t.zones.contains(z),
-                p("zones"),
-                format!("zone `{z}` is not in topology.zones {:?}", t.zones),
-            )?;
-        }
+        zones_known(t, &st.zones, p("zones"))?;
     }
     if let Some(r) = &t.reshard {
         let p = |f: &str| vec![key("topology"), key("reshard"), key(f)];
@@ -747,13 +729,11 @@ fn validate_topology(t: &Topology) -> Result<(), Invalid> {
             vec![key("topology"), key("mirror"), key("zones")],
             "name at least one zone",
         )?;
-        for z in &m.zones {
-            check(
-                t.zones.contains(z),
-                vec![key("topology"), key("mirror"), key("zones")],
-                format!("zone `{z}` is not in topology.zones {:?}", t.zones),
-            )?;
-        }
+        zones_known(
+            t,
+            &m.zones,
+            vec![key("topology"), key("mirror"), key("zones")],
+        )?;
     }
     within(
         t.stores.orchestrator.validate(),
@@ -768,6 +748,19 @@ fn validate_topology(t: &Topology) -> Result<(), Invalid> {
         t.stores.disk.sync_latency.validate(),
         vec![key("topology"), key("stores"), key("disk")],
     )?;
+    Ok(())
+}
+
+/// Every zone in `zones` must be one of the topology's.
+fn zones_known(t: &Topology, zones: &[String], path: Vec<Seg>) -> Result<(), Invalid> {
+    for z in zones {
+        let known = t.zones.contains(z);
+        check(
+            known,
+            path.clone(),
+            format!("zone `{z}` is not in topology.zones {:?}", t.zones),
+        )?;
+    }
     Ok(())
 }
 
