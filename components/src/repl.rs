@@ -339,10 +339,9 @@ impl Component for Orchestrator {
             fenced: m.counter("orchestrator_fence_messages_total"),
             detection: m.histogram("orchestrator_detection_ns"),
         });
-        ctx.set_timer(
-            ms_to_ns(self.config.poll_interval_ms),
-            Timer::Tick { kind: TICK_POLL },
-        );
+        // The first poll at a random phase: crashes do not line up with polls in production.
+        let phase = ms_to_ns(self.config.poll_interval_ms * ctx.rng().unit_open0());
+        ctx.set_timer(phase, Timer::Tick { kind: TICK_POLL });
     }
 
     fn on_message(&mut self, _ctx: &mut dyn Context, from: NodeId, msg: Msg) {

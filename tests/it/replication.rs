@@ -85,7 +85,8 @@ fn semi_sync_falls_back_to_async_when_replicas_stop_answering_and_the_loss_is_co
         Fault::Crash {
             at_s: 19.0,
             node: "store-0".into(),
-            restart_after_s: Some(10.0),
+            // Down longer than two polls whatever their phase, so a replica is promoted.
+            restart_after_s: Some(18.0),
         },
     ];
     let o = go(&s, 1);
