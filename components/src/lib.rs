@@ -27,6 +27,18 @@
 //! Architecture invariant: nothing here reads a clock, opens a socket, spawns a thread or asks
 //! the OS for randomness; nothing here depends on `minitwin-sim` or on tokio.
 
+/// A planted bug's switch: the field itself in builds with the `planted-bugs` feature (tests),
+/// `false` everywhere else, so a release binary cannot plant a bug.
+macro_rules! planted {
+    ($e:expr) => {{
+        #[cfg(feature = "planted-bugs")]
+        let on = $e;
+        #[cfg(not(feature = "planted-bugs"))]
+        let on = false;
+        on
+    }};
+}
+
 pub mod archive;
 pub mod codec;
 pub mod context;

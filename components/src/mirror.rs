@@ -64,8 +64,10 @@ pub struct MirrorConfig {
     pub apply_timeout_ms: f64,
     /// A replica's time to apply one record (a single applier thread).
     pub apply_time: Dist,
-    /// PLANTED BUG for checker tests: advance the checkpoint as soon as a batch is fetched,
-    /// without waiting for the replicas. The mirror check must catch the records it skips.
+    /// PLANTED BUG (feature `planted-bugs`, tests only): advance the checkpoint as soon as a
+    /// batch is fetched, without waiting for the replicas. The mirror check must catch the
+    /// records it skips.
+    #[cfg(feature = "planted-bugs")]
     pub bug_checkpoint_before_apply: bool,
 }
 
@@ -76,6 +78,7 @@ impl Default for MirrorConfig {
             max_batch: 1_000,
             apply_timeout_ms: 1_000.0,
             apply_time: Dist::Constant { ms: 0.05 },
+            #[cfg(feature = "planted-bugs")]
             bug_checkpoint_before_apply: false,
         }
     }
@@ -200,7 +203,7 @@ impl Mirror {
                 }),
             );
         }
-        if self.config.bug_checkpoint_before_apply {
+        if planted!(self.config.bug_checkpoint_before_apply) {
             return self.persist_checkpoint(ctx, last);
         }
         let sent_ns = ctx.now_ns();

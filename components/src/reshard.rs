@@ -30,8 +30,9 @@ pub struct ReshardConfig {
     pub cutover_lag_records: u64,
     /// Pause between fetches when caught up.
     pub poll_ms: f64,
-    /// PLANTED BUG for checker tests: skip every 1000th record while copying. Verification
-    /// must catch it and abort the cut-over.
+    /// PLANTED BUG (feature `planted-bugs`, tests only): skip every 1000th record while
+    /// copying. Verification must catch it and abort the cut-over.
+    #[cfg(feature = "planted-bugs")]
     pub bug_skip_records: bool,
 }
 
@@ -42,6 +43,7 @@ impl Default for ReshardConfig {
             max_batch: 500,
             cutover_lag_records: 200,
             poll_ms: 20.0,
+            #[cfg(feature = "planted-bugs")]
             bug_skip_records: false,
         }
     }
@@ -168,14 +170,16 @@ impl Resharder {
             return self.caught_up(ctx, tail_lsn);
         }
         self.batch_end = records.last().expect("not empty").lsn;
-        if records.len() == 1 && self.config.bug_skip_records && records[0].lsn.is_multiple_of(1000)
+        if records.len() == 1
+            && planted!(self.config.bug_skip_records)
+            && records[0].lsn.is_multiple_of(1000)
         {
             self.position = self.batch_end; // the whole batch was skipped
             return self.fetch(ctx);
         }
         let n = self.targets.len();
         for r in records {
-            if self.config.bug_skip_records && r.lsn.is_multiple_of(1000) {
+            if planted!(self.config.bug_skip_records) && r.lsn.is_multiple_of(1000) {
                 continue;
             }
             self.next_id += 1;

@@ -37,11 +37,13 @@ pub enum ReplicationMode {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// PLANTED BUG for checker tests: acknowledge writes before the sync. Never true in
-    /// production; the durability checker must catch it under a crash.
-    pub ack_before_sync: bool,
-    /// PLANTED BUG for checker tests: a replica never asks for records it missed. Never true in
-    /// production; the convergence checker must catch it after a partition heals.
+    /// PLANTED BUG (feature `planted-bugs`, tests only): acknowledge writes before the sync.
+    /// The durability checker must catch it under a crash.
+    #[cfg(feature = "planted-bugs")]
+    pub bug_ack_before_sync: bool,
+    /// PLANTED BUG (feature `planted-bugs`, tests only): a replica never asks for records it
+    /// missed. The convergence checker must catch it after a partition heals.
+    #[cfg(feature = "planted-bugs")]
     pub bug_replica_never_fetches: bool,
     pub replication: ReplicationMode,
     /// Replica acknowledgements a semi-sync write waits for (rpl_semi_sync_source_wait_for_replica_count = 1).
@@ -61,7 +63,9 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
-            ack_before_sync: false,
+            #[cfg(feature = "planted-bugs")]
+            bug_ack_before_sync: false,
+            #[cfg(feature = "planted-bugs")]
             bug_replica_never_fetches: false,
             replication: ReplicationMode::Async,
             semi_sync_ack_count: 1,
@@ -434,7 +438,7 @@ impl Store {
                 epoch: self.epoch,
             },
         };
-        if self.config.ack_before_sync {
+        if planted!(self.config.bug_ack_before_sync) {
             self.committed.insert(key, value);
             self.note_tenure(ctx.now_ns());
             Self::reply(ctx, from, id, ack.result);
@@ -740,7 +744,7 @@ impl Store {
     }
 
     fn fetch(&mut self, ctx: &mut dyn Context, primary: NodeId) {
-        if self.config.bug_replica_never_fetches {
+        if planted!(self.config.bug_replica_never_fetches) {
             return;
         }
         let now = ctx.now_ns();

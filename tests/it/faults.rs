@@ -4,7 +4,7 @@ use minitwin_sim::runner::{run, RunOptions};
 use minitwin_sim::scenario::Scenario;
 
 /// A write-heavy shard-crash script: store-0 loses power at 4 s and restarts at 7 s.
-fn shard_crash(ack_before_sync: bool) -> Scenario {
+fn shard_crash(bug_ack_before_sync: bool) -> Scenario {
     inline(&format!(
         r#"
 name = "shard-crash-script"
@@ -24,7 +24,7 @@ config = {{ workers = 32, queue_capacity = 256, service_time = {{ dist = "expone
 shards = 2
 zones = ["dc"]
 disk = {{ sync_latency = {{ dist = "uniform", min_ms = 0.5, max_ms = 3.0 }} }}
-config = {{ ack_before_sync = {ack_before_sync} }}
+config = {{ bug_ack_before_sync = {bug_ack_before_sync} }}
 [workload]
 rate = {{ curve = "constant", rps = 1500.0 }}
 users = 5000

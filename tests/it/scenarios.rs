@@ -20,6 +20,8 @@ fn every_shipped_scenario_is_valid() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(!text.contains("bug_"), "{}: plants a bug", path.display());
             n += 1;
         }
     }
@@ -152,4 +154,13 @@ fn minitwin_run_prints_the_replay_command_and_writes_results() {
         .find(|l| l.contains("\"fault\""))
         .expect("faults are logged");
     assert!(fault_line.contains("\"t_ns\":1000000000"), "{fault_line}");
+}
+
+#[test]
+fn a_planted_bug_parses_in_test_builds_only() {
+    // The test build enables `planted-bugs`; `.ci/run` checks that the release binary refuses
+    // the same file with "unknown field `bug_ack_before_sync`".
+    let path = root().join("tests/it/planted-bug.toml");
+    let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.topology.stores.config.bug_ack_before_sync);
 }

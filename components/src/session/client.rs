@@ -22,8 +22,9 @@ pub struct SessionClientConfig {
     pub ttl_ms: f64,
     pub timeout_ms: f64,
     pub max_redirects: u32,
-    /// PLANTED BUG for checker tests: read from a replica (READONLY) right after writing to
-    /// the master. The read-your-writes check must catch the stale reads.
+    /// PLANTED BUG (feature `planted-bugs`, tests only): read from a replica (READONLY) right
+    /// after writing to the master. The read-your-writes check must catch the stale reads.
+    #[cfg(feature = "planted-bugs")]
     pub bug_read_from_replica: bool,
 }
 
@@ -36,6 +37,7 @@ impl Default for SessionClientConfig {
             ttl_ms: 1_800_000.0,
             timeout_ms: 1_000.0,
             max_redirects: 5,
+            #[cfg(feature = "planted-bugs")]
             bug_read_from_replica: false,
         }
     }
@@ -165,7 +167,7 @@ impl SessionClient {
                 ttl_ms: self.config.ttl_ms as u64,
                 asking,
             }
-        } else if self.config.bug_read_from_replica {
+        } else if planted!(self.config.bug_read_from_replica) {
             let to = self.replica_of.get(&master).copied().unwrap_or(master);
             return ctx.send(to, Msg::Session(SessionMsg::GetReadonly { id, key: p.key }));
         } else {
