@@ -8,6 +8,7 @@
 //! - [`metrics`]: the per-node registry (counters, gauges, histograms) handed out by the context.
 //! - [`detmap`]: a lookup-only hash map with a fixed hasher (no iteration, so no order leaks).
 //! - [`deadline`]: a FIFO of deadlines served by one timer, for constant timeouts.
+//! - [`keyspace`]: which shard owns a key (keyspace ids split into equal ranges).
 //! - [`gateway`]: the edge gateway (smooth weighted round-robin, passive health, LRU cache with
 //!   idle timeout, token-bucket rate limit).
 //! - [`service`]: a service instance (bounded worker pool and queue, store calls with timeout and
@@ -45,6 +46,7 @@ pub mod context;
 pub mod deadline;
 pub mod detmap;
 pub mod gateway;
+pub mod keyspace;
 pub mod metrics;
 pub mod mirror;
 pub mod msg;

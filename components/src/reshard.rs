@@ -10,12 +10,12 @@
 //! aborts. The write outage is the cut-over: from freeze to switch.
 
 use crate::context::{Component, Context, NodeId};
+use crate::keyspace::shard_for;
 use crate::metrics::{CounterId, GaugeId};
 use crate::mirror::{MirrorMsg, MirrorRecord};
 use crate::msg::{Msg, StoreOp, StoreRequest, StoreResult, Timer};
 use crate::repl::ReplMsg;
 use crate::rng::ms_to_ns;
-use crate::service::shard_for;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

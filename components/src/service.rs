@@ -6,11 +6,12 @@
 
 use crate::context::{Component, Context, NodeId};
 use crate::deadline::DeadlineQueue;
+use crate::keyspace::shard_for;
 use crate::metrics::{CounterId, HistId, LevelId};
 use crate::msg::{
     Msg, Request, Response, Route, Status, StoreOp, StoreRequest, StoreResult, Timer,
 };
-use crate::rng::{mix64, ms_to_ns, Dist};
+use crate::rng::{ms_to_ns, Dist};
 use serde::Deserialize;
 use std::collections::VecDeque;
 
@@ -54,13 +55,6 @@ impl ServiceConfig {
         }
         self.service_time.validate()
     }
-}
-
-/// Which shard owns `key`: shards split the 64-bit keyspace id (a hash of the key) into equal
-/// ranges, as Vitess does.
-pub fn shard_for(key: u64, shards: usize) -> usize {
-    let keyspace_id = mix64(key);
-    ((u128::from(keyspace_id) * shards as u128) >> 64) as usize
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -467,16 +461,5 @@ mod tests {
         let t = ctx.pop_timer().unwrap();
         s.on_timer(&mut ctx, t);
         assert_eq!(statuses(&mut ctx), vec![(2, Status::GatewayTimeout)]);
-    }
-
-    #[test]
-    fn shards_split_the_keyspace_evenly() {
-        let mut counts = [0u32; 4];
-        for k in 0..40_000u64 {
-            counts[shard_for(k, 4)] += 1;
-        }
-        for c in counts {
-            assert!((9_000..11_000).contains(&c), "{counts:?}");
-        }
     }
 }

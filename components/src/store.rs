@@ -401,7 +401,7 @@ impl Store {
         }
         let mut out = vec![0u64; shards.max(1)];
         for (k, v) in last {
-            out[crate::service::shard_for(k, shards.max(1))] ^=
+            out[crate::keyspace::shard_for(k, shards.max(1))] ^=
                 crate::rng::mix64(k ^ crate::rng::mix64(v));
         }
         out

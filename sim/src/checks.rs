@@ -10,7 +10,7 @@
 
 use crate::scenario::Checks;
 use crate::workload::AckedWrite;
-use minitwin_components::service::shard_for;
+use minitwin_components::keyspace::shard_for;
 use minitwin_components::store::{Record, Store};
 use minitwin_components::NodeId;
 use std::collections::BTreeMap;

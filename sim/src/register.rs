@@ -7,9 +7,9 @@
 //! ("not the primary") means the operation did not happen.
 
 use crate::lincheck::{History, Op, Operation};
+use minitwin_components::keyspace::shard_for;
 use minitwin_components::msg::{StoreOp, StoreRequest, StoreResult};
 use minitwin_components::rng::ms_to_ns;
-use minitwin_components::service::shard_for;
 use minitwin_components::{Component, Context, Msg, NodeId, Timer};
 use serde::Deserialize;
 use std::collections::BTreeMap;
