@@ -17,7 +17,7 @@ use minitwin_components::{Component, Context, Msg, NodeId, Timer};
 use minitwin_sim::disk::DiskConfig;
 use minitwin_sim::kernel::{Buggify, NodeSpec, Sim};
 use minitwin_sim::net::{LinkConfig, Network};
-use minitwin_sim::runner::{run, RunOptions};
+use minitwin_sim::run::{run, RunOptions};
 use minitwin_sim::scenario;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -162,7 +162,7 @@ fn kernel(c: &mut Criterion) {
 }
 
 /// Simulated requests of a run: the users' requests plus the session client's operations.
-fn requests(o: &minitwin_sim::runner::RunOutcome) -> u64 {
+fn requests(o: &minitwin_sim::outcome::RunOutcome) -> u64 {
     let sessions = o
         .rows
         .iter()

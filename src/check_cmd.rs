@@ -11,7 +11,7 @@ pub fn main(args: CheckArgs) -> u8 {
                 "ok: {} (scenario `{}`, {} nodes, {} faults, {} s simulated, seeds {:?})",
                 path.display(),
                 s.name,
-                scenario::node_names(&s).len(),
+                minitwin_sim::tiers::plan(&s).len(),
                 s.faults.len(),
                 s.duration_s,
                 s.seeds

@@ -1,7 +1,7 @@
 //! `timeseries.svg`: throughput and latency per simulated second, for looking rather than reading.
 
+use minitwin_sim::outcome::RunOutcome;
 use minitwin_sim::report::log2_quantile_ms;
-use minitwin_sim::runner::RunOutcome;
 use plotters::prelude::*;
 use std::path::Path;
 

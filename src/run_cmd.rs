@@ -3,8 +3,9 @@
 use crate::cli::RunArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use minitwin_sim::kernel::Progress;
+use minitwin_sim::outcome::RunOutcome;
 use minitwin_sim::report;
-use minitwin_sim::runner::{self, RunOptions, RunOutcome};
+use minitwin_sim::run::{self as runner, RunOptions};
 use minitwin_sim::scenario::{self, Scenario};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -143,8 +144,8 @@ fn write_results(out: &Path, o: &RunOutcome) -> Result<PathBuf, String> {
         ),
     ];
     let mut files = files.to_vec();
-    if !o.archive_days.is_empty() {
-        files.push(("archive.csv", report::archive_csv(o, COMMIT)));
+    for t in &o.tables {
+        files.push((t.file, report::table_csv(o, COMMIT, t)));
     }
     for (name, bytes) in files {
         let path = dir.join(name);

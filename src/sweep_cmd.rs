@@ -3,7 +3,8 @@
 use crate::cli::SweepArgs;
 use crate::run_cmd::COMMIT;
 use indicatif::{ProgressBar, ProgressStyle};
-use minitwin_sim::runner::{self, RunOptions, RunOutcome};
+use minitwin_sim::outcome::RunOutcome;
+use minitwin_sim::run::{self as runner, RunOptions};
 use minitwin_sim::scenario::{self, Scenario};
 use rayon::prelude::*;
 use std::path::Path;
@@ -136,7 +137,7 @@ fn report(args: &SweepArgs, scenario: &Scenario, fates: &[(u64, Fate)]) -> u8 {
                     let why: Vec<String> = o
                         .checks
                         .iter()
-                        .filter(|c| !c.passed)
+                        .filter(|c| c.failed())
                         .map(|c| format!("{}: {}", c.name, c.detail))
                         .collect();
                     println!(
@@ -220,7 +221,7 @@ fn write_table(
         let failed: Vec<&str> = o
             .checks
             .iter()
-            .filter(|c| !c.passed)
+            .filter(|c| c.failed())
             .map(|c| c.name)
             .collect();
         w.write_record([

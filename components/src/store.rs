@@ -24,6 +24,9 @@ use crate::rng::ms_to_ns;
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
 
+/// Times a semi-sync primary fell back to async (the counter's name, for readers of the registry).
+pub const SEMI_SYNC_FALLBACKS_TOTAL: &str = "store_semi_sync_fallbacks_total";
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplicationMode {
@@ -987,7 +990,7 @@ impl Component for Store {
             redirects: m.counter("store_redirects_total"),
             recovered: m.counter("store_recovered_records_total"),
             discarded: m.counter("store_discarded_records_total"),
-            fallbacks: m.counter("store_semi_sync_fallbacks_total"),
+            fallbacks: m.counter(SEMI_SYNC_FALLBACKS_TOTAL),
             promotions: m.counter("store_promotions_total"),
             commit_latency: m.histogram("store_commit_latency_ns"),
             replication_lag: m.histogram("store_replication_lag_ns"),

@@ -1,35 +1,43 @@
 //! minitwin-sim: the deterministic simulator that runs minitwin's components.
 //!
-//! Map of the crate, in reading order:
+//! Map of the crate, in reading order (a scenario's walk: file -> plan -> world -> run ->
+//! checks -> report):
 //! - [`kernel`]: the single-threaded discrete-event loop ordered by (time, sequence), nodes
 //!   that crash and restart, per-node clocks, fault points, and the [`kernel::Action`]s that
-//!   faults are made of.
+//!   faults are made of. It knows nothing of tiers.
 //! - [`net`]: the network (per zone-pair latency and loss, partitions, clogging, FIFO links).
 //! - [`disk`]: the disk (unsynced writes lost on crash, slow and failing windows).
 //! - [`trace`]: the event-trace hash and first-divergence report.
-//! - [`workload`]: the client population (open-loop Poisson arrivals on a rate curve, Zipf
-//!   popularity, a request mix).
-//! - [`register`]: a Jepsen-style register workload that records histories for [`lincheck`].
 //! - [`scenario`]: scenario files (strict TOML, errors with file, line and field).
-//! - [`world`]: builds a simulation from a scenario and a seed; compiles faults to actions.
+//! - [`plan`]: the scenario as a plan: every node's name, zone, role and handle, decided once.
+//! - [`tiers`]: one module per tier (validate, plan, build, collect, report) and their registry.
+//! - [`workload`]: the users' client (open-loop Poisson arrivals on a rate curve, Zipf
+//!   popularity, a request mix); [`register`]: a Jepsen-style register workload.
+//! - [`world`]: builds a simulation from a plan and a seed; compiles faults to actions.
+//! - [`run`]: the run loop: world -> run -> evidence -> checks -> outcome.
+//! - [`evidence`]: what tiers read from their components after a run, for the checkers.
+//! - [`checks`]: one file per checker, registered by name.
+//! - [`outcome`]: the summary, rows and tables of a run; [`report`] turns them into files.
 //! - [`lincheck`]: linearizability of register histories (WGL), and Jepsen's log format.
-//! - [`checks`]: checkers (durability of acknowledged writes, SLOs).
 //! - [`oracle`]: analytic queueing formulas (Erlang B/C, M/M/c, M/M/1) for the twin's tests.
-//! - [`runner`]: runs one seed and gathers the outcome; [`report`] turns it into files.
 //!
 //! Architecture invariant: nothing in a run reads the wall clock, OS randomness or a hash
 //! map's iteration order, and nothing in a run spawns a thread.
 
 pub mod checks;
 pub mod disk;
+pub mod evidence;
 pub mod kernel;
 pub mod lincheck;
 pub mod net;
 pub mod oracle;
+pub mod outcome;
+pub mod plan;
 pub mod register;
 pub mod report;
-pub mod runner;
+pub mod run;
 pub mod scenario;
+pub mod tiers;
 pub mod trace;
 pub mod workload;
 pub mod world;

@@ -2,7 +2,7 @@
 //! plain-text summary. Everything here is a pure function of the outcome, so two runs of the
 //! same seed and commit write identical bytes.
 
-use crate::runner::RunOutcome;
+use crate::outcome::{RunOutcome, Table};
 use std::fmt::Write as _;
 
 /// Upper edge (ms) of the bucket that holds quantile `q` of a per-second histogram.
@@ -90,33 +90,14 @@ pub fn timeseries_csv(o: &RunOutcome, commit: &str) -> Vec<u8> {
     csv_bytes(&header, rows)
 }
 
-/// `archive.csv`: the archiver's accounting, one row per simulated day.
-pub fn archive_csv(o: &RunOutcome, commit: &str) -> Vec<u8> {
-    let header = [
-        "scenario",
-        "seed",
-        "commit",
-        "day",
-        "objects",
-        "logical_bytes",
-        "billed_bytes",
-        "hot_fraction",
-        "storage_efficiency",
-        "cost_per_month",
-    ];
-    let rows = o.archive_days.iter().map(|d| {
-        vec![
-            o.scenario.clone(),
-            o.seed.to_string(),
-            commit.to_string(),
-            d.day.to_string(),
-            d.objects.to_string(),
-            format!("{}", d.logical_bytes),
-            format!("{}", d.billed_bytes),
-            format!("{:.6}", d.hot_fraction),
-            format!("{:.6}", d.storage_efficiency),
-            format!("{:.2}", d.cost_per_month),
-        ]
+/// A tier's extra table (`archive.csv`, ...), with scenario, seed and commit in front.
+pub fn table_csv(o: &RunOutcome, commit: &str, table: &Table) -> Vec<u8> {
+    let mut header = vec!["scenario", "seed", "commit"];
+    header.extend(table.header.iter().copied());
+    let rows = table.rows.iter().map(|r| {
+        let mut row = vec![o.scenario.clone(), o.seed.to_string(), commit.to_string()];
+        row.extend(r.iter().cloned());
+        row
     });
     csv_bytes(&header, rows)
 }
@@ -187,21 +168,13 @@ pub fn summary_text(o: &RunOutcome) -> String {
             format!("{f:.1} s from the first fault to the promotion"),
         );
     }
-    if let Some(d) = o.archive_days.last() {
-        line(
-            &mut t,
-            "archive",
-            format!(
-                "day {}: {} objects, hot fraction {:.3}, storage efficiency {:.3}, {:.2}/month",
-                d.day, d.objects, d.hot_fraction, d.storage_efficiency, d.cost_per_month
-            ),
-        );
+    for (label, text) in &o.lines {
+        line(&mut t, label, text.clone());
     }
     line(&mut t, "events", o.events_total.to_string());
     line(&mut t, "trace hash", format!("{:016x}", o.trace_hash));
     for c in &o.checks {
-        let verdict = if c.passed { "pass" } else { "FAIL" };
-        let _ = writeln!(t, "  check {:<16} {verdict}: {}", c.name, c.detail);
+        let _ = writeln!(t, "  check {:<16} {}: {}", c.name, c.label(), c.detail);
     }
     t
 }

@@ -6,6 +6,7 @@
 
 use crate::disk::DiskConfig;
 use crate::net::LinkConfig;
+use crate::plan::Plan;
 use crate::workload::WorkloadConfig;
 use minitwin_components::gateway::GatewayConfig;
 use minitwin_components::service::ServiceConfig;
@@ -140,17 +141,6 @@ pub struct StoreTier {
     /// The failover orchestrator, present when `replicas > 0`.
     #[serde(default)]
     pub orchestrator: minitwin_components::repl::OrchestratorConfig,
-}
-
-impl StoreTier {
-    /// The name of replica `r` of shard `s` (`r = 0` is the initial primary).
-    pub fn member_name(s: u32, r: u32) -> String {
-        if r == 0 {
-            format!("store-{s}")
-        } else {
-            format!("store-{s}-r{r}")
-        }
-    }
 }
 
 /// A fault, scheduled at `at_s`. Nodes are named (`store-0`), or selected by zone
@@ -539,9 +529,21 @@ fn field_in_table_like(t: &dyn toml_edit::TableLike, offset: usize, path: &mut V
     }
 }
 
-type Invalid = (Vec<Seg>, String);
+/// A validation failure: the field's path and what is wrong.
+pub type Invalid = (Vec<Seg>, String);
 
-fn check(ok: bool, path: Vec<Seg>, message: impl Into<String>) -> Result<(), Invalid> {
+/// A path of plain keys, as segments.
+pub fn at(path: &[&str]) -> Vec<Seg> {
+    path.iter().map(|k| key(k)).collect()
+}
+
+/// `Err` with `message` at `path` unless `ok`.
+pub fn check(ok: bool, path: &[&str], message: impl Into<String>) -> Result<(), Invalid> {
+    check_at(ok, at(path), message)
+}
+
+/// [`check`] at a path with indexes.
+pub fn check_at(ok: bool, path: Vec<Seg>, message: impl Into<String>) -> Result<(), Invalid> {
     if ok {
         Ok(())
     } else {
@@ -549,331 +551,138 @@ fn check(ok: bool, path: Vec<Seg>, message: impl Into<String>) -> Result<(), Inv
     }
 }
 
-fn within(r: Result<(), String>, path: Vec<Seg>) -> Result<(), Invalid> {
-    r.map_err(|m| (path, m))
+/// A component's own validation, placed at `path`.
+pub fn within(r: Result<(), String>, path: &[&str]) -> Result<(), Invalid> {
+    r.map_err(|m| (at(path), m))
+}
+
+/// A tier's node count (1 to 64) and its zones (at least one, all known).
+pub fn count_and_zones(
+    s: &Scenario,
+    tier: &str,
+    count_field: &str,
+    count: u32,
+    zones: &[String],
+) -> Result<(), Invalid> {
+    check(
+        (1..=64).contains(&count),
+        &["topology", tier, count_field],
+        "must be between 1 and 64",
+    )?;
+    check(
+        !zones.is_empty(),
+        &["topology", tier, "zones"],
+        "name at least one zone",
+    )?;
+    zones_known(&s.topology, zones, &["topology", tier, "zones"])
 }
 
 /// Checks what the types cannot: names that must exist, ranges, times inside the run.
 pub fn validate(s: &Scenario) -> Result<(), Invalid> {
     check(
         s.duration_s > 0.0 && s.duration_s <= 400.0 * 86_400.0,
-        vec![key("duration_s")],
+        &["duration_s"],
         "must be in (0, 34560000] seconds (400 days)",
     )?;
     check(
         s.warmup_s >= 0.0 && s.warmup_s < s.duration_s,
-        vec![key("warmup_s")],
+        &["warmup_s"],
         "must be >= 0 and less than duration_s",
     )?;
-    check(
-        !s.seeds.is_empty(),
-        vec![key("seeds")],
-        "give at least one seed",
-    )?;
-    validate_topology(&s.topology)?;
-    within(s.workload.validate(), vec![key("workload")])?;
+    check(!s.seeds.is_empty(), &["seeds"], "give at least one seed")?;
+    validate_links(&s.topology)?;
     let zones = &s.topology.zones;
     check(
         zones.contains(&s.workload.zone),
-        vec![key("workload"), key("zone")],
+        &["workload", "zone"],
         format!(
             "zone `{}` is not in topology.zones {zones:?}",
             s.workload.zone
         ),
     )?;
-    let names = node_names(s);
+    crate::tiers::validate(s)?;
+    let plan = crate::tiers::plan(s);
     for (i, f) in s.faults.iter().enumerate() {
-        validate_fault(f, i, s, &names)?;
+        validate_fault(f, i, s, &plan)?;
         if s.checks.converge_within_s.is_some() {
             let healed = f.end_s().is_some_and(|e| e <= s.duration_s);
             let field = vec![key("faults"), Seg::Index(i), key("kind")];
-            check(healed, field, "checks.converge_within_s needs every fault healed before duration_s (give a crash restart_after_s)")?;
+            check_at(healed, field, "checks.converge_within_s needs every fault healed before duration_s (give a crash restart_after_s)")?;
         }
     }
     let b = &s.buggify;
     check(
         (0.0..=1.0).contains(&b.enable_probability) && (0.0..=1.0).contains(&b.fire_probability),
-        vec![key("buggify")],
+        &["buggify"],
         "probabilities must be in [0, 1]",
     )?;
     if let Some(r) = s.checks.max_error_ratio {
         check(
             (0.0..=1.0).contains(&r),
-            vec![key("checks"), key("max_error_ratio")],
+            &["checks", "max_error_ratio"],
             "must be in [0, 1]",
         )?;
+    }
+    if let Some((name, why)) = crate::checks::unmet(s) {
+        return Err((at(&["checks", name]), why));
     }
     Ok(())
 }
 
-fn validate_topology(t: &Topology) -> Result<(), Invalid> {
-    let tk = || vec![key("topology")];
+fn validate_links(t: &Topology) -> Result<(), Invalid> {
     check(
         !t.zones.is_empty(),
-        [tk(), vec![key("zones")]].concat(),
+        &["topology", "zones"],
         "name at least one zone",
     )?;
     for (i, z) in t.zones.iter().enumerate() {
         let dup = t.zones[..i].contains(z);
         check(
             !dup,
-            [tk(), vec![key("zones")]].concat(),
+            &["topology", "zones"],
             format!("zone `{z}` is listed twice"),
         )?;
     }
     within(
         t.default_link.latency.validate(),
-        [tk(), vec![key("default_link")]].concat(),
+        &["topology", "default_link"],
     )?;
     for (i, l) in t.links.iter().enumerate() {
-        let p = [tk(), vec![key("links"), Seg::Index(i)]].concat();
-        zones_known(t, &l.between, [p.clone(), vec![key("between")]].concat())?;
-        within(
-            l.latency.validate(),
-            [p.clone(), vec![key("latency")]].concat(),
-        )?;
-        check(
+        let p = |f: &str| vec![key("topology"), key("links"), Seg::Index(i), key(f)];
+        for z in &l.between {
+            check_at(
+                t.zones.contains(z),
+                p("between"),
+                format!("zone `{z}` is not in topology.zones {:?}", t.zones),
+            )?;
+        }
+        l.latency.validate().map_err(|m| (p("latency"), m))?;
+        check_at(
             (0.0..=1.0).contains(&l.loss),
-            [p, vec![key("loss")]].concat(),
+            p("loss"),
             "loss must be in [0, 1]",
         )?;
     }
-    let tiers: [(&str, u32, &Vec<String>); 3] = [
-        ("gateways", t.gateways.count, &t.gateways.zones),
-        ("services", t.services.count, &t.services.zones),
-        ("stores", t.stores.shards, &t.stores.zones),
-    ];
-    for (name, count, zones) in tiers {
-        let field = if name == "stores" { "shards" } else { "count" };
-        check(
-            (1..=64).contains(&count),
-            vec![key("topology"), key(name), key(field)],
-            "must be between 1 and 64",
-        )?;
-        check(
-            !zones.is_empty(),
-            vec![key("topology"), key(name), key("zones")],
-            "name at least one zone",
-        )?;
-        zones_known(t, zones, vec![key("topology"), key(name), key("zones")])?;
-    }
-    within(
-        t.gateways.config.validate(),
-        vec![key("topology"), key("gateways"), key("config")],
-    )?;
-    within(
-        t.services.config.validate(),
-        vec![key("topology"), key("services"), key("config")],
-    )?;
-    within(
-        t.stores.config.validate(),
-        vec![key("topology"), key("stores"), key("config")],
-    )?;
-    if let Some(a) = &t.archive {
-        within(
-            a.config.validate(),
-            vec![key("topology"), key("archive"), key("config")],
-        )?;
-    }
-    if let Some(st) = &t.sessions {
-        let p = |f: &str| vec![key("topology"), key("sessions"), key(f)];
-        within(st.config.validate(), p("config"))?;
-        within(st.client.validate(), p("client"))?;
-        check(
-            (1..=16).contains(&st.masters),
-            p("masters"),
-            "must be between 1 and 16",
-        )?;
-        check(
-            st.replicas <= 4,
-            p("replicas"),
-            "at most 4 replicas per master",
-        )?;
-        if let Some(m) = &st.migrate {
-            let ok = m.from < st.masters
-                && m.to < st.masters
-                && m.from != m.to
-                && m.slots > 0
-                && m.at_s >= 0.0
-                && u32::from(m.slots) <= 16_384 / st.masters;
-            check(
-                ok,
-                p("migrate"),
-                "from and to must be different master indexes, slots within from's range",
-            )?;
-        }
-        check(!st.zones.is_empty(), p("zones"), "name at least one zone")?;
-        zones_known(t, &st.zones, p("zones"))?;
-    }
-    if let Some(r) = &t.reshard {
-        let p = |f: &str| vec![key("topology"), key("reshard"), key(f)];
-        within(r.config.validate(), p("config"))?;
-        check(
-            (2..=64).contains(&r.to_shards),
-            p("to_shards"),
-            "must be between 2 and 64",
-        )?;
-        check(
-            t.stores.shards == 1 && t.stores.replicas == 0,
-            p("to_shards"),
-            "resharding splits a single unreplicated shard for now: set stores.shards = 1, replicas = 0",
-        )?;
-    }
-    if let Some(m) = &t.mirror {
-        within(
-            m.config.validate(),
-            vec![key("topology"), key("mirror"), key("config")],
-        )?;
-        check(
-            !m.zones.is_empty(),
-            vec![key("topology"), key("mirror"), key("zones")],
-            "name at least one zone",
-        )?;
-        zones_known(
-            t,
-            &m.zones,
-            vec![key("topology"), key("mirror"), key("zones")],
-        )?;
-    }
-    within(
-        t.stores.orchestrator.validate(),
-        vec![key("topology"), key("stores"), key("orchestrator")],
-    )?;
-    check(
-        t.stores.replicas <= 8,
-        vec![key("topology"), key("stores"), key("replicas")],
-        "at most 8 replicas per shard",
-    )?;
-    within(
-        t.stores.disk.sync_latency.validate(),
-        vec![key("topology"), key("stores"), key("disk")],
-    )?;
     Ok(())
 }
 
 /// Every zone in `zones` must be one of the topology's.
-fn zones_known(t: &Topology, zones: &[String], path: Vec<Seg>) -> Result<(), Invalid> {
+pub fn zones_known(t: &Topology, zones: &[String], path: &[&str]) -> Result<(), Invalid> {
     for z in zones {
         let known = t.zones.contains(z);
         check(
             known,
-            path.clone(),
+            path,
             format!("zone `{z}` is not in topology.zones {:?}", t.zones),
         )?;
     }
     Ok(())
 }
 
-/// Every node's name, in id order: gateways, services, stores, then the client.
-pub fn node_names(s: &Scenario) -> Vec<String> {
-    let t = &s.topology;
-    let mut names = Vec::new();
-    names.extend((0..t.gateways.count).map(|i| format!("gateway-{i}")));
-    names.extend((0..t.services.count).map(|i| format!("service-{i}")));
-    for s in 0..t.stores.shards {
-        names.extend((0..=t.stores.replicas).map(|r| StoreTier::member_name(s, r)));
-    }
-    if t.stores.replicas > 0 {
-        names.push("orchestrator".into());
-    }
-    if let Some(m) = &t.mirror {
-        for s in 0..t.stores.shards {
-            names.push(format!("mirror-{s}"));
-            names.extend(m.zones.iter().map(|z| format!("mirror-{s}-{z}")));
-        }
-    }
-    if let Some(r) = &t.reshard {
-        names.extend((0..r.to_shards).map(|i| format!("store-new-{i}")));
-        names.push("resharder".into());
-    }
-    if t.archive.is_some() {
-        names.push("archiver".into());
-    }
-    if let Some(st) = &t.sessions {
-        for m in 0..st.masters {
-            names.push(format!("session-{m}"));
-            names.extend((1..=st.replicas).map(|r| format!("session-{m}-r{r}")));
-        }
-        names.push("session-client".into());
-        if st.migrate.is_some() {
-            names.push("session-admin".into());
-        }
-    }
-    if s.workload.registers.is_some() {
-        names.push("registers".into());
-    }
-    names.push("client".into());
-    names
-}
-
-/// The nodes a selector names: `store-0`, `zone:az-a`, or `service-*`.
-pub fn select(selector: &str, names: &[String], zone_of: &dyn Fn(usize) -> String) -> Vec<usize> {
-    if let Some(zone) = selector.strip_prefix("zone:") {
-        return (0..names.len()).filter(|&i| zone_of(i) == zone).collect();
-    }
-    if let Some(prefix) = selector.strip_suffix('*') {
-        return (0..names.len())
-            .filter(|&i| names[i].starts_with(prefix))
-            .collect();
-    }
-    names
-        .iter()
-        .position(|n| n == selector)
-        .into_iter()
-        .collect()
-}
-
-/// The zone each node is placed in (round-robin over its tier's zones; the client in the
-/// workload's zone).
-pub fn placement(s: &Scenario) -> Vec<String> {
-    let t = &s.topology;
-    let mut zones = Vec::new();
-    let spread = |count: u32, zs: &Vec<String>, out: &mut Vec<String>| {
-        out.extend((0..count as usize).map(|i| zs[i % zs.len()].clone()));
-    };
-    spread(t.gateways.count, &t.gateways.zones, &mut zones);
-    spread(t.services.count, &t.services.zones, &mut zones);
-    let zs = &t.stores.zones;
-    for s in 0..t.stores.shards as usize {
-        zones.extend((0..=t.stores.replicas as usize).map(|r| zs[(s + r) % zs.len()].clone()));
-    }
-    if t.stores.replicas > 0 {
-        zones.push(zs[0].clone());
-    }
-    if let Some(m) = &t.mirror {
-        for s in 0..t.stores.shards as usize {
-            zones.push(zs[s % zs.len()].clone());
-            zones.extend(m.zones.iter().cloned());
-        }
-    }
-    if let Some(r) = &t.reshard {
-        zones.extend((0..r.to_shards as usize).map(|i| zs[i % zs.len()].clone()));
-        zones.push(zs[0].clone());
-    }
-    if t.archive.is_some() {
-        zones.push(zs[0].clone());
-    }
-    if let Some(st) = &t.sessions {
-        let sz = &st.zones;
-        for m in 0..st.masters as usize {
-            zones.extend((0..=st.replicas as usize).map(|r| sz[(m + r) % sz.len()].clone()));
-        }
-        zones.push(s.workload.zone.clone());
-        if st.migrate.is_some() {
-            zones.push(s.workload.zone.clone());
-        }
-    }
-    if s.workload.registers.is_some() {
-        zones.push(s.workload.zone.clone());
-    }
-    zones.push(s.workload.zone.clone());
-    zones
-}
-
-fn validate_fault(f: &Fault, i: usize, s: &Scenario, names: &[String]) -> Result<(), Invalid> {
+fn validate_fault(f: &Fault, i: usize, s: &Scenario, plan: &Plan) -> Result<(), Invalid> {
     let p = |field: &str| vec![key("faults"), Seg::Index(i), key(field)];
     let at = f.at_s();
-    check(
+    check_at(
         at >= 0.0 && at <= s.duration_s,
         p("at_s"),
         format!(
@@ -882,25 +691,24 @@ fn validate_fault(f: &Fault, i: usize, s: &Scenario, names: &[String]) -> Result
         ),
     )?;
     if let Some(end) = f.end_s() {
-        check(
+        check_at(
             end >= at && end.is_finite(),
             p("duration_s"),
             "durations must be >= 0",
         )?;
     }
-    let placed = placement(s);
-    let zone_of = |n: usize| placed[n].clone();
     let nodes_exist = |sel: &str, field: &str| {
-        check(
-            !select(sel, names, &zone_of).is_empty(),
+        check_at(
+            !plan.select(sel).is_empty(),
             p(field),
             format!(
-                "`{sel}` names no node; nodes are {names:?} (or use zone:NAME, or a prefix with *)"
+                "`{sel}` names no node; nodes are {:?} (or use zone:NAME, or a prefix with *)",
+                plan.names()
             ),
         )
     };
     let zone_exists = |z: &str, field: &str| {
-        check(
+        check_at(
             s.topology.zones.iter().any(|x| x == z),
             p(field),
             format!("zone `{z}` is not in topology.zones {:?}", s.topology.zones),
@@ -914,7 +722,7 @@ fn validate_fault(f: &Fault, i: usize, s: &Scenario, names: &[String]) -> Result
         } => {
             nodes_exist(node, "node")?;
             if let Some(d) = restart_after_s {
-                check(*d >= 0.0, p("restart_after_s"), "must be >= 0")?;
+                check_at(*d >= 0.0, p("restart_after_s"), "must be >= 0")?;
             }
         }
         Fault::Restart { node, .. } | Fault::ClockSkew { node, .. } => nodes_exist(node, "node")?,
@@ -933,7 +741,7 @@ fn validate_fault(f: &Fault, i: usize, s: &Scenario, names: &[String]) -> Result
         } => {
             zone_exists(&between[0], "between")?;
             zone_exists(&between[1], "between")?;
-            check(
+            check_at(
                 (0.0..=1.0).contains(probability),
                 p("probability"),
                 "must be in [0, 1]",
@@ -944,17 +752,17 @@ fn validate_fault(f: &Fault, i: usize, s: &Scenario, names: &[String]) -> Result
         } => {
             zone_exists(&between[0], "between")?;
             zone_exists(&between[1], "between")?;
-            check(*extra_ms >= 0.0, p("extra_ms"), "must be >= 0")?;
+            check_at(*extra_ms >= 0.0, p("extra_ms"), "must be >= 0")?;
         }
         Fault::DiskSlow { node, factor, .. } => {
             nodes_exist(node, "node")?;
-            check(*factor >= 0.0, p("factor"), "must be >= 0")?;
+            check_at(*factor >= 0.0, p("factor"), "must be >= 0")?;
         }
         Fault::DiskErrors {
             node, probability, ..
         } => {
             nodes_exist(node, "node")?;
-            check(
+            check_at(
                 (0.0..=1.0).contains(probability),
                 p("probability"),
                 "must be in [0, 1]",
@@ -965,12 +773,12 @@ fn validate_fault(f: &Fault, i: usize, s: &Scenario, names: &[String]) -> Result
         jump_ms, drift_ppm, ..
     } = f
     {
-        check(
+        check_at(
             *jump_ms >= 0.0,
             p("jump_ms"),
             "clocks only jump forward (monotonic time); use a negative drift_ppm for a slow clock",
         )?;
-        check(
+        check_at(
             drift_ppm.abs() < 500_000.0,
             p("drift_ppm"),
             "must be within +-500000 ppm",

@@ -1,6 +1,7 @@
 use crate::shipped;
+use minitwin_sim::outcome::RunOutcome;
 use minitwin_sim::report;
-use minitwin_sim::runner::{run, RunOptions, RunOutcome};
+use minitwin_sim::run::{run, RunOptions};
 use minitwin_sim::scenario::Scenario;
 use minitwin_sim::trace::first_divergence;
 

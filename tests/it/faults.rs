@@ -1,6 +1,6 @@
 use crate::inline;
 use minitwin_sim::checks::Class;
-use minitwin_sim::runner::{run, RunOptions};
+use minitwin_sim::run::{run, RunOptions};
 use minitwin_sim::scenario::Scenario;
 
 /// A write-heavy shard-crash script: store-0 loses power at 4 s and restarts at 7 s.
@@ -51,7 +51,7 @@ linearizable = true
 fn a_shard_crash_under_write_load_fails_requests_then_recovers_without_losing_acked_writes() {
     let o = run(&shard_crash(false), 3, &RunOptions::default(), &mut |_| {});
     let durability = o.checks.iter().find(|c| c.name == "durability").unwrap();
-    assert!(durability.passed, "{}", durability.detail);
+    assert!(durability.passed(), "{}", durability.detail);
     assert!(o.summary.acked_writes_total > 5_000, "{:?}", o.summary);
     // Before the crash: no errors. While store-0 is down: errors. After it is back: none again.
     let errors =
@@ -78,7 +78,7 @@ fn the_durability_checker_catches_a_store_that_acknowledges_before_syncing() {
     let o = run(&shard_crash(true), 3, &RunOptions::default(), &mut |_| {});
     let durability = o.checks.iter().find(|c| c.name == "durability").unwrap();
     assert!(
-        !durability.passed,
+        !durability.passed(),
         "the planted bug went unnoticed: {}",
         durability.detail
     );
@@ -108,14 +108,14 @@ fn partitions_clogs_loss_spikes_skew_and_disk_faults_all_run_from_a_scenario_fil
     };
     assert!(value("network", "messages_dropped_partition_total").unwrap() > 0.0);
     assert!(value("network", "messages_dropped_loss_total").unwrap() > 0.0);
-    assert!(o.checks.iter().all(|c| c.passed), "{:?}", o.checks);
+    assert!(o.checks.iter().all(|c| c.passed()), "{:?}", o.checks);
 }
 
 #[test]
 fn register_histories_stay_linearizable_through_a_shard_crash() {
     let o = run(&shard_crash(false), 5, &RunOptions::default(), &mut |_| {});
     let lin = o.checks.iter().find(|c| c.name == "linearizable").unwrap();
-    assert!(lin.passed, "{}", lin.detail);
+    assert!(lin.passed(), "{}", lin.detail);
     assert!(lin.detail.contains("3 keys"), "{}", lin.detail);
     let ops: usize = lin
         .detail
@@ -146,7 +146,7 @@ fn the_linearizability_checker_catches_reads_of_writes_that_a_crash_then_lost() 
             &mut |_| {},
         );
         let lin = o.checks.iter().find(|c| c.name == "linearizable").unwrap();
-        !lin.passed && lin.detail.contains("no order places")
+        !lin.passed() && lin.detail.contains("no order places")
     });
     assert!(caught, "the planted bug went unnoticed in 5 seeds");
 }

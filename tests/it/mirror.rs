@@ -3,7 +3,8 @@
 
 use crate::shipped;
 use minitwin_sim::checks::Class;
-use minitwin_sim::runner::{run, RunOptions, RunOutcome};
+use minitwin_sim::outcome::RunOutcome;
+use minitwin_sim::run::{run, RunOptions};
 use minitwin_sim::scenario::{Fault, Scenario};
 
 fn go(s: &Scenario, seed: u64) -> RunOutcome {
@@ -30,7 +31,7 @@ fn mirror_copies_in_other_zones_see_every_write_within_the_batch_interval_plus_a
     s.workload.rate = minitwin_sim::workload::RateCurve::Constant { rps: 1000.0 };
     let o = go(&s, 1);
     let mirror = o.checks.iter().find(|c| c.name == "mirror").unwrap();
-    assert!(mirror.passed, "{}", mirror.detail);
+    assert!(mirror.passed(), "{}", mirror.detail);
     for copy in [
         "mirror-0-az-b",
         "mirror-0-az-c",
@@ -57,7 +58,7 @@ fn a_restarted_mirror_job_resumes_from_its_checkpoint_with_nothing_skipped() {
     }];
     let o = go(&s, 2);
     let mirror = o.checks.iter().find(|c| c.name == "mirror").unwrap();
-    assert!(mirror.passed, "{}", mirror.detail);
+    assert!(mirror.passed(), "{}", mirror.detail);
     assert_eq!(value(&o, "mirror-0", "crashes_total"), 1.0);
 }
 
@@ -73,7 +74,7 @@ fn the_mirror_check_catches_a_checkpoint_advanced_before_the_copies_applied() {
     }];
     let healthy = go(&s, 3);
     assert!(
-        healthy.checks.iter().all(|c| c.passed),
+        healthy.checks.iter().all(|c| c.passed()),
         "{:?}",
         healthy.checks
     );
@@ -86,7 +87,7 @@ fn the_mirror_check_catches_a_checkpoint_advanced_before_the_copies_applied() {
     let broken = go(&s, 3);
     let mirror = broken.checks.iter().find(|c| c.name == "mirror").unwrap();
     assert!(
-        !mirror.passed,
+        !mirror.passed(),
         "the skipped batch went unnoticed: {}",
         mirror.detail
     );

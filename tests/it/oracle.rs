@@ -49,7 +49,8 @@ fn measure(lambda: f64, seed: u64) -> Measured {
     let s = mmc(lambda, 420.0);
     let mut w = build(&s, seed, false);
     w.sim.run_until(w.end_ns, &mut |_| {});
-    let m = &w.sim.env(w.services[0]).metrics;
+    let service = w.plan.ids(minitwin_sim::tiers::service::SERVICE)[0];
+    let m = &w.sim.env(service).metrics;
     let completed = m.counter_value("service_completed_total").unwrap() as f64;
     let arrived = m.counter_value("service_requests_total").unwrap() as f64;
     let window_s = s.duration_s - s.warmup_s;

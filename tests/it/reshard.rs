@@ -1,7 +1,8 @@
 //! Live resharding 1 -> 4 under load, and verification catching a copy that skipped records.
 
 use crate::shipped;
-use minitwin_sim::runner::{run, RunOptions, RunOutcome};
+use minitwin_sim::outcome::RunOutcome;
+use minitwin_sim::run::{run, RunOptions};
 
 fn value(o: &RunOutcome, component: &str, metric: &str) -> f64 {
     o.rows
@@ -15,7 +16,7 @@ fn a_live_split_into_four_shards_cuts_over_in_milliseconds_without_losing_a_writ
     let mut s = shipped("reshard-1-to-4");
     s.duration_s = 35.0;
     let o = run(&s, 2, &RunOptions::default(), &mut |_| {});
-    assert!(o.checks.iter().all(|c| c.passed), "{:?}", o.checks);
+    assert!(o.checks.iter().all(|c| c.passed()), "{:?}", o.checks);
     let durability = o.checks.iter().find(|c| c.name == "durability").unwrap();
     assert!(durability.detail.contains("lost"), "{}", durability.detail);
     let cutover_ms = value(&o, "resharder", "reshard_cutover_ms");
@@ -46,7 +47,7 @@ fn verification_catches_a_copy_that_skipped_records_and_aborts_the_cut_over() {
     );
     let durability = o.checks.iter().find(|c| c.name == "durability").unwrap();
     assert!(
-        durability.passed,
+        durability.passed(),
         "the old shard still holds everything: {}",
         durability.detail
     );

@@ -2,7 +2,8 @@
 //! read-your-writes check catching a client that reads from replicas.
 
 use crate::shipped;
-use minitwin_sim::runner::{run, RunOptions, RunOutcome};
+use minitwin_sim::outcome::RunOutcome;
+use minitwin_sim::run::{run, RunOptions};
 use minitwin_sim::scenario::Scenario;
 
 fn go(s: &Scenario, seed: u64) -> RunOutcome {
@@ -73,7 +74,7 @@ fn the_sessions_check_catches_reads_from_replicas_that_miss_acknowledged_writes(
         .find(|c| c.name == "sessions")
         .unwrap();
     assert!(
-        c.passed && c.detail.contains("read-your-writes violations 0"),
+        c.passed() && c.detail.contains("read-your-writes violations 0"),
         "{}",
         c.detail
     );
@@ -86,7 +87,7 @@ fn the_sessions_check_catches_reads_from_replicas_that_miss_acknowledged_writes(
     let broken = go(&s, 1);
     let c = broken.checks.iter().find(|c| c.name == "sessions").unwrap();
     assert!(
-        !c.passed,
+        c.failed(),
         "stale replica reads went unnoticed: {}",
         c.detail
     );
@@ -99,7 +100,7 @@ fn a_live_slot_migration_redirects_with_ask_then_moved_and_loses_nothing() {
     for seed in 1..=3 {
         let o = go(&s, seed);
         let c = o.checks.iter().find(|c| c.name == "sessions").unwrap();
-        assert!(c.passed, "seed {seed}: {}", c.detail);
+        assert!(c.passed(), "seed {seed}: {}", c.detail);
         assert!(
             c.detail.contains("acknowledged writes lost 0"),
             "seed {seed}: {}",
@@ -111,7 +112,7 @@ fn a_live_slot_migration_redirects_with_ask_then_moved_and_loses_nothing() {
             .iter()
             .find(|c| c.name == "session_convergence")
             .unwrap();
-        assert!(conv.passed, "seed {seed}: {}", conv.detail);
+        assert!(conv.passed(), "seed {seed}: {}", conv.detail);
         let value = |comp: &str, m: &str| {
             o.rows
                 .iter()

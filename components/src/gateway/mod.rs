@@ -20,6 +20,11 @@ use lru::Lru;
 use serde::Deserialize;
 use swrr::Swrr;
 
+/// Responses served from the cache (the name of the counter, for readers of the registry).
+pub const CACHE_HITS_TOTAL: &str = "gateway_cache_hits_total";
+/// Cacheable requests the cache could not serve.
+pub const CACHE_MISSES_TOTAL: &str = "gateway_cache_misses_total";
+
 /// Gateway parameters; defaults are nginx's where nginx has one.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -314,8 +319,8 @@ impl Component for Gateway {
         let m = ctx.metrics();
         self.ids = Some(Ids {
             requests: m.counter("gateway_requests_total"),
-            cache_hits: m.counter("gateway_cache_hits_total"),
-            cache_misses: m.counter("gateway_cache_misses_total"),
+            cache_hits: m.counter(CACHE_HITS_TOTAL),
+            cache_misses: m.counter(CACHE_MISSES_TOTAL),
             limited: m.counter("gateway_rate_limited_total"),
             upstream_requests: m.counter("gateway_upstream_requests_total"),
             upstream_timeouts: m.counter("gateway_upstream_timeouts_total"),

@@ -37,6 +37,11 @@ impl SessionConfig {
     }
 }
 
+/// Promotions of this node from replica to master (the counter's name).
+pub const FAILOVERS_TOTAL: &str = "session_failovers_total";
+/// When this node was last promoted, in ms of its local clock (the gauge's name).
+pub const PROMOTED_AT_MS: &str = "session_promoted_at_ms";
+
 struct Ids {
     commands: CounterId,
     moved: CounterId,
@@ -711,8 +716,8 @@ impl Component for SessionNode {
             ask: m.counter("session_ask_total"),
             migrated_keys: m.counter("session_migrated_keys_total"),
             down: m.counter("session_down_total"),
-            failovers: m.counter("session_failovers_total"),
-            promoted_at_ms: m.gauge("session_promoted_at_ms", "ms"),
+            failovers: m.counter(FAILOVERS_TOTAL),
+            promoted_at_ms: m.gauge(PROMOTED_AT_MS, "ms"),
         });
         // A restarted node comes back with the initial layout and no data (no persistence):
         // gossip tells it whether it still owns its slots.

@@ -1,0 +1,36 @@
+//! SLO: failed or timed-out requests over all answered requests of the measured window, at most
+//! `max_error_ratio`.
+
+use super::{always, CheckResult, Checker, Class, Registration};
+use crate::evidence::Evidence;
+use crate::plan::Plan;
+use crate::scenario::Scenario;
+
+pub static REGISTRATION: Registration = Registration {
+    name: "max_error_ratio",
+    enabled: |s| s.checks.max_error_ratio.is_some(),
+    requires: always,
+    make,
+};
+
+fn make(s: &Scenario, _: &Plan) -> Box<dyn Checker> {
+    Box::new(MaxErrorRatio {
+        limit: s.checks.max_error_ratio.unwrap_or(1.0),
+    })
+}
+
+struct MaxErrorRatio {
+    limit: f64,
+}
+
+impl Checker for MaxErrorRatio {
+    fn verdict(&mut self, ev: &Evidence<'_>) -> CheckResult {
+        let ratio = ev.summary.error_ratio;
+        CheckResult::new(
+            "max_error_ratio",
+            Class::Liveness,
+            ratio <= self.limit,
+            format!("error ratio {ratio:.5} (limit {})", self.limit),
+        )
+    }
+}

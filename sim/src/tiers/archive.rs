@@ -1,0 +1,96 @@
+//! The cold-storage archiver (`topology.archive`): one node `archiver` in the first store zone,
+//! and its daily accounting (`archive.csv`).
+
+use super::{RunView, Tier, TierReport};
+use crate::evidence::Evidence;
+use crate::kernel::Factory;
+use crate::outcome::Table;
+use crate::plan::{Plan, Role};
+use crate::scenario::{within, Invalid, Scenario};
+use minitwin_components::archive::Archiver;
+use minitwin_components::NodeId;
+
+pub const ARCHIVER: Role = Role("archiver");
+
+pub struct Archiving;
+
+impl Tier for Archiving {
+    fn key(&self) -> &'static str {
+        "topology.archive"
+    }
+
+    fn validate(&self, s: &Scenario) -> Result<(), Invalid> {
+        match &s.topology.archive {
+            Some(a) => within(a.config.validate(), &["topology", "archive", "config"]),
+            None => Ok(()),
+        }
+    }
+
+    fn plan(&self, s: &Scenario, plan: &mut Plan) {
+        if s.topology.archive.is_some() {
+            let zone = &s.topology.stores.zones[0];
+            plan.add("archiver".into(), zone, ARCHIVER, 0, 0);
+        }
+    }
+
+    fn build(&self, s: &Scenario, plan: &Plan, _end_ns: u64, out: &mut Vec<(NodeId, Factory)>) {
+        let (Some(a), Some(id)) = (&s.topology.archive, plan.one(ARCHIVER)) else {
+            return;
+        };
+        let config = a.config.clone();
+        out.push((
+            id,
+            Box::new(move || Box::new(Archiver::new(config.clone()))),
+        ));
+    }
+
+    fn report(&self, run: &RunView<'_>, _: &Evidence<'_>, out: &mut TierReport) {
+        let Some(archiver) = run
+            .plan
+            .one(ARCHIVER)
+            .and_then(|n| run.sim.component::<Archiver>(n))
+        else {
+            return;
+        };
+        if let Some(d) = archiver.days.last() {
+            out.lines.push((
+                "archive".into(),
+                format!(
+                    "day {}: {} objects, hot fraction {:.3}, storage efficiency {:.3}, {:.2}/month",
+                    d.day, d.objects, d.hot_fraction, d.storage_efficiency, d.cost_per_month
+                ),
+            ));
+        }
+        if archiver.days.is_empty() {
+            return;
+        }
+        let rows = archiver
+            .days
+            .iter()
+            .map(|d| {
+                vec![
+                    d.day.to_string(),
+                    d.objects.to_string(),
+                    format!("{}", d.logical_bytes),
+                    format!("{}", d.billed_bytes),
+                    format!("{:.6}", d.hot_fraction),
+                    format!("{:.6}", d.storage_efficiency),
+                    format!("{:.2}", d.cost_per_month),
+                ]
+            })
+            .collect();
+        out.tables.push(Table {
+            file: "archive.csv",
+            header: vec![
+                "day",
+                "objects",
+                "logical_bytes",
+                "billed_bytes",
+                "hot_fraction",
+                "storage_efficiency",
+                "cost_per_month",
+            ],
+            rows,
+        });
+    }
+}

@@ -1,0 +1,59 @@
+//! The edge: nginx-like gateways in front of the service tier (`topology.gateways`).
+
+use super::{RunView, Tier};
+use crate::evidence::Evidence;
+use crate::kernel::Factory;
+use crate::plan::{Plan, Role};
+use crate::scenario::{count_and_zones, within, Invalid, Scenario};
+use crate::tiers::service::SERVICE;
+use minitwin_components::gateway::{Gateway, CACHE_HITS_TOTAL, CACHE_MISSES_TOTAL};
+use minitwin_components::NodeId;
+
+pub const GATEWAY: Role = Role("gateway");
+
+pub struct Edge;
+
+impl Tier for Edge {
+    fn key(&self) -> &'static str {
+        "topology.gateways"
+    }
+
+    fn validate(&self, s: &Scenario) -> Result<(), Invalid> {
+        let g = &s.topology.gateways;
+        count_and_zones(s, "gateways", "count", g.count, &g.zones)?;
+        within(g.config.validate(), &["topology", "gateways", "config"])
+    }
+
+    fn plan(&self, s: &Scenario, plan: &mut Plan) {
+        let g = &s.topology.gateways;
+        for i in 0..g.count {
+            let zone = &g.zones[i as usize % g.zones.len()];
+            plan.add(format!("gateway-{i}"), zone, GATEWAY, 0, i);
+        }
+    }
+
+    fn build(&self, s: &Scenario, plan: &Plan, _end_ns: u64, out: &mut Vec<(NodeId, Factory)>) {
+        let ups: Vec<(NodeId, u32)> = plan.ids(SERVICE).into_iter().map(|n| (n, 1)).collect();
+        for id in plan.ids(GATEWAY) {
+            let (config, ups) = (s.topology.gateways.config.clone(), ups.clone());
+            out.push((
+                id,
+                Box::new(move || Box::new(Gateway::new(config.clone(), &ups))),
+            ));
+        }
+    }
+
+    fn collect<'a>(&self, run: &RunView<'a>, ev: &mut Evidence<'a>) {
+        let (mut hits, mut misses) = (0, 0);
+        for g in run.plan.ids(GATEWAY) {
+            let m = &run.sim.env(g).metrics;
+            hits += m.counter_value(CACHE_HITS_TOTAL).unwrap_or(0);
+            misses += m.counter_value(CACHE_MISSES_TOTAL).unwrap_or(0);
+        }
+        ev.summary.cache_hit_ratio = if hits + misses == 0 {
+            0.0
+        } else {
+            hits as f64 / (hits + misses) as f64
+        };
+    }
+}

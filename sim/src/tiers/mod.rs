@@ -1,0 +1,95 @@
+//! Tiers: one module per part of the topology, and the registry of them.
+//!
+//! A tier validates its part of the scenario, plans its nodes, builds their components, and
+//! after the run reads its own components into the [`Evidence`] that checkers judge and into
+//! its summary lines and result rows. Adding a tier is its module, its components, and one line
+//! in [`TIERS`].
+//!
+//! Reading order: [`edge`] (gateways), [`service`], [`store`] (shards, replicas and the
+//! orchestrator), [`mirror`], [`reshard`], [`archive`], [`sessions`], [`registers`] and
+//! [`users`] (the workload's client, last so that it sees every other tier's nodes).
+
+pub mod archive;
+pub mod edge;
+pub mod mirror;
+pub mod registers;
+pub mod reshard;
+pub mod service;
+pub mod sessions;
+pub mod store;
+pub mod users;
+
+use crate::evidence::Evidence;
+use crate::kernel::{Factory, Sim};
+use crate::outcome::{Row, Table};
+use crate::plan::Plan;
+use crate::scenario::{Invalid, Scenario};
+use minitwin_components::NodeId;
+
+/// Every tier, in the order their nodes are planned (and so numbered).
+pub static TIERS: &[&dyn Tier] = &[
+    &edge::Edge,
+    &service::Services,
+    &store::Stores,
+    &mirror::Mirroring,
+    &reshard::Resharding,
+    &archive::Archiving,
+    &sessions::Sessions,
+    &registers::Registers,
+    &users::Users,
+];
+
+/// What a finished run offers a tier: the scenario, the plan and the simulation.
+pub struct RunView<'a> {
+    pub scenario: &'a Scenario,
+    pub plan: &'a Plan,
+    pub sim: &'a Sim,
+}
+
+/// A tier's contribution to the report.
+#[derive(Debug, Default)]
+pub struct TierReport {
+    /// Summary lines (label, text), printed after the core numbers.
+    pub lines: Vec<(String, String)>,
+    /// Rows for `metrics.csv`, beside every node's own metrics.
+    pub rows: Vec<Row>,
+    /// Extra CSV files (one row per day of the archiver, for example).
+    pub tables: Vec<Table>,
+}
+
+/// One part of the topology.
+pub trait Tier: Sync {
+    /// Its key in scenario files (`topology.stores`), for messages.
+    fn key(&self) -> &'static str;
+
+    /// Checks its part of the scenario: ranges, zones, references to other tiers.
+    fn validate(&self, _s: &Scenario) -> Result<(), Invalid> {
+        Ok(())
+    }
+
+    /// Adds its nodes to the plan (none when the scenario does not have this tier).
+    fn plan(&self, s: &Scenario, plan: &mut Plan);
+
+    /// A factory for every node it planned.
+    fn build(&self, s: &Scenario, plan: &Plan, end_ns: u64, out: &mut Vec<(NodeId, Factory)>);
+
+    /// After the run: reads its own components into the evidence.
+    fn collect<'a>(&self, _run: &RunView<'a>, _ev: &mut Evidence<'a>) {}
+
+    /// After the checks: its summary lines, rows and tables.
+    fn report(&self, _run: &RunView<'_>, _ev: &Evidence<'_>, _out: &mut TierReport) {}
+}
+
+/// The scenario as a plan: every tier adds its nodes, in registration order.
+pub fn plan(s: &Scenario) -> Plan {
+    let mut plan = Plan::new(&s.topology.zones);
+    for tier in TIERS {
+        tier.plan(s, &mut plan);
+    }
+    plan
+}
+
+/// Every tier's validation, in registration order; the first problem wins.
+pub fn validate(s: &Scenario) -> Result<(), Invalid> {
+    TIERS.iter().try_for_each(|t| t.validate(s))
+}

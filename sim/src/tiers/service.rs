@@ -1,0 +1,46 @@
+//! The service cluster: instances with worker pools calling the store shards
+//! (`topology.services`).
+
+use super::Tier;
+use crate::kernel::Factory;
+use crate::plan::{Plan, Role};
+use crate::scenario::{count_and_zones, within, Invalid, Scenario};
+use crate::tiers::store::STORE;
+use minitwin_components::service::Service;
+use minitwin_components::NodeId;
+
+pub const SERVICE: Role = Role("service");
+
+pub struct Services;
+
+impl Tier for Services {
+    fn key(&self) -> &'static str {
+        "topology.services"
+    }
+
+    fn validate(&self, s: &Scenario) -> Result<(), Invalid> {
+        let t = &s.topology.services;
+        count_and_zones(s, "services", "count", t.count, &t.zones)?;
+        within(t.config.validate(), &["topology", "services", "config"])
+    }
+
+    fn plan(&self, s: &Scenario, plan: &mut Plan) {
+        let t = &s.topology.services;
+        for i in 0..t.count {
+            let zone = &t.zones[i as usize % t.zones.len()];
+            plan.add(format!("service-{i}"), zone, SERVICE, 0, i);
+        }
+    }
+
+    fn build(&self, s: &Scenario, plan: &Plan, _end_ns: u64, out: &mut Vec<(NodeId, Factory)>) {
+        // Every service starts out routing to each shard's initial primary.
+        let primaries: Vec<NodeId> = plan.groups(STORE).iter().map(|m| m[0]).collect();
+        for id in plan.ids(SERVICE) {
+            let (config, shards) = (s.topology.services.config.clone(), primaries.clone());
+            out.push((
+                id,
+                Box::new(move || Box::new(Service::new(config.clone(), &shards))),
+            ));
+        }
+    }
+}
