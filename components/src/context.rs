@@ -5,6 +5,7 @@
 
 use crate::metrics::Metrics;
 use crate::msg::{Msg, Timer};
+use crate::observe::Observation;
 use crate::rng::Rng;
 
 /// Index of a node in its topology. Stable for the whole run, across crashes and restarts.
@@ -41,6 +42,28 @@ impl std::fmt::Display for DiskError {
     }
 }
 
+/// What a node's disk held when it started: its last checkpoint and the durable records after it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// The last checkpoint: the log sequence number it covers and its bytes.
+    pub snapshot: Option<(u64, Vec<u8>)>,
+    /// Durable records after the checkpoint, oldest first: the first has lsn `snapshot lsn + 1`
+    /// (or 1 without a checkpoint).
+    pub records: Vec<Vec<u8>>,
+}
+
+impl Recovered {
+    /// The lsn of the last checkpoint (0 without one).
+    pub fn base_lsn(&self) -> u64 {
+        self.snapshot.as_ref().map_or(0, |s| s.0)
+    }
+
+    /// The lsn of the last durable record.
+    pub fn tail_lsn(&self) -> u64 {
+        self.base_lsn() + self.records.len() as u64
+    }
+}
+
 /// Everything a component may use. One per node; handed to every callback.
 pub trait Context {
     /// This node's local clock in nanoseconds (simulated time plus this node's skew).
@@ -61,15 +84,23 @@ pub trait Context {
     /// Asks for everything appended so far to be made durable; completion arrives as
     /// [`Component::on_disk`].
     fn disk_sync(&mut self);
-    /// The records that survived the last crash, oldest first (read at start-up).
-    fn disk_recover(&mut self) -> Vec<Vec<u8>>;
-    /// Cuts the log back to its first `len` records, durably (a diverged replica rewinding to
-    /// its new primary's history). Records past `len` are gone, synced or not.
-    fn disk_truncate(&mut self, len: u64);
+    /// What survived the last crash: the last checkpoint and the durable records after it
+    /// (read at start-up).
+    fn disk_recover(&mut self) -> Recovered;
+    /// Cuts the log back to its first `lsn` records, durably (a diverged replica rewinding to
+    /// its new primary's history). Records past `lsn` are gone, synced or not. `lsn` is never
+    /// below the last checkpoint.
+    fn disk_truncate(&mut self, lsn: u64);
+    /// Replaces every record up to `lsn` (which must be durable) with `snapshot`, durably and
+    /// at once: a checkpoint, after which the log before it is purged, as a binlog is.
+    fn disk_checkpoint(&mut self, lsn: u64, snapshot: Vec<u8>);
     /// This node's metrics registry; it outlives crashes of the component.
     fn metrics(&mut self) -> &mut Metrics;
     /// A named fault point (buggify): true when this run enabled `point` and it fires now.
     fn fault(&mut self, point: &'static str) -> bool;
+    /// Reports a rare event for checkers and logs (a promotion, a semi-sync fallback); the
+    /// simulator stamps it with the simulated time and node, the driver logs it.
+    fn observe(&mut self, observation: Observation);
 }
 
 /// A component: a state machine driven by messages, timers and disk completions.

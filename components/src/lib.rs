@@ -4,6 +4,7 @@
 //! - [`context`]: the one seam. [`Context`] is all a component may touch (time, send, timers,
 //!   its RNG stream, its disk, its metrics, fault points); [`Component`] is what it must answer.
 //! - [`msg`]: the messages that cross the network, and the timer tokens.
+//! - [`observe`]: the rare events a component reports for checkers and logs.
 //! - [`rng`]: the per-node ChaCha8 stream and the distributions drawn from it.
 //! - [`metrics`]: the per-node registry (counters, gauges, histograms) handed out by the context.
 //! - [`detmap`]: a lookup-only hash map with a fixed hasher (no iteration, so no order leaks).
@@ -50,6 +51,7 @@ pub mod keyspace;
 pub mod metrics;
 pub mod mirror;
 pub mod msg;
+pub mod observe;
 pub mod repl;
 pub mod reshard;
 pub mod rng;
@@ -58,5 +60,6 @@ pub mod session;
 pub mod store;
 pub mod testing;
 
-pub use context::{Component, Context, DiskError, DiskEvent, NodeId, TimerId};
+pub use context::{Component, Context, DiskError, DiskEvent, NodeId, Recovered, TimerId};
+pub use observe::Observation;
 pub use msg::{Msg, Timer};

@@ -20,13 +20,13 @@
 //! record: lag explodes as its utilization nears 1) + the batch interval.
 
 use crate::context::{Component, Context, DiskEvent, NodeId};
-use crate::detmap::DetMap;
 use crate::metrics::{CounterId, GaugeId, HistId, LevelId};
 use crate::msg::{Msg, Timer};
 use crate::repl::ReplMsg;
 use crate::rng::{ms_to_ns, Dist};
 use serde::Deserialize;
-use std::collections::{BTreeSet, VecDeque};
+use crate::store::{decode_snapshot, encode_snapshot, Record};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// One record of the source's log, as mirrored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -99,6 +99,11 @@ impl MirrorConfig {
     }
 }
 
+/// Checkpoint records (8 bytes each) a mirror job's disk keeps before it folds them away.
+const CHECKPOINT_RECORDS_KEPT: u64 = 256;
+/// Records a mirror copy's disk keeps before it folds them into a snapshot of its data.
+const COPY_RECORDS_KEPT: u64 = 20_000;
+
 const TICK_FETCH: u32 = 1;
 const TICK_APPLY_TIMEOUT: u32 = 2;
 const TICK_APPLIED_ONE: u32 = 3;
@@ -125,8 +130,10 @@ pub struct Mirror {
     source_epoch: u64,
     replicas: Vec<NodeId>,
     checkpoint: u64,
-    /// A checkpoint written but not yet synced.
-    checkpoint_pending: Option<u64>,
+    /// A checkpoint written but not yet synced: (source lsn, its record's lsn on disk).
+    checkpoint_pending: Option<(u64, u64)>,
+    /// The disk lsn of the job's own last disk checkpoint.
+    disk_base_lsn: u64,
     batch: Option<Batch>,
     /// When the outstanding fetch was sent; a fetch unanswered for `apply_timeout_ms` is retried.
     fetch_sent_ns: Option<u64>,
@@ -143,6 +150,7 @@ impl Mirror {
             replicas: replicas.to_vec(),
             checkpoint: 0,
             checkpoint_pending: None,
+            disk_base_lsn: 0,
             batch: None,
             fetch_sent_ns: None,
             ids: None,
@@ -233,20 +241,30 @@ impl Mirror {
     }
 
     fn persist_checkpoint(&mut self, ctx: &mut dyn Context, lsn: u64) {
-        if ctx.disk_append(&lsn.to_le_bytes()).is_err() {
+        let Ok(disk_lsn) = ctx.disk_append(&lsn.to_le_bytes()) else {
             return; // the batch will be fetched and applied again: harmless
-        }
-        self.checkpoint_pending = Some(lsn);
+        };
+        self.checkpoint_pending = Some((lsn, disk_lsn));
         ctx.disk_sync();
     }
 
-    fn on_synced(&mut self, ctx: &mut dyn Context) {
-        if let Some(lsn) = self.checkpoint_pending.take() {
-            self.checkpoint = lsn;
-            let g = self.ids().checkpoint;
-            ctx.metrics().set(g, lsn as f64);
-            self.fetch(ctx); // more may be waiting: do not wait for the next tick
+    fn on_synced(&mut self, ctx: &mut dyn Context, synced: u64) {
+        let Some((lsn, disk_lsn)) = self.checkpoint_pending else {
+            return;
+        };
+        if synced < disk_lsn {
+            return;
         }
+        self.checkpoint_pending = None;
+        self.checkpoint = lsn;
+        let g = self.ids().checkpoint;
+        ctx.metrics().set(g, lsn as f64);
+        // Only the last checkpoint record matters: fold the older ones away now and then.
+        if disk_lsn >= self.disk_base_lsn + CHECKPOINT_RECORDS_KEPT {
+            ctx.disk_checkpoint(disk_lsn, lsn.to_le_bytes().to_vec());
+            self.disk_base_lsn = disk_lsn;
+        }
+        self.fetch(ctx); // more may be waiting: do not wait for the next tick
     }
 
     /// The apply timeout fired: resend the batch to the copies that have not acknowledged it, if
@@ -288,7 +306,12 @@ impl Component for Mirror {
             checkpoint: m.gauge("mirror_checkpoint_lsn", "lsn"),
         });
         let recovered = ctx.disk_recover();
-        if let Some(last) = recovered.last() {
+        self.disk_base_lsn = recovered.base_lsn();
+        let last = recovered
+            .records
+            .last()
+            .or(recovered.snapshot.as_ref().map(|s| &s.1));
+        if let Some(last) = last {
             self.checkpoint =
                 u64::from_le_bytes(last[..8].try_into().expect("checkpoints are 8 bytes"));
         }
@@ -334,8 +357,8 @@ impl Component for Mirror {
     }
 
     fn on_disk(&mut self, ctx: &mut dyn Context, event: DiskEvent) {
-        if let DiskEvent::Synced { .. } = event {
-            self.on_synced(ctx);
+        if let DiskEvent::Synced { lsn } = event {
+            self.on_synced(ctx, lsn);
         }
     }
 
@@ -353,13 +376,18 @@ struct ReplicaIds {
 }
 
 /// A read-only copy of one shard in another zone, written only by its mirror job.
+///
+/// Its disk holds the source's records in source order (so a record's lsn on this disk is its
+/// lsn at the source) and, now and then, a snapshot of its data that replaces them.
 pub struct MirrorReplica {
     config: MirrorConfig,
     job: NodeId,
-    data: DetMap<u64, u64>,
-    /// Records applied (durable once synced), in order.
-    log: Vec<MirrorRecord>,
+    data: BTreeMap<u64, u64>,
+    /// The last source lsn applied here (durable or not), and the last made durable.
+    applied_lsn: u64,
     durable_lsn: u64,
+    /// The source lsn of this copy's last snapshot.
+    base_lsn: u64,
     queue: VecDeque<MirrorRecord>,
     /// The last lsn queued or applied: the next record must follow it.
     queued_lsn: u64,
@@ -372,9 +400,10 @@ impl MirrorReplica {
         MirrorReplica {
             config,
             job,
-            data: DetMap::new(),
-            log: Vec::new(),
+            data: BTreeMap::new(),
+            applied_lsn: 0,
             durable_lsn: 0,
+            base_lsn: 0,
             queue: VecDeque::new(),
             queued_lsn: 0,
             applying: false,
@@ -391,9 +420,9 @@ impl MirrorReplica {
         self.data.get(&key).copied()
     }
 
-    /// The records applied, in order (source lsn, key, value).
-    pub fn records(&self) -> &[MirrorRecord] {
-        &self.log
+    /// Everything applied here (key -> value).
+    pub fn data(&self) -> &BTreeMap<u64, u64> {
+        &self.data
     }
 
     fn ids(&self) -> &ReplicaIds {
@@ -446,17 +475,21 @@ impl MirrorReplica {
         let (busy, now) = (self.ids().busy, ctx.now_ns());
         ctx.metrics().shift(busy, now, -1);
         let r = self.queue.pop_front().expect("applying a queued record");
-        let mut bytes = [0u8; 24];
-        bytes[..8].copy_from_slice(&r.lsn.to_le_bytes());
-        bytes[8..16].copy_from_slice(&r.key.to_le_bytes());
-        bytes[16..].copy_from_slice(&r.value.to_le_bytes());
-        if ctx.disk_append(&bytes).is_err() {
-            self.queue.clear(); // the job will resend from our durable position
-            self.queued_lsn = self.log.len() as u64;
-            return;
+        let record = Record {
+            key: r.key,
+            value: r.value,
+            epoch: 0,
+        };
+        match ctx.disk_append(&record.encode()) {
+            Ok(disk_lsn) => assert_eq!(disk_lsn, r.lsn, "a copy's disk follows source lsns"),
+            Err(_) => {
+                self.queue.clear(); // the job will resend from our durable position
+                self.queued_lsn = self.applied_lsn;
+                return;
+            }
         }
         self.data.insert(r.key, r.value);
-        self.log.push(r);
+        self.applied_lsn = r.lsn;
         let ids = self.ids();
         let (applied, vis) = (ids.applied, ids.visibility);
         ctx.metrics().add(applied, 1);
@@ -467,6 +500,19 @@ impl MirrorReplica {
             ctx.disk_sync();
         }
         self.apply_next(ctx);
+    }
+
+    /// With everything applied durable, folds the disk's records into a snapshot of the data
+    /// once there are enough of them.
+    fn maybe_checkpoint(&mut self, ctx: &mut dyn Context) {
+        let settled = self.queue.is_empty() && !self.applying;
+        if settled
+            && self.durable_lsn == self.applied_lsn
+            && self.durable_lsn >= self.base_lsn + COPY_RECORDS_KEPT
+        {
+            ctx.disk_checkpoint(self.durable_lsn, encode_snapshot(0, &self.data));
+            self.base_lsn = self.durable_lsn;
+        }
     }
 }
 
@@ -480,19 +526,18 @@ impl Component for MirrorReplica {
             visibility: m.histogram("mirror_visibility_delay_ns"),
             busy: m.level("mirror_applier_busy", "appliers"),
         });
-        for b in ctx.disk_recover() {
-            let word =
-                |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("24-byte records"));
-            let r = MirrorRecord {
-                lsn: word(0),
-                key: word(8),
-                value: word(16),
-                commit_ns: 0,
-            };
-            self.data.insert(r.key, r.value);
-            self.log.push(r);
+        let recovered = ctx.disk_recover();
+        if let Some((_, bytes)) = &recovered.snapshot {
+            let (_, data) = decode_snapshot(bytes).expect("a copy snapshots what it can decode");
+            self.data = data;
         }
-        self.durable_lsn = self.log.last().map_or(0, |r| r.lsn);
+        for bytes in &recovered.records {
+            let r = Record::decode(bytes).expect("a copy logs records it can decode");
+            self.data.insert(r.key, r.value);
+        }
+        self.base_lsn = recovered.base_lsn();
+        self.durable_lsn = recovered.tail_lsn();
+        self.applied_lsn = self.durable_lsn;
         self.queued_lsn = self.durable_lsn;
     }
 
@@ -514,16 +559,12 @@ impl Component for MirrorReplica {
 
     fn on_disk(&mut self, ctx: &mut dyn Context, event: DiskEvent) {
         if let DiskEvent::Synced { lsn } = event {
-            let durable = (lsn as usize).min(self.log.len());
-            self.durable_lsn = if durable == 0 {
-                0
-            } else {
-                self.log[durable - 1].lsn
-            };
+            self.durable_lsn = self.durable_lsn.max(lsn.min(self.applied_lsn));
             if self.queue.is_empty() && !self.applying {
                 let upto = self.durable_lsn;
                 ctx.send(self.job, Msg::Mirror(MirrorMsg::Applied { upto }));
             }
+            self.maybe_checkpoint(ctx);
         }
     }
 

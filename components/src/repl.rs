@@ -43,11 +43,14 @@ pub enum ReplMsg {
         from_lsn: u64,
         last_epoch: u64,
     },
-    /// Primary -> replica, every heartbeat interval: the heartbeat row (lag = now - ts).
+    /// Primary -> replica, every heartbeat interval: the heartbeat row (lag = now - ts), and
+    /// the settled point (every member and log reader holds the records up to `purge_lsn`), up
+    /// to which the replica may purge its log too.
     Heartbeat {
         epoch: u64,
         lsn: u64,
         ts_ns: u64,
+        purge_lsn: u64,
     },
     /// Orchestrator -> node.
     Probe {

@@ -3,9 +3,10 @@
 //! Time moves only when the test says; sent messages and set timers are collected for the test
 //! to inspect and deliver; the disk is a vector with an explicit durable mark.
 
-use crate::context::{Context, DiskError, NodeId, TimerId};
+use crate::context::{Context, DiskError, NodeId, Recovered, TimerId};
 use crate::metrics::Metrics;
 use crate::msg::{Msg, Timer};
+use crate::observe::Observation;
 use crate::rng::Rng;
 
 pub struct TestContext {
@@ -14,8 +15,14 @@ pub struct TestContext {
     pub sent: Vec<(NodeId, Msg)>,
     /// Pending timers: (due time, id, token). Cancelled timers are removed.
     pub timers: Vec<(u64, TimerId, Timer)>,
+    /// Records after the checkpoint; `log[i]` has lsn `base_lsn + 1 + i`.
     pub log: Vec<Vec<u8>>,
+    /// How many of `log` are durable.
     pub durable: usize,
+    /// The last checkpoint (lsn, bytes).
+    pub snapshot: Option<(u64, Vec<u8>)>,
+    pub base_lsn: u64,
+    pub observed: Vec<Observation>,
     pub sync_requests: u32,
     pub disk_fails: bool,
     pub rng: Rng,
@@ -33,6 +40,9 @@ impl TestContext {
             timers: Vec::new(),
             log: Vec::new(),
             durable: 0,
+            snapshot: None,
+            base_lsn: 0,
+            observed: Vec::new(),
             sync_requests: 0,
             disk_fails: false,
             rng: Rng::stream(0, "test"),
@@ -59,6 +69,11 @@ impl TestContext {
     /// Simulates a crash of the disk: unsynced records vanish.
     pub fn crash_disk(&mut self) {
         self.log.truncate(self.durable);
+    }
+
+    /// The lsn of the last durable record.
+    pub fn durable_lsn(&self) -> u64 {
+        self.base_lsn + self.durable as u64
     }
 }
 
@@ -92,17 +107,32 @@ impl Context for TestContext {
             return Err(DiskError::Io);
         }
         self.log.push(record.to_vec());
-        Ok(self.log.len() as u64)
+        Ok(self.base_lsn + self.log.len() as u64)
     }
     fn disk_sync(&mut self) {
         self.sync_requests += 1;
     }
-    fn disk_recover(&mut self) -> Vec<Vec<u8>> {
-        self.log[..self.durable].to_vec()
+    fn disk_recover(&mut self) -> Recovered {
+        Recovered {
+            snapshot: self.snapshot.clone(),
+            records: self.log[..self.durable].to_vec(),
+        }
     }
-    fn disk_truncate(&mut self, len: u64) {
-        self.log.truncate(len as usize);
+    fn disk_truncate(&mut self, lsn: u64) {
+        assert!(lsn >= self.base_lsn, "never truncate below a checkpoint");
+        self.log.truncate((lsn - self.base_lsn) as usize);
         self.durable = self.durable.min(self.log.len());
+    }
+    fn disk_checkpoint(&mut self, lsn: u64, snapshot: Vec<u8>) {
+        let n = lsn.checked_sub(self.base_lsn).expect("checkpoints move forward") as usize;
+        assert!(n <= self.durable, "a checkpoint covers durable records only");
+        self.log.drain(..n);
+        self.durable -= n;
+        self.base_lsn = lsn;
+        self.snapshot = Some((lsn, snapshot));
+    }
+    fn observe(&mut self, observation: Observation) {
+        self.observed.push(observation);
     }
     fn metrics(&mut self) -> &mut Metrics {
         &mut self.metrics

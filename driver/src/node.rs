@@ -4,7 +4,9 @@ use crate::disk::FileLog;
 use crate::net::{self, Peers};
 use minitwin_components::metrics::Metrics;
 use minitwin_components::rng::Rng;
-use minitwin_components::{Component, Context, DiskError, DiskEvent, Msg, NodeId, Timer, TimerId};
+use minitwin_components::{
+    Component, Context, DiskError, DiskEvent, Msg, NodeId, Observation, Recovered, Timer, TimerId,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,7 +42,7 @@ pub struct TokioContext {
     rng: Rng,
     metrics: Metrics,
     log: FileLog,
-    recovered: Vec<Vec<u8>>,
+    recovered: Recovered,
     peers: Peers,
     next_timer: u32,
     cancelled: BTreeSet<u32>,
@@ -100,24 +102,37 @@ impl Context for TokioContext {
                     self.log.path().display()
                 );
                 DiskEvent::SyncFailed {
-                    lsn: self.log.len(),
+                    lsn: self.log.tail_lsn(),
                 }
             }
         };
         // Completion arrives as a later event, as it does in the simulator.
         let _ = self.events.send(Event::Disk(event));
     }
-    fn disk_recover(&mut self) -> Vec<Vec<u8>> {
+    fn disk_recover(&mut self) -> Recovered {
         std::mem::take(&mut self.recovered)
     }
-    fn disk_truncate(&mut self, len: u64) {
-        if let Err(e) = self.log.truncate(len) {
+    fn disk_truncate(&mut self, lsn: u64) {
+        if let Err(e) = self.log.truncate(lsn) {
             eprintln!(
                 "minitwin-driver: node {}: truncate of {} failed: {e}",
                 self.me,
                 self.log.path().display()
             );
         }
+    }
+    fn disk_checkpoint(&mut self, lsn: u64, snapshot: Vec<u8>) {
+        if let Err(e) = self.log.checkpoint(lsn, &snapshot) {
+            // The log keeps its records: nothing is lost, the next checkpoint tries again.
+            eprintln!(
+                "minitwin-driver: node {}: checkpoint of {} at {lsn} failed: {e}",
+                self.me,
+                self.log.path().display()
+            );
+        }
+    }
+    fn observe(&mut self, observation: Observation) {
+        tracing::info!(node = self.me, ?observation, "observed");
     }
     fn metrics(&mut self) -> &mut Metrics {
         &mut self.metrics

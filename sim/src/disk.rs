@@ -3,9 +3,12 @@
 //! Fault model: sync latency from a distribution, slow windows (latency multiplied), error
 //! windows (appends and syncs fail with a probability), and loss of every unsynced record on a
 //! crash. Torn records are not modelled yet (a crash drops whole unsynced records).
+//!
+//! A checkpoint replaces the durable records it covers with a snapshot (atomically, as a
+//! written-then-renamed file would), so a log that is checkpointed stays short.
 
 use minitwin_components::rng::{Dist, Rng};
-use minitwin_components::DiskError;
+use minitwin_components::{DiskError, Recovered};
 use serde::Deserialize;
 
 /// Disk parameters for a node.
@@ -31,14 +34,19 @@ impl Default for DiskConfig {
 #[derive(Clone, Debug)]
 pub struct SimDisk {
     config: DiskConfig,
+    /// The last checkpoint (lsn, bytes): durable, and replacing every record up to its lsn.
+    snapshot: Option<(u64, Vec<u8>)>,
+    /// Records after the checkpoint: `records[i]` has lsn `base_lsn + 1 + i`.
     records: Vec<Vec<u8>>,
-    durable: usize,
+    base_lsn: u64,
+    durable_lsn: u64,
     /// Sync completions are ordered: a sync never completes before an earlier one.
     last_sync_done_ns: u64,
     slow_factor: f64,
     error_probability: f64,
     pub syncs_total: u64,
     pub records_lost_total: u64,
+    pub checkpoints_total: u64,
     /// Bumped by every truncation: syncs started before it cover nothing after it.
     pub generation: u32,
 }
@@ -47,15 +55,28 @@ impl SimDisk {
     pub fn new(config: DiskConfig) -> SimDisk {
         SimDisk {
             config,
+            snapshot: None,
             records: Vec::new(),
-            durable: 0,
+            base_lsn: 0,
+            durable_lsn: 0,
             last_sync_done_ns: 0,
             slow_factor: 1.0,
             error_probability: 0.0,
             syncs_total: 0,
             records_lost_total: 0,
+            checkpoints_total: 0,
             generation: 0,
         }
+    }
+
+    /// The lsn of the last record appended.
+    pub fn tail_lsn(&self) -> u64 {
+        self.base_lsn + self.records.len() as u64
+    }
+
+    /// The lsn of the last durable record.
+    pub fn durable_lsn(&self) -> u64 {
+        self.durable_lsn
     }
 
     pub fn append(&mut self, record: &[u8], rng: &mut Rng) -> Result<u64, DiskError> {
@@ -63,42 +84,82 @@ impl SimDisk {
             return Err(DiskError::Io);
         }
         self.records.push(record.to_vec());
-        Ok(self.records.len() as u64)
+        Ok(self.tail_lsn())
     }
 
     /// Starts a sync of everything appended so far: (completion time, lsn covered, succeeds).
     pub fn sync(&mut self, now_ns: u64, rng: &mut Rng) -> (u64, u64, bool) {
         let latency = self.config.sync_latency.sample_ns(rng) as f64 * self.slow_factor;
-        let done = (now_ns + latency as u64).max(self.last_sync_done_ns);
+        let done = now_ns
+            .saturating_add(latency.min(u64::MAX as f64) as u64)
+            .max(self.last_sync_done_ns);
         self.last_sync_done_ns = done;
         self.syncs_total += 1;
         let ok = !rng.chance(self.error_probability);
-        (done, self.records.len() as u64, ok)
+        (done, self.tail_lsn(), ok)
     }
 
     /// A sync covering `lsn` completed.
     pub fn mark_durable(&mut self, lsn: u64) {
-        let lsn = (lsn as usize).min(self.records.len());
-        self.durable = self.durable.max(lsn);
+        self.durable_lsn = self.durable_lsn.max(lsn.min(self.tail_lsn()));
     }
 
     /// Power loss: every record not yet durable is gone.
     pub fn crash(&mut self) {
-        self.records_lost_total += (self.records.len() - self.durable) as u64;
-        self.records.truncate(self.durable);
+        let keep = (self.durable_lsn - self.base_lsn) as usize;
+        self.records_lost_total += (self.records.len() - keep) as u64;
+        self.records.truncate(keep);
         self.last_sync_done_ns = 0;
     }
 
-    /// Cuts the log to its first `len` records, durably.
-    pub fn truncate(&mut self, len: u64) {
-        let len = (len as usize).min(self.records.len());
-        self.records.truncate(len);
-        self.durable = self.durable.min(len);
+    /// Cuts the log to its first `lsn` records, durably (never below the checkpoint).
+    pub fn truncate(&mut self, lsn: u64) {
+        assert!(
+            lsn >= self.base_lsn,
+            "a log is never cut below its checkpoint ({lsn} < {})",
+            self.base_lsn
+        );
+        let lsn = lsn.min(self.tail_lsn());
+        self.records.truncate((lsn - self.base_lsn) as usize);
+        self.durable_lsn = self.durable_lsn.min(lsn);
         self.generation += 1;
     }
 
+    /// Replaces the durable records up to `lsn` with `snapshot`, durably and at once.
+    pub fn checkpoint(&mut self, lsn: u64, snapshot: Vec<u8>) {
+        assert!(
+            lsn >= self.base_lsn && lsn <= self.durable_lsn,
+            "a checkpoint covers durable records after the last one ({} < {lsn} <= {})",
+            self.base_lsn,
+            self.durable_lsn
+        );
+        self.records.drain(..(lsn - self.base_lsn) as usize);
+        self.base_lsn = lsn;
+        self.snapshot = Some((lsn, snapshot));
+        self.checkpoints_total += 1;
+    }
+
+    /// The last checkpoint, if any.
+    pub fn snapshot(&self) -> Option<(u64, &[u8])> {
+        self.snapshot.as_ref().map(|(l, b)| (*l, &b[..]))
+    }
+
+    /// The durable records after the checkpoint (the first has lsn `base_lsn() + 1`).
     pub fn durable_records(&self) -> &[Vec<u8>] {
-        &self.records[..self.durable]
+        &self.records[..(self.durable_lsn - self.base_lsn) as usize]
+    }
+
+    /// The lsn of the checkpoint (0 without one).
+    pub fn base_lsn(&self) -> u64 {
+        self.base_lsn
+    }
+
+    /// What a restart reads back.
+    pub fn recovered(&self) -> Recovered {
+        Recovered {
+            snapshot: self.snapshot.clone(),
+            records: self.durable_records().to_vec(),
+        }
     }
 
     pub fn records(&self) -> &[Vec<u8>] {
@@ -130,5 +191,22 @@ mod tests {
         d.crash();
         assert_eq!(d.records(), &[b"a".to_vec()]);
         assert_eq!(d.records_lost_total, 1);
+    }
+
+    #[test]
+    fn a_checkpoint_replaces_the_records_it_covers_and_numbering_goes_on() {
+        let mut rng = Rng::stream(1, "disk");
+        let mut d = SimDisk::new(DiskConfig::default());
+        for r in [b"a", b"b", b"c"] {
+            d.append(r, &mut rng).unwrap();
+        }
+        d.mark_durable(3);
+        d.checkpoint(2, b"ab".to_vec());
+        assert_eq!(d.append(b"d", &mut rng), Ok(4));
+        d.crash();
+        let r = d.recovered();
+        assert_eq!(r.snapshot, Some((2, b"ab".to_vec())));
+        assert_eq!(r.records, vec![b"c".to_vec()]);
+        assert_eq!(r.tail_lsn(), 3);
     }
 }

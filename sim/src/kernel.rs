@@ -9,12 +9,17 @@ use crate::net::Network;
 use crate::trace::Trace;
 use minitwin_components::metrics::Metrics;
 use minitwin_components::rng::{fnv1a, mix64, Rng};
-use minitwin_components::{Component, Context, DiskError, DiskEvent, Msg, NodeId, Timer, TimerId};
+use minitwin_components::{
+    Component, Context, DiskError, DiskEvent, Msg, NodeId, Observation, Recovered, Timer, TimerId,
+};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
 
 /// Builds a fresh component (at boot and at every restart).
 pub type Factory = Box<dyn Fn() -> Box<dyn Component>>;
+
+/// Sees every observation as it is made: (simulated time, node, observation). For checkers.
+pub type Observer = Box<dyn FnMut(u64, NodeId, &Observation)>;
 
 /// Something the simulation does to itself at a scheduled time.
 #[derive(Clone, Debug, PartialEq)]
@@ -375,12 +380,14 @@ pub struct Sim {
     actions: Vec<Action>,
     trace: Trace,
     events_total: u64,
+    observer: Option<Observer>,
 }
 
 struct Ctx<'a> {
     queue: &'a mut Queue,
     net: &'a mut Network,
     buggify: &'a mut Buggify,
+    observer: &'a mut Option<Observer>,
     env: &'a mut NodeEnv,
     me: NodeId,
 }
@@ -448,12 +455,23 @@ impl Context for Ctx<'_> {
         self.queue.push(at, event);
     }
 
-    fn disk_recover(&mut self) -> Vec<Vec<u8>> {
-        self.env.disk.durable_records().to_vec()
+    fn disk_recover(&mut self) -> Recovered {
+        self.env.disk.recovered()
     }
 
-    fn disk_truncate(&mut self, len: u64) {
-        self.env.disk.truncate(len);
+    fn disk_truncate(&mut self, lsn: u64) {
+        self.env.disk.truncate(lsn);
+    }
+
+    fn disk_checkpoint(&mut self, lsn: u64, snapshot: Vec<u8>) {
+        self.env.disk.checkpoint(lsn, snapshot);
+    }
+
+    fn observe(&mut self, observation: Observation) {
+        tracing::info!(?observation, "observed");
+        if let Some(observer) = self.observer.as_mut() {
+            observer(self.queue.now_ns, self.me, &observation);
+        }
     }
 
     #[inline]
@@ -521,6 +539,7 @@ impl Sim {
             actions: Vec::new(),
             trace: Trace::new(record_trace),
             events_total: 0,
+            observer: None,
         };
         for id in 0..sim.nodes.len() as NodeId {
             sim.boot(id);
@@ -567,6 +586,11 @@ impl Sim {
     /// Installs a checker's view of every message sent from now on.
     pub fn set_tap(&mut self, tap: crate::net::Tap) {
         self.net.tap = Some(tap);
+    }
+
+    /// Installs the checkers' view of every observation from now on.
+    pub fn set_observer(&mut self, observer: Observer) {
+        self.observer = Some(observer);
     }
 
     pub fn buggify(&self) -> &Buggify {
@@ -730,6 +754,7 @@ impl Sim {
             queue: &mut self.queue,
             net: &mut self.net,
             buggify: &mut self.buggify,
+            observer: &mut self.observer,
             env: &mut node.env,
             me: id,
         };
@@ -771,7 +796,7 @@ impl Sim {
             // The log was truncated meanwhile: this sync proves nothing about what is there now.
             // Report the durable point as it stands, so the component's sync bookkeeping moves on.
             DiskEvent::Synced {
-                lsn: env.disk.durable_records().len() as u64,
+                lsn: env.disk.durable_lsn(),
             }
         } else if ok {
             env.disk.mark_durable(lsn);

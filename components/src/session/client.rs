@@ -1,11 +1,17 @@
-//! The session workload: users read and write their session keys, following MOVED, and every
-//! completed operation is recorded for the read-your-writes and monotonic-reads checks.
+//! The session workload: users read and write their session keys, following MOVED and ASK.
+//!
+//! The client checks read-your-writes and monotonic reads as operations complete, with state
+//! per key (not per operation, so memory does not grow with time): each key's highest
+//! acknowledged write (value, the master that stored it, its replication offset) and highest
+//! read. A read is judged against what was known when it was sent. Violations are kept (up to
+//! [`VIOLATIONS_KEPT`]) for the sessions check, which excuses those that a failover's
+//! replication window explains.
 
 use super::slot::{user_slot, SLOTS};
 use super::SessionMsg;
 use crate::context::{Component, Context, NodeId};
 use crate::deadline::DeadlineQueue;
-use crate::detmap::{DetMap, Slab};
+use crate::detmap::Slab;
 use crate::metrics::CounterId;
 use crate::msg::{Msg, Timer};
 use crate::rng::ms_to_ns;
@@ -57,16 +63,53 @@ impl SessionClientConfig {
     }
 }
 
-/// A completed session operation (local times of the client).
+/// The highest acknowledged write of a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SessionOp {
-    pub key: u64,
-    pub set: bool,
-    /// Written value, or the value read (None: absent).
-    pub value: Option<u64>,
-    pub invoke_ns: u64,
-    pub complete_ns: u64,
+pub struct SessionAck {
+    pub value: u64,
+    /// The master that stored it, as change `offset` of its replication stream.
+    pub master: NodeId,
+    pub offset: u64,
+    /// When the client saw the acknowledgement (its local clock).
+    pub at_ns: u64,
 }
+
+/// What the client knows of one session key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionKey {
+    /// The value the next write of this key carries (values per key only grow).
+    pub next_value: u64,
+    pub acked: Option<SessionAck>,
+    /// The highest value a read returned, and the node that served it.
+    pub read: Option<(u64, NodeId)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ViolationKind {
+    /// A read returned an older value (or none) although a newer write of the key had been
+    /// acknowledged before the read was sent.
+    ReadYourWrites,
+    /// A read returned an older value than a read of the key that completed before it was sent.
+    MonotonicRead,
+}
+
+/// One read that broke a session guarantee.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub kind: ViolationKind,
+    pub key: u64,
+    /// What the read returned, and who served it.
+    pub value: Option<u64>,
+    pub served_by: NodeId,
+    pub invoke_ns: u64,
+    /// Read-your-writes: the acknowledged write the read missed.
+    pub missed: Option<SessionAck>,
+    /// Monotonic reads: the earlier read it went back from (value, who served it).
+    pub earlier: Option<(u64, NodeId)>,
+}
+
+/// Violations kept in full; beyond this they are only counted.
+pub const VIOLATIONS_KEPT: usize = 10_000;
 
 #[derive(Clone, Copy, Debug)]
 struct Pending {
@@ -77,6 +120,9 @@ struct Pending {
     redirects: u32,
     /// After an ASK: the node to ask, once, for this request only.
     ask_to: Option<NodeId>,
+    /// For reads: what was known of the key when the read was sent.
+    acked_at_invoke: Option<SessionAck>,
+    read_at_invoke: Option<(u64, NodeId)>,
 }
 
 const TICK_ARRIVAL: u32 = 1;
@@ -85,16 +131,20 @@ pub struct SessionClient {
     config: SessionClientConfig,
     slot_map: Vec<NodeId>,
     replica_of: BTreeMap<NodeId, NodeId>,
-    next_value: DetMap<u64, u64>,
     pending: Slab<Pending>,
     deadlines: DeadlineQueue<u64>,
     due: Vec<u64>,
     stop_ns: u64,
     /// (MOVED, ASK) redirect counters.
     ids: Option<(CounterId, CounterId)>,
-    /// Completed operations, in completion order.
-    pub history: Vec<SessionOp>,
+    /// Every key used so far.
+    pub keys: BTreeMap<u64, SessionKey>,
+    /// Operations completed (answered with a value or stored).
+    pub completed: u64,
     pub failed: u64,
+    /// Guarantee violations seen (the first [`VIOLATIONS_KEPT`] of them), and how many in all.
+    pub violations: Vec<Violation>,
+    pub violations_total: u64,
 }
 
 impl SessionClient {
@@ -113,15 +163,21 @@ impl SessionClient {
             config,
             slot_map,
             replica_of: replicas.iter().copied().collect(),
-            next_value: DetMap::new(),
             pending: Slab::new(),
             deadlines: DeadlineQueue::new(),
             due: Vec::new(),
             stop_ns,
             ids: None,
-            history: Vec::new(),
+            keys: BTreeMap::new(),
+            completed: 0,
             failed: 0,
+            violations: Vec::new(),
+            violations_total: 0,
         }
+    }
+
+    fn ttl_ns(&self) -> u64 {
+        ms_to_ns(self.config.ttl_ms)
     }
 
     fn schedule(&mut self, ctx: &mut dyn Context) {
@@ -134,13 +190,14 @@ impl SessionClient {
     fn arrive(&mut self, ctx: &mut dyn Context) {
         let key = ctx.rng().below(self.config.users);
         let set = ctx.rng().chance(self.config.set_fraction);
+        let k = self.keys.entry(key).or_default();
         let value = if set {
-            let v = self.next_value.get(&key).copied().unwrap_or(0) + 1;
-            self.next_value.insert(key, v);
-            v
+            k.next_value += 1;
+            k.next_value
         } else {
             0
         };
+        let (acked_at_invoke, read_at_invoke) = (k.acked, k.read);
         let now = ctx.now_ns();
         let id = self.pending.insert(Pending {
             key,
@@ -149,6 +206,8 @@ impl SessionClient {
             invoke_ns: now,
             redirects: 0,
             ask_to: None,
+            acked_at_invoke,
+            read_at_invoke,
         });
         self.send(ctx, id);
         self.deadlines
@@ -205,25 +264,67 @@ impl SessionClient {
         self.send(ctx, id);
     }
 
-    fn complete(&mut self, ctx: &mut dyn Context, id: u64, value: Option<u64>) {
+    /// A write was stored by `master` as change `offset` of its replication stream.
+    fn stored(&mut self, ctx: &mut dyn Context, id: u64, master: NodeId, offset: u64) {
         let Some(p) = self.pending.remove(id) else {
             return;
         };
-        let value = if p.set { Some(p.value) } else { value };
-        let op = SessionOp {
-            key: p.key,
-            set: p.set,
-            value,
-            invoke_ns: p.invoke_ns,
-            complete_ns: ctx.now_ns(),
+        self.completed += 1;
+        let ack = SessionAck {
+            value: p.value,
+            master,
+            offset,
+            at_ns: ctx.now_ns(),
         };
-        self.history.push(op);
+        let k = self.keys.entry(p.key).or_default();
+        if k.acked.is_none_or(|a| a.value < ack.value) {
+            k.acked = Some(ack);
+        }
     }
 
-    fn on_session(&mut self, ctx: &mut dyn Context, msg: SessionMsg) {
+    /// A read of `value` was served by `from`: judged against what was known when it was sent.
+    fn read(&mut self, id: u64, from: NodeId, value: Option<u64>) {
+        let Some(p) = self.pending.remove(id) else {
+            return;
+        };
+        self.completed += 1;
+        let got = value.unwrap_or(0);
+        let ttl = self.ttl_ns();
+        // A write whose time to live has run out may be gone: not a violation.
+        let live = |a: &SessionAck| ttl == 0 || a.at_ns.saturating_add(ttl) > p.invoke_ns;
+        let missed = p.acked_at_invoke.filter(|a| got < a.value && live(a));
+        let earlier = p.read_at_invoke.filter(|&(x, _)| got < x);
+        let mut found = Vec::new();
+        if missed.is_some() {
+            found.push(ViolationKind::ReadYourWrites);
+        }
+        if earlier.is_some() {
+            found.push(ViolationKind::MonotonicRead);
+        }
+        for kind in found {
+            self.violations_total += 1;
+            if self.violations.len() < VIOLATIONS_KEPT {
+                self.violations.push(Violation {
+                    kind,
+                    key: p.key,
+                    value,
+                    served_by: from,
+                    invoke_ns: p.invoke_ns,
+                    missed,
+                    earlier,
+                });
+            }
+        }
+        let k = self.keys.entry(p.key).or_default();
+        if value.is_some() && k.read.is_none_or(|(x, _)| x < got) {
+            k.read = Some((got, from));
+        }
+    }
+
+    fn on_session(&mut self, ctx: &mut dyn Context, from: NodeId, msg: SessionMsg) {
         match msg {
-            SessionMsg::Value { id, value } => self.complete(ctx, id, value),
-            SessionMsg::Stored { id } => self.complete(ctx, id, None),
+            SessionMsg::Value { id, value } => self.read(id, from, value),
+            SessionMsg::Stored { id, offset } => self.stored(ctx, id, from, offset),
             SessionMsg::Moved { id, slot, to } => {
                 self.slot_map[slot as usize] = to;
                 let c = self.ids.as_ref().map(|i| i.0);
@@ -249,9 +350,9 @@ impl Component for SessionClient {
         self.schedule(ctx);
     }
 
-    fn on_message(&mut self, ctx: &mut dyn Context, _from: NodeId, msg: Msg) {
+    fn on_message(&mut self, ctx: &mut dyn Context, from: NodeId, msg: Msg) {
         if let Msg::Session(m) = msg {
-            self.on_session(ctx, m);
+            self.on_session(ctx, from, m);
         }
     }
 
@@ -281,81 +382,58 @@ impl Component for SessionClient {
     }
 }
 
-/// Reads that returned an older value (or nothing) although the same user's write of a newer
-/// value had been acknowledged before the read was sent. Values per key only grow.
-pub fn read_your_writes_violations(history: &[SessionOp]) -> Vec<SessionOp> {
-    let mut by_key: BTreeMap<u64, Vec<SessionOp>> = BTreeMap::new();
-    for op in history {
-        by_key.entry(op.key).or_default().push(*op);
-    }
-    let mut out = Vec::new();
-    for ops in by_key.values() {
-        for r in ops.iter().filter(|o| !o.set) {
-            let acked = ops
-                .iter()
-                .filter(|w| w.set && w.complete_ns < r.invoke_ns)
-                .filter_map(|w| w.value)
-                .max();
-            if acked.is_some_and(|a| r.value.unwrap_or(0) < a) {
-                out.push(*r);
-            }
-        }
-    }
-    out
-}
-
-/// Reads that returned an older value than a read of the same key that completed before they
-/// were sent.
-pub fn monotonic_read_violations(history: &[SessionOp]) -> Vec<SessionOp> {
-    let mut by_key: BTreeMap<u64, Vec<SessionOp>> = BTreeMap::new();
-    for op in history.iter().filter(|o| !o.set) {
-        by_key.entry(op.key).or_default().push(*op);
-    }
-    let mut out = Vec::new();
-    for reads in by_key.values() {
-        for r in reads {
-            let seen = reads
-                .iter()
-                .filter(|p| p.complete_ns < r.invoke_ns)
-                .filter_map(|p| p.value)
-                .max();
-            if seen.is_some_and(|s| r.value.unwrap_or(0) < s) {
-                out.push(*r);
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::TestContext;
 
-    fn op(key: u64, set: bool, value: Option<u64>, invoke_ns: u64, complete_ns: u64) -> SessionOp {
-        SessionOp {
+    fn client() -> (SessionClient, TestContext) {
+        let mut ctx = TestContext::new(9);
+        let mut c = SessionClient::new(SessionClientConfig::default(), &[1], &[(1, 2)], u64::MAX);
+        c.start(&mut ctx);
+        ctx.timers.clear();
+        (c, ctx)
+    }
+
+    fn pending(c: &mut SessionClient, key: u64, set: bool, value: u64, now: u64) -> u64 {
+        let k = *c.keys.entry(key).or_default();
+        c.pending.insert(Pending {
             key,
             set,
             value,
-            invoke_ns,
-            complete_ns,
-        }
+            invoke_ns: now,
+            redirects: 0,
+            ask_to: None,
+            acked_at_invoke: k.acked,
+            read_at_invoke: k.read,
+        })
     }
 
     #[test]
-    fn a_read_after_an_acknowledged_write_must_see_it() {
-        let ok = [op(1, true, Some(1), 0, 10), op(1, false, Some(1), 20, 30)];
-        assert!(read_your_writes_violations(&ok).is_empty());
-        let stale = [op(1, true, Some(2), 0, 10), op(1, false, Some(1), 20, 30)];
-        assert_eq!(read_your_writes_violations(&stale).len(), 1);
-        let concurrent = [op(1, true, Some(2), 0, 25), op(1, false, Some(1), 20, 30)];
-        assert!(read_your_writes_violations(&concurrent).is_empty());
+    fn a_read_sent_after_an_acknowledged_write_must_see_it() {
+        let (mut c, mut ctx) = client();
+        let w = pending(&mut c, 7, true, 2, 0);
+        let concurrent = pending(&mut c, 7, false, 0, 5);
+        c.stored(&mut ctx, w, 1, 40);
+        c.read(concurrent, 1, Some(1));
+        assert_eq!(c.violations_total, 0, "a read sent before the ack may miss it");
+        let r = pending(&mut c, 7, false, 0, 20);
+        c.read(r, 1, Some(1));
+        assert_eq!(c.violations_total, 1);
+        let v = c.violations[0];
+        assert_eq!(v.kind, ViolationKind::ReadYourWrites);
+        assert_eq!(v.missed.map(|a| (a.master, a.offset)), Some((1, 40)));
     }
 
     #[test]
     fn reads_never_go_back_in_time() {
-        let ok = [op(1, false, Some(2), 0, 10), op(1, false, Some(3), 20, 30)];
-        assert!(monotonic_read_violations(&ok).is_empty());
-        let back = [op(1, false, Some(3), 0, 10), op(1, false, Some(2), 20, 30)];
-        assert_eq!(monotonic_read_violations(&back).len(), 1);
+        let (mut c, _) = client();
+        let first = pending(&mut c, 3, false, 0, 0);
+        c.read(first, 1, Some(3));
+        let second = pending(&mut c, 3, false, 0, 10);
+        c.read(second, 2, Some(2));
+        assert_eq!(c.violations_total, 1);
+        assert_eq!(c.violations[0].kind, ViolationKind::MonotonicRead);
+        assert_eq!(c.violations[0].earlier, Some((3, 1)));
     }
 }

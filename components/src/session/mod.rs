@@ -64,8 +64,10 @@ pub enum SessionMsg {
         id: u64,
         value: Option<u64>,
     },
+    /// The write is stored at the master, as change `offset` of its replication stream.
     Stored {
         id: u64,
+        offset: u64,
     },
     /// The slot is served by `to` (the client updates its slot map).
     Moved {

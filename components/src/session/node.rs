@@ -5,6 +5,7 @@ use super::{Claim, Gossip, SessionMsg};
 use crate::context::{Component, Context, NodeId};
 use crate::metrics::{CounterId, GaugeId};
 use crate::msg::{Msg, Timer};
+use crate::observe::Observation;
 use crate::rng::ms_to_ns;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -263,7 +264,8 @@ impl SessionNode {
                     self.dirty.insert(key); // changed while its migration is in flight: resend
                 }
                 // Acknowledged before any replica has it: the asynchronous replication window.
-                ctx.send(from, Msg::Session(SessionMsg::Stored { id }));
+                let offset = self.repl_offset + 1;
+                ctx.send(from, Msg::Session(SessionMsg::Stored { id, offset }));
                 self.replicate(
                     ctx,
                     SessionMsg::Replicate {
@@ -433,6 +435,10 @@ impl SessionNode {
         old.config_epoch = epoch;
         tracing::info!(epoch, old = master, "promoted to master");
         self.count(ctx, |i| i.failovers);
+        ctx.observe(Observation::SessionPromoted {
+            old_master: master,
+            applied_offset: self.repl_offset,
+        });
         let (g, now) = (self.ids().promoted_at_ms, ctx.now_ns());
         ctx.metrics().set(g, now as f64 / 1e6);
         let msg = self.gossip(true);

@@ -1,0 +1,161 @@
+//! Unit and property tests of the store, through the hand-cranked test context.
+
+use super::*;
+use crate::msg::{StoreOp, StoreRequest, StoreResult};
+use crate::testing::TestContext;
+use proptest::prelude::*;
+
+fn req(id: u64, op: StoreOp) -> Msg {
+    Msg::Store(StoreRequest { id, op })
+}
+
+fn replies(ctx: &mut TestContext) -> Vec<(u64, StoreResult)> {
+    ctx.take_sent()
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            Msg::StoreReply(r) => Some((r.id, r.result)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sync(store: &mut Store, ctx: &mut TestContext) {
+    ctx.durable = ctx.log.len();
+    let lsn = ctx.durable_lsn();
+    store.on_disk(ctx, DiskEvent::Synced { lsn });
+}
+
+#[test]
+fn a_write_is_acknowledged_only_after_its_sync() {
+    let mut ctx = TestContext::new(0);
+    let mut s = Store::new(StoreConfig::default());
+    s.start(&mut ctx);
+    s.on_message(&mut ctx, 9, req(1, StoreOp::Write { key: 5, value: 50 }));
+    assert!(replies(&mut ctx).is_empty(), "no ack before the sync");
+    assert_eq!(ctx.sync_requests, 1);
+    sync(&mut s, &mut ctx);
+    assert_eq!(
+        replies(&mut ctx),
+        vec![(1, StoreResult::Written { lsn: 1, epoch: 1 })]
+    );
+}
+
+#[test]
+fn a_restarted_store_serves_what_its_disk_made_durable() {
+    let mut ctx = TestContext::new(0);
+    let mut s = Store::new(StoreConfig::default());
+    s.start(&mut ctx);
+    s.on_message(&mut ctx, 9, req(1, StoreOp::Write { key: 5, value: 50 }));
+    sync(&mut s, &mut ctx);
+    s.on_message(&mut ctx, 9, req(2, StoreOp::Write { key: 5, value: 51 }));
+    ctx.crash_disk();
+    let mut s = Store::new(StoreConfig::default());
+    s.start(&mut ctx);
+    assert_eq!(s.get(5), Some(50));
+}
+
+#[test]
+fn a_failed_cas_waits_until_the_value_it_saw_is_durable() {
+    let mut ctx = TestContext::new(0);
+    let mut s = Store::new(StoreConfig::default());
+    s.start(&mut ctx);
+    s.on_message(&mut ctx, 9, req(1, StoreOp::Write { key: 5, value: 50 }));
+    s.on_message(
+        &mut ctx,
+        9,
+        req(
+            2,
+            StoreOp::Cas {
+                key: 5,
+                expect: None,
+                new: 7,
+            },
+        ),
+    );
+    assert!(replies(&mut ctx).is_empty());
+    sync(&mut s, &mut ctx);
+    let r = replies(&mut ctx);
+    assert_eq!(r[1], (2, StoreResult::CasFailed { current: Some(50) }));
+}
+
+fn small_log() -> StoreConfig {
+    StoreConfig {
+        purge_after_records: 2,
+        ..StoreConfig::default()
+    }
+}
+
+#[test]
+fn a_store_purges_its_log_into_a_checkpoint_and_recovers_from_it() {
+    let mut ctx = TestContext::new(0);
+    let mut s = Store::new(small_log());
+    s.start(&mut ctx);
+    for (id, (key, value)) in [(1, (5, 50)), (2, (6, 60)), (3, (5, 51))] {
+        s.on_message(&mut ctx, 9, req(id, StoreOp::Write { key, value }));
+        sync(&mut s, &mut ctx);
+    }
+    assert_eq!(replies(&mut ctx).len(), 3);
+    assert!(s.base_lsn() >= 2, "settled records were purged");
+    assert!(s.log_len() <= 1);
+    let (lsn, bytes) = ctx.snapshot.clone().expect("a checkpoint on disk");
+    assert_eq!(lsn, s.base_lsn());
+    let (_, state) = decode_snapshot(&bytes).unwrap();
+    assert_eq!(state.get(&6), Some(&60));
+    ctx.crash_disk();
+    let mut s = Store::new(small_log());
+    s.start(&mut ctx);
+    assert_eq!((s.get(5), s.get(6)), (Some(51), Some(60)));
+    s.on_message(&mut ctx, 9, req(4, StoreOp::Write { key: 7, value: 70 }));
+    sync(&mut s, &mut ctx);
+    assert_eq!(
+        replies(&mut ctx),
+        vec![(4, StoreResult::Written { lsn: 4, epoch: 1 })],
+        "numbering goes on after the checkpoint"
+    );
+}
+
+proptest! {
+    /// Whatever the interleaving of writes, syncs, checkpoints and crashes, every acknowledged
+    /// write survives, and the store serves the last durable value of each key.
+    #[test]
+    fn acknowledged_writes_survive_any_crash(ops in proptest::collection::vec((0u8..4, 0u64..4), 1..60)) {
+        let mut ctx = TestContext::new(0);
+        let mut s = Store::new(small_log());
+        s.start(&mut ctx);
+        let mut next = 1u64;
+        let mut pending = std::collections::BTreeMap::new();
+        let mut last_acked = std::collections::BTreeMap::new();
+        for (op, key) in ops {
+            match op {
+                0 | 1 => {
+                    next += 1;
+                    pending.insert(next, (key, next));
+                    s.on_message(&mut ctx, 9, req(next, StoreOp::Write { key, value: next }));
+                }
+                2 => sync(&mut s, &mut ctx),
+                _ => {
+                    ctx.crash_disk();
+                    s = Store::new(small_log());
+                    s.start(&mut ctx);
+                }
+            }
+            for (id, r) in replies(&mut ctx) {
+                if let StoreResult::Written { .. } = r {
+                    let (k, v) = pending[&id];
+                    last_acked.insert(k, v);
+                }
+            }
+        }
+        let snapshot = ctx.snapshot.as_ref().map(|(l, b)| (*l, &b[..]));
+        let durable = DurableState::read(snapshot, &ctx.log[..ctx.durable]);
+        prop_assert_eq!(durable.undecodable, 0);
+        for (k, v) in last_acked {
+            // One writer, writes in order: the durable value of a key is its last acknowledged
+            // write or a later one.
+            prop_assert!(durable.state.get(&k).is_some_and(|&d| d >= v), "acknowledged {k} = {v} missing");
+        }
+        for (k, v) in &durable.state {
+            prop_assert_eq!(s.get(*k), Some(*v));
+        }
+    }
+}
