@@ -1,7 +1,7 @@
 //! `timeseries.svg`: throughput and latency per simulated second, for looking rather than reading.
 
 use minitwin_sim::outcome::RunOutcome;
-use minitwin_sim::report::log2_quantile_ms;
+use minitwin_sim::series::SecondRow;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -14,14 +14,13 @@ fn draw(o: &RunOutcome, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::new(path, (960, 640)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(320);
-    let secs = o.seconds.len().max(1) as f64;
+    let secs = o.series.last().map_or(1, |r| r.t_s + r.span_s).max(1) as f64;
+    let per_s = |r: &SecondRow, n: u64| n as f64 / r.span_s.max(1) as f64;
     let rps_max = o
-        .seconds
+        .series
         .iter()
-        .map(|s| s.sent.max(s.ok + s.errors))
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
+        .map(|r| per_s(r, r.sent.max(r.ok + r.errors)))
+        .fold(1.0, f64::max);
     let mut c = ChartBuilder::on(&top)
         .caption(
             format!(
@@ -38,20 +37,16 @@ fn draw(o: &RunOutcome, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         .x_desc("simulated s")
         .y_desc("req/s")
         .draw()?;
-    let series = |f: &dyn Fn(&minitwin_sim::workload::Second) -> f64| -> Vec<(f64, f64)> {
-        o.seconds
-            .iter()
-            .enumerate()
-            .map(|(t, s)| (t as f64, f(s)))
-            .collect()
+    let series = |f: &dyn Fn(&SecondRow) -> f64| -> Vec<(f64, f64)> {
+        o.series.iter().map(|r| (r.t_s as f64, f(r))).collect()
     };
-    c.draw_series(LineSeries::new(series(&|s| s.sent as f64), &BLUE))?
+    c.draw_series(LineSeries::new(series(&|r| per_s(r, r.sent)), &BLUE))?
         .label("sent")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLUE));
-    c.draw_series(LineSeries::new(series(&|s| s.ok as f64), &GREEN))?
+    c.draw_series(LineSeries::new(series(&|r| per_s(r, r.ok)), &GREEN))?
         .label("ok")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], GREEN));
-    c.draw_series(LineSeries::new(series(&|s| s.errors as f64), &RED))?
+    c.draw_series(LineSeries::new(series(&|r| per_s(r, r.errors)), &RED))?
         .label("errors")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RED));
     c.configure_series_labels()
@@ -59,15 +54,9 @@ fn draw(o: &RunOutcome, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         .background_style(WHITE.mix(0.8))
         .draw()?;
 
-    let mean = |s: &minitwin_sim::workload::Second| {
-        if s.ok == 0 {
-            0.0
-        } else {
-            s.latency_ns_sum as f64 / s.ok as f64 / 1e6
-        }
-    };
-    let p99 = |s: &minitwin_sim::workload::Second| log2_quantile_ms(&s.log2_buckets, 0.99);
-    let lat_max = o.seconds.iter().map(p99).fold(1.0, f64::max);
+    let mean = |r: &SecondRow| r.latency_ms_mean;
+    let p99 = |r: &SecondRow| r.latency_ms_p99_upper;
+    let lat_max = o.series.iter().map(p99).fold(1.0, f64::max);
     let mut c = ChartBuilder::on(&bottom)
         .caption(
             "latency of successful requests (ms, log scale)",

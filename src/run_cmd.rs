@@ -7,6 +7,10 @@ use minitwin_sim::outcome::RunOutcome;
 use minitwin_sim::report;
 use minitwin_sim::run::{self as runner, RunOptions};
 use minitwin_sim::scenario::{self, Scenario};
+use minitwin_sim::series::SecondRow;
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -48,8 +52,10 @@ fn run_one(args: &RunArgs, scenario: &Scenario, seed: u64) -> Result<u8, String>
         scenario.name
     );
     println!("replay: {}", replay(args, seed));
+    let dir = results_dir(&args.out, scenario, seed)?;
+    let series = SeriesFile::create(&dir, scenario, seed)?;
     let bar = progress_bar(args.quiet, runner::duration_ns(scenario));
-    let outcome = match run_with_log(args, scenario, seed, &bar) {
+    let outcome = match run_with_log(args, scenario, seed, &bar, &series) {
         Ok(o) => o,
         Err(panic) => {
             bar.abandon();
@@ -60,7 +66,8 @@ fn run_one(args: &RunArgs, scenario: &Scenario, seed: u64) -> Result<u8, String>
     };
     bar.finish_and_clear();
     print!("{}", report::summary_text(&outcome));
-    let dir = write_results(&args.out, &outcome)?;
+    series.finish()?;
+    write_results(&dir, &outcome)?;
     println!("results: {}", dir.display());
     match outcome.failure() {
         Some(class) => {
@@ -76,6 +83,7 @@ fn run_with_log(
     scenario: &Scenario,
     seed: u64,
     bar: &ProgressBar,
+    series: &SeriesFile,
 ) -> Result<RunOutcome, String> {
     // Wall-clock time feeds the progress bar only; it never enters the run.
     #[allow(clippy::disallowed_methods)]
@@ -90,7 +98,8 @@ fn run_with_log(
         ));
     };
     let options = RunOptions::default();
-    let run = || runner::run(scenario, seed, &options, &mut on_progress);
+    let mut on_second = |row: &SecondRow| series.write(row);
+    let run = || runner::run_with(scenario, seed, &options, &mut on_progress, &mut on_second);
     let result = match &args.log {
         None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)),
         Some(path) => {
@@ -130,20 +139,75 @@ fn progress_bar(quiet: bool, duration_ns: u64) -> ProgressBar {
     bar
 }
 
-fn write_results(out: &Path, o: &RunOutcome) -> Result<PathBuf, String> {
-    let dir = out.join(&o.scenario).join(format!("seed-{}", o.seed));
+/// `DIR/<scenario>/seed-<N>/`, created before the run so that a bad `--out` fails at once.
+fn results_dir(out: &Path, scenario: &Scenario, seed: u64) -> Result<PathBuf, String> {
+    let dir = out.join(&scenario.name).join(format!("seed-{seed}"));
     std::fs::create_dir_all(&dir)
         .map_err(|e| format!("cannot create results directory {}: {e}", dir.display()))?;
-    let files: [(&str, Vec<u8>); 4] = [
+    Ok(dir)
+}
+
+/// `timeseries.csv`, written as the run goes (as `timeseries.csv.partial` until it ends).
+struct SeriesFile {
+    partial: PathBuf,
+    done: PathBuf,
+    scenario: String,
+    seed: u64,
+    out: RefCell<Option<BufWriter<File>>>,
+    error: RefCell<Option<String>>,
+}
+
+impl SeriesFile {
+    fn create(dir: &Path, scenario: &Scenario, seed: u64) -> Result<SeriesFile, String> {
+        let partial = dir.join("timeseries.csv.partial");
+        let file =
+            File::create(&partial).map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+        let mut out = BufWriter::new(file);
+        writeln!(out, "{}", report::TIMESERIES_HEADER.join(","))
+            .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+        Ok(SeriesFile {
+            done: dir.join("timeseries.csv"),
+            partial,
+            scenario: scenario.name.clone(),
+            seed,
+            out: RefCell::new(Some(out)),
+            error: RefCell::new(None),
+        })
+    }
+
+    fn write(&self, row: &SecondRow) {
+        let mut out = self.out.borrow_mut();
+        let Some(w) = out.as_mut() else { return };
+        let line = report::timeseries_line(&self.scenario, self.seed, COMMIT, row);
+        if let Err(e) = w.write_all(line.as_bytes()) {
+            *self.error.borrow_mut() = Some(format!("cannot write {}: {e}", self.partial.display()));
+            *out = None;
+        }
+    }
+
+    /// Flushes and renames the file to `timeseries.csv`.
+    fn finish(&self) -> Result<(), String> {
+        if let Some(e) = self.error.borrow_mut().take() {
+            return Err(e);
+        }
+        if let Some(mut w) = self.out.borrow_mut().take() {
+            w.flush()
+                .map_err(|e| format!("cannot write {}: {e}", self.partial.display()))?;
+        }
+        std::fs::rename(&self.partial, &self.done)
+            .map_err(|e| format!("cannot rename {}: {e}", self.partial.display()))
+    }
+}
+
+fn write_results(dir: &Path, o: &RunOutcome) -> Result<(), String> {
+    let mut files: Vec<(&str, Vec<u8>)> = vec![
         ("metrics.csv", report::metrics_csv(o, COMMIT)),
-        ("timeseries.csv", report::timeseries_csv(o, COMMIT)),
         ("summary.txt", report::summary_text(o).into_bytes()),
         (
             "trace_hash.txt",
             format!("{:016x}\n", o.trace_hash).into_bytes(),
         ),
     ];
-    let mut files = files.to_vec();
     for t in &o.tables {
         files.push((t.file, report::table_csv(o, COMMIT, t)));
     }
@@ -152,6 +216,5 @@ fn write_results(out: &Path, o: &RunOutcome) -> Result<PathBuf, String> {
         std::fs::write(&path, bytes)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    crate::plot::timeseries_svg(o, &dir.join("timeseries.svg"))?;
-    Ok(dir)
+    crate::plot::timeseries_svg(o, &dir.join("timeseries.svg"))
 }

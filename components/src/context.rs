@@ -113,6 +113,11 @@ pub trait Component {
     fn on_timer(&mut self, ctx: &mut dyn Context, timer: Timer);
     /// A disk sync completed or failed.
     fn on_disk(&mut self, _ctx: &mut dyn Context, _event: DiskEvent) {}
-    /// For checkers that inspect state after a run.
+    /// For the tier that reads this component's state after a run.
     fn as_any(&self) -> &dyn std::any::Any;
+    /// For a tier that takes data out of this component during a run (the users' client hands
+    /// its finished seconds over, so they stream to disk instead of piling up); most do not.
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
 }

@@ -1,14 +1,15 @@
 //! What the tiers read out of their components after a run, for the checkers and the report.
 //!
 //! Each section is filled by the tier that owns it (see `crate::tiers`); a checker reads only
-//! this, never a component, so what a checker judges is written down in one place.
+//! this and what it observed during the run, never a component, so what a checker judges is
+//! written down in one place. Everything here is state per key or per node, never per request.
 
 use crate::lincheck::History;
 use crate::outcome::Summary;
-use crate::workload::{AckedWrite, Second};
-use minitwin_components::session::client::SessionOp;
+use crate::workload::{KeyWrites, Tally};
+use minitwin_components::session::client::SessionClient;
 use minitwin_components::session::node::SessionNode;
-use minitwin_components::store::Store;
+use minitwin_components::store::DurableState;
 use minitwin_components::NodeId;
 use std::collections::BTreeMap;
 
@@ -17,16 +18,14 @@ use std::collections::BTreeMap;
 pub struct Evidence<'a> {
     /// The core numbers; tiers fill their parts, the run adds the loss count.
     pub summary: Summary,
-    /// The users' client: what it saw acknowledged, per simulated second.
+    /// The users' client: its window tally and, per key, what it saw of its writes.
     pub users: Option<Users<'a>>,
     /// The store shards of the final layout (after a resharding's switch, the new ones).
-    pub shards: Vec<ShardView<'a>>,
-    /// What the configuration promises each shard of `shards`.
-    pub promises: Vec<Promise>,
-    /// Every member of every shard as planned (the original layout), for convergence.
-    pub members: Vec<Vec<MemberLog<'a>>>,
+    pub shards: Vec<ShardView>,
+    /// Every member of every shard as planned, for convergence; empty without replicas.
+    pub members: Vec<Vec<MemberView>>,
     /// Mirror copies of each source shard.
-    pub copies: Vec<CopyView<'a>>,
+    pub copies: Vec<CopyView>,
     pub sessions: Option<Sessions<'a>>,
     /// The register workload's histories, by key.
     pub registers: Option<&'a BTreeMap<u64, History>>,
@@ -34,50 +33,66 @@ pub struct Evidence<'a> {
 
 /// The users' client at the end of the run.
 pub struct Users<'a> {
-    pub acked_writes: &'a [AckedWrite],
-    pub seconds: &'a [Second],
+    pub tally: &'a Tally,
+    pub writes: &'a BTreeMap<u64, KeyWrites>,
 }
 
-/// What the durability checker sees of one shard: the member whose log speaks for it.
-pub struct ShardView<'a> {
-    pub name: &'a str,
-    pub durable_log: &'a [Vec<u8>],
-    /// None when that member is down at the end of the run.
-    pub store: Option<&'a Store>,
+/// What the durability checker sees of one shard: the member whose disk speaks for it.
+pub struct ShardView {
+    pub name: String,
+    /// What that member's disk holds, read back as a restart would.
+    pub durable: DurableState,
+    /// Keys whose served value differs from what the member's durable log says, with the first
+    /// one as (key, served, logged); only for a member that is up.
+    pub mismatches: u64,
+    pub first_mismatch: Option<(u64, Option<u64>, u64)>,
 }
 
-/// Whether the configuration promises that no acknowledged write is lost, and why.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Promise {
-    pub zero_loss: bool,
-    pub why: String,
-}
-
-/// A shard member's durable log, for the convergence check.
-pub struct MemberLog<'a> {
-    pub name: &'a str,
+/// A shard member's durable state, for the convergence check.
+pub struct MemberView {
+    pub name: String,
     pub up: bool,
-    pub log: &'a [Vec<u8>],
+    /// (last durable lsn, its epoch, digest of the state).
+    pub fingerprint: (u64, u64, u64),
 }
 
-/// What the mirror check sees of one mirror copy.
-pub struct CopyView<'a> {
-    pub name: &'a str,
-    /// The source shard's authoritative durable log.
-    pub source_log: &'a [Vec<u8>],
-    /// The copy's applied records as (lsn, key, value), in order.
-    pub applied: Vec<(u64, u64, u64)>,
+/// What the mirror check sees of one mirror copy and its source.
+pub struct CopyView {
+    pub name: String,
+    /// The copy's last durable source lsn, and the digest of its data.
+    pub lsn: u64,
+    pub digest: u64,
+    /// The source's authority: where its log's durable part starts (its checkpoint) and ends.
+    pub source_name: String,
+    pub source_base_lsn: u64,
+    pub source_tail_lsn: u64,
+    /// The digest of the source's state at the copy's lsn (None when that lsn is outside the
+    /// source's durable log: purged, or beyond its end).
+    pub source_digest_at_lsn: Option<u64>,
+    /// Batches the copy refused because they skipped records.
+    pub gaps: u64,
 }
 
 /// The session cluster and its client at the end of the run.
 pub struct Sessions<'a> {
-    /// Completed operations of the session client, in completion order.
-    pub history: &'a [SessionOp],
+    pub client: &'a SessionClient,
+    /// When the run ended (the client's clock), for TTLs.
+    pub end_ns: u64,
+    /// The time to live of session writes.
+    pub ttl_ns: u64,
     /// Every session node that is up: (id, name, node).
     pub nodes: Vec<(NodeId, &'a str, &'a SessionNode)>,
     /// Names of session nodes that are down.
     pub down: Vec<&'a str>,
-    pub failovers: u64,
-    /// From the first crash of a session node to the first promotion.
-    pub failover_s: Option<f64>,
+}
+
+impl Sessions<'_> {
+    /// The value the cluster serves for `key` now (0: absent): from the master that serves it.
+    pub fn served(&self, key: u64) -> u64 {
+        self.nodes
+            .iter()
+            .find(|n| n.2.serves(key))
+            .and_then(|n| n.2.get(key))
+            .unwrap_or(0)
+    }
 }

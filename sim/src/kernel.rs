@@ -579,6 +579,16 @@ impl Sim {
             .downcast_ref::<T>()
     }
 
+    /// The node's component for changes between events, if it is up, of type `T`, and lends
+    /// itself out ([`Component::as_any_mut`]).
+    pub fn component_mut<T: 'static>(&mut self, node: NodeId) -> Option<&mut T> {
+        self.nodes[node as usize]
+            .component
+            .as_mut()?
+            .as_any_mut()?
+            .downcast_mut::<T>()
+    }
+
     pub fn network(&self) -> &Network {
         &self.net
     }

@@ -17,6 +17,8 @@
 //! - [`run`]: the run loop: world -> run -> evidence -> checks -> outcome.
 //! - [`evidence`]: what tiers read from their components after a run, for the checkers.
 //! - [`checks`]: one file per checker, registered by name.
+//! - [`series`]: the users' per-second time series, streamed as it is made, and the recovery
+//!   time.
 //! - [`outcome`]: the summary, rows and tables of a run; [`report`] turns them into files.
 //! - [`lincheck`]: linearizability of register histories (WGL), and Jepsen's log format.
 //! - [`oracle`]: analytic queueing formulas (Erlang B/C, M/M/c, M/M/1) for the twin's tests.
@@ -37,6 +39,7 @@ pub mod register;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod series;
 pub mod tiers;
 pub mod trace;
 pub mod workload;

@@ -1,14 +1,18 @@
 //! What a run produces: the summary, result rows, extra tables, check results.
 
 use crate::checks::{self, CheckResult};
+use crate::series::SecondRow;
 use crate::trace::TraceEntry;
-use crate::workload::Second;
 
-/// The headline numbers of a run (the users' view, over the measured window).
+/// The headline numbers of a run: the users' view of the requests they sent in the measured
+/// window (from the end of the warm-up to the end of the workload), whenever answered.
+/// `requests_total` = `ok_total` + the errors + `unanswered_total`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Summary {
     pub requests_total: u64,
     pub ok_total: u64,
+    /// Requests of the window still in flight when the run ended.
+    pub unanswered_total: u64,
     pub throughput_rps: f64,
     pub latency_ms_p50: f64,
     pub latency_ms_p99: f64,
@@ -20,30 +24,12 @@ pub struct Summary {
     pub acked_writes_total: u64,
     pub lost_writes_total: u64,
     /// From the first fault to the end of the last second whose error ratio exceeded
-    /// [`RECOVERY_ERROR_RATIO`] (0 when no second did; None without faults). The brief's
-    /// "fault recovery time (fault to SLO restored)".
+    /// [`crate::series::RECOVERY_ERROR_RATIO`] (0 when no second did; None without faults).
+    /// The brief's "fault recovery time (fault to SLO restored)".
     pub recovery_s: Option<f64>,
-    /// From the first fault to the first promotion of a replica (None without a failover).
+    /// From the first fault to the first promotion of a replica, store or session (None
+    /// without a failover).
     pub failover_s: Option<f64>,
-}
-
-/// A second with more failures than this fraction of its answers counts as degraded.
-pub const RECOVERY_ERROR_RATIO: f64 = 0.01;
-
-/// Recovery time for faults starting at `first_fault_s`, from per-second counts.
-pub fn recovery_s(seconds: &[Second], first_fault_s: f64) -> f64 {
-    let first = first_fault_s.floor() as usize;
-    let degraded = |s: &Second| {
-        let answered = s.ok + s.errors;
-        answered > 0 && s.errors as f64 > RECOVERY_ERROR_RATIO * answered as f64
-    };
-    match (first..seconds.len())
-        .rev()
-        .find(|&t| degraded(&seconds[t]))
-    {
-        Some(last) => (last + 1) as f64 - first_fault_s,
-        None => 0.0,
-    }
 }
 
 /// One row of the long-format results.
@@ -84,7 +70,10 @@ pub struct RunOutcome {
     /// Summary lines the tiers add (label, text).
     pub lines: Vec<(String, String)>,
     pub rows: Vec<Row>,
-    pub seconds: Vec<Second>,
+    /// The users' time series for plots: every second for runs up to
+    /// [`crate::series::PLOT_POINTS`] seconds, downsampled beyond (the full series streams
+    /// through [`crate::run::run_with`]).
+    pub series: Vec<SecondRow>,
     pub tables: Vec<Table>,
     pub checks: Vec<CheckResult>,
     pub trace: Option<Vec<TraceEntry>>,
@@ -206,6 +195,8 @@ pub fn metric_rows(sim: &crate::kernel::Sim, end_ns: u64) -> Vec<Row> {
 pub fn summary_rows(s: &Summary) -> Vec<Row> {
     let mut out = vec![
         Row::new("run", "requests_total", s.requests_total as f64, "count"),
+        Row::new("run", "ok_total", s.ok_total as f64, "count"),
+        Row::new("run", "unanswered_total", s.unanswered_total as f64, "count"),
         Row::new("run", "throughput_rps", s.throughput_rps, "req/s"),
         Row::new("run", "latency_ms_p50", s.latency_ms_p50, "ms"),
         Row::new("run", "latency_ms_p99", s.latency_ms_p99, "ms"),

@@ -3,28 +3,14 @@
 //! same seed and commit write identical bytes.
 
 use crate::outcome::{RunOutcome, Table};
+use crate::series::SecondRow;
 use std::fmt::Write as _;
-
-/// Upper edge (ms) of the bucket that holds quantile `q` of a per-second histogram.
-pub fn log2_quantile_ms(buckets: &[u32], q: f64) -> f64 {
-    let total: u64 = buckets.iter().map(|&b| u64::from(b)).sum();
-    if total == 0 {
-        return 0.0;
-    }
-    let rank = (q * total as f64).ceil().max(1.0) as u64;
-    let mut seen = 0u64;
-    for (i, &b) in buckets.iter().enumerate() {
-        seen += u64::from(b);
-        if seen >= rank {
-            return crate::workload::bucket_upper_ns(i) / 1e6;
-        }
-    }
-    0.0
-}
 
 fn csv_bytes(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(header).expect("writing to memory");
+    if !header.is_empty() {
+        w.write_record(header).expect("writing to memory");
+    }
     for r in rows {
         w.write_record(&r).expect("writing to memory");
     }
@@ -56,38 +42,51 @@ pub fn metrics_csv(o: &RunOutcome, commit: &str) -> Vec<u8> {
     csv_bytes(&header, rows)
 }
 
-/// `timeseries.csv`: one row per simulated second (by completion time).
-pub fn timeseries_csv(o: &RunOutcome, commit: &str) -> Vec<u8> {
-    let header = [
-        "scenario",
-        "seed",
-        "commit",
-        "t_s",
-        "sent_rps",
-        "ok_rps",
-        "error_rps",
-        "latency_ms_mean",
-        "latency_ms_p99_upper",
-    ];
-    let rows = o.seconds.iter().enumerate().map(|(t, s)| {
-        let mean = if s.ok == 0 {
-            0.0
+/// The header of `timeseries.csv`.
+pub const TIMESERIES_HEADER: [&str; 9] = [
+    "scenario",
+    "seed",
+    "commit",
+    "t_s",
+    "sent_rps",
+    "ok_rps",
+    "error_rps",
+    "latency_ms_mean",
+    "latency_ms_p99_upper",
+];
+
+/// One line of `timeseries.csv` (a span of `span_s` seconds reports per-second rates).
+pub fn timeseries_line(scenario: &str, seed: u64, commit: &str, r: &SecondRow) -> String {
+    let rate = |n: u64| {
+        if r.span_s == 1 {
+            n.to_string()
         } else {
-            s.latency_ns_sum as f64 / s.ok as f64 / 1e6
-        };
-        vec![
-            o.scenario.clone(),
-            o.seed.to_string(),
-            commit.to_string(),
-            t.to_string(),
-            s.sent.to_string(),
-            s.ok.to_string(),
-            s.errors.to_string(),
-            format!("{mean:.3}"),
-            format!("{}", log2_quantile_ms(&s.log2_buckets, 0.99)),
-        ]
-    });
-    csv_bytes(&header, rows)
+            format!("{:.3}", n as f64 / r.span_s as f64)
+        }
+    };
+    let fields = [
+        scenario.to_string(),
+        seed.to_string(),
+        commit.to_string(),
+        r.t_s.to_string(),
+        rate(r.sent),
+        rate(r.ok),
+        rate(r.errors),
+        format!("{:.3}", r.latency_ms_mean),
+        format!("{}", r.latency_ms_p99_upper),
+    ];
+    let bytes = csv_bytes(&[], std::iter::once(fields.to_vec()));
+    String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8")
+}
+
+/// `timeseries.csv` from a list of rows (the CLI streams the same lines as the run goes).
+pub fn timeseries_csv(scenario: &str, seed: u64, commit: &str, rows: &[SecondRow]) -> Vec<u8> {
+    let mut out = TIMESERIES_HEADER.join(",");
+    out.push('\n');
+    for r in rows {
+        out.push_str(&timeseries_line(scenario, seed, commit, r));
+    }
+    out.into_bytes()
 }
 
 /// A tier's extra table (`archive.csv`, ...), with scenario, seed and commit in front.
@@ -110,10 +109,14 @@ pub fn summary_text(o: &RunOutcome) -> String {
         let _ = writeln!(t, "  {k:<22} {v}");
     };
     let _ = writeln!(t, "scenario {} seed {}", o.scenario, o.seed);
+    let failed: u64 = s.errors.iter().map(|e| e.1).sum();
     line(
         &mut t,
         "requests",
-        format!("{} sent, {} ok", s.requests_total, s.ok_total),
+        format!(
+            "{} sent: {} ok, {failed} failed, {} unanswered at the end",
+            s.requests_total, s.ok_total, s.unanswered_total
+        ),
     );
     line(
         &mut t,
@@ -177,25 +180,4 @@ pub fn summary_text(o: &RunOutcome) -> String {
         let _ = writeln!(t, "  check {:<16} {}: {}", c.name, c.label(), c.detail);
     }
     t
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_log2_quantile_is_the_upper_edge_of_its_bucket() {
-        use crate::workload::{bucket_upper_ns, latency_bucket, BUCKETS};
-        let mut b = vec![0u32; BUCKETS];
-        b[latency_bucket(1_500_000)] += 99;
-        b[latency_bucket(40_000_000)] += 1;
-        assert_eq!(
-            log2_quantile_ms(&b, 0.5),
-            bucket_upper_ns(latency_bucket(1_500_000)) / 1e6
-        );
-        assert_eq!(
-            log2_quantile_ms(&b, 1.0),
-            bucket_upper_ns(latency_bucket(40_000_000)) / 1e6
-        );
-    }
 }

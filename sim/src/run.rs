@@ -6,9 +6,11 @@ use crate::evidence::Evidence;
 use crate::kernel::Progress;
 use crate::outcome::{self, RunOutcome};
 use crate::scenario::Scenario;
+use crate::series::{SecondRow, Series};
 use crate::tiers::{RunView, TierReport, TIERS};
 use crate::trace::TraceEntry;
-use crate::world::{build, s_to_ns};
+use crate::world::{build, s_to_ns, World};
+use minitwin_components::Observation;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -23,6 +25,9 @@ pub fn first_fault_s(scenario: &Scenario) -> Option<f64> {
     scenario.faults.iter().map(|f| f.at_s()).reduce(f64::min)
 }
 
+/// Simulated time between two hand-overs of the users' finished seconds.
+const CHUNK_NS: u64 = 10_000_000_000;
+
 /// Runs `scenario` with `seed` to its end.
 pub fn run(
     scenario: &Scenario,
@@ -30,9 +35,49 @@ pub fn run(
     options: &RunOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> RunOutcome {
+    run_with(scenario, seed, options, progress, &mut |_| {})
+}
+
+/// [`run`], handing every simulated second of the users' time series to `on_second` as soon as
+/// it is final (the CLI streams them to `timeseries.csv`).
+pub fn run_with(
+    scenario: &Scenario,
+    seed: u64,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(Progress),
+    on_second: &mut dyn FnMut(&SecondRow),
+) -> RunOutcome {
     let mut world = build(scenario, seed, options.record_trace);
-    let checkers: Rc<RefCell<Vec<Box<dyn Checker>>>> =
-        Rc::new(RefCell::new(checks::enabled(scenario, &world.plan)));
+    let checkers = watch(&mut world, scenario);
+    let promoted_ns = Rc::new(RefCell::new(None));
+    install_observer(&mut world, checkers.clone(), promoted_ns.clone());
+    let mut series = Series::new(first_fault_s(scenario));
+    let settle_ns = scenario.checks.converge_within_s.map_or(0, s_to_ns);
+    let end_ns = world.end_ns.saturating_add(settle_ns);
+    let mut stream = |world: &mut World, before_s: u64| {
+        for tier in TIERS {
+            for (t, s) in tier.take_seconds(&mut world.sim, &world.plan, before_s) {
+                let row = SecondRow::of(t, &s);
+                on_second(&row);
+                series.push(row);
+            }
+        }
+    };
+    while world.sim.now_ns() < end_ns {
+        let next = world.sim.now_ns().saturating_add(CHUNK_NS).min(end_ns);
+        world.sim.run_until(next, progress);
+        stream(&mut world, next / 1_000_000_000);
+    }
+    stream(&mut world, end_ns.div_ceil(1_000_000_000));
+    let promoted = *promoted_ns.borrow();
+    finish(scenario, seed, world, checkers, series, promoted)
+}
+
+type Checkers = Rc<RefCell<Vec<Box<dyn Checker>>>>;
+
+/// The scenario's checkers, with a view of the wire for those that want one.
+fn watch(world: &mut World, scenario: &Scenario) -> Checkers {
+    let checkers: Checkers = Rc::new(RefCell::new(checks::enabled(scenario, &world.plan)));
     if checkers.borrow().iter().any(|c| c.wants_wire()) {
         let watching = checkers.clone();
         world.sim.set_tap(Box::new(move |at_ns, from, to, msg| {
@@ -41,12 +86,32 @@ pub fn run(
             }
         }));
     }
-    world.sim.run_until(world.end_ns, progress);
-    if let Some(settle_s) = scenario.checks.converge_within_s {
-        world
-            .sim
-            .run_until(world.end_ns + s_to_ns(settle_s), progress);
-    }
+    checkers
+}
+
+/// Hands every observation to the checkers, and notes the first promotion.
+fn install_observer(world: &mut World, checkers: Checkers, promoted_ns: Rc<RefCell<Option<u64>>>) {
+    world.sim.set_observer(Box::new(move |at_ns, node, o| {
+        if matches!(
+            o,
+            Observation::StorePromoted { .. } | Observation::SessionPromoted { .. }
+        ) {
+            promoted_ns.borrow_mut().get_or_insert(at_ns);
+        }
+        for c in checkers.borrow_mut().iter_mut() {
+            c.on_observation(at_ns, node, o);
+        }
+    }));
+}
+
+fn finish(
+    scenario: &Scenario,
+    seed: u64,
+    world: World,
+    checkers: Checkers,
+    series: Series,
+    promoted_ns: Option<u64>,
+) -> RunOutcome {
     let view = RunView {
         scenario,
         plan: &world.plan,
@@ -56,8 +121,11 @@ pub fn run(
     for tier in TIERS {
         tier.collect(&view, &mut ev);
     }
-    let acked = ev.users.as_ref().map_or(&[][..], |u| u.acked_writes);
-    ev.summary.lost_writes_total = durability::lost_writes(acked, &ev.shards).len() as u64;
+    ev.summary.lost_writes_total = durability::lost_writes(&ev).len() as u64;
+    ev.summary.recovery_s = series.recovery_s();
+    ev.summary.failover_s = first_fault_s(scenario)
+        .zip(promoted_ns)
+        .map(|(fault, at)| at as f64 / 1e9 - fault);
     let results = checkers
         .borrow_mut()
         .iter_mut()
@@ -71,7 +139,6 @@ pub fn run(
     let mut rows = outcome::metric_rows(sim, world.end_ns);
     rows.extend(report.rows);
     rows.extend(outcome::summary_rows(&ev.summary));
-    let seconds = ev.users.as_ref().map_or(Vec::new(), |u| u.seconds.to_vec());
     RunOutcome {
         scenario: scenario.name.clone(),
         seed,
@@ -80,7 +147,7 @@ pub fn run(
         summary: ev.summary,
         lines: report.lines,
         rows,
-        seconds,
+        series: series.points(),
         tables: report.tables,
         checks: results,
         trace: sim.trace().entries().map(<[TraceEntry]>::to_vec),

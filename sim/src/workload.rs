@@ -12,6 +12,7 @@ use minitwin_components::msg::{Request, Response, Route, Status};
 use minitwin_components::rng::{ms_to_ns, Zipf};
 use minitwin_components::{Component, Context, Msg, NodeId, Timer};
 use serde::Deserialize;
+use std::collections::{BTreeMap, VecDeque};
 
 /// The arrival rate over time.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -226,12 +227,53 @@ impl WorkloadConfig {
     }
 }
 
-/// One acknowledged write, for the durability checker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AckedWrite {
-    pub key: u64,
-    pub value: u64,
-    pub ack_ns: u64,
+/// What the client knows of the writes to one key, for the durability check: state per key,
+/// not per write, so a run's memory does not grow with its length.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyWrites {
+    /// The acknowledged write with the highest value (values grow with send order), and when
+    /// it was acknowledged (simulated time; the client's clock is never skewed).
+    pub acked: Option<(u64, u64)>,
+    /// Writes of the key that were sent before `acked` was and whose outcome was not known when
+    /// it was sent: the store may order them after it, so the key may end with their value.
+    pub concurrent: Vec<u64>,
+    /// Writes sent whose outcome is not known (in flight, timed out, or failed in a way that
+    /// may still have written): oldest first, at most [`UNSETTLED_KEPT`].
+    pub unsettled: Vec<u64>,
+}
+
+/// Unsettled writes remembered per key (older ones are forgotten, and counted).
+pub const UNSETTLED_KEPT: usize = 64;
+
+impl KeyWrites {
+    /// Whether a key that ends holding `value` (0: absent) kept its acknowledged write: it holds
+    /// that write, a later one, or one that may legitimately have been ordered after it.
+    pub fn kept_by(&self, value: u64) -> bool {
+        match self.acked {
+            None => true,
+            Some((acked, _)) => value >= acked || self.concurrent.contains(&value),
+        }
+    }
+}
+
+/// The client's counts over the measured window: requests sent at or after the end of the
+/// warm-up, and what became of them. `sent == ok + failed + unanswered` always.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub sent: u64,
+    pub ok: u64,
+    /// By kind: 429, 500, 502, 503, 504, timeout.
+    pub errors: [u64; 6],
+    /// Write requests of the window acknowledged with 200.
+    pub acked_writes: u64,
+}
+
+impl Tally {
+    pub const ERROR_KINDS: [&'static str; 6] = ["429", "500", "502", "503", "504", "timeout"];
+
+    pub fn failed(&self) -> u64 {
+        self.errors.iter().sum()
+    }
 }
 
 /// Per-second counts, for the time series.
@@ -268,12 +310,16 @@ pub fn bucket_upper_ns(i: usize) -> f64 {
     base + base * (sub + 1) as f64 / 8.0
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Outstanding {
     route: Route,
     key: u64,
     value: u64,
     sent_ns: u64,
+    /// Sent at or after the end of the warm-up: counted in the tally.
+    in_window: bool,
+    /// For writes: the key's unsettled writes when this one was sent.
+    concurrent: Vec<u64>,
 }
 
 struct Ids {
@@ -283,6 +329,9 @@ struct Ids {
     latency: HistId,
     latency_by_route: [HistId; 3],
 }
+
+/// The client's latency histogram (successful requests of the window), by name.
+pub const LATENCY_NS: &str = "client_latency_ns";
 
 /// The client node.
 pub struct Client {
@@ -295,19 +344,50 @@ pub struct Client {
     deadlines: DeadlineQueue<u64>,
     due: Vec<u64>,
     next_value: u64,
+    measure_from_ns: u64,
     stop_ns: u64,
     ids: Option<Ids>,
-    /// Writes acknowledged with 200, in acknowledgement order.
-    pub acked_writes: Vec<AckedWrite>,
-    /// Per simulated second, by completion time.
-    pub seconds: Vec<Second>,
+    /// Counts over the measured window.
+    pub tally: Tally,
+    /// Per key written in the window: what the durability check needs.
+    pub writes: BTreeMap<u64, KeyWrites>,
+    /// Unsettled writes forgotten because a key had more than [`UNSETTLED_KEPT`].
+    pub unsettled_forgotten: u64,
+    /// Per simulated second (by completion time) not yet taken: `seconds[0]` is second
+    /// `first_second`.
+    seconds: VecDeque<Second>,
+    first_second: u64,
 }
 
 const TICK_ARRIVAL: u32 = 0;
 
+/// Index of an outcome in [`Tally::errors`] (None for 200).
+fn error_index(status: Status) -> Option<usize> {
+    match status {
+        Status::Ok => None,
+        Status::TooManyRequests => Some(0),
+        Status::Internal => Some(1),
+        Status::BadGateway => Some(2),
+        Status::Unavailable => Some(3),
+        Status::GatewayTimeout => Some(4),
+    }
+}
+
+/// Whether a failed request certainly did not write: refused before it reached a service's
+/// worker (429 from the rate limiter, 503 from a full queue or no live upstream).
+fn certainly_refused(status: Status) -> bool {
+    matches!(status, Status::TooManyRequests | Status::Unavailable)
+}
+
 impl Client {
-    /// A client sending to `gateways` until `stop_ns` (simulated time).
-    pub fn new(config: WorkloadConfig, gateways: &[NodeId], stop_ns: u64) -> Client {
+    /// A client sending to `gateways` until `stop_ns` (simulated time), measuring requests sent
+    /// from `measure_from_ns` (the end of the warm-up).
+    pub fn new(
+        config: WorkloadConfig,
+        gateways: &[NodeId],
+        measure_from_ns: u64,
+        stop_ns: u64,
+    ) -> Client {
         assert!(
             !gateways.is_empty(),
             "the workload needs a gateway to talk to"
@@ -321,10 +401,14 @@ impl Client {
             deadlines: DeadlineQueue::new(),
             due: Vec::new(),
             next_value: 1,
+            measure_from_ns,
             stop_ns,
             ids: None,
-            acked_writes: Vec::new(),
-            seconds: Vec::new(),
+            tally: Tally::default(),
+            writes: BTreeMap::new(),
+            unsettled_forgotten: 0,
+            seconds: VecDeque::new(),
+            first_second: 0,
             config,
         }
     }
@@ -333,19 +417,41 @@ impl Client {
         self.outstanding.len()
     }
 
+    /// Requests of the window still unanswered.
+    pub fn unanswered(&self) -> u64 {
+        self.tally.sent - self.tally.ok - self.tally.failed()
+    }
+
     fn ids(&self) -> &Ids {
         self.ids.as_ref().expect("start() registers metrics")
     }
 
     fn second(&mut self, now_ns: u64) -> &mut Second {
-        let s = (now_ns / 1_000_000_000) as usize;
-        if self.seconds.len() <= s {
-            self.seconds.resize_with(s + 1, || Second {
+        let s = now_ns / 1_000_000_000;
+        debug_assert!(s >= self.first_second, "seconds already taken are final");
+        let i = (s - self.first_second) as usize;
+        if self.seconds.len() <= i {
+            self.seconds.resize_with(i + 1, || Second {
                 log2_buckets: vec![0; BUCKETS],
                 ..Second::default()
             });
         }
-        &mut self.seconds[s]
+        &mut self.seconds[i]
+    }
+
+    /// Takes every second before `second` (they are final once the clock has passed them),
+    /// as (second, counts).
+    pub fn take_seconds_before(&mut self, second: u64) -> Vec<(u64, Second)> {
+        let mut out = Vec::new();
+        while self.first_second < second {
+            let s = self.seconds.pop_front().unwrap_or_else(|| Second {
+                log2_buckets: vec![0; BUCKETS],
+                ..Second::default()
+            });
+            out.push((self.first_second, s));
+            self.first_second += 1;
+        }
+        out
     }
 
     /// Schedules the next arrival by thinning: exponential gaps at the peak rate, each kept with
@@ -356,7 +462,7 @@ impl Client {
         }
         let mut t = ctx.now_ns();
         loop {
-            t += ms_to_ns(ctx.rng().exp(1000.0 / self.peak_rps)).max(1);
+            t = t.saturating_add(ms_to_ns(ctx.rng().exp(1000.0 / self.peak_rps)).max(1));
             if t >= self.stop_ns {
                 return;
             }
@@ -385,17 +491,26 @@ impl Client {
             Route::Static => self.objects.sample(ctx.rng()),
             Route::Read | Route::Write => user,
         };
-        let value = if route == Route::Write {
+        let in_window = now >= self.measure_from_ns;
+        let (value, concurrent) = if route == Route::Write {
             self.next_value += 1;
-            self.next_value
+            let value = self.next_value;
+            let concurrent = if in_window {
+                self.note_write_sent(key, value)
+            } else {
+                Vec::new()
+            };
+            (value, concurrent)
         } else {
-            0
+            (0, Vec::new())
         };
         let id = self.outstanding.insert(Outstanding {
             route,
             key,
             value,
             sent_ns: now,
+            in_window,
+            concurrent,
         });
         let gateway = self.gateways[(user % self.gateways.len() as u64) as usize];
         ctx.send(
@@ -407,11 +522,47 @@ impl Client {
                 value,
             }),
         );
-        let sent = self.ids().sent;
-        ctx.metrics().add(sent, 1);
+        if in_window {
+            self.tally.sent += 1;
+            let sent = self.ids().sent;
+            ctx.metrics().add(sent, 1);
+        }
         self.second(now).sent += 1;
         self.deadlines
-            .push(ctx, now + ms_to_ns(self.config.timeout_ms), id);
+            .push(ctx, now.saturating_add(ms_to_ns(self.config.timeout_ms)), id);
+    }
+
+    /// A write of `value` to `key` leaves: returns the key's unsettled writes before it.
+    fn note_write_sent(&mut self, key: u64, value: u64) -> Vec<u64> {
+        let w = self.writes.entry(key).or_default();
+        let before = w.unsettled.clone();
+        if w.unsettled.len() == UNSETTLED_KEPT {
+            w.unsettled.remove(0);
+            self.unsettled_forgotten += 1;
+        }
+        w.unsettled.push(value);
+        before
+    }
+
+    /// A write's outcome: acknowledged, certainly refused, or still unknown.
+    fn note_write_outcome(&mut self, o: &Outstanding, status: Option<Status>, now_ns: u64) {
+        let Some(w) = self.writes.get_mut(&o.key) else {
+            return;
+        };
+        let settled = match status {
+            Some(s) if s.is_ok() => {
+                if w.acked.is_none_or(|(v, _)| v < o.value) {
+                    w.acked = Some((o.value, now_ns));
+                    w.concurrent.clone_from(&o.concurrent);
+                }
+                true
+            }
+            Some(s) => certainly_refused(s),
+            None => false, // timed out: it may still write
+        };
+        if settled {
+            w.unsettled.retain(|&v| v != o.value);
+        }
     }
 
     fn complete(&mut self, ctx: &mut dyn Context, r: Response) {
@@ -420,28 +571,11 @@ impl Client {
         };
         let now = ctx.now_ns();
         let latency = now - o.sent_ns;
-        let status_index = Status::ALL
-            .iter()
-            .position(|&s| s == r.status)
-            .expect("known status");
-        let ids = self.ids();
-        let (by_status, hist, by_route) = (
-            ids.by_status[status_index],
-            ids.latency,
-            ids.latency_by_route[o.route as usize],
-        );
-        let m = ctx.metrics();
-        m.add(by_status, 1);
-        if r.status.is_ok() {
-            m.record(hist, latency);
-            m.record(by_route, latency);
+        if o.route == Route::Write && o.in_window {
+            self.note_write_outcome(&o, Some(r.status), now);
         }
-        if r.status.is_ok() && o.route == Route::Write {
-            self.acked_writes.push(AckedWrite {
-                key: o.key,
-                value: o.value,
-                ack_ns: now,
-            });
+        if o.in_window {
+            self.tally_outcome(ctx, &o, r.status, latency);
         }
         let sec = self.second(now);
         if r.status.is_ok() {
@@ -453,16 +587,49 @@ impl Client {
         }
     }
 
+    fn tally_outcome(&mut self, ctx: &mut dyn Context, o: &Outstanding, status: Status, latency: u64) {
+        let status_index = Status::ALL
+            .iter()
+            .position(|&s| s == status)
+            .expect("known status");
+        let ids = self.ids();
+        let (by_status, hist, by_route) = (
+            ids.by_status[status_index],
+            ids.latency,
+            ids.latency_by_route[o.route as usize],
+        );
+        let m = ctx.metrics();
+        m.add(by_status, 1);
+        match error_index(status) {
+            None => {
+                m.record(hist, latency);
+                m.record(by_route, latency);
+                self.tally.ok += 1;
+                if o.route == Route::Write {
+                    self.tally.acked_writes += 1;
+                }
+            }
+            Some(e) => self.tally.errors[e] += 1,
+        }
+    }
+
     fn on_deadlines(&mut self, ctx: &mut dyn Context) {
         let mut due = std::mem::take(&mut self.due);
         self.deadlines.fire(ctx, &mut due);
         let now = ctx.now_ns();
         for &id in &due {
-            if self.outstanding.remove(id).is_some() {
+            let Some(o) = self.outstanding.remove(id) else {
+                continue;
+            };
+            if o.in_window {
+                if o.route == Route::Write {
+                    self.note_write_outcome(&o, None, now);
+                }
+                self.tally.errors[5] += 1;
                 let t = self.ids().timeouts;
                 ctx.metrics().add(t, 1);
-                self.second(now).errors += 1;
             }
+            self.second(now).errors += 1;
         }
         due.clear();
         self.due = due;
@@ -483,7 +650,7 @@ impl Component for Client {
                 m.counter("client_status_504_total"),
             ],
             timeouts: m.counter("client_timeouts_total"),
-            latency: m.histogram("client_latency_ns"),
+            latency: m.histogram(LATENCY_NS),
             latency_by_route: [
                 m.histogram("client_latency_static_ns"),
                 m.histogram("client_latency_read_ns"),
@@ -512,6 +679,10 @@ impl Component for Client {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
     }
 }
 

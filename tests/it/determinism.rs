@@ -1,12 +1,22 @@
 use crate::shipped;
 use minitwin_sim::outcome::RunOutcome;
 use minitwin_sim::report;
-use minitwin_sim::run::{run, RunOptions};
+use minitwin_sim::run::{run_with, RunOptions};
+use minitwin_sim::series::SecondRow;
 use minitwin_sim::scenario::Scenario;
 use minitwin_sim::trace::first_divergence;
 
-fn run_recorded(s: &Scenario, seed: u64) -> RunOutcome {
-    run(s, seed, &RunOptions { record_trace: true }, &mut |_| {})
+/// A run with its trace recorded, and the time series it streamed.
+fn run_recorded(s: &Scenario, seed: u64) -> (RunOutcome, Vec<SecondRow>) {
+    let mut rows = Vec::new();
+    let o = run_with(
+        s,
+        seed,
+        &RunOptions { record_trace: true },
+        &mut |_| {},
+        &mut |r| rows.push(*r),
+    );
+    (o, rows)
 }
 
 fn short(mut s: Scenario) -> Scenario {
@@ -16,7 +26,7 @@ fn short(mut s: Scenario) -> Scenario {
 }
 
 /// Panics with the first event where two runs part, if they do.
-fn assert_same_run(a: &RunOutcome, b: &RunOutcome) {
+fn assert_same_run((a, rows_a): &(RunOutcome, Vec<SecondRow>), (b, rows_b): &(RunOutcome, Vec<SecondRow>)) {
     if let Some((i, x, y)) =
         first_divergence(a.trace.as_deref().unwrap(), b.trace.as_deref().unwrap())
     {
@@ -24,10 +34,9 @@ fn assert_same_run(a: &RunOutcome, b: &RunOutcome) {
     }
     assert_eq!(a.trace_hash, b.trace_hash);
     assert_eq!(report::metrics_csv(a, "c"), report::metrics_csv(b, "c"));
-    assert_eq!(
-        report::timeseries_csv(a, "c"),
-        report::timeseries_csv(b, "c")
-    );
+    let csv = |rows: &[SecondRow]| report::timeseries_csv("s", 1, "c", rows);
+    assert_eq!(csv(rows_a), csv(rows_b));
+    assert!(!rows_a.is_empty(), "the series streamed");
     assert_eq!(report::summary_text(a), report::summary_text(b));
 }
 
@@ -37,7 +46,7 @@ fn the_same_seed_twice_gives_byte_identical_results_and_trace_hash() {
         let s = short(shipped(name));
         let a = run_recorded(&s, 42);
         let b = run_recorded(&s, 42);
-        assert!(a.events_total > 10_000, "the run did something");
+        assert!(a.0.events_total > 10_000, "the run did something");
         assert_same_run(&a, &b);
     }
 }
@@ -56,6 +65,7 @@ fn a_faulty_run_with_buggify_is_deterministic_too() {
     let b = run_recorded(&s, 5);
     assert_same_run(&a, &b);
     let fired = a
+        .0
         .rows
         .iter()
         .find(|r| r.metric == "buggify_fired_total")
@@ -67,8 +77,8 @@ fn a_faulty_run_with_buggify_is_deterministic_too() {
 #[test]
 fn two_seeds_give_different_runs_and_the_first_divergent_event_is_reported() {
     let s = short(shipped("steady"));
-    let a = run_recorded(&s, 1);
-    let b = run_recorded(&s, 2);
+    let (a, _) = run_recorded(&s, 1);
+    let (b, _) = run_recorded(&s, 2);
     assert_ne!(a.trace_hash, b.trace_hash);
     assert_ne!(report::metrics_csv(&a, "c"), report::metrics_csv(&b, "c"));
     let (i, x, y) = first_divergence(a.trace.as_deref().unwrap(), b.trace.as_deref().unwrap())

@@ -55,14 +55,14 @@ fn a_shard_crash_under_write_load_fails_requests_then_recovers_without_losing_ac
     assert!(o.summary.acked_writes_total > 5_000, "{:?}", o.summary);
     // Before the crash: no errors. While store-0 is down: errors. After it is back: none again.
     let errors =
-        |range: std::ops::Range<usize>| -> u64 { o.seconds[range].iter().map(|s| s.errors).sum() };
+        |range: std::ops::Range<usize>| -> u64 { o.series[range].iter().map(|s| s.errors).sum() };
     assert_eq!(errors(1..4), 0, "errors before the crash");
     assert!(
         errors(4..8) > 100,
         "requests for the dead shard must fail or time out"
     );
     assert_eq!(errors(9..12), 0, "errors after recovery");
-    assert!(o.seconds[10].ok > 1_000, "throughput recovered");
+    assert!(o.series[10].ok > 1_000, "throughput recovered");
     let restarted = o
         .rows
         .iter()

@@ -1,8 +1,10 @@
 //! Convergence: after the faults heal and the workload stops, every shard's members that are up
-//! hold the same durable log within `converge_within_s` (safety, then liveness).
+//! hold the same durable log (the same last record and the same data) within
+//! `converge_within_s` (safety, then liveness). Not applicable to single-node shards: there is
+//! nothing to converge.
 
 use super::{always, CheckResult, Checker, Class, Registration};
-use crate::evidence::{Evidence, MemberLog};
+use crate::evidence::Evidence;
 use crate::plan::Plan;
 use crate::scenario::Scenario;
 
@@ -25,41 +27,54 @@ struct Convergence {
 
 impl Checker for Convergence {
     fn verdict(&mut self, ev: &Evidence<'_>) -> CheckResult {
-        convergence(&ev.members, self.within_s)
-    }
-}
-
-/// After healing, every member that is up must hold the same durable log as the longest one.
-pub fn convergence(shards: &[Vec<MemberLog<'_>>], within_s: f64) -> CheckResult {
-    let mut behind = Vec::new();
-    for (i, members) in shards.iter().enumerate() {
-        let Some(reference) = members.iter().filter(|m| m.up).max_by_key(|m| m.log.len()) else {
-            behind.push(format!("shard {i}: no member is up"));
-            continue;
-        };
-        for m in members.iter().filter(|m| m.up) {
-            if m.log != reference.log {
-                behind.push(format!(
-                    "shard {i}: {} holds {} records, {} holds {}",
-                    m.name,
-                    m.log.len(),
-                    reference.name,
-                    reference.log.len()
-                ));
+        if ev.members.iter().all(|m| m.len() < 2) {
+            return CheckResult::not_applicable(
+                "convergence",
+                Class::Liveness,
+                "every store shard is a single node: there is nothing to converge".into(),
+            );
+        }
+        let mut behind = Vec::new();
+        for (i, members) in ev.members.iter().enumerate() {
+            let up: Vec<_> = members.iter().filter(|m| m.up).collect();
+            let Some(reference) = up.iter().max_by_key(|m| m.fingerprint.0) else {
+                behind.push(format!("shard {i}: no member is up"));
+                continue;
+            };
+            for m in &up {
+                if m.fingerprint != reference.fingerprint {
+                    behind.push(format!(
+                        "shard {i}: {} holds {} records (epoch {}), {} holds {} (epoch {}){}",
+                        m.name,
+                        m.fingerprint.0,
+                        m.fingerprint.1,
+                        reference.name,
+                        reference.fingerprint.0,
+                        reference.fingerprint.1,
+                        if m.fingerprint.0 == reference.fingerprint.0 {
+                            " with different data"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+            for m in members.iter().filter(|m| !m.up) {
+                behind.push(format!("shard {i}: {} is still down", m.name));
             }
         }
-        for m in members.iter().filter(|m| !m.up) {
-            behind.push(format!("shard {i}: {} is still down", m.name));
-        }
+        let detail = if behind.is_empty() {
+            format!(
+                "every shard's members agree {} s after the workload stopped",
+                self.within_s
+            )
+        } else {
+            format!(
+                "{} s after the workload stopped: {}",
+                self.within_s,
+                behind.join("; ")
+            )
+        };
+        CheckResult::new("convergence", Class::Liveness, behind.is_empty(), detail)
     }
-    let detail = if behind.is_empty() {
-        format!("every shard's members agree {within_s} s after the workload stopped")
-    } else {
-        format!(
-            "{} s after the workload stopped: {}",
-            within_s,
-            behind.join("; ")
-        )
-    };
-    CheckResult::new("convergence", Class::Liveness, behind.is_empty(), detail)
 }

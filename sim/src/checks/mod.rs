@@ -2,8 +2,10 @@
 //! key in the scenario's `[checks]`, and each has a test beside it (or in `tests/it/`) that
 //! plants the bug it looks for and sees it caught.
 //!
-//! A checker may watch the wire during the run ([`Checker::on_wire`]); at the end it reads the
-//! [`Evidence`] the tiers collected and answers pass, fail, or not applicable with the reason.
+//! A checker may watch the wire ([`Checker::on_wire`]) and the components' observations
+//! ([`Checker::on_observation`]) during the run, keeping state per key or per node, never per
+//! request; at the end it reads the [`Evidence`] the tiers collected and answers pass, fail, or
+//! not applicable with the reason.
 //!
 //! - [`durability`]: acknowledged writes survive, where the configuration promises it.
 //! - [`split_brain`]: no two members of a shard acknowledge writes as primary at once.
@@ -28,7 +30,7 @@ pub mod throughput;
 use crate::evidence::Evidence;
 use crate::plan::Plan;
 use crate::scenario::Scenario;
-use minitwin_components::{Msg, NodeId};
+use minitwin_components::{Msg, NodeId, Observation};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Class {
@@ -112,6 +114,9 @@ pub trait Checker {
 
     /// A message on the wire: simulated time, sender, receiver.
     fn on_wire(&mut self, _at_ns: u64, _from: NodeId, _to: NodeId, _msg: &Msg) {}
+
+    /// An observation a component made (rare events: promotions, semi-sync fallbacks).
+    fn on_observation(&mut self, _at_ns: u64, _node: NodeId, _o: &Observation) {}
 
     /// The verdict, from what the tiers collected.
     fn verdict(&mut self, ev: &Evidence<'_>) -> CheckResult;

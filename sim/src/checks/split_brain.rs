@@ -1,5 +1,7 @@
 //! Split brain: no two members of a shard acknowledge writes as primary over overlapping
-//! simulated times, as seen on the wire (so clock skew cannot hide it).
+//! simulated times, as seen on the wire (so clock skew cannot hide it). A tenure is the span
+//! from a node's first to its last acknowledgement in one epoch; the checker keeps one per
+//! (node, epoch), not one per acknowledgement.
 
 use super::{always, CheckResult, Checker, Class, Registration};
 use crate::evidence::Evidence;
@@ -19,24 +21,37 @@ pub static REGISTRATION: Registration = Registration {
 
 fn make(_: &Scenario, plan: &Plan) -> Box<dyn Checker> {
     let shards = plan.groups(STORE);
-    let names = plan.names();
-    let mut member = vec![false; plan.len()];
-    for &n in shards.iter().flatten() {
-        member[n as usize] = true;
+    let mut shard_of = vec![None; plan.len()];
+    for (i, members) in shards.iter().enumerate() {
+        for &n in members {
+            shard_of[n as usize] = Some(i);
+        }
     }
     Box::new(SplitBrain {
-        shards,
-        names,
-        member,
-        acks: Vec::new(),
+        shards: shards.len(),
+        names: plan.names(),
+        shard_of,
+        tenures: BTreeMap::new(),
+        acks: 0,
     })
 }
 
+/// One node's stretch as primary of one epoch: first and last acknowledgement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tenure {
+    pub node: NodeId,
+    pub epoch: u64,
+    pub first_ns: u64,
+    pub last_ns: u64,
+}
+
 struct SplitBrain {
-    shards: Vec<Vec<NodeId>>,
+    shards: usize,
     names: Vec<String>,
-    member: Vec<bool>,
-    acks: Vec<WriteAck>,
+    shard_of: Vec<Option<usize>>,
+    /// (shard, node, epoch) -> (first, last acknowledgement).
+    tenures: BTreeMap<(usize, NodeId, u64), (u64, u64)>,
+    acks: u64,
 }
 
 impl Checker for SplitBrain {
@@ -45,57 +60,68 @@ impl Checker for SplitBrain {
     }
 
     fn on_wire(&mut self, at_ns: u64, from: NodeId, _to: NodeId, msg: &Msg) {
-        if let Msg::StoreReply(StoreResponse {
+        let Msg::StoreReply(StoreResponse {
             result: StoreResult::Written { epoch, .. },
             ..
         }) = msg
-        {
-            if self.member[from as usize] {
-                self.acks.push(WriteAck {
-                    at_ns,
-                    node: from,
-                    epoch: *epoch,
-                });
-            }
-        }
+        else {
+            return;
+        };
+        let Some(shard) = self.shard_of[from as usize] else {
+            return;
+        };
+        self.acks += 1;
+        let t = self
+            .tenures
+            .entry((shard, from, *epoch))
+            .or_insert((at_ns, at_ns));
+        t.1 = at_ns;
     }
 
     fn verdict(&mut self, _: &Evidence<'_>) -> CheckResult {
-        let names = |n: NodeId| self.names[n as usize].clone();
-        split_brain(&self.acks, &self.shards, &names)
+        let overlaps: Vec<(usize, (Tenure, Tenure))> = (0..self.shards)
+            .flat_map(|shard| {
+                let tenures: Vec<Tenure> = self
+                    .tenures
+                    .range((shard, 0, 0)..(shard + 1, 0, 0))
+                    .map(|(&(_, node, epoch), &(first_ns, last_ns))| Tenure {
+                        node,
+                        epoch,
+                        first_ns,
+                        last_ns,
+                    })
+                    .collect();
+                overlaps(&tenures).into_iter().map(move |o| (shard, o))
+            })
+            .collect();
+        let mut detail = format!(
+            "{} write acknowledgements, {} overlapping primary tenures",
+            self.acks,
+            overlaps.len()
+        );
+        if let Some((shard, (a, b))) = overlaps.first() {
+            let name = |n: NodeId| &self.names[n as usize];
+            let s = |ns: u64| ns as f64 / 1e9;
+            detail.push_str(&format!(
+                "; first: shard {shard}: {} (epoch {}) acked writes {:.3}-{:.3} s while {} (epoch {}) acked {:.3}-{:.3} s",
+                name(a.node), a.epoch, s(a.first_ns), s(a.last_ns), name(b.node), b.epoch, s(b.first_ns), s(b.last_ns)
+            ));
+        }
+        CheckResult::new(
+            "split_brain",
+            Class::Correctness,
+            overlaps.is_empty(),
+            detail,
+        )
     }
 }
 
-/// One acknowledgement of a write by a store node, seen on the wire (simulated time).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WriteAck {
-    pub at_ns: u64,
-    pub node: NodeId,
-    pub epoch: u64,
-}
-
-/// Overlapping tenures of two members of one shard: ((node, epoch, first, last), (...)).
-pub type Overlap = ((NodeId, u64, u64, u64), (NodeId, u64, u64, u64));
-
-/// Pairs of members of one shard that acknowledged writes as primary over overlapping times.
-/// A tenure is the span from a node's first to its last acknowledgement in one epoch.
-pub fn split_brain_overlaps(acks: &[WriteAck], members: &[NodeId]) -> Vec<Overlap> {
-    let mut tenures: BTreeMap<(NodeId, u64), (u64, u64)> = BTreeMap::new();
-    for a in acks.iter().filter(|a| members.contains(&a.node)) {
-        let t = tenures
-            .entry((a.node, a.epoch))
-            .or_insert((a.at_ns, a.at_ns));
-        t.0 = t.0.min(a.at_ns);
-        t.1 = t.1.max(a.at_ns);
-    }
-    let list: Vec<(NodeId, u64, u64, u64)> = tenures
-        .into_iter()
-        .map(|((n, e), (f, l))| (n, e, f, l))
-        .collect();
+/// Pairs of tenures of different nodes that intersect in time.
+pub fn overlaps(tenures: &[Tenure]) -> Vec<(Tenure, Tenure)> {
     let mut out = Vec::new();
-    for (i, a) in list.iter().enumerate() {
-        for b in &list[i + 1..] {
-            if a.0 != b.0 && a.2 <= b.3 && b.2 <= a.3 {
+    for (i, a) in tenures.iter().enumerate() {
+        for b in &tenures[i + 1..] {
+            if a.node != b.node && a.first_ns <= b.last_ns && b.first_ns <= a.last_ns {
                 out.push((*a, *b));
             }
         }
@@ -103,53 +129,26 @@ pub fn split_brain_overlaps(acks: &[WriteAck], members: &[NodeId]) -> Vec<Overla
     out
 }
 
-pub fn split_brain(
-    acks: &[WriteAck],
-    shards: &[Vec<NodeId>],
-    names: &dyn Fn(NodeId) -> String,
-) -> CheckResult {
-    let overlaps: Vec<(usize, Overlap)> = shards
-        .iter()
-        .enumerate()
-        .flat_map(|(i, m)| {
-            split_brain_overlaps(acks, m)
-                .into_iter()
-                .map(move |o| (i, o))
-        })
-        .collect();
-    let mut detail = format!(
-        "{} write acknowledgements, {} overlapping primary tenures",
-        acks.len(),
-        overlaps.len()
-    );
-    if let Some((shard, (a, b))) = overlaps.first() {
-        detail.push_str(&format!(
-            "; first: shard {shard}: {} (epoch {}) acked writes {:.3}-{:.3} s while {} (epoch {}) acked {:.3}-{:.3} s",
-            names(a.0), a.1, a.2 as f64 / 1e9, a.3 as f64 / 1e9, names(b.0), b.1, b.2 as f64 / 1e9, b.3 as f64 / 1e9
-        ));
-    }
-    CheckResult::new(
-        "split_brain",
-        Class::Correctness,
-        overlaps.is_empty(),
-        detail,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn t(node: NodeId, epoch: u64, first_ns: u64, last_ns: u64) -> Tenure {
+        Tenure {
+            node,
+            epoch,
+            first_ns,
+            last_ns,
+        }
+    }
+
     #[test]
-    fn split_brain_overlaps_are_tenures_of_different_nodes_that_intersect() {
-        let ack = |at_ns, node, epoch| WriteAck { at_ns, node, epoch };
-        let clean = [ack(1, 5, 1), ack(2, 5, 1), ack(3, 6, 2), ack(4, 6, 2)];
-        assert!(split_brain_overlaps(&clean, &[5, 6]).is_empty());
-        let brain = [ack(1, 5, 1), ack(3, 6, 2), ack(4, 5, 1)];
-        assert_eq!(split_brain_overlaps(&brain, &[5, 6]).len(), 1);
+    fn overlapping_tenures_of_different_nodes_are_split_brain_and_handovers_are_not() {
+        assert!(overlaps(&[t(5, 1, 1, 2), t(6, 2, 3, 4)]).is_empty());
+        assert_eq!(overlaps(&[t(5, 1, 1, 4), t(6, 2, 3, 5)]).len(), 1);
         assert!(
-            split_brain_overlaps(&brain, &[5]).is_empty(),
-            "only members of the shard count"
+            overlaps(&[t(5, 1, 1, 4), t(5, 2, 3, 5)]).is_empty(),
+            "one node across epochs is not two primaries"
         );
     }
 }

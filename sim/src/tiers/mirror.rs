@@ -2,13 +2,13 @@
 //! copy in each mirror zone.
 
 use super::{RunView, Tier};
-use crate::checks::mirror::decode_copy_log;
 use crate::evidence::{CopyView, Evidence};
 use crate::kernel::Factory;
 use crate::plan::{Plan, Role};
 use crate::scenario::{check, within, zones_known, Invalid, Scenario};
-use crate::tiers::store::STORE;
-use minitwin_components::mirror::{Mirror, MirrorReplica};
+use crate::tiers::store::{authority, durable_state, STORE};
+use minitwin_components::mirror::{Mirror, MirrorReplica, GAPS_TOTAL};
+use minitwin_components::store::DurableState;
 use minitwin_components::NodeId;
 
 /// The mirror job of shard `group`.
@@ -75,13 +75,28 @@ impl Tier for Mirroring {
 
     fn collect<'a>(&self, run: &RunView<'a>, ev: &mut Evidence<'a>) {
         let sim = run.sim;
+        let shards = run.plan.groups(STORE);
         for (shard, copies) in run.plan.groups(MIRROR_COPY).iter().enumerate() {
-            let source_log = ev.shards[shard].durable_log;
+            let source = authority(sim, &shards[shard]);
+            let disk = &sim.env(source).disk;
+            let (base, tail) = (disk.base_lsn(), disk.durable_lsn());
             for &c in copies {
+                let copy = durable_state(sim, c);
+                let lsn = copy.tail_lsn;
+                let at_lsn = (base..=tail).contains(&lsn).then(|| {
+                    let records = &disk.durable_records()[..(lsn - base) as usize];
+                    DurableState::read(disk.snapshot(), records).digest()
+                });
+                let gaps = sim.env(c).metrics.counter_value(GAPS_TOTAL).unwrap_or(0);
                 ev.copies.push(CopyView {
-                    name: &sim.env(c).name,
-                    source_log,
-                    applied: decode_copy_log(sim.env(c).disk.durable_records()),
+                    name: sim.env(c).name.clone(),
+                    lsn,
+                    digest: copy.digest(),
+                    source_name: sim.env(source).name.clone(),
+                    source_base_lsn: base,
+                    source_tail_lsn: tail,
+                    source_digest_at_lsn: at_lsn,
+                    gaps,
                 });
             }
         }

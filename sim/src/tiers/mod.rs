@@ -24,6 +24,7 @@ use crate::kernel::{Factory, Sim};
 use crate::outcome::{Row, Table};
 use crate::plan::Plan;
 use crate::scenario::{Invalid, Scenario};
+use crate::workload::Second;
 use minitwin_components::NodeId;
 
 /// Every tier, in the order their nodes are planned (and so numbered).
@@ -78,6 +79,12 @@ pub trait Tier: Sync {
 
     /// After the checks: its summary lines, rows and tables.
     fn report(&self, _run: &RunView<'_>, _ev: &Evidence<'_>, _out: &mut TierReport) {}
+
+    /// During the run: hands over the per-second counts that are final (seconds before
+    /// `before`), so the time series streams to disk instead of piling up in memory.
+    fn take_seconds(&self, _sim: &mut Sim, _plan: &Plan, _before: u64) -> Vec<(u64, Second)> {
+        Vec::new()
+    }
 }
 
 /// The scenario as a plan: every tier adds its nodes, in registration order.

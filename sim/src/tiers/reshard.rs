@@ -7,7 +7,7 @@ use crate::kernel::Factory;
 use crate::plan::{Plan, Role};
 use crate::scenario::{check, within, Invalid, Scenario};
 use crate::tiers::service::SERVICE;
-use crate::tiers::store::{promise, shard_view, STORE};
+use crate::tiers::store::{shard_view, STORE};
 use minitwin_components::reshard::Resharder;
 use minitwin_components::store::Store;
 use minitwin_components::NodeId;
@@ -79,7 +79,6 @@ impl Tier for Resharding {
             // The new shards speak for the keyspace now.
             let targets = run.plan.ids(RESHARD_TARGET);
             ev.shards = targets.iter().map(|&t| shard_view(run.sim, &[t])).collect();
-            ev.promises = targets.iter().map(|_| promise(run.scenario, 0)).collect();
         }
     }
 }

@@ -5,11 +5,11 @@ use super::{RunView, Tier};
 use crate::evidence::{Evidence, Sessions as SessionEvidence};
 use crate::kernel::Factory;
 use crate::plan::{Plan, Role};
-use crate::scenario::{check, within, zones_known, Fault, Invalid, Scenario};
-use minitwin_components::metrics::Value;
+use crate::scenario::{check, within, zones_known, Invalid, Scenario};
+use minitwin_components::rng::ms_to_ns;
 use minitwin_components::session::admin::SessionAdmin;
 use minitwin_components::session::client::SessionClient;
-use minitwin_components::session::node::{SessionNode, FAILOVERS_TOTAL, PROMOTED_AT_MS};
+use minitwin_components::session::node::SessionNode;
 use minitwin_components::session::Claim;
 use minitwin_components::NodeId;
 
@@ -136,10 +136,11 @@ impl Tier for Sessions {
 
     fn collect<'a>(&self, run: &RunView<'a>, ev: &mut Evidence<'a>) {
         let (sim, plan) = (run.sim, run.plan);
-        let Some(client) = plan
-            .one(SESSION_CLIENT)
-            .and_then(|n| sim.component::<SessionClient>(n))
-        else {
+        let (Some(st), Some(client)) = (
+            &run.scenario.topology.sessions,
+            plan.one(SESSION_CLIENT)
+                .and_then(|n| sim.component::<SessionClient>(n)),
+        ) else {
             return;
         };
         let all = plan.ids(SESSION_NODE);
@@ -155,43 +156,12 @@ impl Tier for Sessions {
             .filter(|&&n| !sim.env(n).up)
             .map(|&n| sim.env(n).name.as_str())
             .collect();
-        let failovers = all
-            .iter()
-            .map(|&n| {
-                sim.env(n)
-                    .metrics
-                    .counter_value(FAILOVERS_TOTAL)
-                    .unwrap_or(0)
-            })
-            .sum();
-        let crash_s = run
-            .scenario
-            .faults
-            .iter()
-            .filter_map(|f| match f {
-                Fault::Crash { at_s, node, .. } if node.starts_with("session-") => Some(*at_s),
-                _ => None,
-            })
-            .reduce(f64::min);
-        let promoted_ms = all
-            .iter()
-            .filter_map(|&n| {
-                let m = &sim.env(n).metrics;
-                m.entries()
-                    .iter()
-                    .find(|e| e.name == PROMOTED_AT_MS)
-                    .and_then(|e| match e.value {
-                        Value::Gauge(g) if g > 0.0 => Some(g),
-                        _ => None,
-                    })
-            })
-            .reduce(f64::min);
         ev.sessions = Some(SessionEvidence {
-            history: &client.history,
+            client,
+            end_ns: sim.now_ns(),
+            ttl_ns: ms_to_ns(st.client.ttl_ms),
             nodes,
             down,
-            failovers,
-            failover_s: crash_s.zip(promoted_ms).map(|(c, p)| p / 1e3 - c),
         });
     }
 }

@@ -2,14 +2,15 @@
 //! write-ahead logs, and, with replicas, the failover orchestrator.
 
 use super::{RunView, Tier};
-use crate::evidence::{Evidence, MemberLog, Promise, ShardView};
+use crate::evidence::{Evidence, MemberView, ShardView};
 use crate::kernel::{Factory, Sim};
 use crate::plan::{Plan, Role};
 use crate::scenario::{check, count_and_zones, within, Invalid, Scenario};
 use crate::tiers::mirror::MIRROR_JOB;
 use crate::tiers::service::SERVICE;
 use minitwin_components::repl::Orchestrator;
-use minitwin_components::store::{Placement, ReplicationMode, Store, SEMI_SYNC_FALLBACKS_TOTAL};
+use crate::tiers::reshard::RESHARDER;
+use minitwin_components::store::{DurableState, Placement, Store};
 use minitwin_components::NodeId;
 
 /// A member of a shard: `group` is the shard, `rank` 0 its initial primary.
@@ -63,12 +64,18 @@ impl Tier for Stores {
     fn build(&self, s: &Scenario, plan: &Plan, _end_ns: u64, out: &mut Vec<(NodeId, Factory)>) {
         let t = &s.topology.stores;
         let shards = plan.groups(STORE);
+        // The log's readers: each shard's mirror job, and the resharder of the (only) shard.
+        let mirror_jobs = plan.ids(MIRROR_JOB);
+        let resharder = plan.one(RESHARDER);
         for (shard, members) in shards.iter().enumerate() {
+            let mut readers: Vec<NodeId> = mirror_jobs.get(shard).copied().into_iter().collect();
+            readers.extend(resharder.filter(|_| shard == 0));
             for &me in members {
                 let config = t.config.clone();
                 let placement = Placement {
                     shard: shard as u32,
                     members: members.clone(),
+                    readers: readers.clone(),
                 };
                 out.push((
                     me,
@@ -91,60 +98,58 @@ impl Tier for Stores {
     }
 
     fn collect<'a>(&self, run: &RunView<'a>, ev: &mut Evidence<'a>) {
-        let (sim, plan) = (run.sim, run.plan);
-        let shards = plan.groups(STORE);
-        ev.shards = shards.iter().map(|m| shard_view(sim, m)).collect();
-        ev.promises = shards
-            .iter()
-            .map(|members| {
-                let fallbacks = members
-                    .iter()
-                    .map(|&n| {
-                        sim.env(n)
-                            .metrics
-                            .counter_value(SEMI_SYNC_FALLBACKS_TOTAL)
-                            .unwrap_or(0)
-                    })
-                    .sum();
-                promise(run.scenario, fallbacks)
-            })
-            .collect();
+        let shards = run.plan.groups(STORE);
+        ev.shards = shards.iter().map(|m| shard_view(run.sim, m)).collect();
         ev.members = shards
             .iter()
-            .map(|m| {
-                m.iter()
-                    .map(|&n| MemberLog {
-                        name: &sim.env(n).name,
-                        up: sim.env(n).up,
-                        log: sim.env(n).disk.durable_records(),
-                    })
-                    .collect()
-            })
+            .map(|m| m.iter().map(|&n| member_view(run.sim, n)).collect())
             .collect();
-        let promoted = plan
-            .one(ORCHESTRATOR)
-            .and_then(|n| sim.component::<Orchestrator>(n))
-            .and_then(|o| o.failovers.first())
-            .map(|f| f.at_ns as f64 / 1e9);
-        ev.summary.failover_s = crate::run::first_fault_s(run.scenario)
-            .zip(promoted)
-            .map(|(fault, promoted)| promoted - fault);
     }
 }
 
-/// The view of a shard through the member whose log speaks for it.
-pub fn shard_view<'a>(sim: &'a Sim, members: &[NodeId]) -> ShardView<'a> {
+/// What a node's disk holds, read back as a restart would.
+pub fn durable_state(sim: &Sim, node: NodeId) -> DurableState {
+    let disk = &sim.env(node).disk;
+    DurableState::read(disk.snapshot(), disk.durable_records())
+}
+
+fn member_view(sim: &Sim, node: NodeId) -> MemberView {
+    let d = durable_state(sim, node);
+    MemberView {
+        name: sim.env(node).name.clone(),
+        up: sim.env(node).up,
+        fingerprint: (d.tail_lsn, d.tail_epoch, d.digest()),
+    }
+}
+
+/// The view of a shard through the member whose disk speaks for it.
+pub fn shard_view(sim: &Sim, members: &[NodeId]) -> ShardView {
     let n = authority(sim, members);
-    ShardView {
-        name: &sim.env(n).name,
-        durable_log: sim.env(n).disk.durable_records(),
-        store: sim.component::<Store>(n),
+    let mut view = ShardView {
+        name: sim.env(n).name.clone(),
+        durable: durable_state(sim, n),
+        mismatches: 0,
+        first_mismatch: None,
+    };
+    if let Some(store) = sim.component::<Store>(n) {
+        // What the store serves must be what its durable log says, up to what it applied.
+        let disk = &sim.env(n).disk;
+        let applied = (store.applied_lsn().saturating_sub(disk.base_lsn()) as usize)
+            .min(disk.durable_records().len());
+        let logged = DurableState::read(disk.snapshot(), &disk.durable_records()[..applied]);
+        for (&k, &v) in &logged.state {
+            if store.get(k) != Some(v) {
+                view.mismatches += 1;
+                view.first_mismatch.get_or_insert((k, store.get(k), v));
+            }
+        }
     }
+    view
 }
 
-/// The member whose log speaks for the shard at the end: the up primary of the highest epoch,
+/// The member whose disk speaks for the shard at the end: the up primary of the highest epoch,
 /// else the member with the longest durable log.
-fn authority(sim: &Sim, members: &[NodeId]) -> NodeId {
+pub fn authority(sim: &Sim, members: &[NodeId]) -> NodeId {
     let primary = members
         .iter()
         .filter_map(|&n| {
@@ -157,34 +162,9 @@ fn authority(sim: &Sim, members: &[NodeId]) -> NodeId {
         *members
             .iter()
             .max_by(|&&a, &&b| {
-                let len = |n: NodeId| sim.env(n).disk.durable_records().len();
+                let len = |n: NodeId| sim.env(n).disk.durable_lsn();
                 len(a).cmp(&len(b)).then(b.cmp(&a))
             })
             .expect("a shard has members")
     })
-}
-
-/// Whether the configuration promises a shard zero loss of acknowledged writes.
-pub fn promise(s: &Scenario, fallbacks: u64) -> Promise {
-    let stores = &s.topology.stores;
-    match (stores.replicas, stores.config.replication) {
-        (0, _) => Promise {
-            zero_loss: true,
-            why: "single node, synced before ack: no loss promised".into(),
-        },
-        (_, ReplicationMode::Async) => Promise {
-            zero_loss: false,
-            why: "async replication promises nothing: loss counted, not failed".into(),
-        },
-        (_, ReplicationMode::SemiSync) => match fallbacks {
-            0 => Promise {
-                zero_loss: true,
-                why: "semi-sync never fell back: no loss promised".into(),
-            },
-            n => Promise {
-                zero_loss: false,
-                why: format!("semi-sync fell back to async {n} times: loss counted, not failed"),
-            },
-        },
-    }
 }

@@ -3,12 +3,12 @@
 
 use super::{RunView, Tier};
 use crate::evidence::{Evidence, Users as UsersEvidence};
-use crate::kernel::Factory;
-use crate::outcome::recovery_s;
+use crate::kernel::{Factory, Sim};
 use crate::plan::{Plan, Role};
 use crate::scenario::{within, Invalid, Scenario};
 use crate::tiers::edge::GATEWAY;
-use crate::workload::Client;
+use crate::world::s_to_ns;
+use crate::workload::{Client, Second, Tally, LATENCY_NS};
 use minitwin_components::NodeId;
 
 pub const CLIENT: Role = Role("client");
@@ -36,9 +36,10 @@ impl Tier for Users {
         let gateways = plan.ids(GATEWAY);
         let config = s.workload.clone();
         let id = plan.one(CLIENT).expect("planned");
+        let from_ns = s_to_ns(s.warmup_s);
         out.push((
             id,
-            Box::new(move || Box::new(Client::new(config.clone(), &gateways, end_ns))),
+            Box::new(move || Box::new(Client::new(config.clone(), &gateways, from_ns, end_ns))),
         ));
     }
 
@@ -48,40 +49,43 @@ impl Tier for Users {
         let client = sim
             .component::<Client>(id)
             .expect("faults never target the client");
-        let m = &sim.env(id).metrics;
-        let c = |n: &str| m.counter_value(n).unwrap_or(0);
-        let errors = vec![
-            ("429", c("client_status_429_total")),
-            ("500", c("client_status_500_total")),
-            ("502", c("client_status_502_total")),
-            ("503", c("client_status_503_total")),
-            ("504", c("client_status_504_total")),
-            ("timeout", c("client_timeouts_total")),
-        ];
-        let ok = c("client_status_200_total");
-        let failed: u64 = errors.iter().map(|e| e.1).sum();
+        let t = &client.tally;
+        let h = sim
+            .env(id)
+            .metrics
+            .histogram_value(LATENCY_NS)
+            .expect("the client registers its latency");
         let window_s = s.duration_s - s.warmup_s;
-        let h = m
-            .histogram_value("client_latency_ns")
-            .expect("client registers latency");
         let summary = &mut ev.summary;
-        summary.requests_total = c("client_requests_total");
-        summary.ok_total = ok;
-        summary.throughput_rps = ok as f64 / window_s;
+        summary.requests_total = t.sent;
+        summary.ok_total = t.ok;
+        summary.unanswered_total = client.unanswered();
+        summary.throughput_rps = t.ok as f64 / window_s;
         summary.latency_ms_p50 = ms(h.value_at_quantile(0.5));
         summary.latency_ms_p99 = ms(h.value_at_quantile(0.99));
         summary.latency_ms_p999 = ms(h.value_at_quantile(0.999));
-        summary.error_ratio = if ok + failed == 0 {
+        let answered = t.ok + t.failed();
+        summary.error_ratio = if answered == 0 {
             0.0
         } else {
-            failed as f64 / (ok + failed) as f64
+            t.failed() as f64 / answered as f64
         };
-        summary.errors = errors;
-        summary.acked_writes_total = client.acked_writes.len() as u64;
-        summary.recovery_s = crate::run::first_fault_s(s).map(|at| recovery_s(&client.seconds, at));
+        summary.errors = Tally::ERROR_KINDS
+            .iter()
+            .zip(t.errors)
+            .map(|(&k, n)| (k, n))
+            .collect();
+        summary.acked_writes_total = t.acked_writes;
         ev.users = Some(UsersEvidence {
-            acked_writes: &client.acked_writes,
-            seconds: &client.seconds,
+            tally: t,
+            writes: &client.writes,
         });
+    }
+
+    fn take_seconds(&self, sim: &mut Sim, plan: &Plan, before: u64) -> Vec<(u64, Second)> {
+        let id = plan.one(CLIENT).expect("planned");
+        sim.component_mut::<Client>(id)
+            .map(|c| c.take_seconds_before(before))
+            .unwrap_or_default()
     }
 }

@@ -1,0 +1,206 @@
+//! The users' time series: one row per simulated second, streamed out as each second ends (so a
+//! long run's memory does not grow with it), a bounded downsampled copy for plots, and the
+//! recovery time computed on the way.
+
+use crate::workload::{bucket_upper_ns, Second};
+
+/// One simulated second of the users' view (or, downsampled, `span_s` seconds from `t_s`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SecondRow {
+    pub t_s: u64,
+    pub span_s: u64,
+    pub sent: u64,
+    pub ok: u64,
+    pub errors: u64,
+    /// Mean latency of the successful requests completed in the span.
+    pub latency_ms_mean: f64,
+    /// The upper edge of the latency bucket holding the p99 (the worst second's, downsampled).
+    pub latency_ms_p99_upper: f64,
+}
+
+/// Upper edge (ms) of the bucket that holds quantile `q` of a per-second histogram.
+pub fn log2_quantile_ms(buckets: &[u32], q: f64) -> f64 {
+    let total: u64 = buckets.iter().map(|&b| u64::from(b)).sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let rank = (q * total as f64).ceil().max(1.0) as u64;
+    let mut seen = 0u64;
+    for (i, &b) in buckets.iter().enumerate() {
+        seen += u64::from(b);
+        if seen >= rank {
+            return bucket_upper_ns(i) / 1e6;
+        }
+    }
+    0.0
+}
+
+impl SecondRow {
+    pub fn of(t_s: u64, s: &Second) -> SecondRow {
+        SecondRow {
+            t_s,
+            span_s: 1,
+            sent: s.sent,
+            ok: s.ok,
+            errors: s.errors,
+            latency_ms_mean: if s.ok == 0 {
+                0.0
+            } else {
+                s.latency_ns_sum as f64 / s.ok as f64 / 1e6
+            },
+            latency_ms_p99_upper: log2_quantile_ms(&s.log2_buckets, 0.99),
+        }
+    }
+
+    /// This span and the next one as one.
+    fn merge(&self, next: &SecondRow) -> SecondRow {
+        let ok = self.ok + next.ok;
+        SecondRow {
+            t_s: self.t_s,
+            span_s: self.span_s + next.span_s,
+            sent: self.sent + next.sent,
+            ok,
+            errors: self.errors + next.errors,
+            latency_ms_mean: if ok == 0 {
+                0.0
+            } else {
+                (self.latency_ms_mean * self.ok as f64 + next.latency_ms_mean * next.ok as f64)
+                    / ok as f64
+            },
+            latency_ms_p99_upper: self.latency_ms_p99_upper.max(next.latency_ms_p99_upper),
+        }
+    }
+}
+
+/// Points kept for plots: past this, neighbours merge and the resolution halves.
+pub const PLOT_POINTS: usize = 2_048;
+
+/// A second with more failures than this fraction of its answers counts as degraded.
+pub const RECOVERY_ERROR_RATIO: f64 = 0.01;
+
+/// The series as it streams by.
+#[derive(Clone, Debug)]
+pub struct Series {
+    points: Vec<SecondRow>,
+    /// Seconds per point now.
+    width_s: u64,
+    /// A point being filled (fewer than `width_s` seconds in it).
+    partial: Option<SecondRow>,
+    first_fault_s: Option<f64>,
+    last_degraded_s: Option<u64>,
+}
+
+impl Series {
+    pub fn new(first_fault_s: Option<f64>) -> Series {
+        Series {
+            points: Vec::new(),
+            width_s: 1,
+            partial: None,
+            first_fault_s,
+            last_degraded_s: None,
+        }
+    }
+
+    /// The next second (in order).
+    pub fn push(&mut self, row: SecondRow) {
+        let answered = row.ok + row.errors;
+        let degraded = answered > 0 && row.errors as f64 > RECOVERY_ERROR_RATIO * answered as f64;
+        let after_fault = self
+            .first_fault_s
+            .is_some_and(|f| row.t_s >= f.floor() as u64);
+        if degraded && after_fault {
+            self.last_degraded_s = Some(row.t_s);
+        }
+        let point = match self.partial.take() {
+            Some(p) => p.merge(&row),
+            None => row,
+        };
+        if point.span_s < self.width_s {
+            self.partial = Some(point);
+            return;
+        }
+        self.points.push(point);
+        if self.points.len() == PLOT_POINTS {
+            self.points = self
+                .points
+                .chunks(2)
+                .map(|c| c.iter().skip(1).fold(c[0], |a, b| a.merge(b)))
+                .collect();
+            self.width_s *= 2;
+        }
+    }
+
+    /// From the first fault to the end of the last degraded second after it (0 when none was
+    /// degraded; None without faults): the brief's "fault recovery time (fault to SLO restored)".
+    pub fn recovery_s(&self) -> Option<f64> {
+        let fault = self.first_fault_s?;
+        Some(match self.last_degraded_s {
+            Some(last) => (last + 1) as f64 - fault,
+            None => 0.0,
+        })
+    }
+
+    /// The downsampled points (every second for runs of up to [`PLOT_POINTS`] seconds).
+    pub fn points(&self) -> Vec<SecondRow> {
+        let mut out = self.points.clone();
+        out.extend(self.partial);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::{latency_bucket, BUCKETS};
+
+    fn row(t_s: u64, ok: u64, errors: u64) -> SecondRow {
+        SecondRow {
+            t_s,
+            span_s: 1,
+            sent: ok + errors,
+            ok,
+            errors,
+            latency_ms_mean: 10.0,
+            latency_ms_p99_upper: t_s as f64,
+        }
+    }
+
+    #[test]
+    fn the_log2_quantile_is_the_upper_edge_of_its_bucket() {
+        let mut b = vec![0u32; BUCKETS];
+        b[latency_bucket(1_500_000)] += 99;
+        b[latency_bucket(40_000_000)] += 1;
+        assert_eq!(
+            log2_quantile_ms(&b, 0.5),
+            bucket_upper_ns(latency_bucket(1_500_000)) / 1e6
+        );
+        assert_eq!(
+            log2_quantile_ms(&b, 1.0),
+            bucket_upper_ns(latency_bucket(40_000_000)) / 1e6
+        );
+    }
+
+    #[test]
+    fn recovery_ends_with_the_last_degraded_second_after_the_first_fault() {
+        let mut s = Series::new(Some(2.5));
+        for (t, errors) in [(0, 50), (1, 0), (2, 0), (3, 9), (4, 0), (5, 3), (6, 0)] {
+            s.push(row(t, 100, errors));
+        }
+        assert_eq!(s.recovery_s(), Some(3.5), "second 5 (3 % errors) ends at 6 s");
+        assert_eq!(Series::new(None).recovery_s(), None);
+    }
+
+    #[test]
+    fn a_long_series_halves_its_resolution_and_keeps_every_count() {
+        let mut s = Series::new(None);
+        let n = PLOT_POINTS as u64 * 3;
+        for t in 0..n {
+            s.push(row(t, 10, 1));
+        }
+        let points = s.points();
+        assert!(points.len() <= PLOT_POINTS);
+        assert_eq!(points.iter().map(|p| p.ok).sum::<u64>(), 10 * n);
+        assert_eq!(points.iter().map(|p| p.span_s).sum::<u64>(), n);
+        assert_eq!(points.last().unwrap().latency_ms_p99_upper, (n - 1) as f64);
+    }
+}
