@@ -160,8 +160,8 @@ struct SeriesFile {
 impl SeriesFile {
     fn create(dir: &Path, scenario: &Scenario, seed: u64) -> Result<SeriesFile, String> {
         let partial = dir.join("timeseries.csv.partial");
-        let file =
-            File::create(&partial).map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+        let file = File::create(&partial)
+            .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
         let mut out = BufWriter::new(file);
         writeln!(out, "{}", report::TIMESERIES_HEADER.join(","))
             .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
@@ -180,7 +180,8 @@ impl SeriesFile {
         let Some(w) = out.as_mut() else { return };
         let line = report::timeseries_line(&self.scenario, self.seed, COMMIT, row);
         if let Err(e) = w.write_all(line.as_bytes()) {
-            *self.error.borrow_mut() = Some(format!("cannot write {}: {e}", self.partial.display()));
+            *self.error.borrow_mut() =
+                Some(format!("cannot write {}: {e}", self.partial.display()));
             *out = None;
         }
     }

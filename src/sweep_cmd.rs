@@ -178,7 +178,7 @@ fn report(args: &SweepArgs, scenario: &Scenario, fates: &[(u64, Fate)]) -> u8 {
     );
     println!(
         "  lost acked writes    {}",
-        dist(&|o| Some(o.summary.lost_writes_total as f64))
+        dist(&|o| o.summary.lost_writes_total.map(|n| n as f64))
     );
     println!("  recovery s           {}", dist(&|o| o.summary.recovery_s));
     println!("  failover s           {}", dist(&|o| o.summary.failover_s));
@@ -231,7 +231,9 @@ fn write_table(
             o.summary.throughput_rps.to_string(),
             o.summary.latency_ms_p99.to_string(),
             o.summary.error_ratio.to_string(),
-            o.summary.lost_writes_total.to_string(),
+            o.summary
+                .lost_writes_total
+                .map_or(String::new(), |n| n.to_string()),
             o.summary
                 .recovery_s
                 .map(|r| r.to_string())

@@ -61,5 +61,5 @@ pub mod store;
 pub mod testing;
 
 pub use context::{Component, Context, DiskError, DiskEvent, NodeId, Recovered, TimerId};
-pub use observe::Observation;
 pub use msg::{Msg, Timer};
+pub use observe::Observation;

@@ -24,8 +24,8 @@ use crate::metrics::{CounterId, GaugeId, HistId, LevelId};
 use crate::msg::{Msg, Timer};
 use crate::repl::ReplMsg;
 use crate::rng::{ms_to_ns, Dist};
-use serde::Deserialize;
 use crate::store::{decode_snapshot, encode_snapshot, Record};
+use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// One record of the source's log, as mirrored.
@@ -415,7 +415,7 @@ impl MirrorReplica {
     }
 
     /// The last source lsn applied here and made durable.
-    pub fn applied_lsn(&self) -> u64 {
+    pub fn durable_lsn(&self) -> u64 {
         self.durable_lsn
     }
 

@@ -124,8 +124,13 @@ impl Context for TestContext {
         self.durable = self.durable.min(self.log.len());
     }
     fn disk_checkpoint(&mut self, lsn: u64, snapshot: Vec<u8>) {
-        let n = lsn.checked_sub(self.base_lsn).expect("checkpoints move forward") as usize;
-        assert!(n <= self.durable, "a checkpoint covers durable records only");
+        let n = lsn
+            .checked_sub(self.base_lsn)
+            .expect("checkpoints move forward") as usize;
+        assert!(
+            n <= self.durable,
+            "a checkpoint covers durable records only"
+        );
         self.log.drain(..n);
         self.durable -= n;
         self.base_lsn = lsn;

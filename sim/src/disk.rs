@@ -49,6 +49,9 @@ pub struct SimDisk {
     pub checkpoints_total: u64,
     /// Bumped by every truncation: syncs started before it cover nothing after it.
     pub generation: u32,
+    /// Records a checkpoint purged, with their lsns, kept for a checker until taken (only
+    /// when [`SimDisk::capture_purged`] asked for them).
+    purged: Option<Vec<(u64, Vec<u8>)>>,
 }
 
 impl SimDisk {
@@ -66,7 +69,18 @@ impl SimDisk {
             records_lost_total: 0,
             checkpoints_total: 0,
             generation: 0,
+            purged: None,
         }
+    }
+
+    /// From now on, keeps the records checkpoints purge until [`SimDisk::take_purged`].
+    pub fn capture_purged(&mut self) {
+        self.purged.get_or_insert_with(Vec::new);
+    }
+
+    /// The records purged since the last call, with their lsns, oldest first.
+    pub fn take_purged(&mut self) -> Vec<(u64, Vec<u8>)> {
+        self.purged.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// The lsn of the last record appended.
@@ -133,7 +147,11 @@ impl SimDisk {
             self.base_lsn,
             self.durable_lsn
         );
-        self.records.drain(..(lsn - self.base_lsn) as usize);
+        let drained = self.records.drain(..(lsn - self.base_lsn) as usize);
+        match &mut self.purged {
+            Some(purged) => purged.extend((self.base_lsn + 1..).zip(drained)),
+            None => drop(drained),
+        }
         self.base_lsn = lsn;
         self.snapshot = Some((lsn, snapshot));
         self.checkpoints_total += 1;

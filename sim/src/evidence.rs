@@ -6,19 +6,19 @@
 
 use crate::lincheck::History;
 use crate::outcome::Summary;
-use crate::workload::{KeyWrites, Tally};
+use crate::workload::Tally;
 use minitwin_components::session::client::SessionClient;
 use minitwin_components::session::node::SessionNode;
 use minitwin_components::store::DurableState;
 use minitwin_components::NodeId;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Everything the checkers may judge.
 #[derive(Default)]
 pub struct Evidence<'a> {
     /// The core numbers; tiers fill their parts, the run adds the loss count.
     pub summary: Summary,
-    /// The users' client: its window tally and, per key, what it saw of its writes.
+    /// The users' client: its window tally.
     pub users: Option<Users<'a>>,
     /// The store shards of the final layout (after a resharding's switch, the new ones).
     pub shards: Vec<ShardView>,
@@ -34,7 +34,6 @@ pub struct Evidence<'a> {
 /// The users' client at the end of the run.
 pub struct Users<'a> {
     pub tally: &'a Tally,
-    pub writes: &'a BTreeMap<u64, KeyWrites>,
 }
 
 /// What the durability checker sees of one shard: the member whose disk speaks for it.
@@ -42,6 +41,9 @@ pub struct ShardView {
     pub name: String,
     /// What that member's disk holds, read back as a restart would.
     pub durable: DurableState,
+    /// The (key, value) of every durable record still in its log (after its checkpoint); the
+    /// records before were handed over as settled during the run.
+    pub unpurged: BTreeSet<(u64, u64)>,
     /// Keys whose served value differs from what the member's durable log says, with the first
     /// one as (key, served, logged); only for a member that is up.
     pub mismatches: u64,

@@ -570,6 +570,11 @@ impl Sim {
         &self.nodes[node as usize].env
     }
 
+    /// A node's disk, for instruments between events (capturing purged records).
+    pub fn disk_mut(&mut self, node: NodeId) -> &mut SimDisk {
+        &mut self.nodes[node as usize].env.disk
+    }
+
     /// The node's component, if it is up and of type `T`.
     pub fn component<T: 'static>(&self, node: NodeId) -> Option<&T> {
         self.nodes[node as usize]

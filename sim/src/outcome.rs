@@ -22,7 +22,9 @@ pub struct Summary {
     pub error_ratio: f64,
     pub cache_hit_ratio: f64,
     pub acked_writes_total: u64,
-    pub lost_writes_total: u64,
+    /// Acknowledged writes missing from their shard's durable history (None when the
+    /// durability check did not run).
+    pub lost_writes_total: Option<u64>,
     /// From the first fault to the end of the last second whose error ratio exceeded
     /// [`crate::series::RECOVERY_ERROR_RATIO`] (0 when no second did; None without faults).
     /// The brief's "fault recovery time (fault to SLO restored)".
@@ -196,7 +198,12 @@ pub fn summary_rows(s: &Summary) -> Vec<Row> {
     let mut out = vec![
         Row::new("run", "requests_total", s.requests_total as f64, "count"),
         Row::new("run", "ok_total", s.ok_total as f64, "count"),
-        Row::new("run", "unanswered_total", s.unanswered_total as f64, "count"),
+        Row::new(
+            "run",
+            "unanswered_total",
+            s.unanswered_total as f64,
+            "count",
+        ),
         Row::new("run", "throughput_rps", s.throughput_rps, "req/s"),
         Row::new("run", "latency_ms_p50", s.latency_ms_p50, "ms"),
         Row::new("run", "latency_ms_p99", s.latency_ms_p99, "ms"),
@@ -219,13 +226,10 @@ pub fn summary_rows(s: &Summary) -> Vec<Row> {
             s.acked_writes_total as f64,
             "count",
         ),
-        Row::new(
-            "run",
-            "lost_writes_total",
-            s.lost_writes_total as f64,
-            "count",
-        ),
     ]);
+    if let Some(lost) = s.lost_writes_total {
+        out.push(Row::new("run", "lost_writes_total", lost as f64, "count"));
+    }
     if let Some(r) = s.recovery_s {
         out.push(Row::new("run", "recovery_s", r, "s"));
     }

@@ -152,10 +152,14 @@ pub fn summary_text(o: &RunOutcome) -> String {
         "cache hit ratio",
         format!("{:.4}", s.cache_hit_ratio),
     );
+    let lost = match s.lost_writes_total {
+        Some(n) => format!("{n} lost"),
+        None => "loss not checked: enable checks.durability".into(),
+    };
     line(
         &mut t,
         "acked writes",
-        format!("{} ({} lost)", s.acked_writes_total, s.lost_writes_total),
+        format!("{} ({lost})", s.acked_writes_total),
     );
     if let Some(r) = s.recovery_s {
         line(
@@ -177,7 +181,7 @@ pub fn summary_text(o: &RunOutcome) -> String {
     line(&mut t, "events", o.events_total.to_string());
     line(&mut t, "trace hash", format!("{:016x}", o.trace_hash));
     for c in &o.checks {
-        let _ = writeln!(t, "  check {:<16} {}: {}", c.name, c.label(), c.detail);
+        let _ = writeln!(t, "  check {:<19} {}: {}", c.name, c.label(), c.detail);
     }
     t
 }

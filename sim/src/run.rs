@@ -7,7 +7,7 @@ use crate::kernel::Progress;
 use crate::outcome::{self, RunOutcome};
 use crate::scenario::Scenario;
 use crate::series::{SecondRow, Series};
-use crate::tiers::{RunView, TierReport, TIERS};
+use crate::tiers::{RunView, Stream, TierReport, TIERS};
 use crate::trace::TraceEntry;
 use crate::world::{build, s_to_ns, World};
 use minitwin_components::Observation;
@@ -48,6 +48,9 @@ pub fn run_with(
     on_second: &mut dyn FnMut(&SecondRow),
 ) -> RunOutcome {
     let mut world = build(scenario, seed, options.record_trace);
+    for tier in TIERS {
+        tier.prepare(scenario, &mut world.sim, &world.plan);
+    }
     let checkers = watch(&mut world, scenario);
     let promoted_ns = Rc::new(RefCell::new(None));
     install_observer(&mut world, checkers.clone(), promoted_ns.clone());
@@ -55,12 +58,17 @@ pub fn run_with(
     let settle_ns = scenario.checks.converge_within_s.map_or(0, s_to_ns);
     let end_ns = world.end_ns.saturating_add(settle_ns);
     let mut stream = |world: &mut World, before_s: u64| {
+        let mut out = Stream::default();
         for tier in TIERS {
-            for (t, s) in tier.take_seconds(&mut world.sim, &world.plan, before_s) {
-                let row = SecondRow::of(t, &s);
-                on_second(&row);
-                series.push(row);
-            }
+            tier.stream(&mut world.sim, &world.plan, before_s, &mut out);
+        }
+        for (t, s) in &out.seconds {
+            let row = SecondRow::of(*t, s);
+            on_second(&row);
+            series.push(row);
+        }
+        for c in checkers.borrow_mut().iter_mut() {
+            c.on_stream(&out);
         }
     };
     while world.sim.now_ns() < end_ns {
@@ -121,16 +129,20 @@ fn finish(
     for tier in TIERS {
         tier.collect(&view, &mut ev);
     }
-    ev.summary.lost_writes_total = durability::lost_writes(&ev).len() as u64;
     ev.summary.recovery_s = series.recovery_s();
     ev.summary.failover_s = first_fault_s(scenario)
         .zip(promoted_ns)
         .map(|(fault, at)| at as f64 / 1e9 - fault);
-    let results = checkers
+    let results: Vec<checks::CheckResult> = checkers
         .borrow_mut()
         .iter_mut()
         .map(|c| c.verdict(&ev))
         .collect();
+    ev.summary.lost_writes_total = results
+        .iter()
+        .find(|c| c.name == durability::REGISTRATION.name)
+        .and_then(|c| c.value("lost_writes_total"))
+        .map(|n| n as u64);
     let mut report = TierReport::default();
     for tier in TIERS {
         tier.report(&view, &ev, &mut report);
@@ -138,6 +150,16 @@ fn finish(
     let sim = &world.sim;
     let mut rows = outcome::metric_rows(sim, world.end_ns);
     rows.extend(report.rows);
+    for c in &results {
+        for &(metric, value, unit) in &c.values {
+            rows.push(outcome::Row::new(
+                &format!("check:{}", c.name),
+                metric,
+                value,
+                unit,
+            ));
+        }
+    }
     rows.extend(outcome::summary_rows(&ev.summary));
     RunOutcome {
         scenario: scenario.name.clone(),

@@ -186,7 +186,11 @@ mod tests {
         for (t, errors) in [(0, 50), (1, 0), (2, 0), (3, 9), (4, 0), (5, 3), (6, 0)] {
             s.push(row(t, 100, errors));
         }
-        assert_eq!(s.recovery_s(), Some(3.5), "second 5 (3 % errors) ends at 6 s");
+        assert_eq!(
+            s.recovery_s(),
+            Some(3.5),
+            "second 5 (3 % errors) ends at 6 s"
+        );
         assert_eq!(Series::new(None).recovery_s(), None);
     }
 

@@ -12,7 +12,7 @@ use minitwin_components::msg::{Request, Response, Route, Status};
 use minitwin_components::rng::{ms_to_ns, Zipf};
 use minitwin_components::{Component, Context, Msg, NodeId, Timer};
 use serde::Deserialize;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 /// The arrival rate over time.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -227,33 +227,13 @@ impl WorkloadConfig {
     }
 }
 
-/// What the client knows of the writes to one key, for the durability check: state per key,
-/// not per write, so a run's memory does not grow with its length.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyWrites {
-    /// The acknowledged write with the highest value (values grow with send order), and when
-    /// it was acknowledged (simulated time; the client's clock is never skewed).
-    pub acked: Option<(u64, u64)>,
-    /// Writes of the key that were sent before `acked` was and whose outcome was not known when
-    /// it was sent: the store may order them after it, so the key may end with their value.
-    pub concurrent: Vec<u64>,
-    /// Writes sent whose outcome is not known (in flight, timed out, or failed in a way that
-    /// may still have written): oldest first, at most [`UNSETTLED_KEPT`].
-    pub unsettled: Vec<u64>,
-}
-
-/// Unsettled writes remembered per key (older ones are forgotten, and counted).
-pub const UNSETTLED_KEPT: usize = 64;
-
-impl KeyWrites {
-    /// Whether a key that ends holding `value` (0: absent) kept its acknowledged write: it holds
-    /// that write, a later one, or one that may legitimately have been ordered after it.
-    pub fn kept_by(&self, value: u64) -> bool {
-        match self.acked {
-            None => true,
-            Some((acked, _)) => value >= acked || self.concurrent.contains(&value),
-        }
-    }
+/// One write the users saw acknowledged (values are unique per write, so (key, value) names
+/// it); the client hands them over as the run goes, for the durability check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AckedWrite {
+    pub key: u64,
+    pub value: u64,
+    pub ack_ns: u64,
 }
 
 /// The client's counts over the measured window: requests sent at or after the end of the
@@ -310,7 +290,7 @@ pub fn bucket_upper_ns(i: usize) -> f64 {
     base + base * (sub + 1) as f64 / 8.0
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 struct Outstanding {
     route: Route,
     key: u64,
@@ -318,8 +298,6 @@ struct Outstanding {
     sent_ns: u64,
     /// Sent at or after the end of the warm-up: counted in the tally.
     in_window: bool,
-    /// For writes: the key's unsettled writes when this one was sent.
-    concurrent: Vec<u64>,
 }
 
 struct Ids {
@@ -349,10 +327,8 @@ pub struct Client {
     ids: Option<Ids>,
     /// Counts over the measured window.
     pub tally: Tally,
-    /// Per key written in the window: what the durability check needs.
-    pub writes: BTreeMap<u64, KeyWrites>,
-    /// Unsettled writes forgotten because a key had more than [`UNSETTLED_KEPT`].
-    pub unsettled_forgotten: u64,
+    /// Writes acknowledged (in the window) and not yet taken.
+    acked: Vec<AckedWrite>,
     /// Per simulated second (by completion time) not yet taken: `seconds[0]` is second
     /// `first_second`.
     seconds: VecDeque<Second>,
@@ -371,12 +347,6 @@ fn error_index(status: Status) -> Option<usize> {
         Status::Unavailable => Some(3),
         Status::GatewayTimeout => Some(4),
     }
-}
-
-/// Whether a failed request certainly did not write: refused before it reached a service's
-/// worker (429 from the rate limiter, 503 from a full queue or no live upstream).
-fn certainly_refused(status: Status) -> bool {
-    matches!(status, Status::TooManyRequests | Status::Unavailable)
 }
 
 impl Client {
@@ -405,8 +375,7 @@ impl Client {
             stop_ns,
             ids: None,
             tally: Tally::default(),
-            writes: BTreeMap::new(),
-            unsettled_forgotten: 0,
+            acked: Vec::new(),
             seconds: VecDeque::new(),
             first_second: 0,
             config,
@@ -437,6 +406,11 @@ impl Client {
             });
         }
         &mut self.seconds[i]
+    }
+
+    /// Takes the acknowledged writes seen since the last call.
+    pub fn take_acked(&mut self) -> Vec<AckedWrite> {
+        std::mem::take(&mut self.acked)
     }
 
     /// Takes every second before `second` (they are final once the clock has passed them),
@@ -492,17 +466,11 @@ impl Client {
             Route::Read | Route::Write => user,
         };
         let in_window = now >= self.measure_from_ns;
-        let (value, concurrent) = if route == Route::Write {
+        let value = if route == Route::Write {
             self.next_value += 1;
-            let value = self.next_value;
-            let concurrent = if in_window {
-                self.note_write_sent(key, value)
-            } else {
-                Vec::new()
-            };
-            (value, concurrent)
+            self.next_value
         } else {
-            (0, Vec::new())
+            0
         };
         let id = self.outstanding.insert(Outstanding {
             route,
@@ -510,7 +478,6 @@ impl Client {
             value,
             sent_ns: now,
             in_window,
-            concurrent,
         });
         let gateway = self.gateways[(user % self.gateways.len() as u64) as usize];
         ctx.send(
@@ -528,41 +495,11 @@ impl Client {
             ctx.metrics().add(sent, 1);
         }
         self.second(now).sent += 1;
-        self.deadlines
-            .push(ctx, now.saturating_add(ms_to_ns(self.config.timeout_ms)), id);
-    }
-
-    /// A write of `value` to `key` leaves: returns the key's unsettled writes before it.
-    fn note_write_sent(&mut self, key: u64, value: u64) -> Vec<u64> {
-        let w = self.writes.entry(key).or_default();
-        let before = w.unsettled.clone();
-        if w.unsettled.len() == UNSETTLED_KEPT {
-            w.unsettled.remove(0);
-            self.unsettled_forgotten += 1;
-        }
-        w.unsettled.push(value);
-        before
-    }
-
-    /// A write's outcome: acknowledged, certainly refused, or still unknown.
-    fn note_write_outcome(&mut self, o: &Outstanding, status: Option<Status>, now_ns: u64) {
-        let Some(w) = self.writes.get_mut(&o.key) else {
-            return;
-        };
-        let settled = match status {
-            Some(s) if s.is_ok() => {
-                if w.acked.is_none_or(|(v, _)| v < o.value) {
-                    w.acked = Some((o.value, now_ns));
-                    w.concurrent.clone_from(&o.concurrent);
-                }
-                true
-            }
-            Some(s) => certainly_refused(s),
-            None => false, // timed out: it may still write
-        };
-        if settled {
-            w.unsettled.retain(|&v| v != o.value);
-        }
+        self.deadlines.push(
+            ctx,
+            now.saturating_add(ms_to_ns(self.config.timeout_ms)),
+            id,
+        );
     }
 
     fn complete(&mut self, ctx: &mut dyn Context, r: Response) {
@@ -571,9 +508,6 @@ impl Client {
         };
         let now = ctx.now_ns();
         let latency = now - o.sent_ns;
-        if o.route == Route::Write && o.in_window {
-            self.note_write_outcome(&o, Some(r.status), now);
-        }
         if o.in_window {
             self.tally_outcome(ctx, &o, r.status, latency);
         }
@@ -587,7 +521,13 @@ impl Client {
         }
     }
 
-    fn tally_outcome(&mut self, ctx: &mut dyn Context, o: &Outstanding, status: Status, latency: u64) {
+    fn tally_outcome(
+        &mut self,
+        ctx: &mut dyn Context,
+        o: &Outstanding,
+        status: Status,
+        latency: u64,
+    ) {
         let status_index = Status::ALL
             .iter()
             .position(|&s| s == status)
@@ -607,6 +547,11 @@ impl Client {
                 self.tally.ok += 1;
                 if o.route == Route::Write {
                     self.tally.acked_writes += 1;
+                    self.acked.push(AckedWrite {
+                        key: o.key,
+                        value: o.value,
+                        ack_ns: ctx.now_ns(),
+                    });
                 }
             }
             Some(e) => self.tally.errors[e] += 1,
@@ -622,9 +567,6 @@ impl Client {
                 continue;
             };
             if o.in_window {
-                if o.route == Route::Write {
-                    self.note_write_outcome(&o, None, now);
-                }
                 self.tally.errors[5] += 1;
                 let t = self.ids().timeouts;
                 ctx.metrics().add(t, 1);

@@ -2,8 +2,8 @@ use crate::shipped;
 use minitwin_sim::outcome::RunOutcome;
 use minitwin_sim::report;
 use minitwin_sim::run::{run_with, RunOptions};
-use minitwin_sim::series::SecondRow;
 use minitwin_sim::scenario::Scenario;
+use minitwin_sim::series::SecondRow;
 use minitwin_sim::trace::first_divergence;
 
 /// A run with its trace recorded, and the time series it streamed.
@@ -26,7 +26,10 @@ fn short(mut s: Scenario) -> Scenario {
 }
 
 /// Panics with the first event where two runs part, if they do.
-fn assert_same_run((a, rows_a): &(RunOutcome, Vec<SecondRow>), (b, rows_b): &(RunOutcome, Vec<SecondRow>)) {
+fn assert_same_run(
+    (a, rows_a): &(RunOutcome, Vec<SecondRow>),
+    (b, rows_b): &(RunOutcome, Vec<SecondRow>),
+) {
     if let Some((i, x, y)) =
         first_divergence(a.trace.as_deref().unwrap(), b.trace.as_deref().unwrap())
     {
@@ -64,13 +67,12 @@ fn a_faulty_run_with_buggify_is_deterministic_too() {
     let a = run_recorded(&s, 5);
     let b = run_recorded(&s, 5);
     assert_same_run(&a, &b);
-    let fired = a
-        .0
-        .rows
-        .iter()
-        .find(|r| r.metric == "buggify_fired_total")
-        .unwrap()
-        .value;
+    let fired =
+        a.0.rows
+            .iter()
+            .find(|r| r.metric == "buggify_fired_total")
+            .unwrap()
+            .value;
     assert!(fired > 0.0, "buggify points fired");
 }
 

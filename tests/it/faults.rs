@@ -82,7 +82,7 @@ fn the_durability_checker_catches_a_store_that_acknowledges_before_syncing() {
         "the planted bug went unnoticed: {}",
         durability.detail
     );
-    assert!(o.summary.lost_writes_total > 0);
+    assert!(o.summary.lost_writes_total > Some(0));
     assert_eq!(o.failure(), Some(Class::Correctness));
     assert!(
         durability.detail.contains("first lost"),
@@ -108,7 +108,7 @@ fn partitions_clogs_loss_spikes_skew_and_disk_faults_all_run_from_a_scenario_fil
     };
     assert!(value("network", "messages_dropped_partition_total").unwrap() > 0.0);
     assert!(value("network", "messages_dropped_loss_total").unwrap() > 0.0);
-    assert!(o.checks.iter().all(|c| c.passed()), "{:?}", o.checks);
+    assert!(o.checks.iter().all(|c| !c.failed()), "{:?}", o.checks);
 }
 
 #[test]

@@ -16,7 +16,7 @@ fn a_live_split_into_four_shards_cuts_over_in_milliseconds_without_losing_a_writ
     let mut s = shipped("reshard-1-to-4");
     s.duration_s = 35.0;
     let o = run(&s, 2, &RunOptions::default(), &mut |_| {});
-    assert!(o.checks.iter().all(|c| c.passed()), "{:?}", o.checks);
+    assert!(o.checks.iter().all(|c| !c.failed()), "{:?}", o.checks);
     let durability = o.checks.iter().find(|c| c.name == "durability").unwrap();
     assert!(durability.detail.contains("lost"), "{}", durability.detail);
     let cutover_ms = value(&o, "resharder", "reshard_cutover_ms");

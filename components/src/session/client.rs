@@ -416,7 +416,10 @@ mod tests {
         let concurrent = pending(&mut c, 7, false, 0, 5);
         c.stored(&mut ctx, w, 1, 40);
         c.read(concurrent, 1, Some(1));
-        assert_eq!(c.violations_total, 0, "a read sent before the ack may miss it");
+        assert_eq!(
+            c.violations_total, 0,
+            "a read sent before the ack may miss it"
+        );
         let r = pending(&mut c, 7, false, 0, 20);
         c.read(r, 1, Some(1));
         assert_eq!(c.violations_total, 1);

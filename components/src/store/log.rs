@@ -21,7 +21,7 @@ pub fn encode_snapshot(epoch: u64, state: &BTreeMap<u64, u64>) -> Vec<u8> {
 
 /// A checkpoint's (epoch of its last record, state); None if the bytes are not one.
 pub fn decode_snapshot(bytes: &[u8]) -> Option<(u64, BTreeMap<u64, u64>)> {
-    if bytes.len() < 8 || (bytes.len() - 8) % 16 != 0 {
+    if bytes.len() < 8 || !(bytes.len() - 8).is_multiple_of(16) {
         return None;
     }
     let word = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));

@@ -1,20 +1,26 @@
-//! Durability: for every key the users wrote, the shard that owns it holds the last write they
-//! saw acknowledged (or a later one, or one sent concurrently with it), and a running shard
-//! serves what its durable log says.
+//! Durability: every write the users saw acknowledged is in its shard's durable history, and a
+//! running shard serves what its durable log says.
+//!
+//! The history is checked as the run goes, so memory stays flat: a shard's members purge the
+//! records every member holds into checkpoints (settled for good), and those records are
+//! handed over and matched against the acknowledged writes; what is still unmatched at the end
+//! must be in the durable log of the member that speaks for its shard. Values are unique per
+//! write, so (key, value) names a write exactly.
 //!
 //! Where the configuration promises no loss (a single node that syncs before it acknowledges,
 //! or semi-sync replication), a lost write fails the check, unless the primary acknowledged it
-//! while in the semi-sync fallback to async: only those writes are excused, each counted and
+//! while in the semi-sync fallback to async: only those are excused, each counted and
 //! explained. Under async replication nothing is promised: losses are counted, not failed.
 
 use super::{always, CheckResult, Checker, Class, Registration};
 use crate::evidence::Evidence;
 use crate::plan::Plan;
 use crate::scenario::Scenario;
+use crate::tiers::Stream;
 use minitwin_components::keyspace::shard_for;
 use minitwin_components::store::ReplicationMode;
 use minitwin_components::{NodeId, Observation};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub static REGISTRATION: Registration = Registration {
     name: "durability",
@@ -45,83 +51,116 @@ impl Promise {
     }
 }
 
-/// Writes acknowledged in a semi-sync fallback remembered per key (the latest ones).
-const FALLBACK_ACKS_KEPT: usize = 4;
+/// Settled records kept for acknowledgements that arrive after their record settled (a
+/// response delayed by a clogged link): the most recent ones.
+const RECENT_SETTLED_KEPT: usize = 100_000;
 
 fn make(s: &Scenario, _: &Plan) -> Box<dyn Checker> {
     Box::new(Durability {
         promise: Promise::of(s),
-        fallback_acked: BTreeMap::new(),
+        pending: BTreeMap::new(),
+        recent: BTreeSet::new(),
+        recent_order: VecDeque::new(),
+        settled_upto: BTreeMap::new(),
+        fallback_acked: BTreeSet::new(),
         fallbacks: 0,
+        acked_total: 0,
     })
 }
 
 struct Durability {
     promise: Promise,
-    /// Per key, the latest writes a primary acknowledged while in the semi-sync fallback.
-    fallback_acked: BTreeMap<u64, Vec<u64>>,
+    /// Acknowledged writes not yet seen settled: (key, value) -> when acknowledged.
+    pending: BTreeMap<(u64, u64), u64>,
+    /// Settled records no acknowledgement has claimed yet, and their order (oldest first).
+    recent: BTreeSet<(u64, u64)>,
+    recent_order: VecDeque<(u64, u64)>,
+    /// Per shard, the last settled lsn taken (every member purges the same records).
+    settled_upto: BTreeMap<NodeId, u64>,
+    /// Writes a primary acknowledged in a semi-sync fallback, until they settle.
+    fallback_acked: BTreeSet<(u64, u64)>,
     fallbacks: u64,
+    acked_total: u64,
 }
 
-/// A key whose last acknowledged write the shard no longer holds.
+/// An acknowledged write missing from its shard's durable history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LostWrite {
     pub shard: usize,
     pub key: u64,
     pub value: u64,
     pub acked_ns: u64,
-    /// What the shard holds for the key instead (0: nothing).
-    pub holds: u64,
 }
 
-/// Every key whose last acknowledged write is missing from its shard at the end.
-pub fn lost_writes(ev: &Evidence<'_>) -> Vec<LostWrite> {
-    let (Some(users), false) = (&ev.users, ev.shards.is_empty()) else {
-        return Vec::new();
-    };
-    users
-        .writes
-        .iter()
-        .filter_map(|(&key, w)| {
-            let (value, acked_ns) = w.acked?;
-            let shard = shard_for(key, ev.shards.len());
-            let holds = ev.shards[shard].durable.state.get(&key).copied().unwrap_or(0);
-            (!w.kept_by(holds)).then_some(LostWrite {
-                shard,
-                key,
-                value,
-                acked_ns,
-                holds,
+impl Durability {
+    fn settle(&mut self, kv: (u64, u64)) {
+        self.fallback_acked.remove(&kv);
+        if self.pending.remove(&kv).is_some() {
+            return;
+        }
+        if self.recent.insert(kv) {
+            self.recent_order.push_back(kv);
+        }
+        if self.recent_order.len() > RECENT_SETTLED_KEPT {
+            let old = self.recent_order.pop_front().expect("over the limit");
+            self.recent.remove(&old);
+        }
+    }
+
+    /// Acknowledged writes that no shard holds, at the end.
+    fn lost(&self, ev: &Evidence<'_>) -> Vec<LostWrite> {
+        if ev.shards.is_empty() {
+            return Vec::new();
+        }
+        self.pending
+            .iter()
+            .filter_map(|(&(key, value), &acked_ns)| {
+                let shard = shard_for(key, ev.shards.len());
+                let kept = ev.shards[shard].unpurged.contains(&(key, value));
+                (!kept).then_some(LostWrite {
+                    shard,
+                    key,
+                    value,
+                    acked_ns,
+                })
             })
-        })
-        .collect()
+            .collect()
+    }
 }
 
 impl Checker for Durability {
     fn on_observation(&mut self, _at_ns: u64, _node: NodeId, o: &Observation) {
         match *o {
             Observation::AsyncAck { key, value, .. } => {
-                let acks = self.fallback_acked.entry(key).or_default();
-                if acks.len() == FALLBACK_ACKS_KEPT {
-                    acks.remove(0);
-                }
-                acks.push(value);
+                self.fallback_acked.insert((key, value));
             }
             Observation::SemiSync { on: false, .. } => self.fallbacks += 1,
             _ => {}
         }
     }
 
+    fn on_stream(&mut self, stream: &Stream) {
+        for w in &stream.acked_writes {
+            self.acked_total += 1;
+            let kv = (w.key, w.value);
+            if !self.recent.remove(&kv) {
+                self.pending.insert(kv, w.ack_ns);
+            }
+        }
+        for r in &stream.settled {
+            let upto = self.settled_upto.entry(r.shard).or_insert(0);
+            if r.lsn <= *upto {
+                continue; // another member's copy of a record already taken
+            }
+            *upto = r.lsn;
+            self.settle((r.key, r.value));
+        }
+    }
+
     fn verdict(&mut self, ev: &Evidence<'_>) -> CheckResult {
-        let acked = ev.users.as_ref().map_or(0, |u| u.tally.acked_writes);
-        let keys = ev.users.as_ref().map_or(0, |u| u.writes.len());
-        let lost = lost_writes(ev);
+        let lost = self.lost(ev);
         let excused = |w: &LostWrite| {
-            self.promise == Promise::SemiSync
-                && self
-                    .fallback_acked
-                    .get(&w.key)
-                    .is_some_and(|v| v.contains(&w.value))
+            self.promise == Promise::SemiSync && self.fallback_acked.contains(&(w.key, w.value))
         };
         let (forgiven, unexcused): (Vec<LostWrite>, Vec<LostWrite>) =
             lost.iter().partition(|w| excused(w));
@@ -129,7 +168,8 @@ impl Checker for Durability {
         let mismatches: u64 = ev.shards.iter().map(|s| s.mismatches).sum();
         let passed = !broken && mismatches == 0;
         let mut detail = format!(
-            "{acked} acknowledged writes to {keys} keys; {} keys lost their last acknowledged write",
+            "{} acknowledged writes, {} lost",
+            self.acked_total,
             lost.len()
         );
         match self.promise {
@@ -140,31 +180,34 @@ impl Checker for Durability {
                 detail.push_str(" (async replication promises nothing: counted, not failed)")
             }
             Promise::SemiSync => detail.push_str(&format!(
-                " (semi-sync: none may be lost but writes acknowledged in its fallback to async; {} fallbacks, {} lost writes excused as acknowledged in a fallback)",
+                " (semi-sync: none may be lost but writes acknowledged in its fallback to async; {} fallbacks; {} lost writes excused as acknowledged in a fallback, {} not)",
                 self.fallbacks,
-                forgiven.len()
+                forgiven.len(),
+                unexcused.len()
             )),
         }
         let name = |w: &LostWrite| ev.shards[w.shard].name.as_str();
         if let Some(w) = forgiven.first() {
             detail.push_str(&format!(
-                "; first excused: key {} value {} acknowledged at {:.6} s by a primary in fallback, {} holds {}",
+                "; first excused: key {} value {} acknowledged at {:.6} s by a primary in fallback, missing from {}",
                 w.key,
                 w.value,
                 w.acked_ns as f64 / 1e9,
-                name(w),
-                w.holds
+                name(w)
             ));
         }
         if let Some(w) = unexcused.first() {
-            let label = if broken { "first lost" } else { "first lost (counted)" };
+            let label = if broken {
+                "first lost"
+            } else {
+                "first lost (counted)"
+            };
             detail.push_str(&format!(
-                "; {label}: key {} value {} acknowledged at {:.6} s, {} holds {}",
+                "; {label}: key {} value {} acknowledged at {:.6} s, missing from {}",
                 w.key,
                 w.value,
                 w.acked_ns as f64 / 1e9,
-                name(w),
-                w.holds
+                name(w)
             ));
         }
         if let Some(s) = ev.shards.iter().find(|s| s.mismatches > 0) {
@@ -175,5 +218,8 @@ impl Checker for Durability {
             ));
         }
         CheckResult::new("durability", Class::Correctness, passed, detail)
+            .with("acked_writes_total", self.acked_total as f64, "count")
+            .with("lost_writes_total", lost.len() as f64, "count")
+            .with("lost_writes_excused_total", forgiven.len() as f64, "count")
     }
 }

@@ -30,6 +30,7 @@ pub mod throughput;
 use crate::evidence::Evidence;
 use crate::plan::Plan;
 use crate::scenario::Scenario;
+use crate::tiers::Stream;
 use minitwin_components::{Msg, NodeId, Observation};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -65,6 +66,9 @@ pub struct CheckResult {
     pub class: Class,
     pub verdict: Verdict,
     pub detail: String,
+    /// Numbers the checker measured (name, value, unit), written as result rows of the
+    /// component `check:<name>`.
+    pub values: Vec<(&'static str, f64, &'static str)>,
 }
 
 impl CheckResult {
@@ -75,7 +79,18 @@ impl CheckResult {
             class,
             verdict,
             detail,
+            values: Vec::new(),
         }
+    }
+
+    /// The same result, reporting `value` too.
+    pub fn with(mut self, name: &'static str, value: f64, unit: &'static str) -> CheckResult {
+        self.values.push((name, value, unit));
+        self
+    }
+
+    pub fn value(&self, name: &str) -> Option<f64> {
+        self.values.iter().find(|v| v.0 == name).map(|v| v.1)
     }
 
     pub fn not_applicable(name: &'static str, class: Class, why: String) -> CheckResult {
@@ -84,6 +99,7 @@ impl CheckResult {
             class,
             verdict: Verdict::NotApplicable,
             detail: why,
+            values: Vec::new(),
         }
     }
 
@@ -117,6 +133,9 @@ pub trait Checker {
 
     /// An observation a component made (rare events: promotions, semi-sync fallbacks).
     fn on_observation(&mut self, _at_ns: u64, _node: NodeId, _o: &Observation) {}
+
+    /// What the tiers handed over since the last call (acknowledged writes, settled records).
+    fn on_stream(&mut self, _stream: &Stream) {}
 
     /// The verdict, from what the tiers collected.
     fn verdict(&mut self, ev: &Evidence<'_>) -> CheckResult;

@@ -12,8 +12,8 @@
 use super::{CheckResult, Checker, Class, Registration};
 use crate::evidence::{Evidence, Sessions};
 use crate::plan::Plan;
-use crate::world::s_to_ns;
 use crate::scenario::{Fault, Scenario};
+use crate::world::s_to_ns;
 use minitwin_components::session::client::{SessionAck, Violation, ViolationKind};
 use minitwin_components::{NodeId, Observation};
 

@@ -24,7 +24,7 @@ use crate::kernel::{Factory, Sim};
 use crate::outcome::{Row, Table};
 use crate::plan::Plan;
 use crate::scenario::{Invalid, Scenario};
-use crate::workload::Second;
+use crate::workload::{AckedWrite, Second};
 use minitwin_components::NodeId;
 
 /// Every tier, in the order their nodes are planned (and so numbered).
@@ -58,6 +58,28 @@ pub struct TierReport {
     pub tables: Vec<Table>,
 }
 
+/// What the tiers hand over during the run.
+#[derive(Debug, Default)]
+pub struct Stream {
+    /// The users' finished seconds: (second, counts).
+    pub seconds: Vec<(u64, Second)>,
+    /// Writes the users saw acknowledged.
+    pub acked_writes: Vec<AckedWrite>,
+    /// Log records purged into a checkpoint: settled on every member, so part of the shard's
+    /// history for good.
+    pub settled: Vec<SettledRecord>,
+}
+
+/// A settled record of a shard's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SettledRecord {
+    /// The shard, named by its first member (unique across layouts, resharding included).
+    pub shard: NodeId,
+    pub lsn: u64,
+    pub key: u64,
+    pub value: u64,
+}
+
 /// One part of the topology.
 pub trait Tier: Sync {
     /// Its key in scenario files (`topology.stores`), for messages.
@@ -80,11 +102,13 @@ pub trait Tier: Sync {
     /// After the checks: its summary lines, rows and tables.
     fn report(&self, _run: &RunView<'_>, _ev: &Evidence<'_>, _out: &mut TierReport) {}
 
-    /// During the run: hands over the per-second counts that are final (seconds before
-    /// `before`), so the time series streams to disk instead of piling up in memory.
-    fn take_seconds(&self, _sim: &mut Sim, _plan: &Plan, _before: u64) -> Vec<(u64, Second)> {
-        Vec::new()
-    }
+    /// Before the run: sets up the simulator's instruments its checkers need.
+    fn prepare(&self, _s: &Scenario, _sim: &mut Sim, _plan: &Plan) {}
+
+    /// During the run, between stretches of simulated time: hands over what is final and would
+    /// otherwise pile up in its components (seconds before `before_s`, acknowledged writes,
+    /// settled log records), so memory stays flat however long the run.
+    fn stream(&self, _sim: &mut Sim, _plan: &Plan, _before_s: u64, _out: &mut Stream) {}
 }
 
 /// The scenario as a plan: every tier adds its nodes, in registration order.

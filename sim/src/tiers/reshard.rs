@@ -1,13 +1,13 @@
 //! Live resharding (`topology.reshard`): the new shards and the resharder that fills them from
 //! the (single) source shard and switches the services over.
 
-use super::{RunView, Tier};
+use super::{RunView, Stream, Tier};
 use crate::evidence::Evidence;
-use crate::kernel::Factory;
+use crate::kernel::{Factory, Sim};
 use crate::plan::{Plan, Role};
 use crate::scenario::{check, within, Invalid, Scenario};
 use crate::tiers::service::SERVICE;
-use crate::tiers::store::{shard_view, STORE};
+use crate::tiers::store::{settled, shard_view, STORE};
 use minitwin_components::reshard::Resharder;
 use minitwin_components::store::Store;
 use minitwin_components::NodeId;
@@ -67,6 +67,18 @@ impl Tier for Resharding {
             id,
             Box::new(move || Box::new(Resharder::new(config.clone(), source, &targets, &services))),
         ));
+    }
+
+    fn prepare(&self, _s: &Scenario, sim: &mut Sim, plan: &Plan) {
+        for n in plan.ids(RESHARD_TARGET) {
+            sim.disk_mut(n).capture_purged();
+        }
+    }
+
+    fn stream(&self, sim: &mut Sim, plan: &Plan, _before_s: u64, out: &mut Stream) {
+        for t in plan.ids(RESHARD_TARGET) {
+            settled(sim, &[t], out);
+        }
     }
 
     fn collect<'a>(&self, run: &RunView<'a>, ev: &mut Evidence<'a>) {

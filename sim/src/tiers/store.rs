@@ -1,16 +1,16 @@
 //! The store shards (`topology.stores`): each shard a primary and `replicas` replicas over
 //! write-ahead logs, and, with replicas, the failover orchestrator.
 
-use super::{RunView, Tier};
+use super::{RunView, SettledRecord, Stream, Tier};
 use crate::evidence::{Evidence, MemberView, ShardView};
 use crate::kernel::{Factory, Sim};
 use crate::plan::{Plan, Role};
 use crate::scenario::{check, count_and_zones, within, Invalid, Scenario};
 use crate::tiers::mirror::MIRROR_JOB;
+use crate::tiers::reshard::RESHARDER;
 use crate::tiers::service::SERVICE;
 use minitwin_components::repl::Orchestrator;
-use crate::tiers::reshard::RESHARDER;
-use minitwin_components::store::{DurableState, Placement, Store};
+use minitwin_components::store::{DurableState, Placement, Record, Store};
 use minitwin_components::NodeId;
 
 /// A member of a shard: `group` is the shard, `rank` 0 its initial primary.
@@ -97,6 +97,18 @@ impl Tier for Stores {
         }
     }
 
+    fn prepare(&self, _s: &Scenario, sim: &mut Sim, plan: &Plan) {
+        for n in plan.ids(STORE) {
+            sim.disk_mut(n).capture_purged();
+        }
+    }
+
+    fn stream(&self, sim: &mut Sim, plan: &Plan, _before_s: u64, out: &mut Stream) {
+        for members in plan.groups(STORE) {
+            settled(sim, &members, out);
+        }
+    }
+
     fn collect<'a>(&self, run: &RunView<'a>, ev: &mut Evidence<'a>) {
         let shards = run.plan.groups(STORE);
         ev.shards = shards.iter().map(|m| shard_view(run.sim, m)).collect();
@@ -104,6 +116,22 @@ impl Tier for Stores {
             .iter()
             .map(|m| m.iter().map(|&n| member_view(run.sim, n)).collect())
             .collect();
+    }
+}
+
+/// Hands over the records the shard's members purged: settled, so the same on every member
+/// (the checker keeps one copy per shard and lsn).
+pub fn settled(sim: &mut Sim, members: &[NodeId], out: &mut Stream) {
+    for &n in members {
+        for (lsn, bytes) in sim.disk_mut(n).take_purged() {
+            let r = Record::decode(&bytes).expect("stores log records they can decode");
+            out.settled.push(SettledRecord {
+                shard: members[0],
+                lsn,
+                key: r.key,
+                value: r.value,
+            });
+        }
     }
 }
 
@@ -125,9 +153,18 @@ fn member_view(sim: &Sim, node: NodeId) -> MemberView {
 /// The view of a shard through the member whose disk speaks for it.
 pub fn shard_view(sim: &Sim, members: &[NodeId]) -> ShardView {
     let n = authority(sim, members);
+    let unpurged = sim
+        .env(n)
+        .disk
+        .durable_records()
+        .iter()
+        .filter_map(|b| Record::decode(b))
+        .map(|r| (r.key, r.value))
+        .collect();
     let mut view = ShardView {
         name: sim.env(n).name.clone(),
         durable: durable_state(sim, n),
+        unpurged,
         mismatches: 0,
         first_mismatch: None,
     };

@@ -1,14 +1,14 @@
 //! The users (`workload`): one client node sending the open-loop request stream to the
 //! gateways, and measuring what comes back. Planned last, in the workload's zone.
 
-use super::{RunView, Tier};
+use super::{RunView, Stream, Tier};
 use crate::evidence::{Evidence, Users as UsersEvidence};
 use crate::kernel::{Factory, Sim};
 use crate::plan::{Plan, Role};
 use crate::scenario::{within, Invalid, Scenario};
 use crate::tiers::edge::GATEWAY;
+use crate::workload::{Client, Tally, LATENCY_NS};
 use crate::world::s_to_ns;
-use crate::workload::{Client, Second, Tally, LATENCY_NS};
 use minitwin_components::NodeId;
 
 pub const CLIENT: Role = Role("client");
@@ -76,16 +76,15 @@ impl Tier for Users {
             .map(|(&k, n)| (k, n))
             .collect();
         summary.acked_writes_total = t.acked_writes;
-        ev.users = Some(UsersEvidence {
-            tally: t,
-            writes: &client.writes,
-        });
+        ev.users = Some(UsersEvidence { tally: t });
     }
 
-    fn take_seconds(&self, sim: &mut Sim, plan: &Plan, before: u64) -> Vec<(u64, Second)> {
+    fn stream(&self, sim: &mut Sim, plan: &Plan, before_s: u64, out: &mut Stream) {
         let id = plan.one(CLIENT).expect("planned");
-        sim.component_mut::<Client>(id)
-            .map(|c| c.take_seconds_before(before))
-            .unwrap_or_default()
+        let client = sim
+            .component_mut::<Client>(id)
+            .expect("faults never target the client");
+        out.seconds.extend(client.take_seconds_before(before_s));
+        out.acked_writes.extend(client.take_acked());
     }
 }
