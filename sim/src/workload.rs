@@ -246,6 +246,8 @@ pub struct Tally {
     pub errors: [u64; 6],
     /// Write requests of the window acknowledged with 200.
     pub acked_writes: u64,
+    /// The exact sum of the latencies of the successful requests (the histogram rounds).
+    pub ok_latency_ns_sum: u64,
 }
 
 impl Tally {
@@ -545,6 +547,7 @@ impl Client {
                 m.record(hist, latency);
                 m.record(by_route, latency);
                 self.tally.ok += 1;
+                self.tally.ok_latency_ns_sum += latency;
                 if o.route == Route::Write {
                     self.tally.acked_writes += 1;
                     self.acked.push(AckedWrite {

@@ -158,3 +158,50 @@ fn the_convergence_checker_catches_a_replica_that_never_catches_up() {
     assert!(c.failed(), "{}", c.detail);
     assert!(c.detail.contains("store-1-r1"), "{}", c.detail);
 }
+
+#[test]
+fn a_semi_sync_fallback_excuses_only_the_writes_acknowledged_during_it() {
+    // store-0's replicas are cut off from 5 s to 8 s: semi-sync falls back (1 s timeout) and
+    // comes back on once they catch up. Later the primary acknowledges before syncing (the
+    // planted bug) and loses power at 20 s: those writes were acknowledged under semi-sync,
+    // so the earlier fallback must not excuse their loss.
+    let mut s = shorter(shipped("primary-crash-semisync"));
+    s.topology.stores.config.semi_sync_timeout_ms = 1_000.0;
+    s.faults.insert(
+        0,
+        Fault::Partition {
+            at_s: 5.0,
+            duration_s: 3.0,
+            a: vec!["store-0".into()],
+            b: vec!["store-0-*".into()],
+            one_way: false,
+        },
+    );
+    let honest = go(&s, 1);
+    let d = check(&honest, "durability");
+    assert!(d.passed(), "{}", d.detail);
+    assert!(
+        d.detail.contains("1 fallbacks") || d.detail.contains("2 fallbacks"),
+        "the partition made semi-sync fall back: {}",
+        d.detail
+    );
+    s.topology.stores.config.bug_ack_before_sync = true;
+    let broken = go(&s, 1);
+    let d = check(&broken, "durability");
+    assert!(d.failed(), "{}", d.detail);
+    assert!(d.detail.contains("first lost: key"), "{}", d.detail);
+    assert!(d.value("lost_writes_total") > d.value("lost_writes_excused_total"));
+}
+
+#[test]
+fn convergence_is_not_applicable_to_single_node_shards() {
+    let mut s = shipped("shard-crash");
+    s.duration_s = 10.0;
+    s.faults.clear();
+    s.checks.converge_within_s = Some(2.0);
+    let o = go(&s, 1);
+    let c = check(&o, "convergence");
+    assert_eq!(c.verdict, checks::Verdict::NotApplicable, "{}", c.detail);
+    assert!(!c.passed() && !c.failed());
+    assert_eq!(o.failure(), None);
+}

@@ -17,8 +17,14 @@ fn a_live_split_into_four_shards_cuts_over_in_milliseconds_without_losing_a_writ
     s.duration_s = 35.0;
     let o = run(&s, 2, &RunOptions::default(), &mut |_| {});
     assert!(o.checks.iter().all(|c| !c.failed()), "{:?}", o.checks);
-    let durability = o.checks.iter().find(|c| c.name == "durability").unwrap();
-    assert!(durability.detail.contains("lost"), "{}", durability.detail);
+    let durability = o.check("durability").unwrap();
+    assert!(durability.passed(), "{}", durability.detail);
+    assert!(
+        durability.value("acked_writes_total") > Some(5_000.0),
+        "{}",
+        durability.detail
+    );
+    assert_eq!(durability.value("lost_writes_total"), Some(0.0));
     let cutover_ms = value(&o, "resharder", "reshard_cutover_ms");
     assert!(
         cutover_ms > 0.0 && cutover_ms < 1_000.0,

@@ -133,3 +133,54 @@ fn a_live_slot_migration_redirects_with_ask_then_moved_and_loses_nothing() {
         );
     }
 }
+
+#[test]
+fn the_sessions_check_fails_a_lost_write_that_no_failover_explains() {
+    let mut s = shipped("session-failover");
+    s.duration_s = 15.0;
+    s.faults.clear();
+    let healthy = go(&s, 2);
+    let c = healthy.check("sessions").unwrap();
+    assert!(c.passed(), "{}", c.detail);
+    s.topology
+        .sessions
+        .as_mut()
+        .unwrap()
+        .config
+        .bug_lose_acked_writes = true;
+    let broken = go(&s, 2);
+    let c = broken.check("sessions").unwrap();
+    assert!(
+        c.failed(),
+        "the dropped writes went unnoticed: {}",
+        c.detail
+    );
+    assert!(
+        c.detail
+            .contains("first lost without a failover to explain it"),
+        "{}",
+        c.detail
+    );
+}
+
+#[test]
+fn a_failover_does_not_excuse_losses_outside_its_replication_window() {
+    // The same planted loss, with a master failover in the run. The old check excused every
+    // loss once any failover happened; the dropped writes were acknowledged at offsets the
+    // promoted replica had applied (later writes reused them), so no failover explains them.
+    let mut s = shipped("session-failover");
+    s.duration_s = 45.0;
+    let with_failover = go(&s, 1);
+    let c = with_failover.check("sessions").unwrap();
+    assert!(c.passed(), "{}", c.detail);
+    assert!(c.detail.contains("failovers 1"), "{}", c.detail);
+    s.topology
+        .sessions
+        .as_mut()
+        .unwrap()
+        .config
+        .bug_lose_acked_writes = true;
+    let broken = go(&s, 1);
+    let c = broken.check("sessions").unwrap();
+    assert!(c.failed(), "a failover excused every loss: {}", c.detail);
+}

@@ -17,6 +17,11 @@ pub struct SessionConfig {
     pub node_timeout_ms: f64,
     /// Cluster bus heartbeat.
     pub ping_interval_ms: f64,
+    /// PLANTED BUG (feature `planted-bugs`, tests only): a master acknowledges every 50th
+    /// write without storing it. The sessions check must catch the loss when no failover
+    /// explains it.
+    #[cfg(feature = "planted-bugs")]
+    pub bug_lose_acked_writes: bool,
 }
 
 impl Default for SessionConfig {
@@ -24,6 +29,8 @@ impl Default for SessionConfig {
         SessionConfig {
             node_timeout_ms: 15_000.0,
             ping_interval_ms: 1_000.0,
+            #[cfg(feature = "planted-bugs")]
+            bug_lose_acked_writes: false,
         }
     }
 }
@@ -69,6 +76,8 @@ pub struct SessionNode {
     reports: BTreeMap<NodeId, BTreeMap<NodeId, u64>>,
     data: BTreeMap<u64, (u64, u64)>,
     repl_offset: u64,
+    /// Writes this node took as master (since its last restart).
+    sets: u64,
     voted_epoch: u64,
     election: Option<(u64, BTreeSet<NodeId>)>,
     /// Slot migration, as source: the range, the target, keys still to move.
@@ -101,6 +110,7 @@ impl SessionNode {
             reports: BTreeMap::new(),
             data: BTreeMap::new(),
             repl_offset: 0,
+            sets: 0,
             voted_epoch: 0,
             election: None,
             migrating: None,
@@ -254,6 +264,11 @@ impl SessionNode {
                 ctx.send(from, Msg::Session(SessionMsg::Value { id, value }));
             }
             SessionMsg::Set { value, ttl_ms, .. } => {
+                self.sets += 1;
+                if planted!(self.config.bug_lose_acked_writes) && self.sets.is_multiple_of(50) {
+                    let offset = self.repl_offset + 1;
+                    return ctx.send(from, Msg::Session(SessionMsg::Stored { id, offset }));
+                }
                 let expires_ns = if ttl_ms == 0 {
                     0
                 } else {
