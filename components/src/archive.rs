@@ -25,6 +25,7 @@
 //! its minimum storage duration is charged for the rest of that duration (S3's rule).
 
 use crate::context::{Component, Context, NodeId};
+use crate::math;
 use crate::metrics::{CounterId, GaugeId, HistId};
 use crate::msg::{Msg, Timer};
 use crate::rng::Dist;
@@ -292,11 +293,11 @@ impl Archiver {
         if a <= 0.0 || tau <= 0.0 {
             return f64::INFINITY;
         }
-        let remaining = (-(t_h - created_h) / tau).exp() - e / (a * tau);
+        let remaining = math::exp(-(t_h - created_h) / tau) - e / (a * tau);
         if remaining <= 0.0 {
             f64::INFINITY
         } else {
-            created_h - tau * remaining.ln()
+            created_h - tau * math::ln(remaining)
         }
     }
 
@@ -306,8 +307,8 @@ impl Archiver {
         self.creation_debt -= n;
         for _ in 0..n as u64 {
             let created_h = now_h - ctx.rng().unit() * self.config.step_hours;
-            let size =
-                self.config.size_median_bytes * (self.config.size_sigma * ctx.rng().normal()).exp();
+            let size = self.config.size_median_bytes
+                * math::exp(self.config.size_sigma * ctx.rng().normal());
             let popular = ctx.rng().chance(self.config.popular_fraction);
             let next = self.next_access(ctx, created_h, created_h, popular);
             self.objects.push(Object {

@@ -36,6 +36,11 @@ impl Hasher for FxHasher {
     fn write_u8(&mut self, i: u8) {
         self.add(u64::from(i));
     }
+    // Integers are folded in by value, never by their native byte order, so hashes (the
+    // event-trace hash among them) are the same on every platform.
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
     fn write_u32(&mut self, i: u32) {
         self.add(u64::from(i));
     }
@@ -44,6 +49,10 @@ impl Hasher for FxHasher {
     }
     fn write_usize(&mut self, i: usize) {
         self.add(i as u64);
+    }
+    fn write_u128(&mut self, i: u128) {
+        self.add(i as u64);
+        self.add((i >> 64) as u64);
     }
     fn finish(&self) -> u64 {
         self.hash

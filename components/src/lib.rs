@@ -6,6 +6,7 @@
 //! - [`msg`]: the messages that cross the network, and the timer tokens.
 //! - [`observe`]: the rare events a component reports for checkers and logs.
 //! - [`rng`]: the per-node ChaCha8 stream and the distributions drawn from it.
+//! - [`math`]: transcendental functions from pure Rust (`libm`), the same bits everywhere.
 //! - [`metrics`]: the per-node registry (counters, gauges, histograms) handed out by the context.
 //! - [`detmap`]: a lookup-only hash map with a fixed hasher (no iteration, so no order leaks).
 //! - [`deadline`]: a FIFO of deadlines served by one timer, for constant timeouts.
@@ -48,6 +49,7 @@ pub mod deadline;
 pub mod detmap;
 pub mod gateway;
 pub mod keyspace;
+pub mod math;
 pub mod metrics;
 pub mod mirror;
 pub mod msg;

@@ -4,6 +4,7 @@
 //! ([`stream_seed`]), so adding a node never shifts another node's draws, and two variants run
 //! on the same seed see common random numbers.
 
+use crate::math;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::Deserialize;
@@ -79,14 +80,14 @@ impl Rng {
 
     /// Exponential with the given mean.
     pub fn exp(&mut self, mean: f64) -> f64 {
-        -self.unit_open0().ln() * mean
+        -math::ln(self.unit_open0()) * mean
     }
 
     /// Standard normal (Box-Muller; one draw of the pair is discarded to keep the stream simple).
     pub fn normal(&mut self) -> f64 {
         let u1 = self.unit_open0();
         let u2 = self.unit();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        (-2.0 * math::ln(u1)).sqrt() * math::cos(std::f64::consts::TAU * u2)
     }
 }
 
@@ -121,7 +122,7 @@ impl Dist {
                 min_ms,
                 extra_mean_ms,
             } => min_ms + rng.exp(extra_mean_ms),
-            Dist::Lognormal { median_ms, sigma } => median_ms * (sigma * rng.normal()).exp(),
+            Dist::Lognormal { median_ms, sigma } => median_ms * math::exp(sigma * rng.normal()),
         };
         ms_to_ns(ms)
     }
@@ -136,7 +137,7 @@ impl Dist {
                 min_ms,
                 extra_mean_ms,
             } => min_ms + extra_mean_ms,
-            Dist::Lognormal { median_ms, sigma } => median_ms * (sigma * sigma / 2.0).exp(),
+            Dist::Lognormal { median_ms, sigma } => median_ms * math::exp(sigma * sigma / 2.0),
         }
     }
 
@@ -202,11 +203,11 @@ impl Zipf {
     }
 
     fn h(&self, x: f64) -> f64 {
-        (-self.alpha * x.ln()).exp()
+        math::exp(-self.alpha * math::ln(x))
     }
 
     fn h_integral(&self, x: f64) -> f64 {
-        let log_x = x.ln();
+        let log_x = math::ln(x);
         helper2((1.0 - self.alpha) * log_x) * log_x
     }
 
@@ -215,7 +216,7 @@ impl Zipf {
         if t < -1.0 {
             t = -1.0;
         }
-        (helper1(t) * x).exp()
+        math::exp(helper1(t) * x)
     }
 
     /// A rank in 1..=n; rank 1 is the most popular.
@@ -234,7 +235,7 @@ impl Zipf {
 /// log(1+x)/x, stable near 0.
 fn helper1(x: f64) -> f64 {
     if x.abs() > 1e-8 {
-        x.ln_1p() / x
+        math::ln_1p(x) / x
     } else {
         1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x))
     }
@@ -243,7 +244,7 @@ fn helper1(x: f64) -> f64 {
 /// (exp(x)-1)/x, stable near 0.
 fn helper2(x: f64) -> f64 {
     if x.abs() > 1e-8 {
-        x.exp_m1() / x
+        math::exp_m1(x) / x
     } else {
         1.0 + x * 0.5 * (1.0 + x * (1.0 / 3.0) * (1.0 + 0.25 * x))
     }
@@ -287,9 +288,9 @@ mod tests {
             assert!((1..=n).contains(&k));
             counts[k as usize] += 1;
         }
-        let h: f64 = (1..=n).map(|i| (i as f64).powf(-alpha)).sum();
+        let h: f64 = (1..=n).map(|i| math::powf(i as f64, -alpha)).sum();
         for rank in [1usize, 2, 10, 100] {
-            let expect = draws as f64 * (rank as f64).powf(-alpha) / h;
+            let expect = draws as f64 * math::powf(rank as f64, -alpha) / h;
             let got = counts[rank] as f64;
             let sigma = expect.sqrt();
             assert!(

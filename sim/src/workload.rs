@@ -7,6 +7,7 @@
 
 use minitwin_components::deadline::DeadlineQueue;
 use minitwin_components::detmap::Slab;
+use minitwin_components::math;
 use minitwin_components::metrics::{CounterId, HistId};
 use minitwin_components::msg::{Request, Response, Route, Status};
 use minitwin_components::rng::{ms_to_ns, Zipf};
@@ -65,7 +66,7 @@ impl RateCurve {
                 peak_s,
             } => {
                 let phase = std::f64::consts::TAU * (t_s - peak_s) / period_s;
-                mean_rps * (1.0 + amplitude * phase.cos())
+                mean_rps * (1.0 + amplitude * math::cos(phase))
             }
             RateCurve::Spike {
                 base_rps,

@@ -2,6 +2,7 @@
 //!
 //! - `determinism`: same seed, same bytes and trace hash; different seeds differ.
 //! - `faults`: scripted fault scenarios and the checkers that must catch planted bugs.
+//! - `golden`: every shipped scenario's first seed replays its recorded trace hash.
 //! - `lincheck`: the linearizability checker against real Jepsen histories.
 //! - `mirror`: cross-zone mirroring and the mirror check.
 //! - `oracle`: the twin against queueing theory (Erlang C, Little's law).
@@ -14,6 +15,7 @@
 
 mod determinism;
 mod faults;
+mod golden;
 mod lincheck;
 mod mirror;
 mod oracle;
