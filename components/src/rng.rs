@@ -78,16 +78,107 @@ impl Rng {
         p > 0.0 && self.unit() < p
     }
 
-    /// Exponential with the given mean.
+    /// Exponential with the given mean (ziggurat: one 64-bit draw and no logarithm in about
+    /// 99 % of calls).
     pub fn exp(&mut self, mean: f64) -> f64 {
-        -math::ln(self.unit_open0()) * mean
+        let t = ziggurat::exponential();
+        loop {
+            let bits = self.next_u64();
+            let i = (bits & 0xff) as usize;
+            let x = unit_of(bits) * t.x[i];
+            if x < t.x[i + 1] {
+                return x * mean;
+            }
+            if i == 0 {
+                return (ziggurat::EXP_R - math::ln(self.unit_open0())) * mean;
+            }
+            if t.f[i + 1] + (t.f[i] - t.f[i + 1]) * self.unit() < math::exp(-x) {
+                return x * mean;
+            }
+        }
     }
 
-    /// Standard normal (Box-Muller; one draw of the pair is discarded to keep the stream simple).
+    /// Standard normal (ziggurat, with Marsaglia's tail).
     pub fn normal(&mut self) -> f64 {
-        let u1 = self.unit_open0();
-        let u2 = self.unit();
-        (-2.0 * math::ln(u1)).sqrt() * math::cos(std::f64::consts::TAU * u2)
+        let t = ziggurat::normal();
+        loop {
+            let bits = self.next_u64();
+            let i = (bits & 0xff) as usize;
+            let u = 2.0 * unit_of(bits) - 1.0;
+            let x = u * t.x[i];
+            if x.abs() < t.x[i + 1] {
+                return x;
+            }
+            if i == 0 {
+                let r = ziggurat::NORMAL_R;
+                loop {
+                    let a = -math::ln(self.unit_open0()) / r;
+                    let b = -math::ln(self.unit_open0());
+                    if 2.0 * b >= a * a {
+                        return if u < 0.0 { -(r + a) } else { r + a };
+                    }
+                }
+            }
+            if t.f[i + 1] + (t.f[i] - t.f[i + 1]) * self.unit() < math::exp(-x * x / 2.0) {
+                return x;
+            }
+        }
+    }
+}
+
+/// The top 53 bits of `bits` as a uniform in [0, 1) (the low 8 pick the ziggurat layer).
+#[inline]
+fn unit_of(bits: u64) -> f64 {
+    (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// Ziggurat tables (Marsaglia and Tsang, 2000) with 256 layers of equal area, computed once
+/// with [`crate::math`], so they are the same bits everywhere.
+mod ziggurat {
+    use crate::math;
+    use std::sync::OnceLock;
+
+    /// Layer edges `x[0] > x[1] = R > ... > x[256] = 0`, and the density at each.
+    pub struct Tables {
+        pub x: [f64; 257],
+        pub f: [f64; 257],
+    }
+
+    pub const EXP_R: f64 = 7.697_117_470_131_05;
+    const EXP_V: f64 = 0.003_949_659_822_581_557;
+    pub const NORMAL_R: f64 = 3.654_152_885_361_009;
+    const NORMAL_V: f64 = 0.004_928_673_233_99;
+
+    fn build(r: f64, v: f64, pdf: fn(f64) -> f64, inverse: fn(f64) -> f64) -> Tables {
+        let mut x = [0.0; 257];
+        x[0] = v / pdf(r);
+        x[1] = r;
+        for i in 2..256 {
+            x[i] = inverse(pdf(x[i - 1]) + v / x[i - 1]);
+        }
+        x[256] = 0.0;
+        let mut f = [0.0; 257];
+        for i in 0..257 {
+            f[i] = pdf(x[i]);
+        }
+        Tables { x, f }
+    }
+
+    pub fn exponential() -> &'static Tables {
+        static T: OnceLock<Tables> = OnceLock::new();
+        T.get_or_init(|| build(EXP_R, EXP_V, |x| math::exp(-x), |y| -math::ln(y)))
+    }
+
+    pub fn normal() -> &'static Tables {
+        static T: OnceLock<Tables> = OnceLock::new();
+        T.get_or_init(|| {
+            build(
+                NORMAL_R,
+                NORMAL_V,
+                |x| math::exp(-x * x / 2.0),
+                |y| (-2.0 * math::ln(y)).sqrt(),
+            )
+        })
     }
 }
 
@@ -169,7 +260,9 @@ pub fn ms_to_ns(ms: f64) -> u64 {
     if ms <= 0.0 {
         0
     } else {
-        (ms * 1e6).round().min(u64::MAX as f64) as u64
+        // `as` saturates at u64::MAX; adding a half rounds (round() is slower and only differs
+        // at exact halves).
+        (ms * 1e6 + 0.5) as u64
     }
 }
 
@@ -182,6 +275,51 @@ pub struct Zipf {
     h_x1: f64,
     h_n: f64,
     s: f64,
+    /// For populations up to [`ALIAS_MAX_N`]: Vose's alias table, O(1) draws without
+    /// logarithms (12 bytes per rank).
+    alias: Option<Alias>,
+}
+
+/// Populations up to this size draw from an alias table; larger ones by rejection-inversion.
+pub const ALIAS_MAX_N: u64 = 1 << 20;
+
+#[derive(Clone, Debug)]
+struct Alias {
+    /// Chance of keeping rank `i + 1` when slot `i` is drawn; otherwise `alias[i] + 1`.
+    keep: Vec<f64>,
+    alias: Vec<u32>,
+}
+
+impl Alias {
+    /// Vose's method over weights `w`.
+    fn new(w: &[f64]) -> Alias {
+        let n = w.len();
+        let total: f64 = w.iter().sum();
+        let mut keep: Vec<f64> = w.iter().map(|x| x * n as f64 / total).collect();
+        let mut alias = vec![0u32; n];
+        let (mut small, mut large): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| keep[i] < 1.0);
+        while let (Some(s), Some(&l)) = (small.pop(), large.last()) {
+            alias[s] = l as u32;
+            keep[l] -= 1.0 - keep[s];
+            if keep[l] < 1.0 {
+                large.pop();
+                small.push(l);
+            }
+        }
+        for i in small.into_iter().chain(large) {
+            keep[i] = 1.0; // rounding leftovers
+        }
+        Alias { keep, alias }
+    }
+
+    fn sample(&self, rng: &mut Rng) -> u64 {
+        let i = rng.below(self.keep.len() as u64) as usize;
+        if rng.unit() < self.keep[i] {
+            i as u64 + 1
+        } else {
+            u64::from(self.alias[i]) + 1
+        }
+    }
 }
 
 impl Zipf {
@@ -195,10 +333,15 @@ impl Zipf {
             h_x1: 0.0,
             h_n: 0.0,
             s: 0.0,
+            alias: None,
         };
         z.h_x1 = z.h_integral(1.5) - 1.0;
         z.h_n = z.h_integral(n + 0.5);
         z.s = 2.0 - z.h_integral_inv(z.h_integral(2.5) - z.h(2.0));
+        if n <= ALIAS_MAX_N as f64 {
+            let weights: Vec<f64> = (1..=n as u64).map(|k| z.h(k as f64)).collect();
+            z.alias = Some(Alias::new(&weights));
+        }
         z
     }
 
@@ -221,6 +364,9 @@ impl Zipf {
 
     /// A rank in 1..=n; rank 1 is the most popular.
     pub fn sample(&self, rng: &mut Rng) -> u64 {
+        if let Some(a) = &self.alias {
+            return a.sample(rng);
+        }
         loop {
             let u = self.h_n + rng.unit() * (self.h_x1 - self.h_n);
             let x = self.h_integral_inv(u);
@@ -277,14 +423,64 @@ mod tests {
     }
 
     #[test]
+    fn exponential_tail_and_variance_are_right() {
+        let mut rng = Rng::stream(2, "tail");
+        let n = 400_000;
+        let xs: Vec<f64> = (0..n).map(|_| rng.exp(1.0)).collect();
+        let mean = xs.iter().sum::<f64>() / n as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!(
+            (mean - 1.0).abs() < 0.01 && (var - 1.0).abs() < 0.02,
+            "{mean} {var}"
+        );
+        // P(X > 3) = e^-3 and P(X > 8) = e^-8: the tail beyond the last layer (7.7) too.
+        let over = |t: f64| xs.iter().filter(|&&x| x > t).count() as f64 / n as f64;
+        assert!((over(3.0) - math::exp(-3.0)).abs() < 0.002, "{}", over(3.0));
+        assert!(over(8.0) > 0.0 && over(8.0) < 0.001, "{}", over(8.0));
+    }
+
+    #[test]
+    fn normal_moments_and_tails_are_right() {
+        let mut rng = Rng::stream(4, "normal");
+        let n = 400_000;
+        let zs: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        let mean = zs.iter().sum::<f64>() / n as f64;
+        let var = zs.iter().map(|z| (z - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!(
+            mean.abs() < 0.01 && (var - 1.0).abs() < 0.01,
+            "{mean} {var}"
+        );
+        let over = |t: f64| zs.iter().filter(|&&z| z.abs() > t).count() as f64 / n as f64;
+        // Two-sided tails: 4.55 % beyond 2, 0.27 % beyond 3, 0.0063 % beyond 4 (past R).
+        assert!((over(2.0) - 0.0455).abs() < 0.002, "{}", over(2.0));
+        assert!((over(3.0) - 0.0027).abs() < 0.0004, "{}", over(3.0));
+        assert!(over(4.0) > 0.0 && over(4.0) < 0.0002, "{}", over(4.0));
+    }
+
+    #[test]
+    fn the_ziggurat_layers_close_at_zero() {
+        for t in [ziggurat::exponential(), ziggurat::normal()] {
+            assert!(t.x.windows(2).all(|w| w[0] > w[1]), "edges decrease");
+            assert!(t.x[255] > 0.0 && t.x[255] < 0.25, "{}", t.x[255]);
+        }
+    }
+
+    #[test]
     fn zipf_frequencies_follow_the_power_law() {
         let mut rng = Rng::stream(3, "zipf");
         let (n, alpha) = (1000u64, 1.0);
-        let z = Zipf::new(n, alpha);
+        let mut z = Zipf::new(n, alpha);
+        assert!(z.alias.is_some());
+        power_law(&z, &mut rng, n, alpha);
+        z.alias = None; // the same law by rejection-inversion
+        power_law(&z, &mut rng, n, alpha);
+    }
+
+    fn power_law(z: &Zipf, rng: &mut Rng, n: u64, alpha: f64) {
         let mut counts = vec![0u64; n as usize + 1];
         let draws = 400_000;
         for _ in 0..draws {
-            let k = z.sample(&mut rng);
+            let k = z.sample(rng);
             assert!((1..=n).contains(&k));
             counts[k as usize] += 1;
         }

@@ -5,6 +5,7 @@
 //! events were scheduled, so a run is a pure function of its seed and inputs.
 
 use crate::disk::{DiskConfig, SimDisk};
+use crate::heap::{Heap, Key};
 use crate::net::Network;
 use crate::trace::Trace;
 use minitwin_components::metrics::Metrics;
@@ -12,8 +13,7 @@ use minitwin_components::rng::{fnv1a, mix64, Rng};
 use minitwin_components::{
     Component, Context, DiskError, DiskEvent, Msg, NodeId, Observation, Recovered, Timer, TimerId,
 };
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 
 /// Builds a fresh component (at boot and at every restart).
 pub type Factory = Box<dyn Fn() -> Box<dyn Component>>;
@@ -89,31 +89,6 @@ enum Event {
         ok: bool,
     },
     Control(u32),
-}
-
-/// The heap holds small keys; payloads wait in a slab, so sifting moves 24 bytes, not 80.
-struct Entry {
-    at_ns: u64,
-    seq: u64,
-    slot: u32,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at_ns, self.seq) == (other.at_ns, other.seq)
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    /// Reversed: the max-heap pops the earliest (time, sequence).
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at_ns, other.seq).cmp(&(self.at_ns, self.seq))
-    }
 }
 
 /// A node's local clock: `local = base_local + (global - base_global) * rate`.
@@ -241,7 +216,8 @@ pub struct NodeSpec {
 struct Queue {
     now_ns: u64,
     seq: u64,
-    heap: BinaryHeap<Entry>,
+    /// Keys in (time, sequence) order; payloads wait in the slabs, so sifting moves 24 bytes.
+    heap: Heap,
     payloads: Vec<Event>,
     payload_free: Vec<u32>,
     /// Timers live here, not in `payloads`: a heap entry with [`TIMER_BIT`] set in its slot
@@ -277,7 +253,7 @@ impl Queue {
                 (self.payloads.len() - 1) as u32
             }
         };
-        self.heap.push(Entry {
+        self.heap.push(Key {
             at_ns,
             seq: self.seq,
             slot,
@@ -349,7 +325,7 @@ impl Queue {
             timer,
         };
         self.seq += 1;
-        self.heap.push(Entry {
+        self.heap.push(Key {
             at_ns,
             seq: self.seq,
             slot: slot | TIMER_BIT,
@@ -524,7 +500,7 @@ impl Sim {
         let queue = Queue {
             now_ns: 0,
             seq: 0,
-            heap: BinaryHeap::with_capacity(1 << 12),
+            heap: Heap::with_capacity(1 << 12),
             payloads: Vec::with_capacity(1 << 12),
             payload_free: Vec::new(),
             timers: Vec::new(),

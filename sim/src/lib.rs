@@ -5,6 +5,7 @@
 //! - [`kernel`]: the single-threaded discrete-event loop ordered by (time, sequence), nodes
 //!   that crash and restart, per-node clocks, fault points, and the [`kernel::Action`]s that
 //!   faults are made of. It knows nothing of tiers.
+//! - [`heap`]: the kernel's event queue (a binary heap of (time, sequence) keys, branch-free).
 //! - [`net`]: the network (per zone-pair latency and loss, partitions, clogging, FIFO links).
 //! - [`disk`]: the disk (unsynced writes lost on crash, slow and failing windows).
 //! - [`trace`]: the event-trace hash and first-divergence report.
@@ -29,6 +30,7 @@
 pub mod checks;
 pub mod disk;
 pub mod evidence;
+pub mod heap;
 pub mod kernel;
 pub mod lincheck;
 pub mod net;
