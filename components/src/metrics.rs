@@ -106,7 +106,7 @@ impl Metrics {
 
     pub fn record(&mut self, id: HistId, v: u64) {
         if let Value::Histogram(h) = &mut self.entries[id.0 as usize].value {
-            h.saturating_record(v.max(1));
+            h.saturating_record(v);
         }
     }
 
@@ -200,6 +200,17 @@ mod tests {
         m.add(a, 2);
         m.add(b, 3);
         assert_eq!(m.counter_value("x_total"), Some(5));
+    }
+
+    #[test]
+    fn a_histogram_of_zeros_has_a_mean_of_zero() {
+        let mut m = Metrics::new();
+        let h = m.histogram("wait_ns");
+        for _ in 0..10 {
+            m.record(h, 0);
+        }
+        let v = m.histogram_value("wait_ns").unwrap();
+        assert_eq!((v.len(), v.mean(), v.max()), (10, 0.0, 0));
     }
 
     #[test]

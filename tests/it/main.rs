@@ -1,5 +1,6 @@
 //! minitwin's one integration-test binary. Each module is a family of features:
 //!
+//! - `accounting`: one measured window for every count; nothing unanswered is hidden.
 //! - `determinism`: same seed, same bytes and trace hash; different seeds differ.
 //! - `faults`: scripted fault scenarios and the checkers that must catch planted bugs.
 //! - `golden`: every shipped scenario's first seed replays its recorded trace hash.
@@ -13,6 +14,7 @@
 //! - `sessions`: the session cluster's failover timing and read-your-writes check.
 //! - `seam`: the same store state machine under the tokio driver over loopback TCP.
 
+mod accounting;
 mod determinism;
 mod faults;
 mod golden;
