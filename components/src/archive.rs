@@ -24,6 +24,7 @@
 //! tiers of billed GB * price, plus early-deletion charges: an object that leaves a tier before
 //! its minimum storage duration is charged for the rest of that duration (S3's rule).
 
+use crate::config::{self, Checked};
 use crate::context::{Component, Context, NodeId};
 use crate::math;
 use crate::metrics::{CounterId, GaugeId, HistId};
@@ -47,6 +48,21 @@ pub struct Tier {
     /// the provider's redundancy.
     pub billed_copies: u32,
     pub restore_latency: Dist,
+}
+
+impl Tier {
+    fn validate(&self) -> Checked {
+        config::range("price_per_gb_month", self.price_per_gb_month, 0.0, 1e6)?;
+        config::range("min_storage_days", self.min_storage_days, 0.0, 3_650.0)?;
+        config::count(
+            "min_billable_bytes",
+            self.min_billable_bytes,
+            0,
+            1_000_000_000_000,
+        )?;
+        config::count("billed_copies", u64::from(self.billed_copies), 1, 10)?;
+        config::nested("restore_latency", self.restore_latency.validate())
+    }
 }
 
 /// A lifecycle rule: move objects to tier `to` (an index into `tiers`) once old enough.
@@ -168,38 +184,57 @@ impl Default for ArchiveConfig {
 }
 
 impl ArchiveConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.tiers.is_empty() || self.tiers.len() > 8 {
-            return Err("give 1 to 8 tiers (tier 0 is hot)".into());
+    /// Ranges: 1-8 `tiers` (price 0-1,000,000 per GB-month, `min_storage_days` 0-3,650,
+    /// `min_billable_bytes` up to 1e12, `billed_copies` 1-10, a restore latency
+    /// distribution); `rules` moving to a cold tier after 0-36,500 days; `objects_per_day`
+    /// 0-125,000 (about 50 million objects over 400 days); `size_median_bytes` 1-1e12;
+    /// `size_sigma` 0-10; access rates 0-1,000,000 per day; `access_decay_days` 0.001-36,500;
+    /// `popular_fraction` 0-1; `batch_interval_hours` and `step_hours` 0.1-8,760.
+    pub fn validate(&self) -> Checked {
+        config::count("tiers", self.tiers.len() as u64, 1, 8)?;
+        for (i, t) in self.tiers.iter().enumerate() {
+            config::nested(&format!("tiers[{i}]"), t.validate())?;
         }
-        for r in &self.rules {
-            if r.to == 0 || r.to >= self.tiers.len() {
-                return Err(format!(
-                    "rule to = {} is not a cold tier (1..{})",
+        for (i, r) in self.rules.iter().enumerate() {
+            let f = |name: &str| format!("rules[{i}].{name}");
+            config::rule(
+                r.to > 0 && r.to < self.tiers.len(),
+                &f("to"),
+                format!(
+                    "{} is not a cold tier (1..{})",
                     r.to,
-                    self.tiers.len() - 1
-                ));
+                    self.tiers.len().saturating_sub(1)
+                ),
+            )?;
+            for (name, days) in [
+                ("days_since_creation", r.days_since_creation),
+                ("days_since_last_access", r.days_since_last_access),
+            ] {
+                if let Some(d) = days {
+                    config::range(&f(name), d, 0.0, 36_500.0)?;
+                }
             }
         }
-        let positive = |v: f64| v.is_finite() && v > 0.0;
-        if !positive(self.step_hours)
-            || !positive(self.batch_interval_hours)
-            || !positive(self.size_median_bytes)
-        {
-            return Err(
-                "step_hours, batch_interval_hours and size_median_bytes must be > 0".into(),
-            );
-        }
-        if !(0.0..=1.0).contains(&self.popular_fraction)
-            || self.objects_per_day < 0.0
-            || self.access_per_day < 0.0
-        {
-            return Err("popular_fraction in [0, 1]; rates >= 0".into());
-        }
-        if self.objects_per_day * 400.0 > 50_000_000.0 {
-            return Err("at most about 50 million objects (objects_per_day * days)".into());
-        }
-        self.batch_lag.validate()
+        config::range("objects_per_day", self.objects_per_day, 0.0, 125_000.0)?;
+        config::range("size_median_bytes", self.size_median_bytes, 1.0, 1e12)?;
+        config::range("size_sigma", self.size_sigma, 0.0, 10.0)?;
+        config::range("access_per_day", self.access_per_day, 0.0, 1e6)?;
+        config::range("access_decay_days", self.access_decay_days, 0.001, 36_500.0)?;
+        config::fraction("popular_fraction", self.popular_fraction)?;
+        config::range(
+            "popular_access_per_day",
+            self.popular_access_per_day,
+            0.0,
+            1e6,
+        )?;
+        config::range(
+            "batch_interval_hours",
+            self.batch_interval_hours,
+            0.1,
+            8_760.0,
+        )?;
+        config::range("step_hours", self.step_hours, 0.1, 8_760.0)?;
+        config::nested("batch_lag", self.batch_lag.validate())
     }
 }
 

@@ -1,6 +1,7 @@
 //! minitwin components: every backend component as a sans-IO state machine.
 //!
 //! Map of the crate, in reading order:
+//! - [`config`]: validation helpers: every numeric field has a range, errors name the field.
 //! - [`context`]: the one seam. [`Context`] is all a component may touch (time, send, timers,
 //!   its RNG stream, its disk, its metrics, fault points); [`Component`] is what it must answer.
 //! - [`msg`]: the messages that cross the network, and the timer tokens.
@@ -44,6 +45,7 @@ macro_rules! planted {
 
 pub mod archive;
 pub mod codec;
+pub mod config;
 pub mod context;
 pub mod deadline;
 pub mod detmap;

@@ -19,6 +19,7 @@
 //! Lag = network delay + the replica applier's queue (a single applier with a service time per
 //! record: lag explodes as its utilization nears 1) + the batch interval.
 
+use crate::config::{self, Checked};
 use crate::context::{Component, Context, DiskEvent, NodeId};
 use crate::metrics::{CounterId, GaugeId, HistId, LevelId};
 use crate::msg::{Msg, Timer};
@@ -85,17 +86,13 @@ impl Default for MirrorConfig {
 }
 
 impl MirrorConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        let positive = |v: f64| v.is_finite() && v > 0.0;
-        if !positive(self.batch_interval_ms)
-            || !positive(self.apply_timeout_ms)
-            || self.max_batch == 0
-        {
-            return Err(
-                "batch_interval_ms and apply_timeout_ms must be > 0, max_batch >= 1".into(),
-            );
-        }
-        self.apply_time.validate()
+    /// Ranges: `batch_interval_ms` 1-1e9; `max_batch` 1-1,000,000; `apply_timeout_ms` 1-1e9;
+    /// `apply_time` a duration distribution.
+    pub fn validate(&self) -> Checked {
+        config::ms("batch_interval_ms", self.batch_interval_ms, 1.0)?;
+        config::count("max_batch", u64::from(self.max_batch), 1, 1_000_000)?;
+        config::ms("apply_timeout_ms", self.apply_timeout_ms, 1.0)?;
+        config::nested("apply_time", self.apply_time.validate())
     }
 }
 

@@ -12,6 +12,7 @@
 //! replica with the most records, tells the others to follow it, pushes the new route to every
 //! service, and later fences the old primary when it answers again.
 
+use crate::config::{self, Checked};
 use crate::context::{Component, Context, NodeId};
 use crate::metrics::{CounterId, HistId};
 use crate::msg::{Msg, Timer};
@@ -121,12 +122,10 @@ impl Default for OrchestratorConfig {
 }
 
 impl OrchestratorConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.poll_interval_ms.is_nan() || self.poll_interval_ms <= 0.0 || self.failed_polls == 0
-        {
-            return Err("poll_interval_ms must be > 0 and failed_polls >= 1".into());
-        }
-        Ok(())
+    /// Ranges: `poll_interval_ms` 100-1e9; `failed_polls` 1-100.
+    pub fn validate(&self) -> Checked {
+        config::ms("poll_interval_ms", self.poll_interval_ms, 100.0)?;
+        config::count("failed_polls", u64::from(self.failed_polls), 1, 100)
     }
 }
 

@@ -9,6 +9,7 @@
 //! then switch every service to the new layout. A failed verification unfreezes the source and
 //! aborts. The write outage is the cut-over: from freeze to switch.
 
+use crate::config::{self, Checked};
 use crate::context::{Component, Context, NodeId};
 use crate::keyspace::shard_for;
 use crate::metrics::{CounterId, GaugeId};
@@ -50,16 +51,18 @@ impl Default for ReshardConfig {
 }
 
 impl ReshardConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if !(self.start_s.is_finite()
-            && self.start_s >= 0.0
-            && self.poll_ms.is_finite()
-            && self.poll_ms > 0.0)
-            || self.max_batch == 0
-        {
-            return Err("start_s >= 0, poll_ms > 0 and max_batch >= 1".into());
-        }
-        Ok(())
+    /// Ranges: `start_s` 0-34,560,000 (and inside the run); `max_batch` 1-1,000,000;
+    /// `cutover_lag_records` 0-1e9; `poll_ms` 1-1e9.
+    pub fn validate(&self) -> Checked {
+        config::range("start_s", self.start_s, 0.0, 34_560_000.0)?;
+        config::count("max_batch", u64::from(self.max_batch), 1, 1_000_000)?;
+        config::count(
+            "cutover_lag_records",
+            self.cutover_lag_records,
+            0,
+            1_000_000_000,
+        )?;
+        config::ms("poll_ms", self.poll_ms, 1.0)
     }
 }
 

@@ -4,6 +4,7 @@
 //! ([`stream_seed`]), so adding a node never shifts another node's draws, and two variants run
 //! on the same seed see common random numbers.
 
+use crate::config::{self, Checked};
 use crate::math;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -232,25 +233,28 @@ impl Dist {
         }
     }
 
-    /// Why this distribution is not usable, if it is not.
-    pub fn validate(&self) -> Result<(), String> {
-        let ok = |v: f64| v.is_finite() && v >= 0.0;
-        let fine = match *self {
-            Dist::Constant { ms } => ok(ms),
-            Dist::Uniform { min_ms, max_ms } => ok(min_ms) && ok(max_ms) && min_ms <= max_ms,
-            Dist::Exponential { mean_ms } => ok(mean_ms),
+    /// Every parameter is a finite duration of at most [`config::MAX_MS`] (the shape `sigma`
+    /// at most 10), and a uniform's `min_ms <= max_ms`.
+    pub fn validate(&self) -> Checked {
+        match *self {
+            Dist::Constant { ms } => config::ms("ms", ms, 0.0),
+            Dist::Uniform { min_ms, max_ms } => {
+                config::ms("min_ms", min_ms, 0.0)?;
+                config::ms("max_ms", max_ms, 0.0)?;
+                config::rule(min_ms <= max_ms, "max_ms", "must be >= min_ms")
+            }
+            Dist::Exponential { mean_ms } => config::ms("mean_ms", mean_ms, 0.0),
             Dist::ShiftedExp {
                 min_ms,
                 extra_mean_ms,
-            } => ok(min_ms) && ok(extra_mean_ms),
-            Dist::Lognormal { median_ms, sigma } => ok(median_ms) && ok(sigma),
-        };
-        if fine {
-            Ok(())
-        } else {
-            Err(format!(
-                "{self:?}: durations must be finite and >= 0 (and min <= max)"
-            ))
+            } => {
+                config::ms("min_ms", min_ms, 0.0)?;
+                config::ms("extra_mean_ms", extra_mean_ms, 0.0)
+            }
+            Dist::Lognormal { median_ms, sigma } => {
+                config::ms("median_ms", median_ms, 0.0)?;
+                config::range("sigma", sigma, 0.0, 10.0)
+            }
         }
     }
 }

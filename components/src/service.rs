@@ -4,6 +4,7 @@
 //! write routes, for a call to the store shard that owns its key, with a timeout and a bounded
 //! number of retries. A request that finds every worker busy and the queue full is shed with 503.
 
+use crate::config::{self, Checked};
 use crate::context::{Component, Context, NodeId};
 use crate::deadline::DeadlineQueue;
 use crate::keyspace::shard_for;
@@ -46,14 +47,20 @@ impl Default for ServiceConfig {
 }
 
 impl ServiceConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.workers == 0 || self.workers > 65_536 {
-            return Err("workers must be between 1 and 65536".into());
-        }
-        if !(self.store_timeout_ms > 0.0 && self.retry_backoff_ms >= 0.0) {
-            return Err("store_timeout_ms must be > 0 and retry_backoff_ms >= 0".into());
-        }
-        self.service_time.validate()
+    /// Ranges: `workers` 1-65,536; `queue_capacity` 0-10,000,000; `service_time` a duration
+    /// distribution; `store_timeout_ms` 1-1e9; `store_retries` 0-100; `retry_backoff_ms` 0-1e9.
+    pub fn validate(&self) -> Checked {
+        config::count("workers", u64::from(self.workers), 1, 65_536)?;
+        config::count(
+            "queue_capacity",
+            u64::from(self.queue_capacity),
+            0,
+            10_000_000,
+        )?;
+        config::nested("service_time", self.service_time.validate())?;
+        config::ms("store_timeout_ms", self.store_timeout_ms, 1.0)?;
+        config::count("store_retries", u64::from(self.store_retries), 0, 100)?;
+        config::ms("retry_backoff_ms", self.retry_backoff_ms, 0.0)
     }
 }
 

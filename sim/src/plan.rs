@@ -22,6 +22,8 @@ pub struct NodePlan {
     /// `rank` its place in the group (0 = the initial primary or master).
     pub group: u32,
     pub rank: u32,
+    /// A workload client (the run's measuring instrument): node faults skip it.
+    pub instrument: bool,
 }
 
 /// Every node of a scenario, in id order.
@@ -57,7 +59,15 @@ impl Plan {
             role,
             group,
             rank,
+            instrument: false,
         });
+        id
+    }
+
+    /// Adds a workload client: a node that measures the run, which node faults skip.
+    pub fn add_instrument(&mut self, name: String, zone: &str, role: Role) -> NodeId {
+        let id = self.add(name, zone, role, 0, 0);
+        self.nodes[id as usize].instrument = true;
         id
     }
 
@@ -141,6 +151,15 @@ impl Plan {
                 .collect();
         }
         self.by_name(selector).map(|n| n.id).into_iter().collect()
+    }
+
+    /// The nodes a selector names that node faults (crash, clock, disk) may hit: every one but
+    /// the workload clients.
+    pub fn select_targets(&self, selector: &str) -> Vec<NodeId> {
+        self.select(selector)
+            .into_iter()
+            .filter(|&n| !self.node(n).instrument)
+            .collect()
     }
 
     /// Every node's name, in id order.

@@ -7,6 +7,7 @@
 //! ("not the primary") means the operation did not happen.
 
 use crate::lincheck::{History, Op, Operation};
+use minitwin_components::config::{self, Checked};
 use minitwin_components::keyspace::shard_for;
 use minitwin_components::msg::{StoreOp, StoreRequest, StoreResult};
 use minitwin_components::rng::ms_to_ns;
@@ -39,18 +40,12 @@ impl Default for RegisterConfig {
 }
 
 impl RegisterConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.keys == 0 || self.processes == 0 || self.processes > 1_000 {
-            return Err("keys >= 1 and processes in 1..=1000".into());
-        }
-        if !(self.think_ms.is_finite()
-            && self.think_ms >= 0.0
-            && self.timeout_ms.is_finite()
-            && self.timeout_ms > 0.0)
-        {
-            return Err("think_ms >= 0 and timeout_ms > 0".into());
-        }
-        Ok(())
+    /// Ranges: `keys` 1-1,000; `processes` 1-1,000; `think_ms` 0-1e9; `timeout_ms` 1-1e9.
+    pub fn validate(&self) -> Checked {
+        config::count("keys", self.keys, 1, 1_000)?;
+        config::count("processes", u64::from(self.processes), 1, 1_000)?;
+        config::ms("think_ms", self.think_ms, 0.0)?;
+        config::ms("timeout_ms", self.timeout_ms, 1.0)
     }
 }
 

@@ -7,7 +7,8 @@
 use crate::disk::DiskConfig;
 use crate::net::LinkConfig;
 use crate::plan::Plan;
-use crate::workload::WorkloadConfig;
+use crate::workload::{WorkloadConfig, MAX_RUN_S};
+use minitwin_components::config::{self, Checked};
 use minitwin_components::gateway::GatewayConfig;
 use minitwin_components::service::ServiceConfig;
 use minitwin_components::store::StoreConfig;
@@ -552,8 +553,27 @@ pub fn check_at(ok: bool, path: Vec<Seg>, message: impl Into<String>) -> Result<
 }
 
 /// A component's own validation, placed at `path`.
-pub fn within(r: Result<(), String>, path: &[&str]) -> Result<(), Invalid> {
-    r.map_err(|m| (at(path), m))
+pub fn within(r: Checked, path: &[&str]) -> Result<(), Invalid> {
+    r.map_err(|e| {
+        let mut p = at(path);
+        p.extend(field_segments(&e.field));
+        (p, e.message)
+    })
+}
+
+/// `tiers[0].price` as path segments.
+fn field_segments(field: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    for part in field.split('.').filter(|p| !p.is_empty()) {
+        let (name, rest) = part.split_once('[').unwrap_or((part, ""));
+        out.push(key(name));
+        for index in rest.split('[') {
+            if let Ok(i) = index.trim_end_matches(']').parse() {
+                out.push(Seg::Index(i));
+            }
+        }
+    }
+    out
 }
 
 /// A tier's node count (1 to 64) and its zones (at least one, all known).
@@ -579,17 +599,21 @@ pub fn count_and_zones(
 
 /// Checks what the types cannot: names that must exist, ranges, times inside the run.
 pub fn validate(s: &Scenario) -> Result<(), Invalid> {
-    check(
-        s.duration_s > 0.0 && s.duration_s <= 400.0 * 86_400.0,
-        &["duration_s"],
-        "must be in (0, 34560000] seconds (400 days)",
+    within(valid_name(&s.name), &["name"])?;
+    within(
+        config::range("duration_s", s.duration_s, 1e-3, MAX_RUN_S),
+        &[],
     )?;
     check(
         s.warmup_s >= 0.0 && s.warmup_s < s.duration_s,
         &["warmup_s"],
         "must be >= 0 and less than duration_s",
     )?;
-    check(!s.seeds.is_empty(), &["seeds"], "give at least one seed")?;
+    check(
+        (1..=100_000).contains(&s.seeds.len()),
+        &["seeds"],
+        "give 1 to 100000 seeds",
+    )?;
     validate_links(&s.topology)?;
     let zones = &s.topology.zones;
     check(
@@ -611,29 +635,62 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
         }
     }
     let b = &s.buggify;
-    check(
-        (0.0..=1.0).contains(&b.enable_probability) && (0.0..=1.0).contains(&b.fire_probability),
+    within(
+        config::fraction("enable_probability", b.enable_probability),
         &["buggify"],
-        "probabilities must be in [0, 1]",
     )?;
-    if let Some(r) = s.checks.max_error_ratio {
-        check(
-            (0.0..=1.0).contains(&r),
-            &["checks", "max_error_ratio"],
-            "must be in [0, 1]",
-        )?;
-    }
+    within(
+        config::fraction("fire_probability", b.fire_probability),
+        &["buggify"],
+    )?;
+    within(validate_checks(&s.checks), &["checks"])?;
     if let Some((name, why)) = crate::checks::unmet(s) {
         return Err((at(&["checks", name]), why));
     }
     Ok(())
 }
 
+/// A scenario's name names its results directory: letters, digits, `-`, `_` and `.`, not
+/// starting with a dot, at most 64 characters.
+fn valid_name(name: &str) -> Checked {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    config::rule(
+        ok,
+        "",
+        format!(
+            "{name:?} cannot name a results directory: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"
+        ),
+    )
+}
+
+/// Ranges: `max_p99_ms` 0-1e9; `max_error_ratio` 0-1; `min_throughput_rps` 0-1e9;
+/// `converge_within_s` 0-86,400.
+fn validate_checks(c: &Checks) -> Checked {
+    if let Some(v) = c.max_p99_ms {
+        config::ms("max_p99_ms", v, 0.0)?;
+    }
+    if let Some(v) = c.max_error_ratio {
+        config::fraction("max_error_ratio", v)?;
+    }
+    if let Some(v) = c.min_throughput_rps {
+        config::range("min_throughput_rps", v, 0.0, 1e9)?;
+    }
+    if let Some(v) = c.converge_within_s {
+        config::range("converge_within_s", v, 0.0, 86_400.0)?;
+    }
+    Ok(())
+}
+
 fn validate_links(t: &Topology) -> Result<(), Invalid> {
     check(
-        !t.zones.is_empty(),
+        (1..=64).contains(&t.zones.len()),
         &["topology", "zones"],
-        "name at least one zone",
+        "name 1 to 64 zones",
     )?;
     for (i, z) in t.zones.iter().enumerate() {
         let dup = t.zones[..i].contains(z);
@@ -643,27 +700,38 @@ fn validate_links(t: &Topology) -> Result<(), Invalid> {
             format!("zone `{z}` is listed twice"),
         )?;
     }
-    within(
-        t.default_link.latency.validate(),
-        &["topology", "default_link"],
-    )?;
+    within(link(&t.default_link), &["topology", "default_link"])?;
     for (i, l) in t.links.iter().enumerate() {
-        let p = |f: &str| vec![key("topology"), key("links"), Seg::Index(i), key(f)];
+        let p = || vec![key("topology"), key("links"), Seg::Index(i)];
         for z in &l.between {
             check_at(
                 t.zones.contains(z),
-                p("between"),
+                [p(), vec![key("between")]].concat(),
                 format!("zone `{z}` is not in topology.zones {:?}", t.zones),
             )?;
         }
-        l.latency.validate().map_err(|m| (p("latency"), m))?;
-        check_at(
-            (0.0..=1.0).contains(&l.loss),
-            p("loss"),
-            "loss must be in [0, 1]",
-        )?;
+        let r = link(&LinkConfig {
+            latency: l.latency.clone(),
+            loss: l.loss,
+        });
+        within_at(r, p())?;
     }
     Ok(())
+}
+
+/// A link's latency distribution and its loss (0-1).
+fn link(l: &LinkConfig) -> Checked {
+    config::nested("latency", l.latency.validate())?;
+    config::fraction("loss", l.loss)
+}
+
+/// [`within`] at a path with indexes.
+pub fn within_at(r: Checked, path: Vec<Seg>) -> Result<(), Invalid> {
+    r.map_err(|e| {
+        let mut p = path;
+        p.extend(field_segments(&e.field));
+        (p, e.message)
+    })
 }
 
 /// Every zone in `zones` must be one of the topology's.
@@ -683,20 +751,15 @@ fn validate_fault(f: &Fault, i: usize, s: &Scenario, plan: &Plan) -> Result<(), 
     let p = |field: &str| vec![key("faults"), Seg::Index(i), key(field)];
     let at = f.at_s();
     check_at(
-        at >= 0.0 && at <= s.duration_s,
+        at.is_finite() && at >= 0.0 && at <= s.duration_s,
         p("at_s"),
         format!(
             "must be within the run (0 to duration_s = {})",
             s.duration_s
         ),
     )?;
-    if let Some(end) = f.end_s() {
-        check_at(
-            end >= at && end.is_finite(),
-            p("duration_s"),
-            "durations must be >= 0",
-        )?;
-    }
+    let fault = vec![key("faults"), Seg::Index(i)];
+    within_at(fault_ranges(f), fault)?;
     let nodes_exist = |sel: &str, field: &str| {
         check_at(
             !plan.select(sel).is_empty(),
@@ -707,6 +770,21 @@ fn validate_fault(f: &Fault, i: usize, s: &Scenario, plan: &Plan) -> Result<(), 
             ),
         )
     };
+    // The workload's clients measure the run: nothing crashes, skews or slows them.
+    let node_fault_target = |sel: &str| {
+        nodes_exist(sel, "node")?;
+        let instrument = plan.by_name(sel).filter(|n| n.instrument);
+        check_at(
+            instrument.is_none(),
+            p("node"),
+            format!("`{sel}` is a workload client, the run's measuring instrument: faults may cut it off (partition, clog, loss) but not crash, skew or slow it"),
+        )?;
+        check_at(
+            !plan.select_targets(sel).is_empty(),
+            p("node"),
+            format!("`{sel}` selects only workload clients, which node faults skip"),
+        )
+    };
     let zone_exists = |z: &str, field: &str| {
         check_at(
             s.topology.zones.iter().any(|x| x == z),
@@ -715,17 +793,11 @@ fn validate_fault(f: &Fault, i: usize, s: &Scenario, plan: &Plan) -> Result<(), 
         )
     };
     match f {
-        Fault::Crash {
-            node,
-            restart_after_s,
-            ..
-        } => {
-            nodes_exist(node, "node")?;
-            if let Some(d) = restart_after_s {
-                check_at(*d >= 0.0, p("restart_after_s"), "must be >= 0")?;
-            }
-        }
-        Fault::Restart { node, .. } | Fault::ClockSkew { node, .. } => nodes_exist(node, "node")?,
+        Fault::Crash { node, .. }
+        | Fault::Restart { node, .. }
+        | Fault::ClockSkew { node, .. }
+        | Fault::DiskSlow { node, .. }
+        | Fault::DiskErrors { node, .. } => node_fault_target(node)?,
         Fault::Partition { a, b, .. } | Fault::Clog { a, b, .. } => {
             for sel in a {
                 nodes_exist(sel, "a")?;
@@ -734,55 +806,62 @@ fn validate_fault(f: &Fault, i: usize, s: &Scenario, plan: &Plan) -> Result<(), 
                 nodes_exist(sel, "b")?;
             }
         }
+        Fault::Loss { between, .. } | Fault::LatencySpike { between, .. } => {
+            zone_exists(&between[0], "between")?;
+            zone_exists(&between[1], "between")?;
+        }
+    }
+    Ok(())
+}
+
+/// Ranges: durations and `restart_after_s` 0-34,560,000 s; probabilities 0-1; `extra_ms` and
+/// `jump_ms` 0-1e9 (clocks only jump forward: a slow clock is a negative `drift_ppm`);
+/// `drift_ppm` within +-500,000; a disk-slow `factor` 0-1,000,000.
+fn fault_ranges(f: &Fault) -> Checked {
+    let duration = |d: f64| config::range("duration_s", d, 0.0, MAX_RUN_S);
+    match *f {
+        Fault::Crash {
+            restart_after_s, ..
+        } => match restart_after_s {
+            Some(d) => config::range("restart_after_s", d, 0.0, MAX_RUN_S),
+            None => Ok(()),
+        },
+        Fault::Restart { .. } => Ok(()),
+        Fault::Partition { duration_s, .. } | Fault::Clog { duration_s, .. } => {
+            duration(duration_s)
+        }
         Fault::Loss {
-            between,
+            duration_s,
+            probability,
+            ..
+        }
+        | Fault::DiskErrors {
+            duration_s,
             probability,
             ..
         } => {
-            zone_exists(&between[0], "between")?;
-            zone_exists(&between[1], "between")?;
-            check_at(
-                (0.0..=1.0).contains(probability),
-                p("probability"),
-                "must be in [0, 1]",
-            )?;
+            duration(duration_s)?;
+            config::fraction("probability", probability)
         }
         Fault::LatencySpike {
-            between, extra_ms, ..
+            duration_s,
+            extra_ms,
+            ..
         } => {
-            zone_exists(&between[0], "between")?;
-            zone_exists(&between[1], "between")?;
-            check_at(*extra_ms >= 0.0, p("extra_ms"), "must be >= 0")?;
+            duration(duration_s)?;
+            config::ms("extra_ms", extra_ms, 0.0)
         }
-        Fault::DiskSlow { node, factor, .. } => {
-            nodes_exist(node, "node")?;
-            check_at(*factor >= 0.0, p("factor"), "must be >= 0")?;
-        }
-        Fault::DiskErrors {
-            node, probability, ..
+        Fault::ClockSkew {
+            jump_ms, drift_ppm, ..
         } => {
-            nodes_exist(node, "node")?;
-            check_at(
-                (0.0..=1.0).contains(probability),
-                p("probability"),
-                "must be in [0, 1]",
-            )?;
+            config::ms("jump_ms", jump_ms, 0.0)?;
+            config::range("drift_ppm", drift_ppm, -499_999.0, 499_999.0)
+        }
+        Fault::DiskSlow {
+            duration_s, factor, ..
+        } => {
+            duration(duration_s)?;
+            config::range("factor", factor, 0.0, 1e6)
         }
     }
-    if let Fault::ClockSkew {
-        jump_ms, drift_ppm, ..
-    } = f
-    {
-        check_at(
-            *jump_ms >= 0.0,
-            p("jump_ms"),
-            "clocks only jump forward (monotonic time); use a negative drift_ppm for a slow clock",
-        )?;
-        check_at(
-            drift_ppm.abs() < 500_000.0,
-            p("drift_ppm"),
-            "must be within +-500000 ppm",
-        )?;
-    }
-    Ok(())
 }

@@ -5,6 +5,7 @@
 //! a resource (Zipf over `static_objects`), reads and writes for the user's own record. Every
 //! write carries a fresh value, so the history says exactly which writes were acknowledged.
 
+use minitwin_components::config::{self, Checked};
 use minitwin_components::deadline::DeadlineQueue;
 use minitwin_components::detmap::Slab;
 use minitwin_components::math;
@@ -14,6 +15,9 @@ use minitwin_components::rng::{ms_to_ns, Zipf};
 use minitwin_components::{Component, Context, Msg, NodeId, Timer};
 use serde::Deserialize;
 use std::collections::VecDeque;
+
+/// The longest run, in simulated seconds (400 days).
+pub const MAX_RUN_S: f64 = 34_560_000.0;
 
 /// The arrival rate over time.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -101,39 +105,49 @@ impl RateCurve {
         }
     }
 
-    pub fn validate(&self) -> Result<(), String> {
-        let ok = |v: f64| v.is_finite() && v >= 0.0;
-        let fine = match *self {
-            RateCurve::Constant { rps } => ok(rps),
+    /// Ranges: rates 0-10,000,000 req/s; times 0-34,560,000 s (400 days) with a ramp's
+    /// `end_s` after its `start_s`; a diurnal `amplitude` 0-1 and `period_s` 1-34,560,000.
+    pub fn validate(&self) -> Checked {
+        let rps = |f: &str, v: f64| config::range(f, v, 0.0, 1e7);
+        let at = |f: &str, v: f64| config::range(f, v, 0.0, MAX_RUN_S);
+        match *self {
+            RateCurve::Constant { rps: r } => rps("rps", r),
             RateCurve::Ramp {
                 from_rps,
                 to_rps,
                 start_s,
                 end_s,
-            } => ok(from_rps) && ok(to_rps) && ok(start_s) && end_s > start_s,
+            } => {
+                rps("from_rps", from_rps)?;
+                rps("to_rps", to_rps)?;
+                at("start_s", start_s)?;
+                at("end_s", end_s)?;
+                config::rule(end_s > start_s, "end_s", "must be after start_s")
+            }
             RateCurve::Diurnal {
                 mean_rps,
                 amplitude,
                 period_s,
-                ..
-            } => ok(mean_rps) && (0.0..=1.0).contains(&amplitude) && period_s > 0.0,
+                peak_s,
+            } => {
+                rps("mean_rps", mean_rps)?;
+                config::fraction("amplitude", amplitude)?;
+                config::range("period_s", period_s, 1.0, MAX_RUN_S)?;
+                at("peak_s", peak_s)?;
+                rps("mean_rps", mean_rps * (1.0 + amplitude))
+            }
             RateCurve::Spike {
                 base_rps,
                 peak_rps,
                 at_s,
                 duration_s,
-            } => ok(base_rps) && ok(peak_rps) && ok(at_s) && ok(duration_s),
-        };
-        if !fine {
-            return Err(format!(
-                "{self:?}: rates must be finite and >= 0, ramps need end_s > start_s, \
-                 diurnal amplitude in [0, 1] and period_s > 0"
-            ));
+            } => {
+                rps("base_rps", base_rps)?;
+                rps("peak_rps", peak_rps)?;
+                at("at_s", at_s)?;
+                at("duration_s", duration_s)
+            }
         }
-        if self.peak() > 10_000_000.0 {
-            return Err("rates above 10,000,000 requests/s are not supported".into());
-        }
-        Ok(())
     }
 }
 
@@ -200,31 +214,27 @@ fn default_client_zone() -> String {
 }
 
 impl WorkloadConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        self.rate.validate()?;
+    /// Ranges: the rate curve's; `users` and `static_objects` 1-1e9; `zipf_alpha` 0.01-10;
+    /// the mix fractions 0-1 adding up to 1; `timeout_ms` 1-1e9.
+    pub fn validate(&self) -> Checked {
+        config::nested("rate", self.rate.validate())?;
         let m = &self.mix;
-        let parts = [m.static_, m.read, m.write];
-        if parts.iter().any(|p| !(0.0..=1.0).contains(p))
-            || ((parts.iter().sum::<f64>()) - 1.0).abs() > 1e-6
-        {
-            return Err(format!(
-                "mix fractions must each be in [0, 1] and add up to 1 (static {} + read {} + write {} = {})",
-                m.static_,
-                m.read,
-                m.write,
-                parts.iter().sum::<f64>()
-            ));
-        }
-        if self.users == 0 || self.static_objects == 0 {
-            return Err("users and static_objects must be at least 1".into());
-        }
-        if !(self.zipf_alpha > 0.0 && self.zipf_alpha.is_finite()) {
-            return Err("zipf_alpha must be > 0".into());
-        }
-        if self.timeout_ms.is_nan() || self.timeout_ms <= 0.0 {
-            return Err("timeout_ms must be > 0".into());
-        }
-        Ok(())
+        config::fraction("mix.static", m.static_)?;
+        config::fraction("mix.read", m.read)?;
+        config::fraction("mix.write", m.write)?;
+        let sum = m.static_ + m.read + m.write;
+        config::rule(
+            (sum - 1.0).abs() <= 1e-6,
+            "mix",
+            format!(
+                "fractions must add up to 1 (static {} + read {} + write {} = {sum})",
+                m.static_, m.read, m.write
+            ),
+        )?;
+        config::count("users", self.users, 1, 1_000_000_000)?;
+        config::count("static_objects", self.static_objects, 1, 1_000_000_000)?;
+        config::range("zipf_alpha", self.zipf_alpha, 0.01, 10.0)?;
+        config::ms("timeout_ms", self.timeout_ms, 1.0)
     }
 }
 

@@ -91,7 +91,8 @@ pub fn compile_fault(f: &Fault, plan: &Plan) -> Vec<(u64, Action)> {
         v.dedup();
         v
     };
-    let one = |sel: &String| nodes(std::slice::from_ref(sel));
+    // Node faults (crash, clock, disk) skip the workload clients, which measure the run.
+    let one = |sel: &String| plan.select_targets(sel);
     let zone = |z: &String| plan.zone_index(z).expect("validated zone");
     let at = s_to_ns(f.at_s());
     let end = f.end_s().map(s_to_ns).unwrap_or(u64::MAX);

@@ -74,7 +74,7 @@ fn a_mix_that_does_not_add_up_is_refused() {
     );
     let e = error_for(&text);
     assert!(
-        e.contains("field `workload`") && e.contains("add up to 1"),
+        e.contains("field `workload.mix`") && e.contains("add up to 1"),
         "{e}"
     );
 }

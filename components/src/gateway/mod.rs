@@ -9,6 +9,7 @@ pub mod limiter;
 pub mod lru;
 pub mod swrr;
 
+use crate::config::{self, Checked};
 use crate::context::{Component, Context, NodeId};
 use crate::deadline::DeadlineQueue;
 use crate::detmap::Slab;
@@ -78,25 +79,42 @@ impl Default for GatewayConfig {
 }
 
 impl GatewayConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if !(self.fail_timeout_ms >= 0.0 && self.proxy_timeout_ms > 0.0) {
-            return Err("fail_timeout_ms must be >= 0 and proxy_timeout_ms > 0".into());
-        }
+    /// Ranges: `max_fails` 0-1000; `fail_timeout_ms` 0-1e9; `proxy_timeout_ms` 1-1e9;
+    /// `next_upstream_tries` 0-64; `cache_max_entries` 0-10,000,000 (at least 1 with the
+    /// cache on); `cache_inactive_ms` and `cache_valid_ms` 0-1e9; `rate_limit_rps` above 0 up
+    /// to 10,000,000; `rate_limit_burst` 0-10,000,000; `rate_limit_status` an error status
+    /// (429, 500, 502, 503 or 504).
+    pub fn validate(&self) -> Checked {
+        config::count("max_fails", u64::from(self.max_fails), 0, 1_000)?;
+        config::ms("fail_timeout_ms", self.fail_timeout_ms, 0.0)?;
+        config::ms("proxy_timeout_ms", self.proxy_timeout_ms, 1.0)?;
+        config::count(
+            "next_upstream_tries",
+            u64::from(self.next_upstream_tries),
+            0,
+            64,
+        )?;
+        config::count(
+            "cache_max_entries",
+            self.cache_max_entries as u64,
+            u64::from(self.cache_enabled),
+            10_000_000,
+        )?;
+        config::ms("cache_inactive_ms", self.cache_inactive_ms, 0.0)?;
+        config::ms("cache_valid_ms", self.cache_valid_ms, 0.0)?;
         if let Some(r) = self.rate_limit_rps {
-            if !(r > 0.0 && r.is_finite()) {
-                return Err("rate_limit_rps must be a positive number".into());
-            }
+            config::range("rate_limit_rps", r, f64::MIN_POSITIVE, 1e7)?;
         }
-        if Status::from_code(self.rate_limit_status).is_none() {
-            return Err(format!(
-                "rate_limit_status {} is not one of 429, 500, 502, 503, 504",
+        config::range("rate_limit_burst", self.rate_limit_burst, 0.0, 1e7)?;
+        let status = Status::from_code(self.rate_limit_status);
+        config::rule(
+            status.is_some_and(|s| !s.is_ok()),
+            "rate_limit_status",
+            format!(
+                "{} is not an error status: use 429, 500, 502, 503 or 504",
                 self.rate_limit_status
-            ));
-        }
-        if self.cache_enabled && self.cache_max_entries == 0 {
-            return Err("cache_max_entries must be > 0 when the cache is enabled".into());
-        }
-        Ok(())
+            ),
+        )
     }
 }
 

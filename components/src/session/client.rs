@@ -9,6 +9,7 @@
 
 use super::slot::{user_slot, SLOTS};
 use super::SessionMsg;
+use crate::config::{self, Checked};
 use crate::context::{Component, Context, NodeId};
 use crate::deadline::DeadlineQueue;
 use crate::detmap::Slab;
@@ -50,16 +51,15 @@ impl Default for SessionClientConfig {
 }
 
 impl SessionClientConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        let ok = |v: f64| v.is_finite() && v > 0.0;
-        if !ok(self.rps)
-            || self.users == 0
-            || !(0.0..=1.0).contains(&self.set_fraction)
-            || !ok(self.timeout_ms)
-        {
-            return Err("rps > 0, users >= 1, set_fraction in [0, 1], timeout_ms > 0".into());
-        }
-        Ok(())
+    /// Ranges: `rps` above 0 up to 1,000,000; `users` 1-100,000,000; `set_fraction` 0-1;
+    /// `ttl_ms` 0-1e9 (0: no expiry); `timeout_ms` 1-1e9; `max_redirects` 0-100.
+    pub fn validate(&self) -> Checked {
+        config::range("rps", self.rps, f64::MIN_POSITIVE, 1e6)?;
+        config::count("users", self.users, 1, 100_000_000)?;
+        config::fraction("set_fraction", self.set_fraction)?;
+        config::ms("ttl_ms", self.ttl_ms, 0.0)?;
+        config::ms("timeout_ms", self.timeout_ms, 1.0)?;
+        config::count("max_redirects", u64::from(self.max_redirects), 0, 100)
     }
 }
 

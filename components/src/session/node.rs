@@ -2,6 +2,7 @@
 
 use super::slot::user_slot;
 use super::{Claim, Gossip, SessionMsg};
+use crate::config::{self, Checked};
 use crate::context::{Component, Context, NodeId};
 use crate::metrics::{CounterId, GaugeId};
 use crate::msg::{Msg, Timer};
@@ -36,12 +37,10 @@ impl Default for SessionConfig {
 }
 
 impl SessionConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        let ok = |v: f64| v.is_finite() && v > 0.0;
-        if !ok(self.node_timeout_ms) || !ok(self.ping_interval_ms) {
-            return Err("node_timeout_ms and ping_interval_ms must be > 0".into());
-        }
-        Ok(())
+    /// Ranges: `node_timeout_ms` 100-1e9; `ping_interval_ms` 10-1e9.
+    pub fn validate(&self) -> Checked {
+        config::ms("node_timeout_ms", self.node_timeout_ms, 100.0)?;
+        config::ms("ping_interval_ms", self.ping_interval_ms, 10.0)
     }
 }
 

@@ -38,6 +38,7 @@ mod tests;
 
 pub use log::{decode_snapshot, encode_snapshot, state_digest, DurableState};
 
+use crate::config::{self, Checked};
 use crate::context::{Component, Context, DiskEvent, NodeId};
 use crate::detmap::DetMap;
 use crate::metrics::{CounterId, HistId};
@@ -109,27 +110,26 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        let ranged = |v: f64, lo: f64, hi: f64| v.is_finite() && v >= lo && v <= hi;
-        if !ranged(self.semi_sync_timeout_ms, 1.0, 3_600_000.0) {
-            return Err("semi_sync_timeout_ms must be in [1, 3600000] ms".into());
-        }
-        if !ranged(self.heartbeat_interval_ms, 1.0, 3_600_000.0) {
-            return Err("heartbeat_interval_ms must be in [1, 3600000] ms".into());
-        }
-        if !ranged(self.replication_delay_ms, 0.0, 3_600_000.0) {
-            return Err("replication_delay_ms must be in [0, 3600000] ms".into());
-        }
-        if !(1..=1_000_000).contains(&self.fetch_batch) {
-            return Err("fetch_batch must be in [1, 1000000]".into());
-        }
-        if !(1..=64).contains(&self.semi_sync_ack_count) {
-            return Err("semi_sync_ack_count must be in [1, 64]".into());
-        }
-        if !(1..=100_000_000).contains(&self.purge_after_records) {
-            return Err("purge_after_records must be in [1, 100000000]".into());
-        }
-        Ok(())
+    /// Ranges: `semi_sync_timeout_ms` 1-1e9; `heartbeat_interval_ms` 10-1e9;
+    /// `replication_delay_ms` 0-1e9; `fetch_batch` 1-1,000,000; `semi_sync_ack_count` 1-64 (and
+    /// at most the shard's replicas); `purge_after_records` 1-100,000,000.
+    pub fn validate(&self) -> Checked {
+        config::ms("semi_sync_timeout_ms", self.semi_sync_timeout_ms, 1.0)?;
+        config::ms("heartbeat_interval_ms", self.heartbeat_interval_ms, 10.0)?;
+        config::ms("replication_delay_ms", self.replication_delay_ms, 0.0)?;
+        config::count("fetch_batch", u64::from(self.fetch_batch), 1, 1_000_000)?;
+        config::count(
+            "semi_sync_ack_count",
+            u64::from(self.semi_sync_ack_count),
+            1,
+            64,
+        )?;
+        config::count(
+            "purge_after_records",
+            self.purge_after_records,
+            1,
+            100_000_000,
+        )
     }
 
     /// The planted bug, when the build has them.

@@ -28,7 +28,7 @@ impl Tier for Registers {
 
     fn plan(&self, s: &Scenario, plan: &mut Plan) {
         if s.workload.registers.is_some() {
-            plan.add("registers".into(), &s.workload.zone, REGISTERS, 0, 0);
+            plan.add_instrument("registers".into(), &s.workload.zone, REGISTERS);
         }
     }
 

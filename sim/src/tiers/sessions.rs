@@ -75,7 +75,7 @@ impl Tier for Sessions {
             }
         }
         let zone = &s.workload.zone;
-        plan.add("session-client".into(), zone, SESSION_CLIENT, 0, 0);
+        plan.add_instrument("session-client".into(), zone, SESSION_CLIENT);
         if st.migrate.is_some() {
             plan.add("session-admin".into(), zone, SESSION_ADMIN, 0, 0);
         }

@@ -9,8 +9,9 @@ use crate::scenario::{check, count_and_zones, within, Invalid, Scenario};
 use crate::tiers::mirror::MIRROR_JOB;
 use crate::tiers::reshard::RESHARDER;
 use crate::tiers::service::SERVICE;
+use minitwin_components::config;
 use minitwin_components::repl::Orchestrator;
-use minitwin_components::store::{DurableState, Placement, Record, Store};
+use minitwin_components::store::{DurableState, Placement, Record, ReplicationMode, Store};
 use minitwin_components::NodeId;
 
 /// A member of a shard: `group` is the shard, `rank` 0 its initial primary.
@@ -44,7 +45,20 @@ impl Tier for Stores {
             &p("replicas"),
             "at most 8 replicas per shard",
         )?;
-        within(t.disk.sync_latency.validate(), &p("disk"))
+        if t.replicas > 0 && t.config.replication == ReplicationMode::SemiSync {
+            check(
+                t.config.semi_sync_ack_count <= t.replicas,
+                &["topology", "stores", "config", "semi_sync_ack_count"],
+                format!(
+                    "{} replica acknowledgements can never come from {} replicas",
+                    t.config.semi_sync_ack_count, t.replicas
+                ),
+            )?;
+        }
+        within(
+            config::nested("sync_latency", t.disk.sync_latency.validate()),
+            &p("disk"),
+        )
     }
 
     fn plan(&self, s: &Scenario, plan: &mut Plan) {

@@ -29,7 +29,7 @@ impl Tier for Users {
     }
 
     fn plan(&self, s: &Scenario, plan: &mut Plan) {
-        plan.add("client".into(), &s.workload.zone, CLIENT, 0, 0);
+        plan.add_instrument("client".into(), &s.workload.zone, CLIENT);
     }
 
     fn build(&self, s: &Scenario, plan: &Plan, end_ns: u64, out: &mut Vec<(NodeId, Factory)>) {
