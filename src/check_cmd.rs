@@ -7,7 +7,7 @@ pub fn main(args: CheckArgs) -> u8 {
     let mut bad = 0;
     for path in &args.scenarios {
         match scenario::load(path) {
-            Ok(s) => println!(
+            Ok(s) => say!(
                 "ok: {} (scenario `{}`, {} nodes, {} faults, {} s simulated, seeds {:?})",
                 path.display(),
                 s.name,

@@ -24,9 +24,14 @@ Examples:
   minitwin sweep scenarios/shard-crash.toml --seeds 200   many seeds in parallel: failing seeds,
                                                           recovery time and data lost as distributions
 
-Exit codes: 0 all checks passed, 1 the simulator crashed, 2 bad input,
-            3 a correctness check failed, 4 an SLO (liveness) check failed.
-            (sweep: the worst over all seeds, in that order of precedence)";
+Exit codes: 0 all checks passed, 1 the simulator crashed, 2 bad input (the error names the
+            file, line and field) or an output that cannot be written, 3 a correctness check
+            failed, 4 an SLO (liveness) check failed, 5 lincheck: undecided within its budget,
+            130 interrupted (Ctrl-C: results so far are written and marked PARTIAL).
+            sweep: the worst over all seeds (130, then 1, 2, 3, 4).
+
+Budgets: run and sweep estimate a run's events and memory first and refuse one over 5e9
+events or 4 GiB unless --force; lincheck gives up after --budget steps or --memory-mb.";
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -38,7 +43,8 @@ pub enum Command {
     /// with their replay commands and metrics as distributions across seeds.
     Sweep(SweepArgs),
     /// Check register histories in Jepsen's log format for linearizability (read, write,
-    /// compare-and-set on one register that starts empty). Exit 0 only if all are linearizable.
+    /// compare-and-set on one register that starts empty). Exit 0 all linearizable, 3 one is
+    /// not, 5 one is undecided within the search budget, 2 a file is unreadable.
     Lincheck(LincheckArgs),
 }
 
@@ -47,9 +53,12 @@ pub struct LincheckArgs {
     /// History files (`INFO  jepsen.util - PROCESS  :invoke|:ok|:fail|:info  :read|:write|:cas  VALUE`).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Give up (verdict unknown, exit 1) after this many search steps per history.
-    #[arg(long)]
-    pub budget: Option<u64>,
+    /// Give up (verdict undecided, exit 5) after this many search steps per history.
+    #[arg(long, default_value_t = 50_000_000)]
+    pub budget: u64,
+    /// Give up (undecided, exit 5) once the search's memo holds this many MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub memory_mb: u64,
 }
 
 #[derive(Args, Debug)]
@@ -71,6 +80,9 @@ pub struct SweepArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run even when a run's estimated events or memory are over the budget.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -92,6 +104,9 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run even when the estimated events or memory are over the budget (5e9 events, 4 GiB).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]

@@ -4,8 +4,12 @@
 //! results; [`plot`] draws them; [`check_cmd`] validates scenario files;
 //! [`sweep_cmd`] runs many seeds in parallel; [`lincheck_cmd`] checks Jepsen histories.
 
+#[macro_use]
+mod say;
+
 mod check_cmd;
 mod cli;
+mod interrupt;
 mod lincheck_cmd;
 mod plot;
 mod run_cmd;
@@ -16,6 +20,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    interrupt::install();
     let code = match args.command {
         cli::Command::Run(a) => run_cmd::main(a),
         cli::Command::Check(a) => check_cmd::main(a),

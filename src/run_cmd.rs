@@ -24,13 +24,22 @@ pub fn main(args: RunArgs) -> u8 {
             return 2;
         }
     };
+    if let Err(e) = preflight(&args, &scenario) {
+        eprintln!("error: {e}");
+        return 2;
+    }
     let seeds = match args.seed {
         Some(s) => vec![s],
         None => scenario.seeds.clone(),
     };
     let mut worst = 0u8;
+    let several = seeds.len() > 1;
     for seed in seeds {
-        let code = match run_one(&args, &scenario, seed) {
+        if crate::interrupt::requested() {
+            break;
+        }
+        let log = args.log.as_ref().map(|l| log_path(l, seed, several));
+        let code = match run_one(&args, &scenario, seed, log.as_deref()) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -42,20 +51,87 @@ pub fn main(args: RunArgs) -> u8 {
     worst
 }
 
+/// Everything that can be refused before simulating anything: the budget, the log path, the
+/// results directory.
+fn preflight(args: &RunArgs, scenario: &Scenario) -> Result<(), String> {
+    let e = minitwin_sim::tiers::estimate(scenario);
+    if !args.quiet {
+        say!(
+            "estimated: {:.1e} events, {:.0} MB",
+            e.events,
+            e.bytes / 1e6
+        );
+    }
+    if let Some(why) = e.over_budget() {
+        if !args.force {
+            return Err(format!(
+                "{}: {why}. Shorten duration_s, lower the load, or pass --force to run anyway",
+                args.scenario.display()
+            ));
+        }
+        eprintln!("warning: {why}; running anyway (--force)");
+    }
+    if let Some(log) = &args.log {
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if same(log, &args.scenario) {
+            return Err(format!(
+                "--log {} is the scenario file itself: give another path",
+                log.display()
+            ));
+        }
+        if log.is_dir() {
+            return Err(format!(
+                "--log {} is a directory: give a file",
+                log.display()
+            ));
+        }
+    }
+    std::fs::create_dir_all(&args.out).map_err(|e| {
+        format!(
+            "--out {}: cannot create the results directory: {e}",
+            args.out.display()
+        )
+    })
+}
+
+/// The log file for `seed`: FILE itself for one seed, FILE with `-seed-N` before its
+/// extension for several.
+fn log_path(log: &Path, seed: u64, several: bool) -> PathBuf {
+    if !several {
+        return log.to_path_buf();
+    }
+    let stem = log
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let name = match log.extension() {
+        Some(ext) => format!("{stem}-seed-{seed}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-seed-{seed}"),
+    };
+    log.with_file_name(name)
+}
+
 fn replay(args: &RunArgs, seed: u64) -> String {
     format!("minitwin run {} --seed {seed}", args.scenario.display())
 }
 
-fn run_one(args: &RunArgs, scenario: &Scenario, seed: u64) -> Result<u8, String> {
-    println!(
+fn run_one(
+    args: &RunArgs,
+    scenario: &Scenario,
+    seed: u64,
+    log: Option<&Path>,
+) -> Result<u8, String> {
+    say!(
         "minitwin run: scenario `{}` seed {seed} commit {COMMIT}",
         scenario.name
     );
-    println!("replay: {}", replay(args, seed));
+    say!("replay: {}", replay(args, seed));
     let dir = results_dir(&args.out, scenario, seed)?;
     let series = SeriesFile::create(&dir, scenario, seed)?;
     let bar = progress_bar(args.quiet, runner::duration_ns(scenario));
-    let outcome = match run_with_log(args, scenario, seed, &bar, &series) {
+    let outcome = match run_with_log(args, scenario, seed, &bar, &series, log) {
         Ok(o) => o,
         Err(panic) => {
             bar.abandon();
@@ -65,10 +141,17 @@ fn run_one(args: &RunArgs, scenario: &Scenario, seed: u64) -> Result<u8, String>
         }
     };
     bar.finish_and_clear();
-    print!("{}", report::summary_text(&outcome));
-    series.finish()?;
+    say_raw!("{}", report::summary_text(&outcome));
+    series.finish(outcome.interrupted_at_s.is_some())?;
     write_results(&dir, &outcome)?;
-    println!("results: {}", dir.display());
+    say!("results: {}", dir.display());
+    if let Some(at) = outcome.interrupted_at_s {
+        eprintln!(
+            "INTERRUPTED at {at:.1} simulated s: results in {} are partial (see PARTIAL)",
+            dir.display()
+        );
+        return Ok(crate::interrupt::EXIT_INTERRUPTED);
+    }
     match outcome.failure() {
         Some(class) => {
             eprintln!("FAILED ({class:?}); replay: {}", replay(args, seed));
@@ -84,6 +167,7 @@ fn run_with_log(
     seed: u64,
     bar: &ProgressBar,
     series: &SeriesFile,
+    log: Option<&Path>,
 ) -> Result<RunOutcome, String> {
     // Wall-clock time feeds the progress bar only; it never enters the run.
     #[allow(clippy::disallowed_methods)]
@@ -97,10 +181,13 @@ fn run_with_log(
             p.now_ns as f64 / 1e9 / wall_s
         ));
     };
-    let options = RunOptions::default();
+    let options = RunOptions {
+        stop: Some(&crate::interrupt::STOP),
+        ..RunOptions::default()
+    };
     let mut on_second = |row: &SecondRow| series.write(row);
     let run = || runner::run_with(scenario, seed, &options, &mut on_progress, &mut on_second);
-    let result = match &args.log {
+    let result = match log {
         None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)),
         Some(path) => {
             let file = std::fs::File::create(path)
@@ -140,8 +227,18 @@ fn progress_bar(quiet: bool, duration_ns: u64) -> ProgressBar {
 }
 
 /// `DIR/<scenario>/seed-<N>/`, created before the run so that a bad `--out` fails at once.
+/// Scenario names are validated as plain file names, so the directory is always inside `out`.
 fn results_dir(out: &Path, scenario: &Scenario, seed: u64) -> Result<PathBuf, String> {
-    let dir = out.join(&scenario.name).join(format!("seed-{seed}"));
+    let name = Path::new(&scenario.name);
+    assert!(
+        name.components().count() == 1
+            && matches!(
+                name.components().next(),
+                Some(std::path::Component::Normal(_))
+            ),
+        "validated scenario names are plain file names"
+    );
+    let dir = out.join(name).join(format!("seed-{seed}"));
     std::fs::create_dir_all(&dir)
         .map_err(|e| format!("cannot create results directory {}: {e}", dir.display()))?;
     Ok(dir)
@@ -186,8 +283,9 @@ impl SeriesFile {
         }
     }
 
-    /// Flushes and renames the file to `timeseries.csv`.
-    fn finish(&self) -> Result<(), String> {
+    /// Flushes and renames the file to `timeseries.csv` (kept as `.partial` when the run was
+    /// interrupted).
+    fn finish(&self, partial: bool) -> Result<(), String> {
         if let Some(e) = self.error.borrow_mut().take() {
             return Err(e);
         }
@@ -195,12 +293,28 @@ impl SeriesFile {
             w.flush()
                 .map_err(|e| format!("cannot write {}: {e}", self.partial.display()))?;
         }
+        if partial {
+            return Ok(());
+        }
         std::fs::rename(&self.partial, &self.done)
             .map_err(|e| format!("cannot rename {}: {e}", self.partial.display()))
     }
 }
 
 fn write_results(dir: &Path, o: &RunOutcome) -> Result<(), String> {
+    let partial = std::path::Path::new("PARTIAL");
+    match o.interrupted_at_s {
+        Some(at) => {
+            let text = format!(
+                "interrupted at {at:.3} simulated s: every file here covers only the run so far\n"
+            );
+            std::fs::write(dir.join(partial), text)
+                .map_err(|e| format!("cannot write {}: {e}", dir.join(partial).display()))?;
+        }
+        None => {
+            let _ = std::fs::remove_file(dir.join(partial));
+        }
+    }
     let mut files: Vec<(&str, Vec<u8>)> = vec![
         ("metrics.csv", report::metrics_csv(o, COMMIT)),
         ("summary.txt", report::summary_text(o).into_bytes()),

@@ -13,7 +13,12 @@ use std::path::Path;
 enum Fate {
     Ran(Box<RunOutcome>),
     Crashed(String),
+    /// Not run: the sweep was interrupted first.
+    Skipped,
 }
+
+/// At most this many seeds in one sweep.
+const MAX_SEEDS: u64 = 1_000_000;
 
 pub fn main(args: SweepArgs) -> u8 {
     let scenario = match scenario::load(&args.scenario) {
@@ -23,34 +28,65 @@ pub fn main(args: SweepArgs) -> u8 {
             return 2;
         }
     };
-    if args.seeds == 0 {
-        eprintln!("error: --seeds must be at least 1");
+    let last_seed = args.first_seed.checked_add(args.seeds.saturating_sub(1));
+    let Some(last_seed) = last_seed.filter(|_| (1..=MAX_SEEDS).contains(&args.seeds)) else {
+        eprintln!(
+            "error: --seeds must be 1 to {MAX_SEEDS}, and --first-seed + --seeds - 1 must fit in a u64"
+        );
+        return 2;
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = args.jobs.unwrap_or(cores);
+    if jobs == 0 || jobs > 4 * cores.max(64) {
+        eprintln!(
+            "error: --jobs {jobs}: give 1 to {} (this machine has {cores} cores; runs are single-threaded)",
+            4 * cores.max(64)
+        );
         return 2;
     }
-    let pool = match rayon::ThreadPoolBuilder::new()
-        .num_threads(args.jobs.unwrap_or(0))
-        .build()
-    {
-        Ok(p) => p,
-        Err(e) => {
+    let jobs = jobs.min(args.seeds as usize);
+    let e = minitwin_sim::tiers::estimate(&scenario);
+    let parallel_bytes = e.bytes * jobs as f64;
+    if let Some(why) = e.over_budget() {
+        if !args.force {
             eprintln!(
-                "error: cannot start {} worker threads: {e}",
-                args.jobs.unwrap_or(0)
+                "error: each run: {why}. Shorten duration_s, lower the load, or pass --force"
             );
             return 2;
         }
+    }
+    if parallel_bytes > minitwin_sim::tiers::BYTE_BUDGET && !args.force {
+        eprintln!(
+            "error: {jobs} runs at once would hold about {:.1} GiB: lower --jobs, or pass --force",
+            parallel_bytes / 1024f64.powi(3)
+        );
+        return 2;
+    }
+    if let Err(e) = std::fs::create_dir_all(args.out.join(&scenario.name)) {
+        eprintln!(
+            "error: --out {}: cannot create the results directory: {e}",
+            args.out.display()
+        );
+        return 2;
+    }
+    let pool = match rayon::ThreadPoolBuilder::new().num_threads(jobs).build() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot start {jobs} worker threads: {e}");
+            return 2;
+        }
     };
-    println!(
+    say!(
         "minitwin sweep: scenario `{}` seeds {}..={} on {} threads, commit {COMMIT}",
         scenario.name,
         args.first_seed,
-        args.first_seed + args.seeds - 1,
+        last_seed,
         pool.current_num_threads()
     );
     let bar = bar(args.quiet, args.seeds);
     let previous_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {})); // crashes are reported per seed below
-    let seeds: Vec<u64> = (args.first_seed..args.first_seed + args.seeds).collect();
+    let seeds: Vec<u64> = (args.first_seed..=last_seed).collect();
     let fates: Vec<(u64, Fate)> = pool.install(|| {
         seeds
             .par_iter()
@@ -67,7 +103,14 @@ pub fn main(args: SweepArgs) -> u8 {
 }
 
 fn run_seed(scenario: &Scenario, seed: u64) -> Fate {
-    let run = || runner::run(scenario, seed, &RunOptions::default(), &mut |_| {});
+    if crate::interrupt::requested() {
+        return Fate::Skipped;
+    }
+    let options = RunOptions {
+        stop: Some(&crate::interrupt::STOP),
+        ..RunOptions::default()
+    };
+    let run = || runner::run(scenario, seed, &options, &mut |_| {});
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(o) => Fate::Ran(Box::new(o)),
         Err(p) => Fate::Crashed(
@@ -111,9 +154,11 @@ fn report(args: &SweepArgs, scenario: &Scenario, fates: &[(u64, Fate)]) -> u8 {
     let replay = |seed: u64| format!("minitwin run {} --seed {seed}", args.scenario.display());
     let mut worst = 0u8;
     let mut code = |c: u8| {
-        // Precedence: crash (1), then correctness (3), then liveness (4).
+        // Precedence: interrupted (130), crash (1), bad output (2), correctness (3), liveness (4).
         let rank = |c: u8| match c {
-            1 => 3,
+            crate::interrupt::EXIT_INTERRUPTED => 5,
+            1 => 4,
+            2 => 3,
             3 => 2,
             4 => 1,
             _ => 0,
@@ -128,8 +173,9 @@ fn report(args: &SweepArgs, scenario: &Scenario, fates: &[(u64, Fate)]) -> u8 {
             Fate::Crashed(msg) => {
                 failing += 1;
                 code(1);
-                println!("seed {seed}: CRASH ({msg}); replay: {}", replay(*seed));
+                say!("seed {seed}: CRASH ({msg}); replay: {}", replay(*seed));
             }
+            Fate::Skipped => {}
             Fate::Ran(o) => {
                 if let Some(class) = o.failure() {
                     failing += 1;
@@ -140,7 +186,7 @@ fn report(args: &SweepArgs, scenario: &Scenario, fates: &[(u64, Fate)]) -> u8 {
                         .filter(|c| c.failed())
                         .map(|c| format!("{}: {}", c.name, c.detail))
                         .collect();
-                    println!(
+                    say!(
                         "seed {seed}: FAIL {class:?} ({}); replay: {}",
                         why.join("; "),
                         replay(*seed)
@@ -159,31 +205,43 @@ fn report(args: &SweepArgs, scenario: &Scenario, fates: &[(u64, Fate)]) -> u8 {
             }
         })
         .collect();
-    println!("{} seeds, {} failing", fates.len(), failing);
-    println!("distributions across seeds (min / p50 / p90 / max):");
+    let skipped = fates
+        .iter()
+        .filter(|(_, f)| matches!(f, Fate::Skipped))
+        .count();
+    let partial = outcomes
+        .iter()
+        .filter(|o| o.interrupted_at_s.is_some())
+        .count();
+    say!("{} seeds, {} failing", fates.len() - skipped, failing);
+    if skipped + partial > 0 {
+        say!("INTERRUPTED: {skipped} seeds not run, {partial} cut short: the distributions are partial");
+        code(crate::interrupt::EXIT_INTERRUPTED);
+    }
+    say!("distributions across seeds (min / p50 / p90 / max):");
     let dist = |f: &dyn Fn(&RunOutcome) -> Option<f64>| {
         distribution(&mut outcomes.iter().filter_map(|o| f(o)).collect::<Vec<_>>())
     };
-    println!(
+    say!(
         "  throughput req/s     {}",
         dist(&|o| Some(o.summary.throughput_rps))
     );
-    println!(
+    say!(
         "  latency p99 ms       {}",
         dist(&|o| Some(o.summary.latency_ms_p99))
     );
-    println!(
+    say!(
         "  error ratio          {}",
         dist(&|o| Some(o.summary.error_ratio))
     );
-    println!(
+    say!(
         "  lost acked writes    {}",
         dist(&|o| o.summary.lost_writes_total.map(|n| n as f64))
     );
-    println!("  recovery s           {}", dist(&|o| o.summary.recovery_s));
-    println!("  failover s           {}", dist(&|o| o.summary.failover_s));
+    say!("  recovery s           {}", dist(&|o| o.summary.recovery_s));
+    say!("  failover s           {}", dist(&|o| o.summary.failover_s));
     match write_table(&args.out, scenario, &outcomes) {
-        Ok(path) => println!("per-seed table: {}", path),
+        Ok(path) => say!("per-seed table: {}", path),
         Err(e) => {
             eprintln!("error: {e}");
             code(2);

@@ -112,9 +112,10 @@ impl Clock {
     pub fn local(&self, global_ns: u64) -> u64 {
         let dt = global_ns - self.base_global_ns;
         if self.rate == 1.0 {
-            self.base_local_ns + dt
+            self.base_local_ns.saturating_add(dt)
         } else {
-            self.base_local_ns + (dt as f64 * self.rate) as u64
+            self.base_local_ns
+                .saturating_add((dt as f64 * self.rate) as u64)
         }
     }
 
@@ -397,7 +398,11 @@ impl Context for Ctx<'_> {
 
     #[inline]
     fn set_timer(&mut self, after_ns: u64, timer: Timer) -> TimerId {
-        let at = self.queue.now_ns + self.env.clock.global_delay(after_ns);
+        // Simulated time saturates: a timer beyond the end of time never fires.
+        let at = self
+            .queue
+            .now_ns
+            .saturating_add(self.env.clock.global_delay(after_ns));
         self.queue
             .push_timer(at, self.me, self.env.incarnation, timer)
     }
@@ -661,7 +666,7 @@ impl Sim {
             Action::ClockJump { node, forward_ns } => {
                 let c = &mut self.nodes[node as usize].env.clock;
                 c.rebase(now);
-                c.base_local_ns += forward_ns;
+                c.base_local_ns = c.base_local_ns.saturating_add(forward_ns);
             }
             Action::ClockRate { node, drift_ppm } => {
                 let c = &mut self.nodes[node as usize].env.clock;

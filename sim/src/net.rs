@@ -109,7 +109,11 @@ impl Network {
             self.links[zp].latency.sample_ns(rng)
         };
         let start = now_ns.max(self.clog_until_ns[pair]);
-        let at = (start + latency + self.extra_ns[zp]).max(self.fifo_last_ns[pair]);
+        // Saturating: a latency beyond the end of time delivers never, not in the past.
+        let at = start
+            .saturating_add(latency)
+            .saturating_add(self.extra_ns[zp])
+            .max(self.fifo_last_ns[pair]);
         self.fifo_last_ns[pair] = at;
         Some(at)
     }

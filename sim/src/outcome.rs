@@ -79,6 +79,8 @@ pub struct RunOutcome {
     pub tables: Vec<Table>,
     pub checks: Vec<CheckResult>,
     pub trace: Option<Vec<TraceEntry>>,
+    /// When the run was interrupted (simulated seconds): its results are partial.
+    pub interrupted_at_s: Option<f64>,
 }
 
 impl RunOutcome {

@@ -109,6 +109,12 @@ pub fn summary_text(o: &RunOutcome) -> String {
         let _ = writeln!(t, "  {k:<22} {v}");
     };
     let _ = writeln!(t, "scenario {} seed {}", o.scenario, o.seed);
+    if let Some(at) = o.interrupted_at_s {
+        let _ = writeln!(
+            t,
+            "  PARTIAL: interrupted at {at:.1} simulated s; every number covers only the run so far"
+        );
+    }
     let failed: u64 = s.errors.iter().map(|e| e.1).sum();
     line(
         &mut t,

@@ -13,11 +13,15 @@ use crate::world::{build, s_to_ns, World};
 use minitwin_components::Observation;
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Keep every event for divergence reports (slow; tests only).
     pub record_trace: bool,
+    /// Checked between stretches of simulated time: when it turns true (an interrupt), the run
+    /// stops there and its outcome says it is partial.
+    pub stop: Option<&'static AtomicBool>,
 }
 
 /// When the first fault strikes (simulated seconds), if the scenario has faults.
@@ -71,14 +75,23 @@ pub fn run_with(
             c.on_stream(&out);
         }
     };
+    let stopped = || options.stop.is_some_and(|s| s.load(Ordering::Relaxed));
+    let mut interrupted_at_s = None;
     while world.sim.now_ns() < end_ns {
+        if stopped() {
+            interrupted_at_s = Some(world.sim.now_ns() as f64 / 1e9);
+            break;
+        }
         let next = world.sim.now_ns().saturating_add(CHUNK_NS).min(end_ns);
         world.sim.run_until(next, progress);
         stream(&mut world, next / 1_000_000_000);
     }
-    stream(&mut world, end_ns.div_ceil(1_000_000_000));
+    let last = world.sim.now_ns().min(end_ns);
+    stream(&mut world, last.div_ceil(1_000_000_000));
     let promoted = *promoted_ns.borrow();
-    finish(scenario, seed, world, checkers, series, promoted)
+    let mut o = finish(scenario, seed, world, checkers, series, promoted);
+    o.interrupted_at_s = interrupted_at_s;
+    o
 }
 
 type Checkers = Rc<RefCell<Vec<Box<dyn Checker>>>>;
@@ -173,6 +186,7 @@ fn finish(
         tables: report.tables,
         checks: results,
         trace: sim.trace().entries().map(<[TraceEntry]>::to_vec),
+        interrupted_at_s: None,
     }
 }
 

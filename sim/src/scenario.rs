@@ -371,15 +371,42 @@ fn key(k: &str) -> Seg {
 
 /// Reads and validates a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+    let text = read_limited(path, MAX_SCENARIO_BYTES).map_err(|message| ScenarioError {
         file: path.to_path_buf(),
         line: 0,
         column: 0,
         field: String::new(),
-        message: format!("cannot read the scenario file: {e}"),
+        message,
         source_line: String::new(),
     })?;
     parse(path, &text)
+}
+
+/// Scenario files are small: anything larger is refused before it is read.
+pub const MAX_SCENARIO_BYTES: u64 = 1 << 20;
+
+/// Reads a regular file of at most `limit` bytes as UTF-8 (never a device or a pipe that
+/// could stream for ever).
+pub fn read_limited(path: &Path, limit: u64) -> Result<String, String> {
+    use std::io::Read as _;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file (a directory, device or pipe)".into());
+    }
+    if meta.len() > limit {
+        return Err(format!(
+            "the file is {} bytes, over the limit of {limit}",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("the file grew past the limit of {limit} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))
 }
 
 /// Parses and validates scenario text; `path` is used in error messages only.
@@ -466,13 +493,15 @@ fn locate(text: &str, path: &[Seg]) -> Option<usize> {
     best
 }
 
-/// The dotted path of the innermost key whose value covers byte `offset`.
+/// The dotted path of the innermost key whose value covers byte `offset`. Every table is
+/// searched, since a table's entries may sit anywhere in a file (`[a]`, then `[b]`, then
+/// `[a.c]`); a table's header counts when no entry covers the offset.
 fn field_at(text: &str, offset: usize) -> String {
     let Ok(doc) = toml_edit::ImDocument::parse(text) else {
         return String::new();
     };
     let mut path = Vec::new();
-    field_in_item(doc.as_item(), offset, &mut path);
+    find_in_item(doc.as_item(), offset, &mut path);
     path_string(&path)
 }
 
@@ -480,54 +509,54 @@ fn covers(span: Option<std::ops::Range<usize>>, offset: usize) -> bool {
     span.is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
 }
 
-fn field_in_item(item: &toml_edit::Item, offset: usize, path: &mut Vec<Seg>) {
+/// Pushes onto `path` the way to the innermost key covering `offset`; false if none does.
+fn find_in_item(item: &toml_edit::Item, offset: usize, path: &mut Vec<Seg>) -> bool {
     if let Some(aot) = item.as_array_of_tables() {
-        let tables: Vec<&toml_edit::Table> = aot.iter().collect();
-        // A table's span covers only its header: take the last one that starts before offset.
-        let i = tables
-            .iter()
-            .rposition(|t| t.span().is_some_and(|s| s.start <= offset));
-        if let Some(i) = i {
+        for (i, t) in aot.iter().enumerate() {
             path.push(Seg::Index(i));
-            field_in_table_like(tables[i], offset, path);
+            if find_in_table(t, t.span(), offset, path) {
+                return true;
+            }
+            path.pop();
         }
-        return;
+        return false;
     }
-    if let Some(t) = item.as_table_like() {
-        field_in_table_like(t, offset, path);
-        return;
+    if let Some(t) = item.as_table() {
+        return find_in_table(t, t.span(), offset, path);
+    }
+    if let Some(t) = item.as_inline_table() {
+        return find_in_table(t, t.span(), offset, path);
     }
     if let Some(arr) = item.as_array() {
         for (i, v) in arr.iter().enumerate() {
             if covers(v.span(), offset) {
                 path.push(Seg::Index(i));
                 if let Some(t) = v.as_inline_table() {
-                    field_in_table_like(t, offset, path);
+                    find_in_table(t, t.span(), offset, path);
                 }
-                return;
+                return true;
             }
         }
+        return false;
     }
+    covers(item.span(), offset)
 }
 
-fn field_in_table_like(t: &dyn toml_edit::TableLike, offset: usize, path: &mut Vec<Seg>) {
-    let mut best: Option<(usize, &str, &toml_edit::Item)> = None;
+fn find_in_table(
+    t: &dyn toml_edit::TableLike,
+    header: Option<std::ops::Range<usize>>,
+    offset: usize,
+    path: &mut Vec<Seg>,
+) -> bool {
     for (k, v) in t.iter() {
-        let Some((key, _)) = t.get_key_value(k) else {
-            continue;
-        };
-        let start = key.span().map(|s| s.start);
-        let inside = covers(v.span(), offset) || v.is_table() || v.is_array_of_tables();
-        if let Some(start) = start {
-            if start <= offset && inside && best.is_none_or(|b| start >= b.0) {
-                best = Some((start, k, v));
-            }
-        }
-    }
-    if let Some((_, k, v)) = best {
         path.push(Seg::Key(k.to_string()));
-        field_in_item(v, offset, path);
+        let key_span = t.get_key_value(k).and_then(|(key, _)| key.span());
+        if find_in_item(v, offset, path) || covers(key_span, offset) {
+            return true;
+        }
+        path.pop();
     }
+    covers(header, offset)
 }
 
 /// A validation failure: the field's path and what is wrong.

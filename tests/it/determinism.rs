@@ -12,7 +12,10 @@ fn run_recorded(s: &Scenario, seed: u64) -> (RunOutcome, Vec<SecondRow>) {
     let o = run_with(
         s,
         seed,
-        &RunOptions { record_trace: true },
+        &RunOptions {
+            record_trace: true,
+            ..RunOptions::default()
+        },
         &mut |_| {},
         &mut |r| rows.push(*r),
     );

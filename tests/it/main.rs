@@ -3,6 +3,8 @@
 //! - `accounting`: one measured window for every count; nothing unanswered is hidden.
 //! - `determinism`: same seed, same bytes and trace hash; different seeds differ.
 //! - `faults`: scripted fault scenarios and the checkers that must catch planted bugs.
+//! - `inputs`: bad files, paths, arguments, a closed stdout, Ctrl-C: an error and its exit
+//!   code, never a panic.
 //! - `golden`: every shipped scenario's first seed replays its recorded trace hash.
 //! - `lincheck`: the linearizability checker against real Jepsen histories.
 //! - `mirror`: cross-zone mirroring and the mirror check.
@@ -18,6 +20,7 @@ mod accounting;
 mod determinism;
 mod faults;
 mod golden;
+mod inputs;
 mod lincheck;
 mod mirror;
 mod oracle;

@@ -36,7 +36,7 @@ fn an_unknown_field_is_an_error_naming_file_line_and_field() {
     );
     let e = error_for(&text);
     assert!(
-        e.starts_with("bad.toml:12:1: field `topology.services`"),
+        e.starts_with("bad.toml:12:1: field `topology.services.workerz`"),
         "{e}"
     );
     assert!(e.contains("unknown field `workerz`"), "{e}");
@@ -163,4 +163,15 @@ fn a_planted_bug_parses_in_test_builds_only() {
     let path = root().join("tests/it/planted-bug.toml");
     let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert!(s.topology.stores.config.bug_ack_before_sync);
+}
+
+#[test]
+fn an_error_in_a_table_after_the_checks_names_that_table() {
+    // `[topology.sessions]` extends `[topology]` from further down the file, after `[checks]`.
+    let text = format!(
+        "{}[checks]\ndurability = true\n[topology.sessions]\nmasters = \"x\"\nzones = [\"dc\"]\n",
+        minimal().split("[[faults]]").next().unwrap()
+    );
+    let e = error_for(&text);
+    assert!(e.contains("field `topology.sessions.masters`"), "{e}");
 }

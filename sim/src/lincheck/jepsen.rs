@@ -181,11 +181,13 @@ fn operation(
 pub fn parse_jepsen(text: &str) -> Result<History, ParseError> {
     let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
     let mut ops = Vec::new();
+    let mut history_lines = 0usize;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let Some(l) = parse_line(raw, line)? else {
             continue;
         };
+        history_lines += 1;
         let t = line as u64;
         if l.typ == ":invoke" {
             if let Some(p) = pending.remove(&l.process) {
@@ -230,6 +232,13 @@ pub fn parse_jepsen(text: &str) -> Result<History, ParseError> {
         if let Some(op) = operation(&p, ret, &l.typ, l.value, line, l.process)? {
             ops.push(op);
         }
+    }
+    if history_lines == 0 {
+        return Err(err(
+            text.lines().count().max(1),
+            "no history line in the file (expected lines like \
+             `INFO  jepsen.util - 0\t:invoke\t:read\tnil`)",
+        ));
     }
     for (process, p) in pending {
         // Never answered: unknown outcome.

@@ -13,4 +13,4 @@ pub mod wgl;
 
 pub use history::{History, Op, Operation};
 pub use jepsen::{parse_jepsen, ParseError};
-pub use wgl::{check, Verdict};
+pub use wgl::{check, check_within, Budget, Verdict};

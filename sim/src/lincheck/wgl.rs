@@ -129,8 +129,37 @@ fn pending_ops(list: &[Entry], history: &History) -> Vec<usize> {
     out
 }
 
-/// Checks `history` against a register that starts empty. `budget` bounds the search steps.
+/// Bounds on a search: steps, and bytes of memoized configurations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    pub steps: u64,
+    pub bytes: u64,
+}
+
+impl Default for Budget {
+    /// 50 million steps and 1 GiB: a few seconds, and room on any machine.
+    fn default() -> Self {
+        Budget {
+            steps: 50_000_000,
+            bytes: 1 << 30,
+        }
+    }
+}
+
+/// Checks `history` against a register that starts empty. `budget` bounds the search steps
+/// (memory within the default budget's).
 pub fn check(history: &History, budget: Option<u64>) -> Verdict {
+    check_within(
+        history,
+        Budget {
+            steps: budget.unwrap_or(u64::MAX),
+            ..Budget::default()
+        },
+    )
+}
+
+/// Checks `history` within `budget`: past either bound the verdict is `Unknown`.
+pub fn check_within(history: &History, budget: Budget) -> Verdict {
     let mut list = entries(history);
     let words = history.ops.len().div_ceil(64).max(1);
     let mut linearized = vec![0u64; words];
@@ -139,10 +168,13 @@ pub fn check(history: &History, budget: Option<u64>) -> Verdict {
     let mut calls: Vec<(usize, States)> = Vec::new();
     let mut entry = list[HEAD].next;
     let mut steps = 0u64;
+    let mut bytes = 0u64;
+    // A memoized configuration: the linearized set, the states, and the table's own keeping.
+    let entry_bytes = |states: &States| (words * 8 + states.len() * 24 + 96) as u64;
     let mut deepest = (0usize, Vec::new());
     while entry != NONE {
         steps += 1;
-        if budget.is_some_and(|b| steps > b) {
+        if steps > budget.steps || bytes > budget.bytes {
             return Verdict::Unknown;
         }
         let e = list[entry];
@@ -155,6 +187,7 @@ pub fn check(history: &History, budget: Option<u64>) -> Verdict {
                     .insert((linearized.clone(), next_state.clone()), ())
                     .is_none()
                 {
+                    bytes += entry_bytes(&next_state);
                     calls.push((entry, std::mem::replace(&mut state, next_state)));
                     lift(&mut list, entry);
                     entry = list[HEAD].next;
@@ -311,6 +344,23 @@ mod tests {
             op(1, 10, Some(11), Op::Read(None)),
         ]);
         assert_eq!(check(&never, None), Verdict::Linearizable);
+    }
+
+    #[test]
+    fn a_memory_budget_too_small_gives_unknown() {
+        let ops = (0..200)
+            .map(|i| op(0, 2 * i + 1, Some(2 * i + 2), Op::Write(i)))
+            .collect();
+        let hist = h(ops);
+        let tight = Budget {
+            steps: u64::MAX,
+            bytes: 1_000,
+        };
+        assert_eq!(check_within(&hist, tight), Verdict::Unknown);
+        assert_eq!(
+            check_within(&hist, Budget::default()),
+            Verdict::Linearizable
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The cold-storage archiver (`topology.archive`): one node `archiver` in the first store zone,
 //! and its daily accounting (`archive.csv`).
 
-use super::{RunView, Tier, TierReport};
+use super::{Load, RunView, Tier, TierReport};
 use crate::evidence::Evidence;
 use crate::kernel::Factory;
 use crate::outcome::Table;
@@ -23,6 +23,17 @@ impl Tier for Archiving {
         match &s.topology.archive {
             Some(a) => within(a.config.validate(), &["topology", "archive", "config"]),
             None => Ok(()),
+        }
+    }
+
+    fn estimate(&self, s: &Scenario) -> Load {
+        let Some(a) = &s.topology.archive else {
+            return Load::default();
+        };
+        let days = s.duration_s / 86_400.0;
+        Load {
+            events_per_s: 10.0 / (a.config.step_hours * 3_600.0),
+            bytes: a.config.objects_per_day * days * 96.0,
         }
     }
 

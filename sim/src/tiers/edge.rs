@@ -1,6 +1,6 @@
 //! The edge: nginx-like gateways in front of the service tier (`topology.gateways`).
 
-use super::{RunView, Tier};
+use super::{Load, RunView, Tier};
 use crate::evidence::Evidence;
 use crate::kernel::Factory;
 use crate::plan::{Plan, Role};
@@ -22,6 +22,14 @@ impl Tier for Edge {
         let g = &s.topology.gateways;
         count_and_zones(s, "gateways", "count", g.count, &g.zones)?;
         within(g.config.validate(), &["topology", "gateways", "config"])
+    }
+
+    fn estimate(&self, s: &Scenario) -> Load {
+        let g = &s.topology.gateways;
+        Load {
+            events_per_s: 0.0,
+            bytes: f64::from(g.count) * g.config.cache_max_entries as f64 * 96.0,
+        }
     }
 
     fn plan(&self, s: &Scenario, plan: &mut Plan) {

@@ -1,7 +1,7 @@
 //! Cross-zone mirroring (`topology.mirror`): per source shard, a mirror job and one read-only
 //! copy in each mirror zone.
 
-use super::{RunView, Tier};
+use super::{Load, RunView, Tier};
 use crate::evidence::{CopyView, Evidence};
 use crate::kernel::Factory;
 use crate::plan::{Plan, Role};
@@ -31,6 +31,19 @@ impl Tier for Mirroring {
         within(m.config.validate(), &p("config"))?;
         check(!m.zones.is_empty(), &p("zones"), "name at least one zone")?;
         zones_known(&s.topology, &m.zones, &p("zones"))
+    }
+
+    fn estimate(&self, s: &Scenario) -> Load {
+        let Some(m) = &s.topology.mirror else {
+            return Load::default();
+        };
+        let shards = f64::from(s.topology.stores.shards);
+        let copies = shards * m.zones.len() as f64;
+        let writes = s.workload.rate.peak() * s.workload.mix.write;
+        Load {
+            events_per_s: shards * 3_000.0 / m.config.batch_interval_ms + writes * copies * 2.0,
+            bytes: copies * (s.workload.users as f64 / shards) * 64.0,
+        }
     }
 
     fn plan(&self, s: &Scenario, plan: &mut Plan) {

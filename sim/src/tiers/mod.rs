@@ -58,6 +58,24 @@ pub struct TierReport {
     pub tables: Vec<Table>,
 }
 
+/// What a tier expects a run to cost: events per simulated second, and bytes held at once.
+/// Rough (within a small factor), for refusing runs that would not finish or fit.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Load {
+    pub events_per_s: f64,
+    pub bytes: f64,
+}
+
+impl std::ops::Add for Load {
+    type Output = Load;
+    fn add(self, o: Load) -> Load {
+        Load {
+            events_per_s: self.events_per_s + o.events_per_s,
+            bytes: self.bytes + o.bytes,
+        }
+    }
+}
+
 /// What the tiers hand over during the run.
 #[derive(Debug, Default)]
 pub struct Stream {
@@ -102,6 +120,11 @@ pub trait Tier: Sync {
     /// After the checks: its summary lines, rows and tables.
     fn report(&self, _run: &RunView<'_>, _ev: &Evidence<'_>, _out: &mut TierReport) {}
 
+    /// What this tier costs a run of the scenario (see [`estimate`]).
+    fn estimate(&self, _s: &Scenario) -> Load {
+        Load::default()
+    }
+
     /// Before the run: sets up the simulator's instruments its checkers need.
     fn prepare(&self, _s: &Scenario, _sim: &mut Sim, _plan: &Plan) {}
 
@@ -123,4 +146,50 @@ pub fn plan(s: &Scenario) -> Plan {
 /// Every tier's validation, in registration order; the first problem wins.
 pub fn validate(s: &Scenario) -> Result<(), Invalid> {
     TIERS.iter().try_for_each(|t| t.validate(s))
+}
+
+/// A run's estimated cost: events over the whole run, and bytes held at the peak.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Estimate {
+    pub events: f64,
+    pub bytes: f64,
+}
+
+/// Runs beyond this many events are refused unless forced (about a quarter of an hour at the
+/// kernel's measured 6-7 million events per second).
+pub const EVENT_BUDGET: f64 = 5e9;
+/// Runs estimated to hold more than this are refused unless forced.
+pub const BYTE_BUDGET: f64 = 4.0 * 1024.0 * 1024.0 * 1024.0;
+
+/// The scenario's estimated cost, summed over its tiers, for a run of `duration_s` plus the
+/// settle time.
+pub fn estimate(s: &Scenario) -> Estimate {
+    let load = TIERS.iter().fold(Load::default(), |l, t| l + t.estimate(s));
+    let seconds = s.duration_s + s.checks.converge_within_s.unwrap_or(0.0);
+    // Every node's metrics, network matrices and kernel bookkeeping.
+    let nodes = plan(s).len() as f64;
+    Estimate {
+        events: load.events_per_s * seconds,
+        bytes: load.bytes + nodes * nodes * 32.0 + nodes * 64_000.0 + 8e6,
+    }
+}
+
+impl Estimate {
+    /// Why the run is over budget, if it is.
+    pub fn over_budget(&self) -> Option<String> {
+        if self.events > EVENT_BUDGET {
+            return Some(format!(
+                "about {:.1e} events, over the budget of {EVENT_BUDGET:.0e}",
+                self.events
+            ));
+        }
+        if self.bytes > BYTE_BUDGET {
+            return Some(format!(
+                "about {:.1} GiB of memory, over the budget of {:.0} GiB",
+                self.bytes / 1024f64.powi(3),
+                BYTE_BUDGET / 1024f64.powi(3)
+            ));
+        }
+        None
+    }
 }

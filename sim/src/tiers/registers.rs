@@ -1,7 +1,7 @@
 //! The register workload (`workload.registers`): Jepsen-style clients on the store shards whose
 //! histories the linearizability check judges.
 
-use super::{RunView, Tier};
+use super::{Load, RunView, Tier};
 use crate::evidence::Evidence;
 use crate::kernel::Factory;
 use crate::plan::{Plan, Role};
@@ -23,6 +23,19 @@ impl Tier for Registers {
         match &s.workload.registers {
             Some(r) => within(r.validate(), &["workload", "registers"]),
             None => Ok(()),
+        }
+    }
+
+    fn estimate(&self, s: &Scenario) -> Load {
+        let Some(r) = &s.workload.registers else {
+            return Load::default();
+        };
+        let ops_per_s = f64::from(r.processes) * 1_000.0 / r.think_ms.max(1.0);
+        // Histories keep every operation for the linearizability check.
+        let seconds = s.duration_s;
+        Load {
+            events_per_s: ops_per_s * 5.0,
+            bytes: ops_per_s * seconds * 64.0,
         }
     }
 

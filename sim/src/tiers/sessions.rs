@@ -1,7 +1,7 @@
 //! The session cluster (`topology.sessions`): Redis Cluster-like masters and replicas, the
 //! session client that exercises them, and, for a slot migration, the admin that runs it.
 
-use super::{RunView, Tier};
+use super::{Load, RunView, Tier};
 use crate::evidence::{Evidence, Sessions as SessionEvidence};
 use crate::kernel::Factory;
 use crate::plan::{Plan, Role};
@@ -57,6 +57,18 @@ impl Tier for Sessions {
         }
         check(!st.zones.is_empty(), &p("zones"), "name at least one zone")?;
         zones_known(&s.topology, &st.zones, &p("zones"))
+    }
+
+    fn estimate(&self, s: &Scenario) -> Load {
+        let Some(st) = &s.topology.sessions else {
+            return Load::default();
+        };
+        let nodes = f64::from(st.masters * (st.replicas + 1));
+        Load {
+            events_per_s: st.client.rps * 6.0
+                + nodes * nodes * 2_000.0 / st.config.ping_interval_ms,
+            bytes: st.client.users as f64 * 64.0 * (nodes + 1.0),
+        }
     }
 
     fn plan(&self, s: &Scenario, plan: &mut Plan) {

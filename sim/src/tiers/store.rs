@@ -1,7 +1,7 @@
 //! The store shards (`topology.stores`): each shard a primary and `replicas` replicas over
 //! write-ahead logs, and, with replicas, the failover orchestrator.
 
-use super::{RunView, SettledRecord, Stream, Tier};
+use super::{Load, RunView, SettledRecord, Stream, Tier};
 use crate::evidence::{Evidence, MemberView, ShardView};
 use crate::kernel::{Factory, Sim};
 use crate::plan::{Plan, Role};
@@ -59,6 +59,25 @@ impl Tier for Stores {
             config::nested("sync_latency", t.disk.sync_latency.validate()),
             &p("disk"),
         )
+    }
+
+    fn estimate(&self, s: &Scenario) -> Load {
+        let t = &s.topology.stores;
+        let members = f64::from(t.shards * (t.replicas + 1));
+        let heartbeats = if t.replicas > 0 {
+            members * 2_000.0 / t.config.heartbeat_interval_ms
+                + members * 2_000.0 / t.orchestrator.poll_interval_ms
+        } else {
+            0.0
+        };
+        // Each member holds the keys written (committed state, checkpoint state, snapshot)
+        // and its unpurged log.
+        let keys = s.workload.users as f64 / f64::from(t.shards);
+        let log = t.config.purge_after_records as f64 * 2.0;
+        Load {
+            events_per_s: heartbeats,
+            bytes: members * (keys * 80.0 + log * 64.0),
+        }
     }
 
     fn plan(&self, s: &Scenario, plan: &mut Plan) {

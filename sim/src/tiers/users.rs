@@ -1,7 +1,7 @@
 //! The users (`workload`): one client node sending the open-loop request stream to the
 //! gateways, and measuring what comes back. Planned last, in the workload's zone.
 
-use super::{RunView, Stream, Tier};
+use super::{Load, RunView, Stream, Tier};
 use crate::evidence::{Evidence, Users as UsersEvidence};
 use crate::kernel::{Factory, Sim};
 use crate::plan::{Plan, Role};
@@ -26,6 +26,17 @@ impl Tier for Users {
 
     fn validate(&self, s: &Scenario) -> Result<(), Invalid> {
         within(s.workload.validate(), &["workload"])
+    }
+
+    fn estimate(&self, s: &Scenario) -> Load {
+        let w = &s.workload;
+        let alias = |n: u64| n.min(minitwin_components::rng::ALIAS_MAX_N) as f64 * 12.0;
+        Load {
+            // Measured on the slice: about 7.5 events per request (arrival, hops, CPU, store
+            // call, sync); 9 leaves room.
+            events_per_s: w.rate.peak() * 9.0,
+            bytes: alias(w.users) + alias(w.static_objects),
+        }
     }
 
     fn plan(&self, s: &Scenario, plan: &mut Plan) {
@@ -55,7 +66,9 @@ impl Tier for Users {
             .metrics
             .histogram_value(LATENCY_NS)
             .expect("the client registers its latency");
-        let window_s = s.duration_s - s.warmup_s;
+        // The window ends with the workload, or earlier if the run was interrupted.
+        let ended_s = (sim.now_ns() as f64 / 1e9).min(s.duration_s);
+        let window_s = (ended_s - s.warmup_s).max(1e-9);
         let summary = &mut ev.summary;
         summary.requests_total = t.sent;
         summary.ok_total = t.ok;

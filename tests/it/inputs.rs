@@ -1,0 +1,200 @@
+//! Bad input and hostile surroundings, as a new user would produce them: each gets a clear
+//! error with its exit code, never a panic, a hang or a write where it should not go.
+
+use crate::root;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn minitwin(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_minitwin"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("minitwin-inputs-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn steady() -> String {
+    root().join("scenarios/steady.toml").display().to_string()
+}
+
+#[test]
+fn a_device_or_a_directory_is_refused_as_a_scenario_file() {
+    for path in ["/dev/zero", "/tmp"] {
+        if !Path::new(path).exists() {
+            continue;
+        }
+        let o = minitwin(&["check", path]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains("not a regular file"), "{}", text(&o));
+    }
+}
+
+#[test]
+fn an_out_that_is_a_file_fails_before_simulating_anything() {
+    let dir = scratch("out-file");
+    let file = dir.join("taken");
+    std::fs::write(&file, "x").unwrap();
+    let o = minitwin(&["run", &steady(), "--quiet", "--out", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("cannot create the results directory"));
+    assert!(!text(&o).contains("trace hash"), "it simulated first");
+    let o = minitwin(&[
+        "sweep",
+        &steady(),
+        "--seeds",
+        "2",
+        "--quiet",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
+fn a_log_path_that_is_the_scenario_itself_is_refused_and_the_file_kept() {
+    let dir = scratch("log-self");
+    let scenario = dir.join("s.toml");
+    std::fs::copy(root().join("scenarios/steady.toml"), &scenario).unwrap();
+    let before = std::fs::read(&scenario).unwrap();
+    let s = scenario.to_str().unwrap();
+    let o = minitwin(&[
+        "run",
+        s,
+        "--quiet",
+        "--log",
+        s,
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(std::fs::read(&scenario).unwrap(), before);
+}
+
+#[test]
+fn sweep_refuses_absurd_job_counts_and_seed_ranges() {
+    let o = minitwin(&["sweep", &steady(), "--seeds", "2", "--jobs", "100000"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = minitwin(&[
+        "sweep",
+        &steady(),
+        "--seeds",
+        "2",
+        "--first-seed",
+        &u64::MAX.to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
+fn a_run_over_the_budget_is_refused_unless_forced() {
+    let dir = scratch("budget");
+    let scenario = dir.join("long.toml");
+    let text_in = std::fs::read_to_string(root().join("scenarios/steady.toml"))
+        .unwrap()
+        .replace("duration_s = 60.0", "duration_s = 34560000.0");
+    std::fs::write(&scenario, text_in).unwrap();
+    let o = minitwin(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--force"), "{}", text(&o));
+}
+
+#[test]
+fn faults_cannot_crash_the_workload_client() {
+    let text_in = std::fs::read_to_string(root().join("tests/it/all-faults.toml"))
+        .unwrap()
+        .replace("node = \"store-1\"", "node = \"client\"");
+    let e = minitwin_sim::scenario::parse(Path::new("bad.toml"), &text_in).unwrap_err();
+    assert!(e.to_string().contains("measuring instrument"), "{e}");
+}
+
+#[test]
+fn a_closed_stdout_does_not_stop_a_run_from_writing_its_results() {
+    let dir = scratch("closed-stdout");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_minitwin"))
+        .args(["run", &steady(), "--seed", "1", "--quiet", "--out"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away, as `| head` does
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(dir.join("steady/seed-1/summary.txt").exists());
+}
+
+#[test]
+fn lincheck_refuses_a_file_without_history_and_says_undecided_when_over_budget() {
+    let dir = scratch("lincheck");
+    let empty = dir.join("notes.txt");
+    std::fs::write(&empty, "just some notes\n").unwrap();
+    let o = minitwin(&["lincheck", empty.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no history line"), "{}", text(&o));
+    let busy = dir.join("busy.log");
+    let mut h = String::new();
+    for p in 0..40 {
+        h.push_str(&format!("INFO  jepsen.util - {p}\t:invoke\t:write\t{p}\n"));
+    }
+    for p in 0..40 {
+        h.push_str(&format!("INFO  jepsen.util - {p}\t:ok\t:write\t{p}\n"));
+    }
+    h.push_str(
+        "INFO  jepsen.util - 99\t:invoke\t:read\tnil\nINFO  jepsen.util - 99\t:ok\t:read\t7\n",
+    );
+    std::fs::write(&busy, h).unwrap();
+    let o = minitwin(&["lincheck", "--budget", "100", busy.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    assert!(text(&o).contains("undecided"), "{}", text(&o));
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_writes_partial_results_marked_so_and_exits_130() {
+    let dir = scratch("sigint");
+    let scenario = dir.join("long.toml");
+    let text_in = std::fs::read_to_string(root().join("scenarios/steady.toml"))
+        .unwrap()
+        .replace("duration_s = 60.0", "duration_s = 36000.0");
+    std::fs::write(&scenario, text_in).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_minitwin"))
+        .args(["run", "--seed", "1", "--quiet", "--out"])
+        .arg(&dir)
+        .arg(&scenario)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: signalling the child we spawned.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    let results = dir.join("steady/seed-1");
+    let marker = std::fs::read_to_string(results.join("PARTIAL")).unwrap();
+    assert!(marker.contains("interrupted at"), "{marker}");
+    let summary = std::fs::read_to_string(results.join("summary.txt")).unwrap();
+    assert!(summary.contains("PARTIAL"), "{summary}");
+    assert!(results.join("timeseries.csv.partial").exists());
+}
