@@ -5,6 +5,7 @@
 //! - `faults`: scripted fault scenarios and the checkers that must catch planted bugs.
 //! - `inputs`: bad files, paths, arguments, a closed stdout, Ctrl-C: an error and its exit
 //!   code, never a panic.
+//! - `fuzz`: random scenario files (every field) and histories: an answer, never a panic.
 //! - `golden`: every shipped scenario's first seed replays its recorded trace hash.
 //! - `lincheck`: the linearizability checker against real Jepsen histories.
 //! - `mirror`: cross-zone mirroring and the mirror check.
@@ -19,6 +20,7 @@
 mod accounting;
 mod determinism;
 mod faults;
+mod fuzz;
 mod golden;
 mod inputs;
 mod lincheck;
