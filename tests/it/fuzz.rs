@@ -95,10 +95,10 @@ const ANY: &[&str] = &["true", "[]", "{}", "[\"store-0\"]", "\"x\"", "1", "1.5"]
 /// The replacement for `current` chosen by `n`: half the time a nearby value (scaled or
 /// stepped, usually valid, so the file runs), otherwise an odd one.
 fn pick(current: Option<&Value>, n: usize) -> String {
-    let near = n % 2 == 0;
+    let near = n.is_multiple_of(2);
     let m = n / 2;
     let pool = match current {
-        _ if m % 10 == 0 => ANY,
+        _ if m.is_multiple_of(10) => ANY,
         Some(Value::Float(f)) if near => {
             let factor = [0.0, 0.1, 0.5, 2.0, 10.0, 1000.0][m % 6];
             return format!("{:?}", f.value() * factor);
