@@ -63,3 +63,43 @@ fn every_shipped_scenario_replays_its_golden_trace_hash() {
         );
     }
 }
+
+/// The README's sample output is the output of the command it shows (commit ids aside).
+#[test]
+fn the_readme_sample_output_is_what_the_command_prints() {
+    const MARK: &str = "<!-- sample: minitwin run scenarios/steady.toml --seed 1 -->\n```\n";
+    let out_dir = std::env::temp_dir().join(format!("minitwin-readme-{}", std::process::id()));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_minitwin"))
+        .current_dir(root())
+        .args(["run", "scenarios/steady.toml", "--seed", "1", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let printed = String::from_utf8(o.stdout)
+        .unwrap()
+        .replace(&out_dir.display().to_string(), "results");
+    let readme_path = root().join("README.md");
+    let readme = std::fs::read_to_string(&readme_path).unwrap();
+    let start = readme.find(MARK).expect("the README marks its sample") + MARK.len();
+    let end = start + readme[start..].find("```").expect("the sample block ends");
+    let masked = |t: &str| {
+        t.lines()
+            .map(|l| match l.find(" commit ") {
+                Some(i) => format!("{} commit <commit>", &l[..i]),
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    if std::env::var_os("MINITWIN_BLESS").is_some() {
+        let updated = format!("{}{printed}{}", &readme[..start], &readme[end..]);
+        std::fs::write(&readme_path, updated).unwrap();
+        return;
+    }
+    assert_eq!(
+        masked(&readme[start..end]).trim_end(),
+        masked(&printed).trim_end(),
+        "the README's sample is stale: MINITWIN_BLESS=1 cargo test --release --test it golden"
+    );
+}
