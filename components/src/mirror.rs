@@ -96,9 +96,6 @@ impl MirrorConfig {
     }
 }
 
-/// Batches a copy refused because they skipped records (the counter's name).
-pub const GAPS_TOTAL: &str = "mirror_gaps_total";
-
 /// Checkpoint records (8 bytes each) a mirror job's disk keeps before it folds them away.
 const CHECKPOINT_RECORDS_KEPT: u64 = 256;
 /// Records a mirror copy's disk keeps before it folds them into a snapshot of its data.
@@ -522,7 +519,7 @@ impl Component for MirrorReplica {
         self.ids = Some(ReplicaIds {
             applied: m.counter("mirror_applied_total"),
             duplicates: m.counter("mirror_duplicates_skipped_total"),
-            gaps: m.counter(GAPS_TOTAL),
+            gaps: m.counter("mirror_gaps_total"),
             visibility: m.histogram("mirror_visibility_delay_ns"),
             busy: m.level("mirror_applier_busy", "appliers"),
         });

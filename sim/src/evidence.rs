@@ -71,8 +71,6 @@ pub struct CopyView {
     /// The digest of the source's state at the copy's lsn (None when that lsn is outside the
     /// source's durable log: purged, or beyond its end).
     pub source_digest_at_lsn: Option<u64>,
-    /// Batches the copy refused because they skipped records.
-    pub gaps: u64,
 }
 
 /// The session cluster and its client at the end of the run.

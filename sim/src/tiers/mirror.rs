@@ -7,7 +7,7 @@ use crate::kernel::Factory;
 use crate::plan::{Plan, Role};
 use crate::scenario::{check, within, zones_known, Invalid, Scenario};
 use crate::tiers::store::{authority, durable_state, STORE};
-use minitwin_components::mirror::{Mirror, MirrorReplica, GAPS_TOTAL};
+use minitwin_components::mirror::{Mirror, MirrorReplica};
 use minitwin_components::store::DurableState;
 use minitwin_components::NodeId;
 
@@ -100,7 +100,6 @@ impl Tier for Mirroring {
                     let records = &disk.durable_records()[..(lsn - base) as usize];
                     DurableState::read(disk.snapshot(), records).digest()
                 });
-                let gaps = sim.env(c).metrics.counter_value(GAPS_TOTAL).unwrap_or(0);
                 ev.copies.push(CopyView {
                     name: sim.env(c).name.clone(),
                     lsn,
@@ -109,7 +108,6 @@ impl Tier for Mirroring {
                     source_base_lsn: base,
                     source_tail_lsn: tail,
                     source_digest_at_lsn: at_lsn,
-                    gaps,
                 });
             }
         }
