@@ -289,9 +289,9 @@ pub const ALIAS_MAX_N: u64 = 1 << 20;
 
 #[derive(Clone, Debug)]
 struct Alias {
-    /// Chance of keeping rank `i + 1` when slot `i` is drawn; otherwise `alias[i] + 1`.
-    keep: Vec<f64>,
-    alias: Vec<u32>,
+    /// Per slot `i`: the chance (scaled to 2^32) of keeping rank `i + 1` in the high half, the
+    /// alias's index in the low half: one load per draw.
+    slots: Vec<u64>,
 }
 
 impl Alias {
@@ -313,15 +313,24 @@ impl Alias {
         for i in small.into_iter().chain(large) {
             keep[i] = 1.0; // rounding leftovers
         }
-        Alias { keep, alias }
+        let scale = |k: f64| ((k * 4_294_967_296.0).min(4_294_967_295.0)) as u64;
+        let slots = keep
+            .iter()
+            .zip(&alias)
+            .map(|(&k, &a)| (scale(k) << 32) | u64::from(a))
+            .collect();
+        Alias { slots }
     }
 
+    /// One 64-bit draw: its high half picks the slot, its low half tosses the coin.
     fn sample(&self, rng: &mut Rng) -> u64 {
-        let i = rng.below(self.keep.len() as u64) as usize;
-        if rng.unit() < self.keep[i] {
+        let r = rng.next_u64();
+        let i = (((r >> 32) * self.slots.len() as u64) >> 32) as usize;
+        let slot = self.slots[i];
+        if (r & 0xffff_ffff) < (slot >> 32) {
             i as u64 + 1
         } else {
-            u64::from(self.alias[i]) + 1
+            (slot & 0xffff_ffff) + 1
         }
     }
 }

@@ -358,6 +358,9 @@ pub struct Sim {
     trace: Trace,
     events_total: u64,
     observer: Option<Observer>,
+    /// Whether a subscriber listens at debug level (decided when the simulation is built):
+    /// without one, events skip building their log span.
+    logging: bool,
 }
 
 struct Ctx<'a> {
@@ -521,6 +524,7 @@ impl Sim {
             trace: Trace::new(record_trace),
             events_total: 0,
             observer: None,
+            logging: tracing::enabled!(tracing::Level::DEBUG),
         };
         for id in 0..sim.nodes.len() as NodeId {
             sim.boot(id);
@@ -754,6 +758,10 @@ impl Sim {
             env: &mut node.env,
             me: id,
         };
+        if !self.logging {
+            f(component, &mut ctx);
+            return true;
+        }
         let span = tracing::debug_span!("event", t_ns = ctx.queue.now_ns, node = %ctx.env.name);
         let _guard = span.enter();
         f(component, &mut ctx);
@@ -761,8 +769,11 @@ impl Sim {
     }
 
     fn deliver(&mut self, from: NodeId, to: NodeId, msg: Msg) {
+        let logging = self.logging;
         let delivered = self.with_node(to, |c, ctx| {
-            tracing::trace!(from, ?msg, "deliver");
+            if logging {
+                tracing::trace!(from, ?msg, "deliver");
+            }
             c.on_message(ctx, from, msg)
         });
         if !delivered {
