@@ -150,3 +150,24 @@ fn the_linearizability_checker_catches_reads_of_writes_that_a_crash_then_lost() 
     });
     assert!(caught, "the planted bug went unnoticed in 5 seeds");
 }
+
+#[test]
+fn the_slo_checks_fail_as_liveness_when_the_run_misses_them() {
+    let mut s = shard_crash(false);
+    s.checks.max_p99_ms = Some(1.0);
+    s.checks.max_error_ratio = Some(0.0);
+    s.checks.min_throughput_rps = Some(1e6);
+    let o = run(&s, 3, &RunOptions::default(), &mut |_| {});
+    for name in ["max_p99_ms", "max_error_ratio", "min_throughput_rps"] {
+        let c = o.check(name).unwrap();
+        assert!(c.failed(), "{name}: {}", c.detail);
+        assert_eq!(c.class, Class::Liveness);
+    }
+    s.checks.max_p99_ms = Some(60_000.0);
+    s.checks.max_error_ratio = Some(1.0);
+    s.checks.min_throughput_rps = Some(1.0);
+    let o = run(&s, 3, &RunOptions::default(), &mut |_| {});
+    for name in ["max_p99_ms", "max_error_ratio", "min_throughput_rps"] {
+        assert!(o.check(name).unwrap().passed());
+    }
+}

@@ -184,3 +184,25 @@ fn a_failover_does_not_excuse_losses_outside_its_replication_window() {
     let c = broken.check("sessions").unwrap();
     assert!(c.failed(), "a failover excused every loss: {}", c.detail);
 }
+
+#[test]
+fn the_session_convergence_check_catches_a_replica_that_drops_changes() {
+    let mut s = shipped("session-migrate");
+    let healthy = go(&s, 1);
+    let c = healthy.check("session_convergence").unwrap();
+    assert!(c.passed(), "{}", c.detail);
+    s.topology
+        .sessions
+        .as_mut()
+        .unwrap()
+        .config
+        .bug_replica_drops_changes = true;
+    let broken = go(&s, 1);
+    let c = broken.check("session_convergence").unwrap();
+    assert!(
+        c.failed(),
+        "the dropped changes went unnoticed: {}",
+        c.detail
+    );
+    assert!(c.detail.contains("its master"), "{}", c.detail);
+}

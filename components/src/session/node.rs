@@ -23,6 +23,11 @@ pub struct SessionConfig {
     /// explains it.
     #[cfg(feature = "planted-bugs")]
     pub bug_lose_acked_writes: bool,
+    /// PLANTED BUG (feature `planted-bugs`, tests only): a replica skips every 20th change of
+    /// its master's stream while advancing its offset. The session convergence check must see
+    /// the replica differ from its master.
+    #[cfg(feature = "planted-bugs")]
+    pub bug_replica_drops_changes: bool,
 }
 
 impl Default for SessionConfig {
@@ -32,6 +37,8 @@ impl Default for SessionConfig {
             ping_interval_ms: 1_000.0,
             #[cfg(feature = "planted-bugs")]
             bug_lose_acked_writes: false,
+            #[cfg(feature = "planted-bugs")]
+            bug_replica_drops_changes: false,
         }
     }
 }
@@ -713,6 +720,9 @@ impl SessionNode {
                 expires_ns,
             } if self.claims[&self.me].replica_of == Some(from) && offset > self.repl_offset => {
                 self.repl_offset = offset;
+                if planted!(self.config.bug_replica_drops_changes) && offset.is_multiple_of(20) {
+                    return; // the planted bug: the change is counted as applied, never stored
+                }
                 self.data.insert(key, (value, expires_ns));
             }
             SessionMsg::ReplicateDel { offset, key }

@@ -2,6 +2,10 @@
 //! hold the same durable log (the same last record and the same data) within
 //! `converge_within_s` (safety, then liveness). Not applicable to single-node shards: there is
 //! nothing to converge.
+//!
+//! Shown to fail on the bug it looks for: `tests/it/replication.rs`
+//! (`the_convergence_checker_catches_a_replica_that_never_catches_up`:
+//! `bug_replica_never_fetches`; and `convergence_is_not_applicable_to_single_node_shards`).
 
 use super::{always, CheckResult, Checker, Class, Registration};
 use crate::evidence::Evidence;

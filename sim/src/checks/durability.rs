@@ -11,6 +11,11 @@
 //! or semi-sync replication), a lost write fails the check, unless the primary acknowledged it
 //! while in the semi-sync fallback to async: only those are excused, each counted and
 //! explained. Under async replication nothing is promised: losses are counted, not failed.
+//!
+//! Shown to fail on the bug it looks for: `tests/it/faults.rs`
+//! (`the_durability_checker_catches_a_store_that_acknowledges_before_syncing`: a store that
+//! acknowledges before syncing, then a crash) and `tests/it/replication.rs`
+//! (`a_semi_sync_fallback_excuses_only_the_writes_acknowledged_during_it`).
 
 use super::{always, CheckResult, Checker, Class, Registration};
 use crate::evidence::Evidence;

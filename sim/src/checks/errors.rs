@@ -1,5 +1,8 @@
 //! SLO: failed or timed-out requests over all answered requests of the measured window, at most
 //! `max_error_ratio`.
+//!
+//! Shown to fail on the bug it looks for: `tests/it/faults.rs`
+//! (`the_slo_checks_fail_as_liveness_when_the_run_misses_them`).
 
 use super::{always, CheckResult, Checker, Class, Registration};
 use crate::evidence::Evidence;

@@ -1,4 +1,7 @@
 //! SLO: the p99 latency of successful requests over the measured window, at most `max_p99_ms`.
+//!
+//! Shown to fail on the bug it looks for: `tests/it/faults.rs`
+//! (`the_slo_checks_fail_as_liveness_when_the_run_misses_them`).
 
 use super::{always, CheckResult, Checker, Class, Registration};
 use crate::evidence::Evidence;

@@ -1,5 +1,9 @@
 //! Linearizability: every key of the register workload (`workload.registers`) has a
 //! linearizable history (WGL search, bounded by [`LINCHECK_BUDGET`] steps per key).
+//!
+//! Shown to fail on the bug it looks for: `tests/it/faults.rs`
+//! (`the_linearizability_checker_catches_reads_of_writes_that_a_crash_then_lost`:
+//! `bug_ack_before_sync`).
 
 use super::{CheckResult, Checker, Class, Registration};
 use crate::evidence::Evidence;

@@ -5,6 +5,10 @@
 //! The source's state at the copy's position is rebuilt from the source's checkpoint and log;
 //! the mirror job is one of the log's readers, so the source never purges what its copies have
 //! not applied, unless records were skipped.
+//!
+//! Shown to fail on the bug it looks for: `tests/it/mirror.rs`
+//! (`the_mirror_check_catches_a_checkpoint_advanced_before_the_copies_applied`:
+//! `bug_checkpoint_before_apply`).
 
 use super::{CheckResult, Checker, Class, Registration};
 use crate::evidence::{CopyView, Evidence};

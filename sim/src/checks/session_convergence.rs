@@ -1,5 +1,9 @@
 //! Session convergence: once the workload stops and `converge_within_s` has passed, every
 //! session replica that is up holds exactly its master's data.
+//!
+//! Shown to fail on the bug it looks for: `tests/it/sessions.rs`
+//! (`the_session_convergence_check_catches_a_replica_that_drops_changes`:
+//! `bug_replica_drops_changes`).
 
 use super::{CheckResult, Checker, Class, Registration};
 use crate::evidence::Evidence;

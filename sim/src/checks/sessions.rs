@@ -8,6 +8,9 @@
 //! acknowledged it happened at an applied offset below the write's offset; a read that went back
 //! in time only when a promotion replaced the node that served the earlier read. Every excused
 //! case is counted and explained; the rest fail. Keys whose time to live ran out are not lost.
+//!
+//! Shown to fail on the bug it looks for: `tests/it/sessions.rs` (`bug_read_from_replica` and
+//! `bug_lose_acked_writes`, with and without a failover).
 
 use super::{CheckResult, Checker, Class, Registration};
 use crate::evidence::{Evidence, Sessions};

@@ -2,6 +2,10 @@
 //! simulated times, as seen on the wire (so clock skew cannot hide it). A tenure is the span
 //! from a node's first to its last acknowledgement in one epoch; the checker keeps one per
 //! (node, epoch), not one per acknowledgement.
+//!
+//! Shown to fail on the bug it looks for: `tests/it/replication.rs`
+//! (`the_split_brain_checker_catches_two_primaries_acknowledging_writes_at_once`: an old primary
+//! cut off with a service keeps acknowledging), and the unit test below.
 
 use super::{always, CheckResult, Checker, Class, Registration};
 use crate::evidence::Evidence;

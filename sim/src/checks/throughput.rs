@@ -1,4 +1,7 @@
 //! SLO: successful requests per second over the measured window, at least `min_throughput_rps`.
+//!
+//! Shown to fail on the bug it looks for: `tests/it/faults.rs`
+//! (`the_slo_checks_fail_as_liveness_when_the_run_misses_them`).
 
 use super::{always, CheckResult, Checker, Class, Registration};
 use crate::evidence::Evidence;
