@@ -4,8 +4,7 @@
 //! Shown to fail on the bug it looks for: `tests/it/faults.rs`
 //! (`the_slo_checks_fail_as_liveness_when_the_run_misses_them`).
 
-use super::{always, CheckResult, Checker, Class, Registration};
-use crate::evidence::Evidence;
+use super::{always, Checker, Registration, Slo};
 use crate::plan::Plan;
 use crate::scenario::Scenario;
 
@@ -17,23 +16,11 @@ pub static REGISTRATION: Registration = Registration {
 };
 
 fn make(s: &Scenario, _: &Plan) -> Box<dyn Checker> {
-    Box::new(MaxErrorRatio {
+    Box::new(Slo {
+        name: "max_error_ratio",
         limit: s.checks.max_error_ratio.unwrap_or(1.0),
+        at_most: true,
+        value: |s| s.error_ratio,
+        describe: |v, limit| format!("error ratio {v:.5} (limit {limit})"),
     })
-}
-
-struct MaxErrorRatio {
-    limit: f64,
-}
-
-impl Checker for MaxErrorRatio {
-    fn verdict(&mut self, ev: &Evidence<'_>) -> CheckResult {
-        let ratio = ev.summary.error_ratio;
-        CheckResult::new(
-            "max_error_ratio",
-            Class::Liveness,
-            ratio <= self.limit,
-            format!("error ratio {ratio:.5} (limit {})", self.limit),
-        )
-    }
 }

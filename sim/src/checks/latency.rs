@@ -3,8 +3,7 @@
 //! Shown to fail on the bug it looks for: `tests/it/faults.rs`
 //! (`the_slo_checks_fail_as_liveness_when_the_run_misses_them`).
 
-use super::{always, CheckResult, Checker, Class, Registration};
-use crate::evidence::Evidence;
+use super::{always, Checker, Registration, Slo};
 use crate::plan::Plan;
 use crate::scenario::Scenario;
 
@@ -16,23 +15,11 @@ pub static REGISTRATION: Registration = Registration {
 };
 
 fn make(s: &Scenario, _: &Plan) -> Box<dyn Checker> {
-    Box::new(MaxP99 {
-        limit_ms: s.checks.max_p99_ms.unwrap_or(f64::INFINITY),
+    Box::new(Slo {
+        name: "max_p99_ms",
+        limit: s.checks.max_p99_ms.unwrap_or(f64::INFINITY),
+        at_most: true,
+        value: |s| s.latency_ms_p99,
+        describe: |v, limit| format!("p99 {v:.3} ms (limit {limit} ms)"),
     })
-}
-
-struct MaxP99 {
-    limit_ms: f64,
-}
-
-impl Checker for MaxP99 {
-    fn verdict(&mut self, ev: &Evidence<'_>) -> CheckResult {
-        let p99 = ev.summary.latency_ms_p99;
-        CheckResult::new(
-            "max_p99_ms",
-            Class::Liveness,
-            p99 <= self.limit_ms,
-            format!("p99 {p99:.3} ms (limit {} ms)", self.limit_ms),
-        )
-    }
 }

@@ -166,6 +166,34 @@ pub static CHECKERS: &[&Registration] = &[
     &throughput::REGISTRATION,
 ];
 
+/// An SLO: one number of the summary held against a limit (liveness).
+pub struct Slo {
+    pub name: &'static str,
+    pub limit: f64,
+    /// True: the value must stay at or below the limit; false: at or above.
+    pub at_most: bool,
+    pub value: fn(&crate::outcome::Summary) -> f64,
+    /// The detail, from (value, limit).
+    pub describe: fn(f64, f64) -> String,
+}
+
+impl Checker for Slo {
+    fn verdict(&mut self, ev: &Evidence<'_>) -> CheckResult {
+        let v = (self.value)(&ev.summary);
+        let passed = if self.at_most {
+            v <= self.limit
+        } else {
+            v >= self.limit
+        };
+        CheckResult::new(
+            self.name,
+            Class::Liveness,
+            passed,
+            (self.describe)(v, self.limit),
+        )
+    }
+}
+
 /// A requirement that always holds.
 pub fn always(_: &Scenario) -> Result<(), String> {
     Ok(())

@@ -3,8 +3,7 @@
 //! Shown to fail on the bug it looks for: `tests/it/faults.rs`
 //! (`the_slo_checks_fail_as_liveness_when_the_run_misses_them`).
 
-use super::{always, CheckResult, Checker, Class, Registration};
-use crate::evidence::Evidence;
+use super::{always, Checker, Registration, Slo};
 use crate::plan::Plan;
 use crate::scenario::Scenario;
 
@@ -16,23 +15,11 @@ pub static REGISTRATION: Registration = Registration {
 };
 
 fn make(s: &Scenario, _: &Plan) -> Box<dyn Checker> {
-    Box::new(MinThroughput {
-        minimum_rps: s.checks.min_throughput_rps.unwrap_or(0.0),
+    Box::new(Slo {
+        name: "min_throughput_rps",
+        limit: s.checks.min_throughput_rps.unwrap_or(0.0),
+        at_most: false,
+        value: |s| s.throughput_rps,
+        describe: |v, minimum| format!("throughput {v:.1} req/s (minimum {minimum})"),
     })
-}
-
-struct MinThroughput {
-    minimum_rps: f64,
-}
-
-impl Checker for MinThroughput {
-    fn verdict(&mut self, ev: &Evidence<'_>) -> CheckResult {
-        let rps = ev.summary.throughput_rps;
-        CheckResult::new(
-            "min_throughput_rps",
-            Class::Liveness,
-            rps >= self.minimum_rps,
-            format!("throughput {rps:.1} req/s (minimum {})", self.minimum_rps),
-        )
-    }
 }
