@@ -1,10 +1,16 @@
-//! The twin against queueing theory. One service instance with c workers and exponential
-//! service times behind a cache-less gateway on constant-latency links is an M/M/c queue: its
-//! mean wait must match Erlang C, and its accounting must satisfy Little's law. Each
-//! comparison is also shown to notice a model that is wrong by a stated amount.
+//! The twin against queueing and caching theory (models.md, "Analytic oracles"). One service
+//! instance with c workers behind a cache-less gateway on constant-latency links is an M/M/c
+//! (or M/M/1/K, or M/G/1) queue; one gateway's cache under a Zipf stream is an LRU (or an
+//! idle-timeout) cache. Each comparison is a mean over five seeds against the formula, within
+//! the larger of the 95 % confidence half-width and a stated tolerance, and each is shown to
+//! notice a model that is wrong by a stated amount.
 
 use crate::inline;
-use minitwin_sim::oracle::mmc_mean_wait;
+use minitwin_sim::oracle::{
+    bottleneck_throughput, che_hit_ratio, idle_timeout_hit_ratio, mm1k_loss, mmc_mean_wait,
+    pk_mean_wait, zipf_popularity,
+};
+use minitwin_sim::run::{run, RunOptions};
 use minitwin_sim::tiers::service::SERVICE;
 use minitwin_sim::tiers::users::CLIENT;
 use minitwin_sim::workload::Client;
@@ -86,6 +92,10 @@ fn agrees(samples: &[f64], expected: f64, rel_tol: f64) -> Result<(), String> {
     let half_width = T_975[samples.len() - 2] * sd / n.sqrt();
     let tolerance = half_width.max(rel_tol * expected.abs());
     if (mean - expected).abs() <= tolerance {
+        eprintln!(
+            "agrees: mean {mean:.6} vs expected {expected:.6} ({:+.2} %, tolerance {tolerance:.6})",
+            (mean / expected - 1.0) * 100.0
+        );
         Ok(())
     } else {
         Err(format!(
@@ -157,4 +167,159 @@ fn the_same_comparisons_notice_a_model_wrong_by_a_quarter_or_a_tenth() {
             "Little's law missed a 10 % error"
         );
     }
+}
+
+/// One gateway (cache `cache`, an inline TOML table) in front of `services` instances of
+/// `service` (an inline TOML table), constant 0.1 ms links, `rps` requests of which `static_`
+/// are static, over `objects` Zipf(0.8) objects.
+fn queue(
+    service: &str,
+    services: u32,
+    cache: &str,
+    rps: f64,
+    static_: f64,
+    objects: u64,
+) -> String {
+    format!(
+        r#"
+name = "oracle"
+duration_s = 300.0
+warmup_s = 20.0
+[topology]
+zones = ["z"]
+default_link = {{ latency = {{ dist = "constant", ms = {LINK_MS} }} }}
+[topology.gateways]
+count = 1
+zones = ["z"]
+config = {{ max_fails = 0, proxy_timeout_ms = 1e9, {cache} }}
+[topology.services]
+count = {services}
+zones = ["z"]
+config = {service}
+[topology.stores]
+shards = 1
+zones = ["z"]
+[workload]
+rate = {{ curve = "constant", rps = {rps} }}
+mix = {{ static = {static_}, read = {read}, write = 0.0 }}
+static_objects = {objects}
+zipf_alpha = 0.8
+timeout_ms = 1e9
+zone = "z"
+"#,
+        read = 1.0 - static_
+    )
+}
+
+fn over_seeds(text: &str, f: impl Fn(&minitwin_sim::outcome::RunOutcome) -> f64) -> Vec<f64> {
+    let s = inline(text);
+    (1..=5)
+        .map(|seed| f(&run(&s, seed, &RunOptions::default(), &mut |_| {})))
+        .collect()
+}
+
+fn value(o: &minitwin_sim::outcome::RunOutcome, component: &str, metric: &str) -> f64 {
+    o.value(component, metric)
+        .unwrap_or_else(|| panic!("no {component} {metric}"))
+}
+
+#[test]
+fn a_full_single_server_queue_sheds_what_m_m_1_k_predicts() {
+    // One worker and room for 4 waiting: K = 5; rho = 0.9.
+    let (mu, k) = (250.0, 5);
+    let lambda = 0.9 * mu;
+    let service = "{ workers = 1, queue_capacity = 4, service_time = { dist = \"exponential\", mean_ms = 4.0 } }";
+    let losses = over_seeds(
+        &queue(service, 1, "cache_enabled = false", lambda, 1.0, 1000),
+        |o| {
+            value(o, "service-0", "service_shed_total")
+                / value(o, "service-0", "service_requests_total")
+        },
+    );
+    agrees(&losses, mm1k_loss(lambda, mu, k), 0.05).unwrap();
+    assert!(
+        agrees(&losses, mm1k_loss(lambda, mu, k + 1), 0.05).is_err(),
+        "a room too many went unnoticed"
+    );
+}
+
+#[test]
+fn a_single_server_with_uniform_service_waits_as_pollaczek_khinchine_says() {
+    // Service uniform on [2, 6] ms: mean 4 ms, Cs^2 = (4^2 / 12) / 4^2 = 1/12; rho = 0.8.
+    let (mean_s, cs2, lambda) = (0.004, 1.0 / 12.0, 200.0);
+    let service = "{ workers = 1, queue_capacity = 1000000, service_time = { dist = \"uniform\", min_ms = 2.0, max_ms = 6.0 } }";
+    let waits = over_seeds(
+        &queue(service, 1, "cache_enabled = false", lambda, 1.0, 1000),
+        |o| value(o, "service-0", "service_queue_wait_ms_mean") / 1e3,
+    );
+    agrees(&waits, pk_mean_wait(lambda, mean_s, cs2), 0.05).unwrap();
+    assert!(
+        agrees(&waits, pk_mean_wait(lambda, mean_s, 1.0), 0.05).is_err(),
+        "an exponential-service model (Cs^2 = 1, waits 1.85x) went unnoticed"
+    );
+}
+
+const FAST: &str =
+    "{ workers = 64, queue_capacity = 1000, service_time = { dist = \"constant\", ms = 0.01 } }";
+
+fn hit_ratios(cache: &str, rps: f64, objects: u64) -> Vec<f64> {
+    over_seeds(&queue(FAST, 1, cache, rps, 1.0, objects), |o| {
+        o.summary.cache_hit_ratio
+    })
+}
+
+#[test]
+fn an_lru_edge_cache_hits_as_the_che_approximation_says() {
+    let (n, c, rps) = (2_000u64, 200usize, 500.0);
+    let q = zipf_popularity(n, 0.8);
+    let cache = format!("cache_max_entries = {c}, cache_inactive_ms = 1e9, cache_valid_ms = 1e9");
+    let hits = hit_ratios(&cache, rps, n);
+    // Che is an approximation (accurate to about 1 % on Zipf streams): 2 % tolerance.
+    agrees(&hits, che_hit_ratio(&q, rps, c), 0.02).unwrap();
+    assert!(
+        agrees(&hits, che_hit_ratio(&q, rps, c * 3 / 4), 0.02).is_err(),
+        "a cache a quarter smaller went unnoticed"
+    );
+}
+
+#[test]
+fn an_idle_timeout_cache_hits_as_one_minus_exp_of_minus_rate_times_inactive() {
+    let (n, rps, inactive_s) = (2_000u64, 500.0, 1.0);
+    let q = zipf_popularity(n, 0.8);
+    let cache = format!(
+        "cache_max_entries = {n}, cache_inactive_ms = {}, cache_valid_ms = 1e9",
+        inactive_s * 1e3
+    );
+    let hits = hit_ratios(&cache, rps, n);
+    agrees(&hits, idle_timeout_hit_ratio(&q, rps, inactive_s), 0.02).unwrap();
+    assert!(
+        agrees(
+            &hits,
+            idle_timeout_hit_ratio(&q, rps, inactive_s * 1.5),
+            0.02
+        )
+        .is_err(),
+        "an inactive time half as long again went unnoticed"
+    );
+}
+
+#[test]
+fn an_overloaded_service_tier_delivers_its_bottleneck_bound() {
+    // Two instances of 4 workers, 4 ms each: demand 4 ms / 8 servers, bound 2,000 req/s.
+    // Offered 3,000 req/s: the tier saturates and sheds the rest.
+    let service = "{ workers = 4, queue_capacity = 64, service_time = { dist = \"exponential\", mean_ms = 4.0 } }";
+    let bound = bottleneck_throughput(&[0.004 / 8.0]);
+    let rates = over_seeds(
+        &queue(service, 2, "cache_enabled = false", 3_000.0, 1.0, 1000),
+        |o| o.summary.throughput_rps,
+    );
+    for &x in &rates {
+        assert!(x <= bound * 1.005, "throughput {x} above the bound {bound}");
+    }
+    agrees(&rates, bound, 0.02).unwrap();
+    let wrong = bottleneck_throughput(&[0.004 / 6.0]);
+    assert!(
+        rates.iter().all(|&x| x > wrong * 1.1),
+        "a bound for 6 workers (a quarter fewer) would not be broken"
+    );
 }
