@@ -23,12 +23,14 @@ Examples:
   minitwin lincheck history.log                      is a Jepsen register history linearizable?
   minitwin sweep scenarios/shard-crash.toml --seeds 200   many seeds in parallel: failing seeds,
                                                           recovery time and data lost as distributions
+  minitwin compare scenarios/compare-replication.toml      variants on the same seeds: paired
+                                                          differences with 95 % intervals
 
 Exit codes: 0 all checks passed, 1 the simulator crashed, 2 bad input (the error names the
             file, line and field) or an output that cannot be written, 3 a correctness check
             failed, 4 an SLO (liveness) check failed, 5 lincheck: undecided within its budget,
             130 interrupted (Ctrl-C: results so far are written and marked PARTIAL).
-            sweep: the worst over all seeds (130, then 1, 2, 3, 4).
+            sweep, compare: the worst over all runs (130, then 1, 2, 3, 4).
 
 Budgets: run and sweep estimate a run's events and memory first and refuse one over 5e9
 events or 4 GiB unless --force; lincheck gives up after --budget steps or --memory-mb.";
@@ -42,6 +44,11 @@ pub enum Command {
     /// Run many seeds of a scenario in parallel (each run single-threaded); report failing seeds
     /// with their replay commands and metrics as distributions across seeds.
     Sweep(SweepArgs),
+    /// Run the baseline and every [[variants]] entry of a scenario on the same seeds (common
+    /// random numbers) and report each metric's mean and its difference from the baseline with a
+    /// 95 % confidence interval: throughput, p99, errors, recovery, data lost, storage
+    /// efficiency, cost.
+    Compare(CompareArgs),
     /// Check register histories in Jepsen's log format for linearizability (read, write,
     /// compare-and-set on one register that starts empty). Exit 0 all linearizable, 3 one is
     /// not, 5 one is undecided within the search budget, 2 a file is unreadable.
@@ -86,12 +93,45 @@ pub struct SweepArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// The scenario file; its [[variants]] (name, description, set = { "dotted.field" = value })
+    /// are the arms besides the baseline.
+    pub scenario: PathBuf,
+    /// Seeds per arm; every arm runs replication r on seed FIRST + r.
+    #[arg(long, default_value_t = 10)]
+    pub replications: u64,
+    /// The first replication's seed.
+    #[arg(long, default_value_t = 1)]
+    pub first_seed: u64,
+    /// Run each arm on seeds of its own (unpaired intervals), to see what common random
+    /// numbers save.
+    #[arg(long)]
+    pub independent: bool,
+    /// Runs in parallel (default: one per core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Where the tables go: DIR/<scenario>/compare/{runs,differences}.csv.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Run even when a run's estimated events or memory are over the budget.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct RunArgs {
     /// The scenario file (see scenarios/ for examples and results/README.md for the outputs).
     pub scenario: PathBuf,
     /// Run only this seed (default: every seed in the scenario's `seeds` list).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Run the scenario's [[variants]] entry of this name instead of the baseline; results go
+    /// to DIR/<scenario>.<variant>/.
+    #[arg(long)]
+    pub variant: Option<String>,
     /// Where results go: DIR/<scenario>/seed-<N>/.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,

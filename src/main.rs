@@ -2,16 +2,19 @@
 //!
 //! Map: [`cli`] declares the commands and their help; [`run_cmd`] runs scenarios and writes
 //! results; [`plot`] draws them; [`check_cmd`] validates scenario files;
-//! [`sweep_cmd`] runs many seeds in parallel; [`lincheck_cmd`] checks Jepsen histories.
+//! [`sweep_cmd`] runs many seeds in parallel; [`compare_cmd`] compares variants on common random
+//! numbers; [`pool`] runs many runs across threads; [`lincheck_cmd`] checks Jepsen histories.
 
 #[macro_use]
 mod say;
 
 mod check_cmd;
 mod cli;
+mod compare_cmd;
 mod interrupt;
 mod lincheck_cmd;
 mod plot;
+mod pool;
 mod run_cmd;
 mod sweep_cmd;
 
@@ -25,6 +28,7 @@ fn main() -> ExitCode {
         cli::Command::Run(a) => run_cmd::main(a),
         cli::Command::Check(a) => check_cmd::main(a),
         cli::Command::Sweep(a) => sweep_cmd::main(a),
+        cli::Command::Compare(a) => compare_cmd::main(a),
         cli::Command::Lincheck(a) => lincheck_cmd::main(a),
     };
     ExitCode::from(code)

@@ -17,7 +17,7 @@ use std::time::Instant;
 pub const COMMIT: &str = env!("MINITWIN_COMMIT");
 
 pub fn main(args: RunArgs) -> u8 {
-    let scenario = match scenario::load(&args.scenario) {
+    let scenario = match load(&args) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -49,6 +49,25 @@ pub fn main(args: RunArgs) -> u8 {
         worst = worst.max(code);
     }
     worst
+}
+
+/// The scenario, or its `--variant`.
+fn load(args: &RunArgs) -> Result<Scenario, String> {
+    let Some(name) = &args.variant else {
+        return scenario::load(&args.scenario).map_err(|e| e.to_string());
+    };
+    let (_, variants) = scenario::load_with_variants(&args.scenario).map_err(|e| e.to_string())?;
+    let names: Vec<&str> = variants.iter().map(|(n, _)| n.as_str()).collect();
+    variants
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, s)| s.clone())
+        .ok_or_else(|| {
+            format!(
+                "--variant {name}: {} has no such variant; it has {names:?}",
+                args.scenario.display()
+            )
+        })
 }
 
 /// Everything that can be refused before simulating anything: the budget, the log path, the
@@ -114,7 +133,14 @@ fn log_path(log: &Path, seed: u64, several: bool) -> PathBuf {
 }
 
 fn replay(args: &RunArgs, seed: u64) -> String {
-    format!("minitwin run {} --seed {seed}", args.scenario.display())
+    let variant = args
+        .variant
+        .as_ref()
+        .map_or(String::new(), |v| format!(" --variant {v}"));
+    format!(
+        "minitwin run {}{variant} --seed {seed}",
+        args.scenario.display()
+    )
 }
 
 fn run_one(

@@ -2,20 +2,11 @@
 
 use crate::cli::SweepArgs;
 use crate::run_cmd::COMMIT;
-use indicatif::{ProgressBar, ProgressStyle};
 use minitwin_sim::outcome::RunOutcome;
-use minitwin_sim::run::{self as runner, RunOptions};
 use minitwin_sim::scenario::{self, Scenario};
-use rayon::prelude::*;
 use std::path::Path;
 
-/// What became of one seed.
-enum Fate {
-    Ran(Box<RunOutcome>),
-    Crashed(String),
-    /// Not run: the sweep was interrupted first.
-    Skipped,
-}
+use crate::pool::{self, Fate};
 
 /// At most this many seeds in one sweep.
 const MAX_SEEDS: u64 = 1_000_000;
@@ -35,16 +26,13 @@ pub fn main(args: SweepArgs) -> u8 {
         );
         return 2;
     };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let jobs = args.jobs.unwrap_or(cores);
-    if jobs == 0 || jobs > 4 * cores.max(64) {
-        eprintln!(
-            "error: --jobs {jobs}: give 1 to {} (this machine has {cores} cores; runs are single-threaded)",
-            4 * cores.max(64)
-        );
-        return 2;
-    }
-    let jobs = jobs.min(args.seeds as usize);
+    let jobs = match pool::threads(args.jobs, args.seeds as usize) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let e = minitwin_sim::tiers::estimate(&scenario);
     let parallel_bytes = e.bytes * jobs as f64;
     if let Some(why) = e.over_budget() {
@@ -69,69 +57,21 @@ pub fn main(args: SweepArgs) -> u8 {
         );
         return 2;
     }
-    let pool = match rayon::ThreadPoolBuilder::new().num_threads(jobs).build() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: cannot start {jobs} worker threads: {e}");
-            return 2;
-        }
-    };
     say!(
         "minitwin sweep: scenario `{}` seeds {}..={} on {} threads, commit {COMMIT}",
         scenario.name,
         args.first_seed,
         last_seed,
-        pool.current_num_threads()
+        jobs
     );
-    let bar = bar(args.quiet, args.seeds);
-    let previous_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {})); // crashes are reported per seed below
     let seeds: Vec<u64> = (args.first_seed..=last_seed).collect();
-    let fates: Vec<(u64, Fate)> = pool.install(|| {
-        seeds
-            .par_iter()
-            .map(|&seed| {
-                let fate = run_seed(&scenario, seed);
-                bar.inc(1);
-                (seed, fate)
-            })
-            .collect()
-    });
-    std::panic::set_hook(previous_hook);
-    bar.finish_and_clear();
+    let runs: Vec<(&Scenario, u64)> = seeds.iter().map(|&s| (&scenario, s)).collect();
+    let fates: Vec<(u64, Fate)> = seeds
+        .iter()
+        .copied()
+        .zip(pool::run_all(&runs, jobs, args.quiet, "runs"))
+        .collect();
     report(&args, &scenario, &fates)
-}
-
-fn run_seed(scenario: &Scenario, seed: u64) -> Fate {
-    if crate::interrupt::requested() {
-        return Fate::Skipped;
-    }
-    let options = RunOptions {
-        stop: Some(&crate::interrupt::STOP),
-        ..RunOptions::default()
-    };
-    let run = || runner::run(scenario, seed, &options, &mut |_| {});
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
-        Ok(o) => Fate::Ran(Box::new(o)),
-        Err(p) => Fate::Crashed(
-            p.downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "panic".into()),
-        ),
-    }
-}
-
-fn bar(quiet: bool, n: u64) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(n);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} seeds [{elapsed}, eta {eta}]")
-            .expect("valid template"),
-    );
-    bar
 }
 
 /// Quantiles of `values` as "min / p50 / p90 / max".
@@ -152,21 +92,8 @@ fn distribution(values: &mut [f64]) -> String {
 
 fn report(args: &SweepArgs, scenario: &Scenario, fates: &[(u64, Fate)]) -> u8 {
     let replay = |seed: u64| format!("minitwin run {} --seed {seed}", args.scenario.display());
-    let mut worst = 0u8;
-    let mut code = |c: u8| {
-        // Precedence: interrupted (130), crash (1), bad output (2), correctness (3), liveness (4).
-        let rank = |c: u8| match c {
-            crate::interrupt::EXIT_INTERRUPTED => 5,
-            1 => 4,
-            2 => 3,
-            3 => 2,
-            4 => 1,
-            _ => 0,
-        };
-        if rank(c) > rank(worst) {
-            worst = c;
-        }
-    };
+    let mut worst = pool::Worst::default();
+    let mut code = |c: u8| worst.add(c);
     let mut failing = 0;
     for (seed, fate) in fates {
         match fate {
@@ -247,7 +174,7 @@ fn report(args: &SweepArgs, scenario: &Scenario, fates: &[(u64, Fate)]) -> u8 {
             code(2);
         }
     }
-    worst
+    worst.0
 }
 
 fn write_table(

@@ -10,6 +10,8 @@
 //! - [`disk`]: the disk (unsynced writes lost on crash, slow and failing windows).
 //! - [`trace`]: the event-trace hash and first-divergence report.
 //! - [`scenario`]: scenario files (strict TOML, errors with file, line and field).
+//! - [`variants`]: a scenario's `[[variants]]`, expanded into scenarios (common random numbers).
+//! - [`cost`]: the price of a run's nodes per hour.
 //! - [`plan`]: the scenario as a plan: every node's name, zone, role and handle, decided once.
 //! - [`tiers`]: one module per tier (validate, plan, build, collect, report) and their registry.
 //! - [`workload`]: the users' client (open-loop Poisson arrivals on a rate curve, Zipf
@@ -22,12 +24,16 @@
 //!   time.
 //! - [`outcome`]: the summary, rows and tables of a run; [`report`] turns them into files.
 //! - [`lincheck`]: linearizability of register histories (WGL), and Jepsen's log format.
+//! - [`compare`]: variants run as arms on common seeds, differences with intervals.
+//! - [`stats`]: means, confidence intervals, paired and unpaired differences.
 //! - [`oracle`]: analytic queueing formulas (Erlang B/C, M/M/c, M/M/1) for the twin's tests.
 //!
 //! Architecture invariant: nothing in a run reads the wall clock, OS randomness or a hash
 //! map's iteration order, and nothing in a run spawns a thread.
 
 pub mod checks;
+pub mod compare;
+pub mod cost;
 pub mod disk;
 pub mod evidence;
 pub mod heap;
@@ -42,7 +48,9 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod series;
+pub mod stats;
 pub mod tiers;
 pub mod trace;
+pub mod variants;
 pub mod workload;
 pub mod world;

@@ -32,6 +32,10 @@ pub struct Summary {
     /// From the first fault to the first promotion of a replica, store or session (None
     /// without a failover).
     pub failover_s: Option<f64>,
+    /// What the topology's nodes cost per hour (`[cost]`; the workload's clients are free).
+    pub cost_per_hour: f64,
+    /// The archiver's last day: logical bytes over billed bytes (None without an archiver).
+    pub storage_efficiency: Option<f64>,
 }
 
 /// One row of the long-format results.
@@ -237,6 +241,10 @@ pub fn summary_rows(s: &Summary) -> Vec<Row> {
     }
     if let Some(f) = s.failover_s {
         out.push(Row::new("run", "failover_s", f, "s"));
+    }
+    out.push(Row::new("run", "cost_per_hour", s.cost_per_hour, "$/h"));
+    if let Some(e) = s.storage_efficiency {
+        out.push(Row::new("run", "storage_efficiency", e, "ratio"));
     }
     out
 }

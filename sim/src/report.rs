@@ -184,6 +184,14 @@ pub fn summary_text(o: &RunOutcome) -> String {
     for (label, text) in &o.lines {
         line(&mut t, label, text.clone());
     }
+    line(
+        &mut t,
+        "cost",
+        format!(
+            "${:.2} per hour for the topology's nodes (prices: [cost] node_hour)",
+            s.cost_per_hour
+        ),
+    );
     line(&mut t, "events", o.events_total.to_string());
     line(&mut t, "trace hash", format!("{:016x}", o.trace_hash));
     for c in &o.checks {

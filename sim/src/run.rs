@@ -143,6 +143,7 @@ fn finish(
         tier.collect(&view, &mut ev);
     }
     ev.summary.recovery_s = series.recovery_s();
+    ev.summary.cost_per_hour = scenario.cost.per_hour(&world.plan);
     ev.summary.failover_s = first_fault_s(scenario)
         .zip(promoted_ns)
         .map(|(fault, at)| at as f64 / 1e9 - fault);

@@ -38,6 +38,25 @@ pub struct Scenario {
     pub checks: Checks,
     #[serde(default)]
     pub buggify: BuggifyConfig,
+    /// Prices for the cost of a run.
+    #[serde(default)]
+    pub cost: crate::cost::CostConfig,
+    /// Architecture variants compared with this scenario on the same seeds (`minitwin
+    /// compare`): each overrides fields by dotted path.
+    #[serde(default)]
+    pub variants: Vec<Variant>,
+}
+
+/// A variant of a scenario: `set` overrides fields by dotted path (`"topology.stores.shards" =
+/// 8`, `"workload.rate" = { curve = "constant", rps = 4000.0 }`); a table replaces the whole
+/// table at its path.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub set: toml::Table,
 }
 
 fn default_seeds() -> Vec<u64> {
@@ -350,6 +369,11 @@ pub enum Seg {
     Index(usize),
 }
 
+/// A path as `a.b[2].c`.
+pub(crate) fn path_text(path: &[Seg]) -> String {
+    path_string(path)
+}
+
 fn path_string(path: &[Seg]) -> String {
     let mut s = String::new();
     for seg in path {
@@ -365,7 +389,7 @@ fn path_string(path: &[Seg]) -> String {
     s
 }
 
-fn key(k: &str) -> Seg {
+pub(crate) fn key(k: &str) -> Seg {
     Seg::Key(k.to_string())
 }
 
@@ -428,22 +452,53 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         }
     })?;
     if let Err((field, message)) = validate(&scenario) {
-        let offset = locate(text, &field).unwrap_or(0);
-        let (line, column) = line_col(text, offset);
-        return Err(ScenarioError {
-            file: path.to_path_buf(),
-            line,
-            column,
-            field: path_string(&field),
-            message,
-            source_line: text
-                .lines()
-                .nth(line.saturating_sub(1))
-                .unwrap_or("")
-                .to_string(),
-        });
+        return Err(located(path, text, &field, message));
     }
+    crate::variants::expand(path, text, &scenario)?;
     Ok(scenario)
+}
+
+/// An error at the field `field` of `text`, with its line and column.
+pub(crate) fn located(path: &Path, text: &str, field: &[Seg], message: String) -> ScenarioError {
+    let offset = locate(text, field).unwrap_or(0);
+    let (line, column) = line_col(text, offset);
+    ScenarioError {
+        file: path.to_path_buf(),
+        line,
+        column,
+        field: path_string(field),
+        message,
+        source_line: text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .unwrap_or("")
+            .to_string(),
+    }
+}
+
+/// The scenario at `path` and its variants (name, scenario), all validated.
+pub fn load_with_variants(
+    path: &Path,
+) -> Result<(Scenario, Vec<(String, Scenario)>), ScenarioError> {
+    let text = read_limited(path, MAX_SCENARIO_BYTES).map_err(|message| ScenarioError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        field: String::new(),
+        message,
+        source_line: String::new(),
+    })?;
+    parse_with_variants(path, &text)
+}
+
+/// The scenario in `text` (read from `path`) and its variants (name, scenario), all validated.
+pub fn parse_with_variants(
+    path: &Path,
+    text: &str,
+) -> Result<(Scenario, Vec<(String, Scenario)>), ScenarioError> {
+    let base = parse(path, text)?;
+    let variants = crate::variants::expand(path, text, &base)?;
+    Ok((base, variants))
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -673,10 +728,16 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
         &["buggify"],
     )?;
     within(validate_checks(&s.checks), &["checks"])?;
+    within(s.cost.validate(), &["cost"])?;
     if let Some((name, why)) = crate::checks::unmet(s) {
         return Err((at(&["checks", name]), why));
     }
     Ok(())
+}
+
+/// [`valid_name`] as a path-less error.
+pub(crate) fn valid_name_check(name: &str) -> Result<(), Invalid> {
+    within(valid_name(name), &[])
 }
 
 /// A scenario's name names its results directory: letters, digits, `-`, `_` and `.`, not

@@ -1,6 +1,7 @@
 //! minitwin's one integration-test binary. Each module is a family of features:
 //!
 //! - `accounting`: one measured window for every count; nothing unanswered is hidden.
+//! - `compare`: variants on common random numbers against independent seeds.
 //! - `determinism`: same seed, same bytes and trace hash; different seeds differ.
 //! - `faults`: scripted fault scenarios and the checkers that must catch planted bugs.
 //! - `inputs`: bad files, paths, arguments, a closed stdout, Ctrl-C: an error and its exit
@@ -18,6 +19,7 @@
 //! - `seam`: the same store state machine under the tokio driver over loopback TCP.
 
 mod accounting;
+mod compare;
 mod determinism;
 mod faults;
 mod fuzz;

@@ -55,6 +55,15 @@ impl Tier for Archiving {
         ));
     }
 
+    fn collect<'a>(&self, run: &RunView<'a>, ev: &mut Evidence<'a>) {
+        ev.summary.storage_efficiency = run
+            .plan
+            .one(ARCHIVER)
+            .and_then(|n| run.sim.component::<Archiver>(n))
+            .and_then(|a| a.days.last())
+            .map(|d| d.storage_efficiency);
+    }
+
     fn report(&self, run: &RunView<'_>, _: &Evidence<'_>, out: &mut TierReport) {
         let Some(archiver) = run
             .plan
