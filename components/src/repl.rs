@@ -11,12 +11,17 @@
 //! after `failed_polls` polls without an answer from a primary it promotes the responding
 //! replica with the most records, tells the others to follow it, pushes the new route to every
 //! service, and later fences the old primary when it answers again.
+//!
+//! With an `operator_delay` it models a manual failover instead (a monolith's database):
+//! the failed polls raise an alert, and a human promotes the replica a drawn delay later
+//! (paging, diagnosis, the decision), unless the primary answers again first.
 
+use crate::config::nested;
 use crate::config::{self, Checked};
 use crate::context::{Component, Context, NodeId};
 use crate::metrics::{CounterId, HistId};
 use crate::msg::{Msg, Timer};
-use crate::rng::ms_to_ns;
+use crate::rng::{ms_to_ns, Dist};
 use serde::Deserialize;
 
 /// Messages of replication and failover.
@@ -110,6 +115,9 @@ pub struct OrchestratorConfig {
     pub poll_interval_ms: f64,
     /// Consecutive unanswered polls after which a primary is declared dead.
     pub failed_polls: u32,
+    /// Manual failover: once a primary is declared dead, an operator promotes a replica this
+    /// long later (none: the orchestrator promotes at once).
+    pub operator_delay: Option<Dist>,
 }
 
 impl Default for OrchestratorConfig {
@@ -117,15 +125,21 @@ impl Default for OrchestratorConfig {
         OrchestratorConfig {
             poll_interval_ms: 5_000.0,
             failed_polls: 2,
+            operator_delay: None,
         }
     }
 }
 
 impl OrchestratorConfig {
-    /// Ranges: `poll_interval_ms` 100-1e9; `failed_polls` 1-100.
+    /// Ranges: `poll_interval_ms` 100-1e9; `failed_polls` 1-100; `operator_delay` a duration
+    /// distribution.
     pub fn validate(&self) -> Checked {
         config::ms("poll_interval_ms", self.poll_interval_ms, 100.0)?;
-        config::count("failed_polls", u64::from(self.failed_polls), 1, 100)
+        config::count("failed_polls", u64::from(self.failed_polls), 1, 100)?;
+        if let Some(d) = &self.operator_delay {
+            nested("operator_delay", d.validate())?;
+        }
+        Ok(())
     }
 }
 
@@ -149,6 +163,8 @@ struct ShardState {
     epoch: u64,
     missed_polls: u32,
     last_seen_ns: u64,
+    /// Manual failover: when the operator will act on the alert raised for this shard.
+    operator_due_ns: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -196,6 +212,7 @@ impl Orchestrator {
                     epoch: 1,
                     missed_polls: 0,
                     last_seen_ns: 0,
+                    operator_due_ns: None,
                 }
             })
             .collect();
@@ -241,16 +258,41 @@ impl Orchestrator {
             };
             let primary = self.shards[i].primary;
             if answered(primary, &self.answers, self.seq) {
-                self.shards[i].missed_polls = 0;
-                self.shards[i].last_seen_ns = now;
+                let shard = &mut self.shards[i];
+                shard.missed_polls = 0;
+                shard.last_seen_ns = now;
+                shard.operator_due_ns = None; // back before the operator acted: stand down
             } else {
                 self.shards[i].missed_polls += 1;
-                if self.shards[i].missed_polls >= self.config.failed_polls {
+                if self.shards[i].missed_polls >= self.config.failed_polls && self.decided(ctx, i) {
                     self.fail_over(ctx, i);
                 }
             }
             self.fence(ctx, i);
         }
+    }
+
+    /// Whether a failover of shard `i`, declared dead, happens now: at once, or when the
+    /// operator's delay (drawn when the alert is raised) has passed.
+    fn decided(&mut self, ctx: &mut dyn Context, i: usize) -> bool {
+        let Some(delay) = &self.config.operator_delay else {
+            return true;
+        };
+        let now = ctx.now_ns();
+        let due = match self.shards[i].operator_due_ns {
+            Some(due) => due,
+            None => {
+                let due = now.saturating_add(delay.sample_ns(ctx.rng()));
+                tracing::info!(
+                    shard = i,
+                    due_ns = due,
+                    "alert: primary down, operator paged"
+                );
+                self.shards[i].operator_due_ns = Some(due);
+                due
+            }
+        };
+        now >= due
     }
 
     fn fail_over(&mut self, ctx: &mut dyn Context, i: usize) {
@@ -289,6 +331,7 @@ impl Orchestrator {
         );
         shard.primary = new_primary;
         shard.missed_polls = 0;
+        shard.operator_due_ns = None;
         let (epoch, members) = (shard.epoch, shard.members.clone());
         ctx.send(new_primary, Msg::Repl(ReplMsg::Promote { epoch, members }));
         for &s in &self.services {

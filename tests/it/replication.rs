@@ -205,3 +205,61 @@ fn convergence_is_not_applicable_to_single_node_shards() {
     assert!(!c.passed() && !c.failed());
     assert_eq!(o.failure(), None);
 }
+
+/// The monolith with a fixed operator delay, shortened.
+fn monolith(operator_delay_s: f64, restart_after_s: Option<f64>) -> Scenario {
+    let mut s = shipped("monolith-db-crash");
+    s.duration_s = 1500.0;
+    s.topology.stores.orchestrator.operator_delay =
+        Some(minitwin_components::rng::Dist::Constant {
+            ms: operator_delay_s * 1000.0,
+        });
+    if let Fault::Crash {
+        restart_after_s: r, ..
+    } = &mut s.faults[0]
+    {
+        *r = restart_after_s;
+    }
+    s
+}
+
+#[test]
+fn a_manual_failover_promotes_the_replica_an_alert_and_an_operator_delay_after_the_crash() {
+    // Alert: 20 failed scrapes 15 s apart (300 s, less the poll phase); operator: 600 s more.
+    let o = go(&monolith(600.0, None), 1);
+    let failover_s = o.summary.failover_s.expect("the operator failed over");
+    assert!(
+        (885.0..=915.0).contains(&failover_s),
+        "failover {failover_s} s after the crash, expected about 300 s of alert + 600 s of operator"
+    );
+    let recovery_s = o.summary.recovery_s.expect("a fault ran");
+    assert!(
+        recovery_s >= failover_s && recovery_s < failover_s + 30.0,
+        "recovery {recovery_s} s"
+    );
+    // Automatic failover on the same seed: the orchestrator promotes at the alert.
+    let mut auto = monolith(600.0, None);
+    auto.topology.stores.orchestrator.operator_delay = None;
+    let auto_failover_s = go(&auto, 1).summary.failover_s.expect("a failover");
+    assert!(
+        (280.0..=315.0).contains(&auto_failover_s),
+        "automatic failover at {auto_failover_s} s"
+    );
+}
+
+#[test]
+fn an_operator_stands_down_when_the_primary_comes_back_before_the_promotion() {
+    // The host is back after 400 s: alerted at about 300 s, the operator would act at 900 s.
+    let o = go(&monolith(600.0, Some(400.0)), 1);
+    assert_eq!(
+        o.summary.failover_s, None,
+        "no promotion: the primary came back"
+    );
+    let failovers = o
+        .rows
+        .iter()
+        .find(|r| r.metric == "orchestrator_failovers_total")
+        .unwrap();
+    assert_eq!(failovers.value, 0.0);
+    assert!(check(&o, "split_brain").passed());
+}
