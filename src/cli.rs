@@ -25,6 +25,8 @@ Examples:
                                                           recovery time and data lost as distributions
   minitwin compare scenarios/compare-replication.toml      variants on the same seeds: paired
                                                           differences with 95 % intervals
+  minitwin capacity scenarios/steady.toml                  max QPS under the scenario's SLO,
+                                                          tier utilization, the bottleneck
 
 Exit codes: 0 all checks passed, 1 the simulator crashed, 2 bad input (the error names the
             file, line and field) or an output that cannot be written, 3 a correctness check
@@ -49,6 +51,10 @@ pub enum Command {
     /// 95 % confidence interval: throughput, p99, errors, recovery, data lost, storage
     /// efficiency, cost.
     Compare(CompareArgs),
+    /// Find the highest constant offered rate whose p99 stays within an SLO with errors within a
+    /// bound (bracketing from the scenario's rate, then bisection; replications at each step),
+    /// each tier's utilization there, and the bottleneck.
+    Capacity(CapacityArgs),
     /// Check register histories in Jepsen's log format for linearizability (read, write,
     /// compare-and-set on one register that starts empty). Exit 0 all linearizable, 3 one is
     /// not, 5 one is undecided within the search budget, 2 a file is unreadable.
@@ -82,6 +88,49 @@ pub struct SweepArgs {
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Where the per-seed table goes: DIR/<scenario>/sweep.csv.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Run even when a run's estimated events or memory are over the budget.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CapacityArgs {
+    /// The scenario file: its topology and mix; its rate curve is replaced by a constant rate.
+    pub scenario: PathBuf,
+    /// Search this [[variants]] entry instead of the baseline.
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// The SLO's p99 client latency (default: the scenario's [checks] max_p99_ms).
+    #[arg(long)]
+    pub p99_ms: Option<f64>,
+    /// The largest error ratio allowed (default: [checks] max_error_ratio, else 0.001).
+    #[arg(long)]
+    pub max_error_ratio: Option<f64>,
+    /// Seeds per rate (the same seeds at every rate); a rate passes when the means do.
+    #[arg(long, default_value_t = 3)]
+    pub replications: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 1)]
+    pub first_seed: u64,
+    /// The first rate tried (default: the scenario's peak rate); doubled or halved until the
+    /// SLO is bracketed.
+    #[arg(long)]
+    pub start_rps: Option<f64>,
+    /// Stop when the failing rate is within this fraction above the passing one.
+    #[arg(long, default_value_t = 0.02)]
+    pub tolerance: f64,
+    /// Simulated seconds per run (default: the scenario's duration_s).
+    #[arg(long)]
+    pub duration_s: Option<f64>,
+    /// Runs in parallel (default: one per core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Where the tables go: DIR/<scenario>/capacity/{steps,utilization}.csv.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
     /// No progress bar.

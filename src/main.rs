@@ -3,11 +3,12 @@
 //! Map: [`cli`] declares the commands and their help; [`run_cmd`] runs scenarios and writes
 //! results; [`plot`] draws them; [`check_cmd`] validates scenario files;
 //! [`sweep_cmd`] runs many seeds in parallel; [`compare_cmd`] compares variants on common random
-//! numbers; [`pool`] runs many runs across threads; [`lincheck_cmd`] checks Jepsen histories.
+//! numbers; [`capacity_cmd`] searches max QPS under an SLO; [`pool`] runs many runs across threads; [`lincheck_cmd`] checks Jepsen histories.
 
 #[macro_use]
 mod say;
 
+mod capacity_cmd;
 mod check_cmd;
 mod cli;
 mod compare_cmd;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         cli::Command::Check(a) => check_cmd::main(a),
         cli::Command::Sweep(a) => sweep_cmd::main(a),
         cli::Command::Compare(a) => compare_cmd::main(a),
+        cli::Command::Capacity(a) => capacity_cmd::main(a),
         cli::Command::Lincheck(a) => lincheck_cmd::main(a),
     };
     ExitCode::from(code)

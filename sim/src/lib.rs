@@ -25,12 +25,14 @@
 //! - [`outcome`]: the summary, rows and tables of a run; [`report`] turns them into files.
 //! - [`lincheck`]: linearizability of register histories (WGL), and Jepsen's log format.
 //! - [`compare`]: variants run as arms on common seeds, differences with intervals.
+//! - [`capacity`]: max QPS under an SLO (bracketing, bisection), tier loads, the bottleneck.
 //! - [`stats`]: means, confidence intervals, paired and unpaired differences.
 //! - [`oracle`]: analytic queueing formulas (Erlang B/C, M/M/c, M/M/1) for the twin's tests.
 //!
 //! Architecture invariant: nothing in a run reads the wall clock, OS randomness or a hash
 //! map's iteration order, and nothing in a run spawns a thread.
 
+pub mod capacity;
 pub mod checks;
 pub mod compare;
 pub mod cost;

@@ -98,6 +98,39 @@ pub fn bottleneck_throughput(demands_s: &[f64]) -> f64 {
     1.0 / demands_s.iter().copied().fold(0.0, f64::max)
 }
 
+/// M/M/c (FCFS) time in system beyond `t`: with C the Erlang C probability of waiting and
+/// theta = c mu - lambda, the wait is Exp(theta) with probability C, so
+/// P(T > t) = (1 - C) e^(-mu t) + C (theta e^(-mu t) - mu e^(-theta t)) / (theta - mu),
+/// and C t mu e^(-mu t) added to e^(-mu t) when theta = mu. For c = 1 it is e^(-(mu - lambda) t).
+pub fn mmc_sojourn_tail(c: u32, lambda: f64, mu: f64, t: f64) -> f64 {
+    let wait = erlang_c(c, lambda / mu);
+    let theta = f64::from(c) * mu - lambda;
+    let e_mu = math::exp(-mu * t);
+    if ((theta - mu) / mu).abs() < 1e-9 {
+        return e_mu + wait * mu * t * e_mu;
+    }
+    (1.0 - wait) * e_mu + wait * (theta * e_mu - mu * math::exp(-theta * t)) / (theta - mu)
+}
+
+/// The highest arrival rate at which an M/M/c queue's `q` quantile of time in system stays
+/// within `t` (bisection on [`mmc_sojourn_tail`], which grows with lambda); 0 when even an
+/// idle server's service time exceeds it.
+pub fn mmc_max_rate_for_quantile(c: u32, mu: f64, q: f64, t: f64) -> f64 {
+    if math::exp(-mu * t) > 1.0 - q {
+        return 0.0;
+    }
+    let (mut lo, mut hi) = (0.0, f64::from(c) * mu);
+    for _ in 0..200 {
+        let mid = (lo + hi) / 2.0;
+        if mmc_sojourn_tail(c, mid, mu, t) <= 1.0 - q {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 /// M/M/1 mean time in system: W = 1 / (mu - lambda).
 pub fn mm1_mean_sojourn(lambda: f64, mu: f64) -> f64 {
     assert!(lambda < mu, "M/M/1 needs lambda < mu");
@@ -109,6 +142,22 @@ use minitwin_components::math;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mmc_sojourn_tail_is_exponential_for_one_server_and_continuous_at_theta_equal_mu() {
+        // M/M/1: T ~ Exp(mu - lambda); the p99 is ln(100) / (mu - lambda).
+        let (lambda, mu) = (150.0, 250.0);
+        let t = math::ln(100.0) / (mu - lambda);
+        assert!((mmc_sojourn_tail(1, lambda, mu, t) - 0.01).abs() < 1e-12);
+        let best = mmc_max_rate_for_quantile(1, mu, 0.99, t);
+        assert!((best - lambda).abs() < 1e-6, "{best}");
+        // c = 2, theta = 2 mu - lambda = mu at lambda = mu: both branches agree nearby.
+        let at = mmc_sojourn_tail(2, 250.0, 250.0, 0.01);
+        let near = mmc_sojourn_tail(2, 250.0 * (1.0 + 1e-6), 250.0, 0.01);
+        assert!((at - near).abs() < 1e-6, "{at} {near}");
+        // More servers at the same utilization: a shorter tail.
+        assert!(mmc_sojourn_tail(4, 800.0, 250.0, 0.02) < mmc_sojourn_tail(1, 200.0, 250.0, 0.02));
+    }
 
     #[test]
     fn mm1k_loss_matches_hand_computed_values() {

@@ -27,11 +27,13 @@
 //! - [`replica`]: following a primary, fetching what is missing, rewinding a diverged tail,
 //!   promotion;
 //! - [`feeds`]: what other components read from a shard: mirror updates, resharding's freeze
-//!   and digests.
+//!   and digests;
+//! - [`queries`]: the CPU cost of client requests on a bounded set of query threads.
 
 mod feeds;
 mod log;
 mod primary;
+mod queries;
 mod replica;
 #[cfg(test)]
 mod tests;
@@ -41,11 +43,11 @@ pub use log::{decode_snapshot, encode_snapshot, state_digest, DurableState};
 use crate::config::{self, Checked};
 use crate::context::{Component, Context, DiskEvent, NodeId};
 use crate::detmap::DetMap;
-use crate::metrics::{CounterId, HistId};
+use crate::metrics::{CounterId, HistId, LevelId};
 use crate::mirror::MirrorMsg;
 use crate::msg::{Msg, StoreOp, StoreRequest, StoreResponse, StoreResult, Timer};
 use crate::repl::ReplMsg;
-use crate::rng::ms_to_ns;
+use crate::rng::{ms_to_ns, Dist};
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -89,6 +91,13 @@ pub struct StoreConfig {
     /// Settled records (on every replica and log reader) kept in the log before they are folded
     /// into a checkpoint and purged, as a binlog is after its replicas have read it.
     pub purge_after_records: u64,
+    /// CPU time of one client request (none: requests cost nothing, as an unlimited store).
+    pub query_time: Option<Dist>,
+    /// Requests executing at once (cores; innodb_thread_concurrency); more wait their turn.
+    pub query_threads: u32,
+    /// Requests inside the store, executing or waiting, beyond which a request is refused
+    /// with an error (MariaDB max_connections = 151).
+    pub max_connections: u32,
 }
 
 impl Default for StoreConfig {
@@ -105,6 +114,9 @@ impl Default for StoreConfig {
             fetch_batch: 512,
             replication_delay_ms: 0.0,
             purge_after_records: 20_000,
+            query_time: None,
+            query_threads: 16,
+            max_connections: 151,
         }
     }
 }
@@ -112,8 +124,27 @@ impl Default for StoreConfig {
 impl StoreConfig {
     /// Ranges: `semi_sync_timeout_ms` 1-1e9; `heartbeat_interval_ms` 10-1e9;
     /// `replication_delay_ms` 0-1e9; `fetch_batch` 1-1,000,000; `semi_sync_ack_count` 1-64 (and
-    /// at most the shard's replicas); `purge_after_records` 1-100,000,000.
+    /// at most the shard's replicas); `purge_after_records` 1-100,000,000; `query_threads`
+    /// 1-65,536; `max_connections` 1-100,000 and at least `query_threads`.
     pub fn validate(&self) -> Checked {
+        if let Some(d) = &self.query_time {
+            config::nested("query_time", d.validate())?;
+        }
+        config::count("query_threads", u64::from(self.query_threads), 1, 65_536)?;
+        config::count(
+            "max_connections",
+            u64::from(self.max_connections),
+            1,
+            100_000,
+        )?;
+        config::rule(
+            self.max_connections >= self.query_threads,
+            "max_connections",
+            format!(
+                "{} connections cannot keep {} query threads busy: give at least query_threads",
+                self.max_connections, self.query_threads
+            ),
+        )?;
         config::ms("semi_sync_timeout_ms", self.semi_sync_timeout_ms, 1.0)?;
         config::ms("heartbeat_interval_ms", self.heartbeat_interval_ms, 10.0)?;
         config::ms("replication_delay_ms", self.replication_delay_ms, 0.0)?;
@@ -242,6 +273,8 @@ struct Ids {
     purged: CounterId,
     commit_latency: HistId,
     replication_lag: HistId,
+    refused: CounterId,
+    busy_threads: LevelId,
 }
 
 const TICK_HEARTBEAT: u32 = 1;
@@ -289,6 +322,8 @@ pub struct Store {
     /// The primary's settled point, from its heartbeats: the replica may purge up to it.
     purge_hint_lsn: u64,
     tenures: Vec<Tenure>,
+    /// Client requests on query threads or waiting for one (see `queries.rs`).
+    queries: queries::Queries,
     ids: Option<Ids>,
 }
 
@@ -335,6 +370,7 @@ impl Store {
             fetch_after_ns: 0,
             purge_hint_lsn: 0,
             tenures: Vec::new(),
+            queries: queries::Queries::default(),
             ids: None,
         }
     }
@@ -563,6 +599,8 @@ impl Store {
             purged: m.counter("store_purged_records_total"),
             commit_latency: m.histogram("store_commit_latency_ns"),
             replication_lag: m.histogram("store_replication_lag_ns"),
+            refused: m.counter("store_refused_total"),
+            busy_threads: m.level("store_busy_threads", "threads"),
         });
     }
 }
@@ -586,7 +624,7 @@ impl Component for Store {
 
     fn on_message(&mut self, ctx: &mut dyn Context, from: NodeId, msg: Msg) {
         match msg {
-            Msg::Store(r) => self.on_request(ctx, from, r),
+            Msg::Store(r) => self.admit(ctx, from, r),
             Msg::Repl(r) => self.on_repl(ctx, from, r),
             Msg::Mirror(MirrorMsg::GetUpdates { from_lsn, max }) => {
                 self.on_get_updates(ctx, from, from_lsn, max)
@@ -604,6 +642,7 @@ impl Component for Store {
                 kind: TICK_SEMI_SYNC,
             } => self.semi_sync_timeout(ctx),
             Timer::Tick { kind: TICK_SHIP } => self.ship(ctx),
+            Timer::WorkerDone { worker } => self.query_done(ctx, worker),
             _ => {}
         }
     }

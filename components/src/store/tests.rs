@@ -159,3 +159,36 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn queries_run_on_bounded_threads_wait_in_order_and_are_refused_beyond_max_connections() {
+    let mut ctx = TestContext::new(0);
+    let config = StoreConfig {
+        query_time: Some(Dist::constant_ms(10.0)),
+        query_threads: 2,
+        max_connections: 3,
+        ..StoreConfig::default()
+    };
+    let mut s = Store::new(config);
+    s.start(&mut ctx);
+    for id in 1..=4 {
+        s.on_message(&mut ctx, 9, req(id, StoreOp::Read { key: 1 }));
+    }
+    assert_eq!(
+        replies(&mut ctx),
+        vec![(4, StoreResult::Error)],
+        "the fourth is over max_connections"
+    );
+    let mut answered = Vec::new();
+    while let Some(t) = ctx.pop_timer() {
+        s.on_timer(&mut ctx, t);
+        for (id, _) in replies(&mut ctx) {
+            answered.push((id, ctx.now_ns / 1_000_000));
+        }
+    }
+    assert_eq!(
+        answered,
+        vec![(1, 10), (2, 10), (3, 20)],
+        "two threads, FIFO"
+    );
+}
