@@ -23,6 +23,10 @@ Examples:
   minitwin lincheck history.log                      is a Jepsen register history linearizable?
   minitwin sweep scenarios/shard-crash.toml --seeds 200   many seeds in parallel: failing seeds,
                                                           recovery time and data lost as distributions
+  minitwin sweep scenarios/steady.toml --seeds 5 --axis topology.stores.shards=2,4,8
+                                                          a parameter grid times replications
+  minitwin sweep scenarios/steady.toml --shard 2/4 ...; minitwin merge DIR...
+                                                          one sweep across machines, then joined
   minitwin compare scenarios/compare-replication.toml      variants on the same seeds: paired
                                                           differences with 95 % intervals
   minitwin capacity scenarios/steady.toml                  max QPS under the scenario's SLO,
@@ -55,6 +59,9 @@ pub enum Command {
     /// bound (bracketing from the scenario's rate, then bisection; replications at each step),
     /// each tier's utilization there, and the bottleneck.
     Capacity(CapacityArgs),
+    /// Join the shard tables of a sweep run across machines into sweep.csv, checking that they
+    /// are one sweep and that every run is there once.
+    Merge(MergeArgs),
     /// Check register histories in Jepsen's log format for linearizability (read, write,
     /// compare-and-set on one register that starts empty). Exit 0 all linearizable, 3 one is
     /// not, 5 one is undecided within the search budget, 2 a file is unreadable.
@@ -78,16 +85,34 @@ pub struct LincheckArgs {
 pub struct SweepArgs {
     /// The scenario file.
     pub scenario: PathBuf,
-    /// How many seeds to run.
-    #[arg(long, default_value_t = 100)]
+    /// Replications per point (each point runs this many seeds).
+    #[arg(long, visible_alias = "replications", default_value_t = 100)]
     pub seeds: u64,
-    /// The first seed; seeds run are FIRST, FIRST+1, ...
+    /// The master seed: run seeds are derived from (master seed, scenario, variant,
+    /// replication), so a run's seed does not depend on the machine or shard it ran on.
     #[arg(long, default_value_t = 1)]
-    pub first_seed: u64,
+    pub master_seed: u64,
+    /// A parameter axis, PATH=V1,V2,... (repeatable; the sweep runs their cartesian product):
+    /// e.g. --axis topology.stores.shards=2,4,8 --axis workload.rate.rps=1000,2000. Values are
+    /// TOML; a bare word is a string.
+    #[arg(long, value_name = "PATH=V1,V2,...")]
+    pub axis: Vec<String>,
+    /// Give every point seeds of its own (by default every point runs the same seeds: common
+    /// random numbers, so a difference between points is the parameter's).
+    #[arg(long)]
+    pub independent: bool,
+    /// Run only shard M of N (every N-th run from the M-th, 0 <= M < N); `minitwin merge`
+    /// joins the shards.
+    #[arg(long, value_name = "M/N")]
+    pub shard: Option<String>,
+    /// Run one of N shards, its index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) or
+    /// SLURM_ARRAY_TASK_ID (a Slurm array, less SLURM_ARRAY_TASK_MIN).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u64>,
     /// Runs in parallel (default: one per core).
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Where the per-seed table goes: DIR/<scenario>/sweep.csv.
+    /// Where the tables go: DIR/<scenario>/sweep/ (shard-M-of-N.csv and .toml; sweep.csv).
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
     /// No progress bar.
@@ -96,6 +121,16 @@ pub struct SweepArgs {
     /// Run even when a run's estimated events or memory are over the budget.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// Directories holding a sweep's shard tables (results/<scenario>/sweep from each machine).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// The merged table (default: sweep.csv in the first directory).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -181,6 +216,10 @@ pub struct RunArgs {
     /// to DIR/<scenario>.<variant>/.
     #[arg(long)]
     pub variant: Option<String>,
+    /// Override a field, PATH=VALUE (repeatable; TOML values, a bare word is a string), e.g.
+    /// --set topology.stores.shards=4: the replay of a sweep's run.
+    #[arg(long, value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
     /// Where results go: DIR/<scenario>/seed-<N>/.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,

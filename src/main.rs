@@ -3,7 +3,8 @@
 //! Map: [`cli`] declares the commands and their help; [`run_cmd`] runs scenarios and writes
 //! results; [`plot`] draws them; [`check_cmd`] validates scenario files;
 //! [`sweep_cmd`] runs many seeds in parallel; [`compare_cmd`] compares variants on common random
-//! numbers; [`capacity_cmd`] searches max QPS under an SLO; [`pool`] runs many runs across threads; [`lincheck_cmd`] checks Jepsen histories.
+//! numbers; [`capacity_cmd`] searches max QPS under an SLO; [`merge_cmd`] joins
+//! a sharded sweep; [`pool`] runs many runs across threads; [`lincheck_cmd`] checks Jepsen histories.
 
 #[macro_use]
 mod say;
@@ -14,6 +15,7 @@ mod cli;
 mod compare_cmd;
 mod interrupt;
 mod lincheck_cmd;
+mod merge_cmd;
 mod plot;
 mod pool;
 mod run_cmd;
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
         cli::Command::Sweep(a) => sweep_cmd::main(a),
         cli::Command::Compare(a) => compare_cmd::main(a),
         cli::Command::Capacity(a) => capacity_cmd::main(a),
+        cli::Command::Merge(a) => merge_cmd::main(a),
         cli::Command::Lincheck(a) => lincheck_cmd::main(a),
     };
     ExitCode::from(code)

@@ -53,6 +53,12 @@ pub fn main(args: RunArgs) -> u8 {
 
 /// The scenario, or its `--variant`.
 fn load(args: &RunArgs) -> Result<Scenario, String> {
+    if !args.set.is_empty() {
+        if args.variant.is_some() {
+            return Err("give --variant or --set, not both".into());
+        }
+        return load_with_sets(args);
+    }
     let Some(name) = &args.variant else {
         return scenario::load(&args.scenario).map_err(|e| e.to_string());
     };
@@ -68,6 +74,32 @@ fn load(args: &RunArgs) -> Result<Scenario, String> {
                 args.scenario.display()
             )
         })
+}
+
+/// The scenario with its `--set` fields overridden, named `<scenario>.set` (its results go
+/// beside the base's, not over them).
+fn load_with_sets(args: &RunArgs) -> Result<Scenario, String> {
+    use minitwin_sim::sweep::{self, Axis};
+    let text = scenario::read_limited(&args.scenario, scenario::MAX_SCENARIO_BYTES)
+        .map_err(|m| format!("{}: {m}", args.scenario.display()))?;
+    let axes: Vec<Axis> = args
+        .set
+        .iter()
+        .map(|a| {
+            let axis = Axis::parse(a).map_err(|e| format!("--set {e}"))?;
+            if axis.values.len() != 1 {
+                return Err(format!("--set {a}: give one value (sweep takes several)"));
+            }
+            Ok(axis)
+        })
+        .collect::<Result<_, String>>()?;
+    let points = sweep::points(&axes);
+    let mut s = sweep::scenarios(&args.scenario, &text, &axes, &points)
+        .map_err(|e| e.to_string())?
+        .remove(0);
+    let base = scenario::parse(&args.scenario, &text).map_err(|e| e.to_string())?;
+    s.name = format!("{}.set", base.name);
+    Ok(s)
 }
 
 /// Everything that can be refused before simulating anything: the budget, the log path, the

@@ -1,77 +1,188 @@
-//! `minitwin sweep`: many seeds of one scenario, in parallel across runs (never inside one).
+//! `minitwin sweep`: a scenario over parameter axes (their cartesian product) times
+//! replications, in parallel across runs (never inside one), optionally one shard of it
+//! (`--shard M/N`, or `--shards N` with the index from a Kubernetes Indexed Job or a Slurm
+//! array), each shard writing its own table for `minitwin merge`.
 
 use crate::cli::SweepArgs;
+use crate::pool::{self, Fate};
 use crate::run_cmd::COMMIT;
 use minitwin_sim::outcome::RunOutcome;
 use minitwin_sim::scenario::{self, Scenario};
-use std::path::Path;
+use minitwin_sim::sweep::{self, Axis, Job, Point};
+use std::path::PathBuf;
 
-use crate::pool::{self, Fate};
+/// At most this many runs in one sweep (all shards).
+const MAX_RUNS: u64 = 10_000_000;
 
-/// At most this many seeds in one sweep.
-const MAX_SEEDS: u64 = 1_000_000;
+/// Environment variables that carry a shard's index, in the order they are read.
+pub const SHARD_INDEX_VARS: [&str; 2] = ["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"];
+
+/// Everything a sweep needs, checked before anything runs.
+struct Plan {
+    base: Scenario,
+    axes: Vec<Axis>,
+    points: Vec<Point>,
+    scenarios: Vec<Scenario>,
+    all: Vec<Job>,
+    mine: Vec<Job>,
+    shard: (u64, u64),
+    threads: usize,
+    fingerprint: String,
+    dir: PathBuf,
+}
 
 pub fn main(args: SweepArgs) -> u8 {
-    let scenario = match scenario::load(&args.scenario) {
-        Ok(s) => s,
+    let plan = match plan(&args) {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    let last_seed = args.first_seed.checked_add(args.seeds.saturating_sub(1));
-    let Some(last_seed) = last_seed.filter(|_| (1..=MAX_SEEDS).contains(&args.seeds)) else {
-        eprintln!(
-            "error: --seeds must be 1 to {MAX_SEEDS}, and --first-seed + --seeds - 1 must fit in a u64"
-        );
-        return 2;
-    };
-    let jobs = match pool::threads(args.jobs, args.seeds as usize) {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    let e = minitwin_sim::tiers::estimate(&scenario);
-    let parallel_bytes = e.bytes * jobs as f64;
-    if let Some(why) = e.over_budget() {
-        if !args.force {
-            eprintln!(
-                "error: each run: {why}. Shorten duration_s, lower the load, or pass --force"
-            );
-            return 2;
-        }
-    }
-    if parallel_bytes > minitwin_sim::tiers::BYTE_BUDGET && !args.force {
-        eprintln!(
-            "error: {jobs} runs at once would hold about {:.1} GiB: lower --jobs, or pass --force",
-            parallel_bytes / 1024f64.powi(3)
-        );
-        return 2;
-    }
-    if let Err(e) = std::fs::create_dir_all(args.out.join(&scenario.name)) {
-        eprintln!(
-            "error: --out {}: cannot create the results directory: {e}",
-            args.out.display()
-        );
-        return 2;
-    }
+    let (m, n) = plan.shard;
     say!(
-        "minitwin sweep: scenario `{}` seeds {}..={} on {} threads, commit {COMMIT}",
-        scenario.name,
-        args.first_seed,
-        last_seed,
-        jobs
+        "minitwin sweep: scenario `{}`, {} points x {} replications = {} runs{}, {} threads, commit {COMMIT}",
+        plan.base.name,
+        plan.points.len(),
+        args.seeds,
+        plan.all.len(),
+        if n > 1 {
+            format!("; shard {m}/{n} runs {} of them", plan.mine.len())
+        } else {
+            String::new()
+        },
+        plan.threads
     );
-    let seeds: Vec<u64> = (args.first_seed..=last_seed).collect();
-    let runs: Vec<(&Scenario, u64)> = seeds.iter().map(|&s| (&scenario, s)).collect();
-    let fates: Vec<(u64, Fate)> = seeds
+    let runs: Vec<(&Scenario, u64)> = plan
+        .mine
         .iter()
-        .copied()
-        .zip(pool::run_all(&runs, jobs, args.quiet, "runs"))
+        .map(|j| (&plan.scenarios[j.point], j.seed))
         .collect();
-    report(&args, &scenario, &fates)
+    let fates = pool::run_all(&runs, plan.threads, args.quiet, "runs");
+    report(&args, &plan, &fates)
+}
+
+fn plan(args: &SweepArgs) -> Result<Plan, String> {
+    let text = scenario::read_limited(&args.scenario, scenario::MAX_SCENARIO_BYTES)
+        .map_err(|m| format!("{}: {m}", args.scenario.display()))?;
+    let base = scenario::parse(&args.scenario, &text).map_err(|e| e.to_string())?;
+    let axes: Vec<Axis> = args
+        .axis
+        .iter()
+        .map(|a| Axis::parse(a).map_err(|e| format!("--axis {e}")))
+        .collect::<Result<_, _>>()?;
+    let points = sweep::points(&axes);
+    let runs_total = (points.len() as u64).saturating_mul(args.seeds);
+    if args.seeds == 0 || runs_total > MAX_RUNS {
+        return Err(format!(
+            "--seeds {} with {} points: give 1 or more replications, and at most {MAX_RUNS} runs in all",
+            args.seeds,
+            points.len()
+        ));
+    }
+    let scenarios =
+        sweep::scenarios(&args.scenario, &text, &axes, &points).map_err(|e| e.to_string())?;
+    let shard = shard(args)?;
+    let all = sweep::jobs(
+        &base.name,
+        &points,
+        args.seeds,
+        args.master_seed,
+        args.independent,
+    );
+    let mine = sweep::shard_jobs(&all, shard.0, shard.1);
+    let threads = pool::threads(args.jobs, mine.len())?;
+    budget(&scenarios, threads, args.force)?;
+    let dir = args.out.join(&base.name).join("sweep");
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        format!(
+            "--out {}: cannot create the results directory: {e}",
+            args.out.display()
+        )
+    })?;
+    let fingerprint = fingerprint(&text, &axes, args);
+    Ok(Plan {
+        base,
+        axes,
+        points,
+        scenarios,
+        all,
+        mine,
+        shard,
+        threads,
+        fingerprint,
+        dir,
+    })
+}
+
+/// This process's shard: `--shard M/N`, or `--shards N` with M from the environment.
+fn shard(args: &SweepArgs) -> Result<(u64, u64), String> {
+    match (&args.shard, args.shards) {
+        (Some(_), Some(_)) => Err("give --shard M/N or --shards N, not both".into()),
+        (Some(s), None) => sweep::parse_shard(s).map_err(|e| format!("--shard {e}")),
+        (None, Some(n)) => {
+            for var in SHARD_INDEX_VARS {
+                if let Ok(v) = std::env::var(var) {
+                    let mut m: u64 = v.trim().parse().map_err(|_| {
+                        format!("{var}={v:?} is not a shard index (a whole number)")
+                    })?;
+                    if var == "SLURM_ARRAY_TASK_ID" {
+                        // Arrays may start at any index: `--array=1-4` counts from 1.
+                        if let Ok(min) = std::env::var("SLURM_ARRAY_TASK_MIN") {
+                            m = m.saturating_sub(min.trim().parse().unwrap_or(0));
+                        }
+                    }
+                    return sweep::parse_shard(&format!("{m}/{n}"))
+                        .map_err(|e| format!("--shards {n} with {var}={v}: {e}"));
+                }
+            }
+            Err(format!(
+                "--shards {n}: no shard index in the environment ({}); give --shard M/{n}",
+                SHARD_INDEX_VARS.join(" or ")
+            ))
+        }
+        (None, None) => Ok((0, 1)),
+    }
+}
+
+fn budget(scenarios: &[Scenario], threads: usize, force: bool) -> Result<(), String> {
+    if force {
+        return Ok(());
+    }
+    let mut biggest = 0f64;
+    for s in scenarios {
+        let e = minitwin_sim::tiers::estimate(s);
+        if let Some(why) = e.over_budget() {
+            return Err(format!(
+                "each run of `{}`: {why}. Shorten duration_s, lower the load, or pass --force",
+                s.name
+            ));
+        }
+        biggest = biggest.max(e.bytes);
+    }
+    if biggest * threads as f64 > minitwin_sim::tiers::BYTE_BUDGET {
+        return Err(format!(
+            "{threads} runs at once would hold about {:.1} GiB: lower --jobs, or pass --force",
+            biggest * threads as f64 / 1024f64.powi(3)
+        ));
+    }
+    Ok(())
+}
+
+/// What every shard of one sweep must agree on: the scenario's text, the axes, the seeds.
+fn fingerprint(text: &str, axes: &[Axis], args: &SweepArgs) -> String {
+    let axes: Vec<String> = axes
+        .iter()
+        .map(|a| format!("{}={:?}", a.path, a.values))
+        .collect();
+    let all = format!(
+        "{text}\n{}\n{} {} {}",
+        axes.join(";"),
+        args.seeds,
+        args.master_seed,
+        args.independent
+    );
+    format!("{:016x}", sweep::derive_seed(0, &all, "", 0))
 }
 
 /// Quantiles of `values` as "min / p50 / p90 / max".
@@ -90,23 +201,41 @@ fn distribution(values: &mut [f64]) -> String {
     )
 }
 
-fn report(args: &SweepArgs, scenario: &Scenario, fates: &[(u64, Fate)]) -> u8 {
-    let replay = |seed: u64| format!("minitwin run {} --seed {seed}", args.scenario.display());
+/// The command that replays one run: the point's fields as `--set`, the seed.
+fn replay(args: &SweepArgs, plan: &Plan, job: &Job) -> String {
+    let sets: String = plan
+        .axes
+        .iter()
+        .zip(&plan.points[job.point].values)
+        .map(|(a, v)| format!(" --set '{}={}'", a.path, v))
+        .collect();
+    format!(
+        "minitwin run {}{sets} --seed {}",
+        args.scenario.display(),
+        job.seed
+    )
+}
+
+fn report(args: &SweepArgs, plan: &Plan, fates: &[Fate]) -> u8 {
     let mut worst = pool::Worst::default();
-    let mut code = |c: u8| worst.add(c);
     let mut failing = 0;
-    for (seed, fate) in fates {
+    for (job, fate) in plan.mine.iter().zip(fates) {
         match fate {
             Fate::Crashed(msg) => {
                 failing += 1;
-                code(1);
-                say!("seed {seed}: CRASH ({msg}); replay: {}", replay(*seed));
+                worst.add(1);
+                say!(
+                    "run {} seed {}: CRASH ({msg}); replay: {}",
+                    job.index,
+                    job.seed,
+                    replay(args, plan, job)
+                );
             }
             Fate::Skipped => {}
             Fate::Ran(o) => {
                 if let Some(class) = o.failure() {
                     failing += 1;
-                    code(class.exit_code() as u8);
+                    worst.add(class.exit_code() as u8);
                     let why: Vec<String> = o
                         .checks
                         .iter()
@@ -114,38 +243,70 @@ fn report(args: &SweepArgs, scenario: &Scenario, fates: &[(u64, Fate)]) -> u8 {
                         .map(|c| format!("{}: {}", c.name, c.detail))
                         .collect();
                     say!(
-                        "seed {seed}: FAIL {class:?} ({}); replay: {}",
+                        "run {} seed {}: FAIL {class:?} ({}); replay: {}",
+                        job.index,
+                        job.seed,
                         why.join("; "),
-                        replay(*seed)
+                        replay(args, plan, job)
                     );
                 }
             }
         }
     }
-    let outcomes: Vec<&RunOutcome> = fates
+    let complete: Vec<&RunOutcome> = fates
         .iter()
-        .filter_map(|(_, f)| {
-            if let Fate::Ran(o) = f {
-                Some(&**o)
-            } else {
-                None
-            }
+        .filter_map(|f| match f {
+            Fate::Ran(o) if o.interrupted_at_s.is_none() => Some(&**o),
+            _ => None,
         })
         .collect();
-    let skipped = fates
-        .iter()
-        .filter(|(_, f)| matches!(f, Fate::Skipped))
-        .count();
-    let partial = outcomes
-        .iter()
-        .filter(|o| o.interrupted_at_s.is_some())
-        .count();
-    say!("{} seeds, {} failing", fates.len() - skipped, failing);
-    if skipped + partial > 0 {
-        say!("INTERRUPTED: {skipped} seeds not run, {partial} cut short: the distributions are partial");
-        code(crate::interrupt::EXIT_INTERRUPTED);
+    let cut = fates.len() - complete.len() - failing_crashes(fates);
+    say!("{} runs, {} failing", complete.len(), failing);
+    if cut > 0 {
+        say!(
+            "INTERRUPTED: {cut} runs not run or cut short: the table and distributions are partial"
+        );
+        worst.add(crate::interrupt::EXIT_INTERRUPTED);
     }
-    say!("distributions across seeds (min / p50 / p90 / max):");
+    distributions(&complete);
+    match write_shard(plan, fates) {
+        Ok(path) => say!("shard table: {}", path.display()),
+        Err(e) => {
+            eprintln!("error: {e}");
+            worst.add(2);
+            return worst.0;
+        }
+    }
+    if plan.shard.1 == 1 && cut == 0 {
+        match crate::merge_cmd::merge(std::slice::from_ref(&plan.dir), &plan.dir.join("sweep.csv"))
+        {
+            Ok(n) => say!(
+                "sweep table: {} ({n} runs)",
+                plan.dir.join("sweep.csv").display()
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                worst.add(2);
+            }
+        }
+    } else if plan.shard.1 > 1 {
+        say!(
+            "when every shard is done: minitwin merge {} (with the other shards' directories)",
+            plan.dir.display()
+        );
+    }
+    worst.0
+}
+
+fn failing_crashes(fates: &[Fate]) -> usize {
+    fates
+        .iter()
+        .filter(|f| matches!(f, Fate::Crashed(_)))
+        .count()
+}
+
+fn distributions(outcomes: &[&RunOutcome]) {
+    say!("distributions across runs (min / p50 / p90 / max):");
     let dist = |f: &dyn Fn(&RunOutcome) -> Option<f64>| {
         distribution(&mut outcomes.iter().filter_map(|o| f(o)).collect::<Vec<_>>())
     };
@@ -167,72 +328,103 @@ fn report(args: &SweepArgs, scenario: &Scenario, fates: &[(u64, Fate)]) -> u8 {
     );
     say!("  recovery s           {}", dist(&|o| o.summary.recovery_s));
     say!("  failover s           {}", dist(&|o| o.summary.failover_s));
-    match write_table(&args.out, scenario, &outcomes) {
-        Ok(path) => say!("per-seed table: {}", path),
-        Err(e) => {
-            eprintln!("error: {e}");
-            code(2);
-        }
-    }
-    worst.0
 }
 
-fn write_table(
-    out: &Path,
-    scenario: &Scenario,
-    outcomes: &[&RunOutcome],
-) -> Result<String, String> {
-    let dir = out.join(&scenario.name);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let path = dir.join("sweep.csv");
-    let mut w = csv::Writer::from_path(&path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    let header = [
-        "scenario",
-        "seed",
-        "commit",
-        "throughput_rps",
-        "latency_ms_p99",
-        "error_ratio",
-        "lost_writes_total",
-        "recovery_s",
-        "failover_s",
-        "failed_checks",
-        "trace_hash",
-    ];
+/// The columns of a sweep table, before the axes' and after them.
+pub const LEADING: [&str; 2] = ["run", "point"];
+pub const TRAILING: [&str; 11] = [
+    "replication",
+    "seed",
+    "commit",
+    "throughput_rps",
+    "latency_ms_p99",
+    "error_ratio",
+    "lost_writes_total",
+    "recovery_s",
+    "failover_s",
+    "failed_checks",
+    "trace_hash",
+];
+
+/// The shard's table (`shard-M-of-N.csv`: one row per run it finished or that crashed) and
+/// its manifest (`shard-M-of-N.toml`), which `minitwin merge` checks.
+fn write_shard(plan: &Plan, fates: &[Fate]) -> Result<PathBuf, String> {
+    let (m, n) = plan.shard;
+    remove_other_shard_counts(&plan.dir, n);
+    let path = plan.dir.join(format!("shard-{m}-of-{n}.csv"));
     let io = |e: csv::Error| format!("cannot write {}: {e}", path.display());
-    w.write_record(header).map_err(io)?;
-    for o in outcomes {
-        let failed: Vec<&str> = o
-            .checks
-            .iter()
-            .filter(|c| c.failed())
-            .map(|c| c.name)
-            .collect();
-        w.write_record([
-            o.scenario.clone(),
-            o.seed.to_string(),
-            COMMIT.to_string(),
-            o.summary.throughput_rps.to_string(),
-            o.summary.latency_ms_p99.to_string(),
-            o.summary.error_ratio.to_string(),
-            o.summary
-                .lost_writes_total
-                .map_or(String::new(), |n| n.to_string()),
-            o.summary
-                .recovery_s
-                .map(|r| r.to_string())
-                .unwrap_or_default(),
-            o.summary
-                .failover_s
-                .map(|r| r.to_string())
-                .unwrap_or_default(),
-            failed.join(" "),
-            format!("{:016x}", o.trace_hash),
-        ])
-        .map_err(io)?;
+    let mut w = csv::Writer::from_path(&path).map_err(io)?;
+    let mut header: Vec<&str> = LEADING.to_vec();
+    header.extend(plan.axes.iter().map(|a| a.path.as_str()));
+    header.extend(TRAILING);
+    w.write_record(&header).map_err(io)?;
+    let mut written = Vec::new();
+    for (job, fate) in plan.mine.iter().zip(fates) {
+        let mut rec = vec![job.index.to_string(), job.point.to_string()];
+        rec.extend(plan.points[job.point].values.iter().map(|v| v.to_string()));
+        rec.push(job.replication.to_string());
+        rec.push(job.seed.to_string());
+        rec.push(COMMIT.to_string());
+        match fate {
+            Fate::Ran(o) if o.interrupted_at_s.is_none() => rec.extend(metrics(o)),
+            Fate::Crashed(msg) => {
+                rec.extend(["", "", "", "", "", ""].map(String::from));
+                rec.push(format!("CRASH: {msg}"));
+                rec.push(String::new());
+            }
+            _ => continue,
+        }
+        w.write_record(&rec).map_err(io)?;
+        written.push(job.index);
     }
     w.flush()
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(path.display().to_string())
+    let manifest = crate::merge_cmd::Manifest {
+        scenario: plan.base.name.clone(),
+        fingerprint: plan.fingerprint.clone(),
+        commit: COMMIT.to_string(),
+        runs_total: plan.all.len() as u64,
+        shard: m,
+        shards: n,
+        runs_written: written.len() as u64,
+    };
+    manifest.write(&plan.dir.join(format!("shard-{m}-of-{n}.toml")))?;
+    Ok(path)
+}
+
+/// A sweep split into another number of shards earlier left tables `merge` would refuse to
+/// mix with this one's: they are this command's own outputs, replaced as a rerun replaces them.
+fn remove_other_shard_counts(dir: &std::path::Path, n: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let stale = name.starts_with("shard-")
+            && (name.ends_with(".csv") || name.ends_with(".toml"))
+            && !name.contains(&format!("-of-{n}."));
+        if stale {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+fn metrics(o: &RunOutcome) -> Vec<String> {
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    let failed: Vec<&str> = o
+        .checks
+        .iter()
+        .filter(|c| c.failed())
+        .map(|c| c.name)
+        .collect();
+    vec![
+        o.summary.throughput_rps.to_string(),
+        o.summary.latency_ms_p99.to_string(),
+        o.summary.error_ratio.to_string(),
+        opt(o.summary.lost_writes_total.map(|n| n as f64)),
+        opt(o.summary.recovery_s),
+        opt(o.summary.failover_s),
+        failed.join(" "),
+        format!("{:016x}", o.trace_hash),
+    ]
 }

@@ -27,6 +27,7 @@
 //! - [`compare`]: variants run as arms on common seeds, differences with intervals.
 //! - [`capacity`]: max QPS under an SLO (bracketing, bisection), tier loads, the bottleneck.
 //! - [`stats`]: means, confidence intervals, paired and unpaired differences.
+//! - [`sweep`]: parameter axes, replications, derived seeds, shards across machines.
 //! - [`oracle`]: analytic queueing formulas (Erlang B/C, M/M/c, M/M/1) for the twin's tests.
 //!
 //! Architecture invariant: nothing in a run reads the wall clock, OS randomness or a hash
@@ -51,6 +52,7 @@ pub mod run;
 pub mod scenario;
 pub mod series;
 pub mod stats;
+pub mod sweep;
 pub mod tiers;
 pub mod trace;
 pub mod variants;

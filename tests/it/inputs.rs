@@ -85,18 +85,24 @@ fn a_log_path_that_is_the_scenario_itself_is_refused_and_the_file_kept() {
 }
 
 #[test]
-fn sweep_refuses_absurd_job_counts_and_seed_ranges() {
-    let o = minitwin(&["sweep", &steady(), "--seeds", "2", "--jobs", "100000"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    let o = minitwin(&[
-        "sweep",
-        &steady(),
-        "--seeds",
-        "2",
-        "--first-seed",
-        &u64::MAX.to_string(),
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+fn sweep_refuses_absurd_job_counts_seed_counts_axes_and_shards() {
+    for bad in [
+        vec!["--seeds", "2", "--jobs", "100000"],
+        vec!["--seeds", "0"],
+        vec!["--seeds", "20000000"],
+        vec!["--axis", "topology.stores.shards"],
+        vec!["--axis", "topology.stores.shards=0,2"],
+        vec!["--axis", "topology.no_such_field=1"],
+        vec!["--shard", "4/4"],
+        vec!["--shard", "1/4", "--shards", "4"],
+    ] {
+        let steady = steady();
+        let mut args = vec!["sweep", &steady[..], "--quiet"];
+        args.extend(bad.iter().copied());
+        let o = minitwin(&args);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", text(&o));
+        assert!(text(&o).starts_with("error: "), "{bad:?}: {}", text(&o));
+    }
 }
 
 #[test]

@@ -17,6 +17,7 @@
 //! - `reshard`: live resharding, and verification catching a bad copy.
 //! - `scenarios`: scenario files, shipped and broken, and the CLI's answers to them.
 //! - `sessions`: the session cluster's failover timing and read-your-writes check.
+//! - `sweep`: sharded sweeps merged byte-identical to one machine; merge refusals; replays.
 //! - `seam`: the same store state machine under the tokio driver over loopback TCP.
 
 mod accounting;
@@ -35,6 +36,7 @@ mod reshard;
 mod scenarios;
 mod seam;
 mod sessions;
+mod sweep;
 
 use minitwin_sim::scenario::{self, Scenario};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,214 @@
+//! `minitwin merge`: joins the shard tables of one sweep (`shard-M-of-N.csv`, each with its
+//! manifest `shard-M-of-N.toml`) into `sweep.csv`, after checking that they belong to the same
+//! sweep (scenario text, axes, seeds, commit) and that every run is there exactly once. The
+//! result is byte for byte what the sweep writes on one machine.
+
+use crate::cli::MergeArgs;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What a shard ran, written beside its table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub scenario: String,
+    /// A hash of the scenario's text, the axes and the seeds: shards of one sweep share it.
+    pub fingerprint: String,
+    pub commit: String,
+    pub runs_total: u64,
+    pub shard: u64,
+    pub shards: u64,
+    /// Rows in the shard's table (its runs that finished or crashed).
+    pub runs_written: u64,
+}
+
+impl Manifest {
+    pub fn write(&self, path: &Path) -> Result<(), String> {
+        let text = toml::to_string(self).expect("a manifest prints as TOML");
+        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+
+    fn read(path: &Path) -> Result<Manifest, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))
+    }
+
+    /// How many runs shard `shard` of `shards` has in a sweep of `runs_total`.
+    fn expected_runs(&self) -> u64 {
+        let (t, n, m) = (self.runs_total, self.shards, self.shard);
+        t / n + u64::from(m < t % n)
+    }
+}
+
+pub fn main(args: MergeArgs) -> u8 {
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.dirs[0].join("sweep.csv"));
+    match merge(&args.dirs, &out) {
+        Ok(n) => {
+            say!("merged {n} runs into {}", out.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
+
+/// Merges the shard tables found in `dirs` into `out`; the number of runs.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize, String> {
+    let shards = manifests(dirs)?;
+    let first = &shards[0].1;
+    for (path, m) in &shards {
+        let same = m.scenario == first.scenario
+            && m.fingerprint == first.fingerprint
+            && m.commit == first.commit
+            && m.runs_total == first.runs_total
+            && m.shards == first.shards;
+        if !same {
+            return Err(format!(
+                "{} is from another sweep than {} (scenario, scenario text, axes, seeds, commit or shard count differ): merge the shards of one sweep",
+                path.display(),
+                shards[0].0.display()
+            ));
+        }
+    }
+    let mut by_shard: BTreeMap<u64, &PathBuf> = BTreeMap::new();
+    for (path, m) in &shards {
+        if let Some(other) = by_shard.insert(m.shard, path) {
+            return Err(format!(
+                "shard {} of {} twice: {} and {}",
+                m.shard,
+                m.shards,
+                other.display(),
+                path.display()
+            ));
+        }
+        if m.runs_written != m.expected_runs() {
+            return Err(format!(
+                "{}: shard {}/{} wrote {} of its {} runs (interrupted?): rerun it",
+                path.display(),
+                m.shard,
+                m.shards,
+                m.runs_written,
+                m.expected_runs()
+            ));
+        }
+    }
+    let missing: Vec<String> = (0..first.shards)
+        .filter(|s| !by_shard.contains_key(s))
+        .map(|s| format!("{s}/{}", first.shards))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "incomplete: shards {} are missing (run them, or give the directories that hold them)",
+            missing.join(", ")
+        ));
+    }
+    let (header, rows) = rows(&shards)?;
+    if rows.len() as u64 != first.runs_total {
+        return Err(format!(
+            "the shard tables hold {} runs, the sweep has {}",
+            rows.len(),
+            first.runs_total
+        ));
+    }
+    write(out, &header, &rows)?;
+    Ok(rows.len())
+}
+
+/// Every `shard-*-of-*.toml` in `dirs`, with the path of its table.
+fn manifests(dirs: &[PathBuf]) -> Result<Vec<(PathBuf, Manifest)>, String> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        let mut names: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("shard-") && n.ends_with(".toml"))
+            })
+            .collect();
+        names.sort();
+        for p in names {
+            let m = Manifest::read(&p)?;
+            out.push((p.with_extension("csv"), m));
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "no shard manifests (shard-M-of-N.toml) in {}: give the sweep directories (results/<scenario>/sweep)",
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(out)
+}
+
+type Rows = BTreeMap<u64, csv::StringRecord>;
+
+/// The header and every row, keyed by run index; each run once, each in its own shard.
+fn rows(shards: &[(PathBuf, Manifest)]) -> Result<(csv::StringRecord, Rows), String> {
+    let mut header: Option<csv::StringRecord> = None;
+    let mut rows = Rows::new();
+    for (path, m) in shards {
+        let mut r = csv::Reader::from_path(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let h = r
+            .headers()
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .clone();
+        match &header {
+            Some(first) if *first != h => {
+                return Err(format!(
+                    "{}: its columns differ from the other shards'",
+                    path.display()
+                ))
+            }
+            Some(_) => {}
+            None => header = Some(h),
+        }
+        for (line, rec) in r.records().enumerate() {
+            let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
+            let run: u64 = rec.get(0).and_then(|v| v.parse().ok()).ok_or_else(|| {
+                format!(
+                    "{}:{}: column `run` is not a run index",
+                    path.display(),
+                    line + 2
+                )
+            })?;
+            if run >= m.runs_total || run % m.shards != m.shard {
+                return Err(format!(
+                    "{}:{}: run {run} does not belong to shard {}/{}",
+                    path.display(),
+                    line + 2,
+                    m.shard,
+                    m.shards
+                ));
+            }
+            if rows.insert(run, rec).is_some() {
+                return Err(format!("{}: run {run} appears twice", path.display()));
+            }
+        }
+    }
+    Ok((header.expect("at least one shard"), rows))
+}
+
+fn write(out: &Path, header: &csv::StringRecord, rows: &Rows) -> Result<(), String> {
+    let io = |e: csv::Error| format!("cannot write {}: {e}", out.display());
+    let mut w = csv::Writer::from_path(out).map_err(io)?;
+    w.write_record(header).map_err(io)?;
+    for rec in rows.values() {
+        w.write_record(rec).map_err(io)?;
+    }
+    w.flush()
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))
+}
