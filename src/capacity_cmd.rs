@@ -167,11 +167,116 @@ fn search(args: &CapacityArgs, base: &Scenario, slo: &Slo, seeds: &[u64], jobs: 
         say!("{why}");
     }
     report(args, base, &s, &tried, stopped.is_none());
-    if let Err(e) = write_csvs(&capacity_dir(&args.out, base), &tried) {
+    let dir = capacity_dir(&args.out, base);
+    if let Err(e) = write_csvs(&dir, &tried) {
         eprintln!("error: {e}");
         worst.add(2);
     }
+    match crate::html::write(
+        &html_report(args, base, slo, &s, &tried),
+        &dir.join("report.html"),
+    ) {
+        Ok(()) => say!("report: {}", dir.join("report.html").display()),
+        Err(e) => {
+            eprintln!("error: {e}");
+            worst.add(2);
+        }
+    }
     worst.0
+}
+
+/// The search's HTML report: latency against offered load with the knee, the steps, the tiers.
+fn html_report(
+    args: &CapacityArgs,
+    base: &Scenario,
+    slo: &Slo,
+    s: &Search,
+    tried: &[Tried],
+) -> crate::html::Report {
+    let mut r = crate::html::Report::new(format!("minitwin capacity: {}", base.name));
+    r.fact("scenario", args.scenario.display().to_string())
+        .fact(
+            "SLO",
+            format!(
+                "p99 <= {} ms, error ratio <= {}",
+                slo.p99_ms, slo.max_error_ratio
+            ),
+        )
+        .fact("replications per rate", args.replications.to_string())
+        .fact(
+            "max rate under the SLO",
+            s.pass_rps
+                .map_or("none passed".into(), |p| format!("{p:.1} req/s offered")),
+        )
+        .fact("commit", COMMIT);
+    let steps: Vec<(f64, f64, f64, bool)> = tried
+        .iter()
+        .map(|t| {
+            (
+                t.step.rate_rps,
+                t.step.p99_ms.mean,
+                t.step.p99_ms.half_width,
+                t.step.passes,
+            )
+        })
+        .collect();
+    r.figure(
+        "fig-knee",
+        "p99 latency against offered load (green passed, red failed, 95 % intervals), the SLO and the highest rate that kept it",
+        crate::plot::knee(&steps, slo.p99_ms, s.pass_rps),
+    );
+    r.table(
+        "Steps, in the order tried",
+        &[
+            "rate req/s",
+            "p99 ms",
+            "error ratio",
+            "throughput req/s",
+            "verdict",
+        ],
+        tried
+            .iter()
+            .map(|t| {
+                vec![
+                    format!("{:.1}", t.step.rate_rps),
+                    pm(&t.step.p99_ms, 2),
+                    pm(&t.step.error_ratio, 5),
+                    pm(&t.step.throughput_rps, 1),
+                    if t.step.passes { "pass" } else { "FAIL" }.into(),
+                ]
+            })
+            .collect(),
+    );
+    if let Some(best) = s
+        .pass_rps
+        .and_then(|p| tried.iter().find(|t| t.step.rate_rps == p))
+    {
+        r.table(
+            &format!("Tiers at {:.1} req/s", best.step.rate_rps),
+            &[
+                "tier",
+                "instances",
+                "servers each",
+                "utilization mean",
+                "busiest",
+                "bound req/s",
+            ],
+            best.loads
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.tier.to_string(),
+                        l.instances.to_string(),
+                        l.servers.to_string(),
+                        format!("{:.3}", l.utilization_mean),
+                        format!("{:.3}", l.utilization_max),
+                        format!("{:.1}", l.bound_rps()),
+                    ]
+                })
+                .collect(),
+        );
+    }
+    r
 }
 
 /// Runs the replications at one rate; None if one crashed or the user interrupted.

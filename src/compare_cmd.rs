@@ -146,14 +146,128 @@ fn execute(args: &CompareArgs, arms: &[compare::Arm], seeds: &[u64], jobs: usize
     }
     print_failures(args, &comparison);
     print_table(&comparison);
-    match write_csvs(&compare_dir(&args.out, base), &comparison) {
+    let dir = compare_dir(&args.out, base);
+    match write_csvs(&dir, &comparison) {
         Ok(dir) => say!("tables: {dir}/runs.csv, {dir}/differences.csv"),
         Err(e) => {
             eprintln!("error: {e}");
             worst.add(2);
         }
     }
+    match crate::html::write(&report(args, base, &comparison), &dir.join("report.html")) {
+        Ok(()) => say!("report: {}", dir.join("report.html").display()),
+        Err(e) => {
+            eprintln!("error: {e}");
+            worst.add(2);
+        }
+    }
     worst.0
+}
+
+/// The comparison's HTML report: the differences as a table and as intervals, cost against
+/// availability, and each arm's latency CDF.
+fn report(args: &CompareArgs, base: &Scenario, c: &Comparison) -> crate::html::Report {
+    let mut r = crate::html::Report::new(format!("minitwin compare: {}", base.name));
+    let n = c.runs[0].len();
+    r.fact("scenario", args.scenario.display().to_string())
+        .fact("arms", c.arms.join(", "))
+        .fact("replications", n.to_string())
+        .fact(
+            "seeds",
+            if c.independent {
+                "independent per arm (Welch intervals)"
+            } else {
+                "the same for every arm (common random numbers; paired intervals)"
+            },
+        )
+        .fact("commit", COMMIT);
+    let mut rows = Vec::new();
+    for metric in METRICS {
+        for (a, arm) in c.arms.iter().enumerate() {
+            let row = c.row(a, metric);
+            let Some(mean) = row.arm_mean else { continue };
+            rows.push(vec![
+                metric.name.to_string(),
+                arm.clone(),
+                pm(&mean),
+                row.difference.map_or(String::new(), |d| pm(&d)),
+                row.difference.map_or(String::new(), |d| {
+                    if d.excludes_zero() { "yes" } else { "no" }.into()
+                }),
+            ]);
+        }
+    }
+    r.table(
+        "Means and differences from the baseline (95 % intervals)",
+        &["metric", "arm", "mean", "difference", "significant"],
+        rows,
+    );
+    for metric in METRICS {
+        let diffs: Vec<(String, f64, f64)> = (1..c.arms.len())
+            .filter_map(|a| {
+                c.row(a, metric)
+                    .difference
+                    .map(|d| (c.arms[a].clone(), d.mean, d.half_width))
+            })
+            .collect();
+        if diffs.is_empty() {
+            continue;
+        }
+        r.figure(
+            &format!("fig-diff-{}", metric.name),
+            &format!(
+                "{} ({}): each variant minus the baseline, 95 % interval",
+                metric.name, metric.unit
+            ),
+            crate::plot::intervals(
+                &format!("{}: variant - baseline", metric.name),
+                metric.unit,
+                &diffs,
+                true,
+            ),
+        );
+    }
+    let cost = METRICS
+        .iter()
+        .find(|m| m.name == "cost_per_hour")
+        .expect("cost");
+    let errors = METRICS
+        .iter()
+        .find(|m| m.name == "error_ratio")
+        .expect("errors");
+    let points: Vec<(String, f64, f64, f64)> = c
+        .arms
+        .iter()
+        .enumerate()
+        .filter_map(|(a, arm)| {
+            let cost = c.row(a, cost).arm_mean?;
+            let e = c.row(a, errors).arm_mean?;
+            Some((arm.clone(), cost.mean, 1.0 - e.mean, e.half_width))
+        })
+        .collect();
+    r.figure(
+        "fig-cost-availability",
+        "Cost per hour against availability (1 - error ratio), each arm with its 95 % interval",
+        crate::plot::cost_availability(&points),
+    );
+    let curves: Vec<(String, Vec<(f64, f64)>)> = c
+        .arms
+        .iter()
+        .zip(&c.runs)
+        .filter_map(|(arm, runs)| {
+            let first = runs.first()?;
+            Some((
+                format!("{arm} (seed {})", first.seed),
+                first.summary.latency_cdf_ms.clone(),
+            ))
+        })
+        .collect();
+    r.figure(
+        "fig-latency-cdf",
+        "Latency CDF of each arm on the first replication's seed",
+        crate::plot::cdfs("latency CDF per arm", &curves),
+    );
+    r
 }
 
 fn replay(args: &CompareArgs, arm: &str, seed: u64) -> String {

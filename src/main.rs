@@ -1,7 +1,7 @@
 //! The `minitwin` command line: run scenarios, validate them, check histories.
 //!
 //! Map: [`cli`] declares the commands and their help; [`run_cmd`] runs scenarios and writes
-//! results; [`plot`] draws them; [`check_cmd`] validates scenario files;
+//! results; [`plot`] draws them and [`html`] puts them in self-contained reports; [`check_cmd`] validates scenario files;
 //! [`sweep_cmd`] runs many seeds in parallel; [`compare_cmd`] compares variants on common random
 //! numbers; [`capacity_cmd`] searches max QPS under an SLO; [`merge_cmd`] joins
 //! a sharded sweep; [`pool`] runs many runs across threads; [`lincheck_cmd`] checks Jepsen histories.
@@ -13,6 +13,7 @@ mod capacity_cmd;
 mod check_cmd;
 mod cli;
 mod compare_cmd;
+mod html;
 mod interrupt;
 mod lincheck_cmd;
 mod merge_cmd;

@@ -118,7 +118,106 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize, String> {
         ));
     }
     write(out, &header, &rows)?;
+    let html = out.with_file_name("report.html");
+    crate::html::write(&report(first, &header, &rows), &html)?;
     Ok(rows.len())
+}
+
+/// The sweep's HTML report: distributions across runs, and each point's p99 with its interval.
+fn report(m: &Manifest, header: &csv::StringRecord, rows: &Rows) -> crate::html::Report {
+    let col = |name: &str| header.iter().position(|h| h == name);
+    let values = |name: &str| -> Vec<f64> {
+        let Some(i) = col(name) else {
+            return Vec::new();
+        };
+        rows.values()
+            .filter_map(|r| r.get(i).and_then(|v| v.parse().ok()))
+            .collect()
+    };
+    let mut r = crate::html::Report::new(format!("minitwin sweep: {}", m.scenario));
+    r.fact("scenario", m.scenario.clone())
+        .fact("runs", m.runs_total.to_string())
+        .fact("shards merged", m.shards.to_string())
+        .fact("commit", m.commit.clone());
+    let failing: Vec<Vec<String>> = match (col("failed_checks"), col("seed"), col("run")) {
+        (Some(f), Some(s), Some(run)) => rows
+            .values()
+            .filter(|r| !r.get(f).unwrap_or("").is_empty())
+            .map(|r| {
+                vec![
+                    r.get(run).unwrap_or("").into(),
+                    r.get(s).unwrap_or("").into(),
+                    r.get(f).unwrap_or("").into(),
+                ]
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    r.table(
+        &format!("Failing runs ({})", failing.len()),
+        &["run", "seed", "failed checks"],
+        failing,
+    );
+    let recovery = values("recovery_s");
+    if !recovery.is_empty() {
+        r.figure(
+            "fig-recovery",
+            "Recovery time across runs: from the first fault to the last second over 1 % errors",
+            crate::plot::histogram("recovery time", "seconds", &recovery),
+        );
+    }
+    r.figure(
+        "fig-p99",
+        "p99 latency across runs",
+        crate::plot::histogram("p99 latency", "ms", &values("latency_ms_p99")),
+    );
+    if let (Some(point), Some(p99), Some(first_axis), Some(rep)) = (
+        col("point"),
+        col("latency_ms_p99"),
+        col("point").map(|p| p + 1),
+        col("replication"),
+    ) {
+        let mut by_point: BTreeMap<u64, (String, Vec<f64>)> = BTreeMap::new();
+        for rec in rows.values() {
+            let Some(p) = rec.get(point).and_then(|v| v.parse().ok()) else {
+                continue;
+            };
+            let label: Vec<String> = (first_axis..rep)
+                .map(|i| {
+                    let path = header.get(i).unwrap_or("");
+                    let field = path.rsplit('.').next().unwrap_or(path);
+                    format!("{field}={}", rec.get(i).unwrap_or(""))
+                })
+                .collect();
+            let e = by_point.entry(p).or_insert((label.join(" "), Vec::new()));
+            if let Some(v) = rec.get(p99).and_then(|v| v.parse().ok()) {
+                e.1.push(v);
+            }
+        }
+        if by_point.len() > 1 {
+            let rows: Vec<(String, f64, f64)> = by_point
+                .into_values()
+                .filter_map(|(label, v)| {
+                    let i = minitwin_sim::stats::interval(&v)?;
+                    Some((
+                        label,
+                        i.mean,
+                        if i.half_width.is_finite() {
+                            i.half_width
+                        } else {
+                            0.0
+                        },
+                    ))
+                })
+                .collect();
+            r.figure(
+                "fig-points-p99",
+                "p99 latency per point of the axes: mean over replications, 95 % interval",
+                crate::plot::intervals("p99 per point", "ms", &rows, false),
+            );
+        }
+    }
+    r
 }
 
 /// Every `shard-*-of-*.toml` in `dirs`, with the path of its table.

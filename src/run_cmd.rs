@@ -389,5 +389,52 @@ fn write_results(dir: &Path, o: &RunOutcome) -> Result<(), String> {
         std::fs::write(&path, bytes)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    crate::plot::timeseries_svg(o, &dir.join("timeseries.svg"))
+    crate::plot::timeseries_svg(o, &dir.join("timeseries.svg"))?;
+    crate::html::write(&run_report(o), &dir.join("report.html"))
+}
+
+/// The run's HTML report: its facts, summary, checks and figures.
+pub fn run_report(o: &RunOutcome) -> crate::html::Report {
+    let mut r = crate::html::Report::new(format!("minitwin run: {} seed {}", o.scenario, o.seed));
+    r.fact("scenario", o.scenario.clone())
+        .fact("seed", o.seed.to_string())
+        .fact("commit", COMMIT)
+        .fact("trace hash", format!("{:016x}", o.trace_hash));
+    if let Some(at) = o.interrupted_at_s {
+        r.fact("PARTIAL", format!("interrupted at {at:.3} simulated s"));
+    }
+    r.text(
+        "Summary",
+        report::summary_text(o).lines().map(String::from).collect(),
+    );
+    r.table(
+        "Checks",
+        &["check", "verdict", "detail"],
+        o.checks
+            .iter()
+            .map(|c| vec![c.name.to_string(), c.label().to_string(), c.detail.clone()])
+            .collect(),
+    );
+    r.figure(
+        "fig-requests",
+        "Requests per simulated second: sent, answered ok, failed",
+        crate::plot::requests(o),
+    );
+    r.figure(
+        "fig-latency",
+        "Latency of successful requests per second: mean and p99",
+        crate::plot::latency(o),
+    );
+    r.figure(
+        "fig-tiers",
+        "Instances up, and queue depth in the services and stores, per second",
+        crate::plot::tiers(o),
+    );
+    let cdf = vec![(format!("seed {}", o.seed), o.summary.latency_cdf_ms.clone())];
+    r.figure(
+        "fig-latency-cdf",
+        "Latency CDF of the successful requests after the warm-up",
+        crate::plot::cdfs("latency CDF", &cdf),
+    );
+    r
 }

@@ -161,6 +161,37 @@ impl Metrics {
         }
     }
 
+    /// A crash: the process's in-memory state is gone, so every level drops to zero at
+    /// `now_ns` (what it held so far stays integrated).
+    pub fn zero_levels(&mut self, now_ns: u64) {
+        for e in &mut self.entries {
+            if let Value::Level {
+                value,
+                since_ns,
+                area,
+                ..
+            } = &mut e.value
+            {
+                *area += *value as f64 * now_ns.saturating_sub(*since_ns) as f64;
+                *since_ns = now_ns.max(*since_ns);
+                *value = 0;
+            }
+        }
+    }
+
+    /// The integral of a level over [start, now_ns] (value x ns).
+    pub fn level_area(&self, name: &str, now_ns: u64) -> Option<f64> {
+        match self.entries.get(*self.by_name.get(name)? as usize)?.value {
+            Value::Level {
+                value,
+                since_ns,
+                area,
+                ..
+            } => Some(area + value as f64 * now_ns.saturating_sub(since_ns) as f64),
+            _ => None,
+        }
+    }
+
     /// Forgets everything measured before `now_ns` (end of warm-up); levels keep their value.
     pub fn reset(&mut self, now_ns: u64) {
         for e in &mut self.entries {
@@ -191,6 +222,17 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crash_drops_levels_to_zero_and_keeps_what_they_integrated() {
+        let mut m = Metrics::new();
+        let l = m.level("in_system", "requests");
+        m.shift(l, 0, 3);
+        m.zero_levels(10);
+        assert_eq!(m.level_area("in_system", 20), Some(30.0));
+        m.shift(l, 20, 1);
+        assert_eq!(m.level_area("in_system", 30), Some(40.0));
+    }
 
     #[test]
     fn registering_a_name_twice_returns_the_same_metric() {

@@ -560,6 +560,11 @@ impl Sim {
         &mut self.nodes[node as usize].env.disk
     }
 
+    /// Whether the node is up (not crashed, or restarted).
+    pub fn is_up(&self, node: NodeId) -> bool {
+        self.nodes[node as usize].component.is_some()
+    }
+
     /// The node's component, if it is up and of type `T`.
     pub fn component<T: 'static>(&self, node: NodeId) -> Option<&T> {
         self.nodes[node as usize]
@@ -637,6 +642,7 @@ impl Sim {
         node.env.up = false;
         node.env.incarnation += 1;
         node.env.crashes_total += 1;
+        node.env.metrics.zero_levels(self.queue.now_ns);
         node.env.disk.crash();
         tracing::info!(t_ns = self.queue.now_ns, node = %node.env.name, "crash");
     }

@@ -21,7 +21,7 @@
 //! - [`evidence`]: what tiers read from their components after a run, for the checkers.
 //! - [`checks`]: one file per checker, registered by name.
 //! - [`series`]: the users' per-second time series, streamed as it is made, and the recovery
-//!   time.
+//!   time; [`gauges`]: the tiers per second (instances up, queue depth) for plots.
 //! - [`outcome`]: the summary, rows and tables of a run; [`report`] turns them into files.
 //! - [`lincheck`]: linearizability of register histories (WGL), and Jepsen's log format.
 //! - [`compare`]: variants run as arms on common seeds, differences with intervals.
@@ -39,6 +39,7 @@ pub mod compare;
 pub mod cost;
 pub mod disk;
 pub mod evidence;
+pub mod gauges;
 pub mod heap;
 pub mod kernel;
 pub mod lincheck;

@@ -17,6 +17,8 @@ pub struct Summary {
     pub latency_ms_p50: f64,
     pub latency_ms_p99: f64,
     pub latency_ms_p999: f64,
+    /// The latency distribution of successful requests: (quantile, ms) at [`CDF_QUANTILES`].
+    pub latency_cdf_ms: Vec<(f64, f64)>,
     /// (kind, count): 429, 500, 502, 503, 504, timeout.
     pub errors: Vec<(&'static str, u64)>,
     pub error_ratio: f64,
@@ -37,6 +39,12 @@ pub struct Summary {
     /// The archiver's last day: logical bytes over billed bytes (None without an archiver).
     pub storage_efficiency: Option<f64>,
 }
+
+/// Where the latency CDF is read: every percent, then the tail to 99.99 %, and the maximum.
+pub const CDF_QUANTILES: [f64; 24] = [
+    0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.925, 0.95, 0.96, 0.97, 0.98,
+    0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999, 1.0,
+];
 
 /// One row of the long-format results.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,6 +88,8 @@ pub struct RunOutcome {
     /// [`crate::series::PLOT_POINTS`] seconds, downsampled beyond (the full series streams
     /// through [`crate::run::run_with`]).
     pub series: Vec<SecondRow>,
+    /// The tiers per second (instances up, queue depth), downsampled like `series`.
+    pub tier_series: Vec<crate::gauges::TierSecond>,
     pub tables: Vec<Table>,
     pub checks: Vec<CheckResult>,
     pub trace: Option<Vec<TraceEntry>>,

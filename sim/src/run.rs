@@ -3,6 +3,7 @@
 
 use crate::checks::{self, durability, Checker};
 use crate::evidence::Evidence;
+use crate::gauges::Sampler;
 use crate::kernel::Progress;
 use crate::outcome::{self, RunOutcome};
 use crate::scenario::Scenario;
@@ -31,6 +32,7 @@ pub fn first_fault_s(scenario: &Scenario) -> Option<f64> {
 
 /// Simulated time between two hand-overs of the users' finished seconds.
 const CHUNK_NS: u64 = 10_000_000_000;
+const SECOND_NS: u64 = 1_000_000_000;
 
 /// Runs `scenario` with `seed` to its end.
 pub fn run(
@@ -75,6 +77,7 @@ pub fn run_with(
             c.on_stream(&out);
         }
     };
+    let mut gauges = Sampler::new(&world.plan);
     let stopped = || options.stop.is_some_and(|s| s.load(Ordering::Relaxed));
     let mut interrupted_at_s = None;
     while world.sim.now_ns() < end_ns {
@@ -83,7 +86,12 @@ pub fn run_with(
             break;
         }
         let next = world.sim.now_ns().saturating_add(CHUNK_NS).min(end_ns);
-        world.sim.run_until(next, progress);
+        // Second by second, so that the tiers' gauges are sampled at every second.
+        while world.sim.now_ns() < next {
+            let second = (world.sim.now_ns() / SECOND_NS + 1) * SECOND_NS;
+            world.sim.run_until(second.min(next), progress);
+            gauges.sample(&world.sim, world.sim.now_ns());
+        }
         stream(&mut world, next / 1_000_000_000);
     }
     let last = world.sim.now_ns().min(end_ns);
@@ -91,6 +99,7 @@ pub fn run_with(
     let promoted = *promoted_ns.borrow();
     let mut o = finish(scenario, seed, world, checkers, series, promoted);
     o.interrupted_at_s = interrupted_at_s;
+    o.tier_series = gauges.points();
     o
 }
 
@@ -184,6 +193,7 @@ fn finish(
         lines: report.lines,
         rows,
         series: series.points(),
+        tier_series: Vec::new(),
         tables: report.tables,
         checks: results,
         trace: sim.trace().entries().map(<[TraceEntry]>::to_vec),

@@ -14,6 +14,7 @@
 //! - `oracle`: the twin against queueing theory (Erlang C, Little's law).
 //! - `replication`: replicated shards, failover, and the durability, split-brain and
 //!   convergence checkers each catching the bug it looks for.
+//! - `report`: the HTML reports render every figure they list, with data in it.
 //! - `reshard`: live resharding, and verification catching a bad copy.
 //! - `scenarios`: scenario files, shipped and broken, and the CLI's answers to them.
 //! - `sessions`: the session cluster's failover timing and read-your-writes check.
@@ -32,6 +33,7 @@ mod lincheck;
 mod mirror;
 mod oracle;
 mod replication;
+mod report;
 mod reshard;
 mod scenarios;
 mod seam;

@@ -77,6 +77,14 @@ impl Tier for Users {
         summary.latency_ms_p50 = ms(h.value_at_quantile(0.5));
         summary.latency_ms_p99 = ms(h.value_at_quantile(0.99));
         summary.latency_ms_p999 = ms(h.value_at_quantile(0.999));
+        summary.latency_cdf_ms = if h.is_empty() {
+            Vec::new()
+        } else {
+            crate::outcome::CDF_QUANTILES
+                .iter()
+                .map(|&q| (q, ms(h.value_at_quantile(q))))
+                .collect()
+        };
         let answered = t.ok + t.failed();
         summary.error_ratio = if answered == 0 {
             0.0
