@@ -8,7 +8,7 @@ use crate::run_cmd::COMMIT;
 use minitwin_sim::capacity::{self, Found, Search, Slo, Step, TierLoad};
 use minitwin_sim::checks::Class;
 use minitwin_sim::outcome::RunOutcome;
-use minitwin_sim::scenario::{self, Scenario};
+use minitwin_sim::scenario::Scenario;
 use std::path::{Path, PathBuf};
 
 /// Error ratio allowed when neither `--max-error-ratio` nor `[checks] max_error_ratio` says.
@@ -27,7 +27,7 @@ pub fn main(args: CapacityArgs) -> u8 {
 type Prepared = (Scenario, Slo, Vec<u64>, usize);
 
 fn prepare(args: &CapacityArgs) -> Result<Prepared, String> {
-    let mut scenario = load(&args.scenario, args.variant.as_deref())?;
+    let mut scenario = pool::load_variant(&args.scenario, args.variant.as_deref())?;
     if let Some(d) = args.duration_s {
         if !(1.0..=86_400.0).contains(&d) || d <= scenario.warmup_s {
             return Err(format!(
@@ -86,32 +86,14 @@ fn prepare(args: &CapacityArgs) -> Result<Prepared, String> {
     Ok((scenario, slo, seeds, jobs))
 }
 
-fn load(path: &Path, variant: Option<&str>) -> Result<Scenario, String> {
-    let Some(name) = variant else {
-        return scenario::load(path).map_err(|e| e.to_string());
-    };
-    let (_, variants) = scenario::load_with_variants(path).map_err(|e| e.to_string())?;
-    let names: Vec<&str> = variants.iter().map(|(n, _)| n.as_str()).collect();
-    variants
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, s)| s.clone())
-        .ok_or_else(|| {
-            format!(
-                "--variant {name}: {} has no such variant; it has {names:?}",
-                path.display()
-            )
-        })
-}
-
 fn capacity_dir(out: &Path, s: &Scenario) -> PathBuf {
     out.join(&s.name).join("capacity")
 }
 
 /// One step's runs: the step, and the tier loads averaged over its replications.
-struct Tried {
-    step: Step,
-    loads: Vec<TierLoad>,
+pub struct Tried {
+    pub step: Step,
+    pub loads: Vec<TierLoad>,
 }
 
 fn search(args: &CapacityArgs, base: &Scenario, slo: &Slo, seeds: &[u64], jobs: usize) -> u8 {
@@ -128,44 +110,16 @@ fn search(args: &CapacityArgs, base: &Scenario, slo: &Slo, seeds: &[u64], jobs: 
     say!(
         "  rate req/s      p99 ms              error ratio              throughput req/s   verdict"
     );
-    let mut s = Search::new(start, args.tolerance);
-    let mut tried: Vec<Tried> = Vec::new();
     let mut worst = Worst::default();
-    let mut stopped = None;
-    while let Some(rate) = s.next_rate() {
-        let at = capacity::at_rate(base, rate);
-        if let Some(why) = minitwin_sim::tiers::estimate(&at).over_budget() {
-            if !args.force {
-                stopped = Some(format!(
-                    "stopped at {rate:.1} req/s: each run {why}; shorten --duration-s or pass --force"
-                ));
-                break;
-            }
-        }
-        let Some(outcomes) = run_step(args, &at, seeds, jobs, &mut worst) else {
-            stopped = Some("stopped: a run crashed or was interrupted".into());
-            break;
-        };
-        let summaries: Vec<_> = outcomes.iter().map(|o| &o.summary).collect();
-        let step = Step::of(rate, &summaries, slo);
-        say!(
-            "  {:<14.1}  {:<18}  {:<23}  {:<17}  {}",
-            rate,
-            pm(&step.p99_ms, 2),
-            pm(&step.error_ratio, 5),
-            pm(&step.throughput_rps, 1),
-            if step.passes { "pass" } else { "FAIL" }
-        );
-        let loads = mean_loads(&at, &outcomes);
-        tried.push(Tried {
-            step: step.clone(),
-            loads,
-        });
-        s.record(step);
-    }
-    if let Some(why) = &stopped {
-        say!("{why}");
-    }
+    let how = How {
+        seeds,
+        jobs,
+        tolerance: args.tolerance,
+        force: args.force,
+        quiet: args.quiet,
+        print_steps: true,
+    };
+    let (s, tried, stopped) = find(base, slo, start, &how, &mut worst);
     report(args, base, &s, &tried, stopped.is_none());
     let dir = capacity_dir(&args.out, base);
     if let Err(e) = write_csvs(&dir, &tried) {
@@ -209,21 +163,10 @@ fn html_report(
                 .map_or("none passed".into(), |p| format!("{p:.1} req/s offered")),
         )
         .fact("commit", COMMIT);
-    let steps: Vec<(f64, f64, f64, bool)> = tried
-        .iter()
-        .map(|t| {
-            (
-                t.step.rate_rps,
-                t.step.p99_ms.mean,
-                t.step.p99_ms.half_width,
-                t.step.passes,
-            )
-        })
-        .collect();
     r.figure(
         "fig-knee",
         "p99 latency against offered load (green passed, red failed, 95 % intervals), the SLO and the highest rate that kept it",
-        crate::plot::knee(&steps, slo.p99_ms, s.pass_rps),
+        knee(tried, slo.p99_ms, s.pass_rps),
     );
     r.table(
         "Steps, in the order tried",
@@ -279,19 +222,83 @@ fn html_report(
     r
 }
 
-/// Runs the replications at one rate; None if one crashed or the user interrupted.
-fn run_step(
-    args: &CapacityArgs,
-    at: &Scenario,
-    seeds: &[u64],
-    jobs: usize,
+/// The figure of a search: p99 (with intervals) against the offered rate, the SLO, the rate
+/// found.
+pub fn knee(tried: &[Tried], slo_ms: f64, found: Option<f64>) -> Result<String, String> {
+    let steps: Vec<(f64, f64, f64, bool)> = tried
+        .iter()
+        .map(|t| {
+            let p = &t.step.p99_ms;
+            (t.step.rate_rps, p.mean, p.half_width, t.step.passes)
+        })
+        .collect();
+    crate::plot::knee(&steps, slo_ms, found)
+}
+
+/// How a search runs: its seeds and threads, when it stops, what it prints.
+pub struct How<'a> {
+    pub seeds: &'a [u64],
+    pub jobs: usize,
+    pub tolerance: f64,
+    pub force: bool,
+    pub quiet: bool,
+    pub print_steps: bool,
+}
+
+/// The search from `start`: its state, every step tried, and why it stopped early (if so).
+pub fn find(
+    base: &Scenario,
+    slo: &Slo,
+    start: f64,
+    how: &How,
     worst: &mut Worst,
-) -> Option<Vec<RunOutcome>> {
-    let runs: Vec<(&Scenario, u64)> = seeds.iter().map(|&seed| (at, seed)).collect();
+) -> (Search, Vec<Tried>, Option<String>) {
+    let mut s = Search::new(start, how.tolerance);
+    let mut tried: Vec<Tried> = Vec::new();
+    let mut stopped = None;
+    while let Some(rate) = s.next_rate() {
+        let at = capacity::at_rate(base, rate);
+        if let Some(why) = minitwin_sim::tiers::estimate(&at).over_budget() {
+            if !how.force {
+                stopped = Some(format!(
+                    "stopped at {rate:.1} req/s: each run {why}; shorten --duration-s or pass --force"
+                ));
+                break;
+            }
+        }
+        let Some(outcomes) = run_step(how, &at, worst) else {
+            stopped = Some("stopped: a run crashed or was interrupted".into());
+            break;
+        };
+        let summaries: Vec<_> = outcomes.iter().map(|o| &o.summary).collect();
+        let step = Step::of(rate, &summaries, slo);
+        if how.print_steps {
+            say!(
+                "  {:<14.1}  {:<18}  {:<23}  {:<17}  {}",
+                rate,
+                pm(&step.p99_ms, 2),
+                pm(&step.error_ratio, 5),
+                pm(&step.throughput_rps, 1),
+                if step.passes { "pass" } else { "FAIL" }
+            );
+        }
+        let loads = mean_loads(&at, &outcomes);
+        tried.push(Tried {
+            step: step.clone(),
+            loads,
+        });
+        s.record(step);
+    }
+    (s, tried, stopped)
+}
+
+/// Runs the replications at one rate; None if one crashed or the user interrupted.
+fn run_step(how: &How, at: &Scenario, worst: &mut Worst) -> Option<Vec<RunOutcome>> {
+    let runs: Vec<(&Scenario, u64)> = how.seeds.iter().map(|&seed| (at, seed)).collect();
     let mut out = Vec::new();
     for ((_, seed), fate) in runs
         .iter()
-        .zip(pool::run_all(&runs, jobs, args.quiet, "runs"))
+        .zip(pool::run_all(&runs, how.jobs, how.quiet, "runs"))
     {
         match fate {
             Fate::Ran(o) if o.interrupted_at_s.is_none() => {

@@ -31,6 +31,7 @@ Examples:
                                                           differences with 95 % intervals
   minitwin capacity scenarios/steady.toml                  max QPS under the scenario's SLO,
                                                           tier utilization, the bottleneck
+  minitwin brief                                           the brief's table, regenerated
 
 Exit codes: 0 all checks passed, 1 the simulator crashed, 2 bad input (the error names the
             file, line and field) or an output that cannot be written, 3 a correctness check
@@ -59,6 +60,10 @@ pub enum Command {
     /// bound (bracketing from the scenario's rate, then bisection; replications at each step),
     /// each tier's utilization there, and the bottleneck.
     Capacity(CapacityArgs),
+    /// Regenerate the design brief's comparison table (max QPS, fault recovery time, storage
+    /// efficiency; monolith against distributed) from two calibrated scenarios, with the
+    /// brief's numbers beside the twin's and why they differ (scenarios/BRIEF.md).
+    Brief(BriefArgs),
     /// Join the shard tables of a sweep run across machines into sweep.csv, checking that they
     /// are one sweep and that every run is there once.
     Merge(MergeArgs),
@@ -121,6 +126,38 @@ pub struct SweepArgs {
     /// Run even when a run's estimated events or memory are over the budget.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BriefArgs {
+    /// The monolith: its topology, workload, SLO ([checks] max_p99_ms), one fault and an
+    /// archive.
+    #[arg(long, default_value = "scenarios/brief-monolith.toml")]
+    pub monolith: PathBuf,
+    /// The distributed architecture, the same way.
+    #[arg(long, default_value = "scenarios/brief-distributed.toml")]
+    pub distributed: PathBuf,
+    /// Seeds for every measurement (the same seeds for both architectures).
+    #[arg(long, default_value_t = 5)]
+    pub replications: u64,
+    /// Simulated seconds each capacity run measures, after the scenario's warm-up.
+    #[arg(long, default_value_t = 60.0)]
+    pub capacity_duration_s: f64,
+    /// The capacity search stops when its bracket is this narrow (a fraction).
+    #[arg(long, default_value_t = 0.02)]
+    pub tolerance: f64,
+    /// Days of archiving before the storage efficiency is read.
+    #[arg(long, default_value_t = 180.0)]
+    pub storage_days: f64,
+    /// Runs in parallel (default: one per core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Where the table goes: DIR/brief/{brief.md,brief.csv,report.html}.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]

@@ -48,7 +48,12 @@ fn plan(args: &CompareArgs) -> Result<(Vec<compare::Arm>, Vec<u64>, usize), Stri
         .ok_or("--first-seed + --replications - 1 must fit in a u64".to_string())?;
     let seeds: Vec<u64> = (args.first_seed..=last).collect();
     let jobs = pool::threads(args.jobs, runs as usize)?;
-    check_budget(&arms, jobs, args.force)?;
+    let named: Vec<(String, &Scenario)> = arms
+        .iter()
+        .map(|a| (format!("arm `{}`", a.name), &a.scenario))
+        .collect();
+    let named: Vec<(&str, &Scenario)> = named.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+    pool::check_budget(&named, jobs, args.force)?;
     std::fs::create_dir_all(compare_dir(&args.out, &base)).map_err(|e| {
         format!(
             "--out {}: cannot create the results directory: {e}",
@@ -56,30 +61,6 @@ fn plan(args: &CompareArgs) -> Result<(Vec<compare::Arm>, Vec<u64>, usize), Stri
         )
     })?;
     Ok((arms, seeds, jobs))
-}
-
-fn check_budget(arms: &[compare::Arm], jobs: usize, force: bool) -> Result<(), String> {
-    if force {
-        return Ok(());
-    }
-    let mut biggest = 0f64;
-    for arm in arms {
-        let e = minitwin_sim::tiers::estimate(&arm.scenario);
-        if let Some(why) = e.over_budget() {
-            return Err(format!(
-                "arm `{}`, each run: {why}. Shorten duration_s, lower the load, or pass --force",
-                arm.name
-            ));
-        }
-        biggest = biggest.max(e.bytes);
-    }
-    if biggest * jobs as f64 > minitwin_sim::tiers::BYTE_BUDGET {
-        return Err(format!(
-            "{jobs} runs at once would hold about {:.1} GiB: lower --jobs, or pass --force",
-            biggest * jobs as f64 / 1024f64.powi(3)
-        ));
-    }
-    Ok(())
 }
 
 fn compare_dir(out: &Path, base: &Scenario) -> PathBuf {

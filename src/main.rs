@@ -3,12 +3,14 @@
 //! Map: [`cli`] declares the commands and their help; [`run_cmd`] runs scenarios and writes
 //! results; [`plot`] draws them and [`html`] puts them in self-contained reports; [`check_cmd`] validates scenario files;
 //! [`sweep_cmd`] runs many seeds in parallel; [`compare_cmd`] compares variants on common random
-//! numbers; [`capacity_cmd`] searches max QPS under an SLO; [`merge_cmd`] joins
+//! numbers; [`capacity_cmd`] searches max QPS under an SLO; [`brief_cmd`]
+//! regenerates the brief's table; [`merge_cmd`] joins
 //! a sharded sweep; [`pool`] runs many runs across threads; [`lincheck_cmd`] checks Jepsen histories.
 
 #[macro_use]
 mod say;
 
+mod brief_cmd;
 mod capacity_cmd;
 mod check_cmd;
 mod cli;
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         cli::Command::Compare(a) => compare_cmd::main(a),
         cli::Command::Capacity(a) => capacity_cmd::main(a),
         cli::Command::Merge(a) => merge_cmd::main(a),
+        cli::Command::Brief(a) => brief_cmd::main(a),
         cli::Command::Lincheck(a) => lincheck_cmd::main(a),
     };
     ExitCode::from(code)

@@ -123,3 +123,52 @@ impl Worst {
         }
     }
 }
+
+/// Refuses runs over the budget (each run's events and memory, and `threads` of the biggest at
+/// once) unless `force`; `(name, scenario)` names each kind of run in the error.
+pub fn check_budget(
+    scenarios: &[(&str, &Scenario)],
+    threads: usize,
+    force: bool,
+) -> Result<(), String> {
+    if force {
+        return Ok(());
+    }
+    let mut biggest = 0f64;
+    for (name, s) in scenarios {
+        let e = minitwin_sim::tiers::estimate(s);
+        if let Some(why) = e.over_budget() {
+            return Err(format!(
+                "{name}, each run: {why}. Shorten duration_s, lower the load, or pass --force"
+            ));
+        }
+        biggest = biggest.max(e.bytes);
+    }
+    if biggest * threads as f64 > minitwin_sim::tiers::BYTE_BUDGET {
+        return Err(format!(
+            "{threads} runs at once would hold about {:.1} GiB: lower --jobs, or pass --force",
+            biggest * threads as f64 / 1024f64.powi(3)
+        ));
+    }
+    Ok(())
+}
+
+/// The scenario at `path`, or its `[[variants]]` entry `variant`.
+pub fn load_variant(path: &std::path::Path, variant: Option<&str>) -> Result<Scenario, String> {
+    let Some(name) = variant else {
+        return minitwin_sim::scenario::load(path).map_err(|e| e.to_string());
+    };
+    let (_, variants) =
+        minitwin_sim::scenario::load_with_variants(path).map_err(|e| e.to_string())?;
+    let names: Vec<&str> = variants.iter().map(|(n, _)| n.as_str()).collect();
+    variants
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, s)| s.clone())
+        .ok_or_else(|| {
+            format!(
+                "--variant {name}: {} has no such variant; it has {names:?}",
+                path.display()
+            )
+        })
+}

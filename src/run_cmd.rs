@@ -59,21 +59,7 @@ fn load(args: &RunArgs) -> Result<Scenario, String> {
         }
         return load_with_sets(args);
     }
-    let Some(name) = &args.variant else {
-        return scenario::load(&args.scenario).map_err(|e| e.to_string());
-    };
-    let (_, variants) = scenario::load_with_variants(&args.scenario).map_err(|e| e.to_string())?;
-    let names: Vec<&str> = variants.iter().map(|(n, _)| n.as_str()).collect();
-    variants
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, s)| s.clone())
-        .ok_or_else(|| {
-            format!(
-                "--variant {name}: {} has no such variant; it has {names:?}",
-                args.scenario.display()
-            )
-        })
+    crate::pool::load_variant(&args.scenario, args.variant.as_deref())
 }
 
 /// The scenario with its `--set` fields overridden, named `<scenario>.set` (its results go

@@ -92,7 +92,12 @@ fn plan(args: &SweepArgs) -> Result<Plan, String> {
     );
     let mine = sweep::shard_jobs(&all, shard.0, shard.1);
     let threads = pool::threads(args.jobs, mine.len())?;
-    budget(&scenarios, threads, args.force)?;
+    let named: Vec<(String, &Scenario)> = scenarios
+        .iter()
+        .map(|s| (format!("`{}`", s.name), s))
+        .collect();
+    let named: Vec<(&str, &Scenario)> = named.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+    pool::check_budget(&named, threads, args.force)?;
     let dir = args.out.join(&base.name).join("sweep");
     std::fs::create_dir_all(&dir).map_err(|e| {
         format!(
@@ -143,30 +148,6 @@ fn shard(args: &SweepArgs) -> Result<(u64, u64), String> {
         }
         (None, None) => Ok((0, 1)),
     }
-}
-
-fn budget(scenarios: &[Scenario], threads: usize, force: bool) -> Result<(), String> {
-    if force {
-        return Ok(());
-    }
-    let mut biggest = 0f64;
-    for s in scenarios {
-        let e = minitwin_sim::tiers::estimate(s);
-        if let Some(why) = e.over_budget() {
-            return Err(format!(
-                "each run of `{}`: {why}. Shorten duration_s, lower the load, or pass --force",
-                s.name
-            ));
-        }
-        biggest = biggest.max(e.bytes);
-    }
-    if biggest * threads as f64 > minitwin_sim::tiers::BYTE_BUDGET {
-        return Err(format!(
-            "{threads} runs at once would hold about {:.1} GiB: lower --jobs, or pass --force",
-            biggest * threads as f64 / 1024f64.powi(3)
-        ));
-    }
-    Ok(())
 }
 
 /// What every shard of one sweep must agree on: the scenario's text, the axes, the seeds.

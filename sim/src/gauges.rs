@@ -2,11 +2,11 @@
 //! members are up, and the services' queue depth (the time-average of requests queued or
 //! running, summed over instances) and the stores' busy query threads. Sampled by the run loop
 //! at every simulated second from the components' time-integrated levels (exact averages, not
-//! snapshots), downsampled like the users' series beyond [`crate::series::PLOT_POINTS`].
+//! snapshots), downsampled like the users' series beyond [`crate::series::PLOT_POINTS`] points.
 
 use crate::kernel::Sim;
 use crate::plan::Plan;
-use crate::series::PLOT_POINTS;
+use crate::series::{Downsampled, Span};
 use crate::tiers::service::SERVICE;
 use crate::tiers::store::STORE;
 
@@ -24,7 +24,11 @@ pub struct TierSecond {
     pub stores_busy_threads: f64,
 }
 
-impl TierSecond {
+impl Span for TierSecond {
+    fn span_s(&self) -> u64 {
+        self.span_s
+    }
+
     fn merge(&self, next: &TierSecond) -> TierSecond {
         let (a, b) = (self.span_s as f64, next.span_s as f64);
         let avg = |x: f64, y: f64| (x * a + y * b) / (a + b);
@@ -46,9 +50,7 @@ pub struct Sampler {
     /// Each level's integral at the last sample, by node, to difference.
     last_area: Vec<f64>,
     last_ns: u64,
-    points: Vec<TierSecond>,
-    width_s: u64,
-    partial: Option<TierSecond>,
+    points: Downsampled<TierSecond>,
 }
 
 const IN_SYSTEM: &str = "service_in_system";
@@ -64,9 +66,7 @@ impl Sampler {
             stores,
             last_area: vec![0.0; n],
             last_ns: 0,
-            points: Vec::new(),
-            width_s: 1,
-            partial: None,
+            points: Downsampled::new(),
         }
     }
 
@@ -106,33 +106,11 @@ impl Sampler {
             row.stores_up += u32::from(sim.is_up(s));
         }
         self.last_ns = now_ns;
-        self.push(row);
-    }
-
-    fn push(&mut self, row: TierSecond) {
-        let point = match self.partial.take() {
-            Some(p) => p.merge(&row),
-            None => row,
-        };
-        if point.span_s < self.width_s {
-            self.partial = Some(point);
-            return;
-        }
-        self.points.push(point);
-        if self.points.len() == PLOT_POINTS {
-            self.points = self
-                .points
-                .chunks(2)
-                .map(|c| c.iter().skip(1).fold(c[0], |a, b| a.merge(b)))
-                .collect();
-            self.width_s *= 2;
-        }
+        self.points.push(row);
     }
 
     /// The downsampled points.
     pub fn points(&self) -> Vec<TierSecond> {
-        let mut out = self.points.clone();
-        out.extend(self.partial);
-        out
+        self.points.points()
     }
 }

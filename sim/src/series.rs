@@ -78,14 +78,82 @@ pub const PLOT_POINTS: usize = 2_048;
 /// A second with more failures than this fraction of its answers counts as degraded.
 pub const RECOVERY_ERROR_RATIO: f64 = 0.01;
 
-/// The series as it streams by.
+/// A point of a plotted series: it spans some seconds and merges with the next.
+pub trait Span: Copy {
+    fn span_s(&self) -> u64;
+    /// This span and the next one as one.
+    fn merge(&self, next: &Self) -> Self;
+}
+
+impl Span for SecondRow {
+    fn span_s(&self) -> u64 {
+        self.span_s
+    }
+
+    fn merge(&self, next: &SecondRow) -> SecondRow {
+        SecondRow::merge(self, next)
+    }
+}
+
+/// Seconds kept for a plot in bounded memory: every second until [`PLOT_POINTS`] points, then
+/// neighbours merge and the resolution halves, again and again.
 #[derive(Clone, Debug)]
-pub struct Series {
-    points: Vec<SecondRow>,
+pub struct Downsampled<T> {
+    points: Vec<T>,
     /// Seconds per point now.
     width_s: u64,
     /// A point being filled (fewer than `width_s` seconds in it).
-    partial: Option<SecondRow>,
+    partial: Option<T>,
+}
+
+impl<T: Span> Downsampled<T> {
+    pub fn new() -> Downsampled<T> {
+        Downsampled {
+            points: Vec::new(),
+            width_s: 1,
+            partial: None,
+        }
+    }
+
+    /// The next second (in order).
+    pub fn push(&mut self, row: T) {
+        let point = match self.partial.take() {
+            Some(p) => p.merge(&row),
+            None => row,
+        };
+        if point.span_s() < self.width_s {
+            self.partial = Some(point);
+            return;
+        }
+        self.points.push(point);
+        if self.points.len() == PLOT_POINTS {
+            self.points = self
+                .points
+                .chunks(2)
+                .map(|c| c.iter().skip(1).fold(c[0], |a, b| a.merge(b)))
+                .collect();
+            self.width_s *= 2;
+        }
+    }
+
+    /// The points, the one being filled last.
+    pub fn points(&self) -> Vec<T> {
+        let mut out = self.points.clone();
+        out.extend(self.partial);
+        out
+    }
+}
+
+impl<T: Span> Default for Downsampled<T> {
+    fn default() -> Self {
+        Downsampled::new()
+    }
+}
+
+/// The series as it streams by.
+#[derive(Clone, Debug)]
+pub struct Series {
+    points: Downsampled<SecondRow>,
     first_fault_s: Option<f64>,
     last_degraded_s: Option<u64>,
 }
@@ -93,9 +161,7 @@ pub struct Series {
 impl Series {
     pub fn new(first_fault_s: Option<f64>) -> Series {
         Series {
-            points: Vec::new(),
-            width_s: 1,
-            partial: None,
+            points: Downsampled::new(),
             first_fault_s,
             last_degraded_s: None,
         }
@@ -111,23 +177,7 @@ impl Series {
         if degraded && after_fault {
             self.last_degraded_s = Some(row.t_s);
         }
-        let point = match self.partial.take() {
-            Some(p) => p.merge(&row),
-            None => row,
-        };
-        if point.span_s < self.width_s {
-            self.partial = Some(point);
-            return;
-        }
-        self.points.push(point);
-        if self.points.len() == PLOT_POINTS {
-            self.points = self
-                .points
-                .chunks(2)
-                .map(|c| c.iter().skip(1).fold(c[0], |a, b| a.merge(b)))
-                .collect();
-            self.width_s *= 2;
-        }
+        self.points.push(row);
     }
 
     /// From the first fault to the end of the last degraded second after it (0 when none was
@@ -142,9 +192,7 @@ impl Series {
 
     /// The downsampled points (every second for runs of up to [`PLOT_POINTS`] seconds).
     pub fn points(&self) -> Vec<SecondRow> {
-        let mut out = self.points.clone();
-        out.extend(self.partial);
-        out
+        self.points.points()
     }
 }
 

@@ -1,6 +1,7 @@
 //! minitwin's one integration-test binary. Each module is a family of features:
 //!
 //! - `accounting`: one measured window for every count; nothing unanswered is hidden.
+//! - `brief`: the brief's table regenerated from the calibrated scenarios.
 //! - `capacity`: max QPS under an SLO against the M/M/c sojourn quantile; the bottleneck.
 //! - `compare`: variants on common random numbers against independent seeds.
 //! - `determinism`: same seed, same bytes and trace hash; different seeds differ.
@@ -22,6 +23,7 @@
 //! - `seam`: the same store state machine under the tokio driver over loopback TCP.
 
 mod accounting;
+mod brief;
 mod capacity;
 mod compare;
 mod determinism;

@@ -57,7 +57,7 @@ fn data_marks(body: &str) -> usize {
 }
 
 /// Checks a report; the ids of its figures.
-fn check(path: &Path) -> Vec<String> {
+pub(crate) fn check(path: &Path) -> Vec<String> {
     let html = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(html.starts_with("<!DOCTYPE html>"), "{}", path.display());
     assert!(html.trim_end().ends_with("</html>"));
