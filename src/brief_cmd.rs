@@ -519,7 +519,7 @@ fn report(m: &Measured, d: &Measured, table: &str, notes: &[String]) -> crate::h
         r.figure(
             &format!("fig-knee-{}", x.name),
             &format!(
-                "{}: p99 against offered load, the SLO and the max rate that kept it",
+                "{}: p99 against offered load (red: failed on p99 or errors), the SLO and the max rate that kept it",
                 x.name
             ),
             capacity_cmd::knee(

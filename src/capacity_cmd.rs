@@ -165,7 +165,7 @@ fn html_report(
         .fact("commit", COMMIT);
     r.figure(
         "fig-knee",
-        "p99 latency against offered load (green passed, red failed, 95 % intervals), the SLO and the highest rate that kept it",
+        "p99 latency against offered load (green passed, red failed on p99 or errors; 95 % intervals), the SLO and the highest rate that kept it",
         knee(tried, slo.p99_ms, s.pass_rps),
     );
     r.table(

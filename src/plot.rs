@@ -465,6 +465,11 @@ pub fn knee(
             .label(format!("max rate under the SLO: {f:.1} req/s"))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], colour(3)));
         }
-        legend(&mut c)
+        c.configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
+            .draw()?;
+        Ok(())
     })
 }
