@@ -44,12 +44,14 @@ events or 4 GiB unless --force; lincheck gives up after --budget steps or --memo
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a scenario and write its results (metrics.csv, timeseries.csv, summary.txt, trace_hash.txt).
+    /// Run a scenario and write its results (metrics.csv, timeseries.csv, summary.txt,
+    /// trace_hash.txt, report.html).
     Run(RunArgs),
     /// Validate scenario files without running them (syntax, fields, names, ranges).
     Check(CheckArgs),
-    /// Run many seeds of a scenario in parallel (each run single-threaded); report failing seeds
-    /// with their replay commands and metrics as distributions across seeds.
+    /// Run a scenario over parameter axes times seeds in parallel (each run single-threaded),
+    /// on one machine or as shards across many; report failing runs with their replay commands
+    /// and metrics as distributions across runs.
     Sweep(SweepArgs),
     /// Run the baseline and every [[variants]] entry of a scenario on the same seeds (common
     /// random numbers) and report each metric's mean and its difference from the baseline with a
