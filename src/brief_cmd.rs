@@ -51,13 +51,27 @@ pub fn main(args: BriefArgs) -> u8 {
         eprintln!("error: {e}");
         return 2;
     }
-    let jobs = match pool::threads(args.jobs, args.replications as usize) {
+    let jobs = match pool::threads(args.many.jobs, args.replications as usize) {
         Ok(j) => j,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
+    let storage = [
+        storage_run(&mono, args.storage_days),
+        storage_run(&dist, args.storage_days),
+    ];
+    let budgeted = [
+        ("the monolith's fault run", &mono),
+        ("the distributed fault run", &dist),
+        ("the monolith's archiving run", &storage[0]),
+        ("the distributed archiving run", &storage[1]),
+    ];
+    if let Err(e) = pool::check_budget(&budgeted, jobs, args.many.force) {
+        eprintln!("error: {e}");
+        return 2;
+    }
     let dir = args.out.join("brief");
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!(
@@ -148,6 +162,12 @@ fn check_args(args: &BriefArgs, scenarios: &[&Scenario]) -> Result<(), String> {
                 s.name
             ));
         }
+        if s.workload.rate.peak() <= 0.0 {
+            return Err(format!(
+                "scenario `{}`: its rate is 0 req/s: the capacity search starts from it",
+                s.name
+            ));
+        }
         if s.topology.archive.is_none() {
             return Err(format!(
                 "scenario `{}`: give it [topology.archive] for the storage efficiency",
@@ -178,8 +198,8 @@ fn measure(
         seeds,
         jobs,
         tolerance: args.tolerance,
-        force: false,
-        quiet: args.quiet,
+        force: args.many.force,
+        quiet: args.many.quiet,
         print_steps: false,
     };
     let (search, tried, stopped) =
@@ -202,7 +222,7 @@ fn measure(
         "{name}: recovery time ({} runs with the fault) ...",
         seeds.len()
     );
-    let outcomes = run_all(&s, seeds, jobs, args.quiet, worst)?;
+    let outcomes = run_all(&s, seeds, jobs, args.many.quiet, worst)?;
     let interval = |f: &dyn Fn(&minitwin_sim::outcome::RunOutcome) -> Option<f64>| {
         let v: Vec<f64> = outcomes.iter().filter_map(f).collect();
         stats::interval(&v)
@@ -214,13 +234,8 @@ fn measure(
         "{name}: storage efficiency ({} days of archiving) ...",
         args.storage_days
     );
-    let mut storage = s.clone();
-    storage.faults.clear();
-    storage.workload.rate = RateCurve::Constant { rps: 0.0 };
-    storage.duration_s = args.storage_days * 86_400.0;
-    storage.warmup_s = 0.0;
-    storage.checks = Default::default();
-    let outcomes = run_all(&storage, seeds, jobs, args.quiet, worst)?;
+    let storage = storage_run(&s, args.storage_days);
+    let outcomes = run_all(&storage, seeds, jobs, args.many.quiet, worst)?;
     let v: Vec<f64> = outcomes
         .iter()
         .filter_map(|o| o.summary.storage_efficiency)
@@ -236,6 +251,17 @@ fn measure(
         storage_efficiency: stats::interval(&v),
         cost_per_hour,
     })
+}
+
+/// The archiving run behind the storage efficiency: no requests, no fault, `days` long.
+fn storage_run(s: &Scenario, days: f64) -> Scenario {
+    let mut storage = s.clone();
+    storage.faults.clear();
+    storage.workload.rate = RateCurve::Constant { rps: 0.0 };
+    storage.duration_s = days * 86_400.0;
+    storage.warmup_s = 0.0;
+    storage.checks = Default::default();
+    storage
 }
 
 fn run_all(

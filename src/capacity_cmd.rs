@@ -67,12 +67,18 @@ fn prepare(args: &CapacityArgs) -> Result<Prepared, String> {
             return Err(format!("--start-rps {r}: give a rate above 0, at most 1e7"));
         }
     }
+    if args.start_rps.is_none() && scenario.workload.rate.peak() <= 0.0 {
+        return Err(format!(
+            "{}: its rate is 0 req/s, nothing to start the search from: give --start-rps",
+            args.scenario.display()
+        ));
+    }
     let last = args
         .first_seed
         .checked_add(args.replications - 1)
         .ok_or("--first-seed + --replications - 1 must fit in a u64".to_string())?;
     let seeds: Vec<u64> = (args.first_seed..=last).collect();
-    let jobs = pool::threads(args.jobs, seeds.len())?;
+    let jobs = pool::threads(args.many.jobs, seeds.len())?;
     std::fs::create_dir_all(capacity_dir(&args.out, &scenario)).map_err(|e| {
         format!(
             "--out {}: cannot create the results directory: {e}",
@@ -115,8 +121,8 @@ fn search(args: &CapacityArgs, base: &Scenario, slo: &Slo, seeds: &[u64], jobs: 
         seeds,
         jobs,
         tolerance: args.tolerance,
-        force: args.force,
-        quiet: args.quiet,
+        force: args.many.force,
+        quiet: args.many.quiet,
         print_steps: true,
     };
     let (s, tried, stopped) = find(base, slo, start, &how, &mut worst);

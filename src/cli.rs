@@ -88,6 +88,21 @@ pub struct LincheckArgs {
     pub memory_mb: u64,
 }
 
+/// What every command of many runs takes: threads, quiet, the budget.
+#[derive(Args, Debug)]
+pub struct Many {
+    /// Runs in parallel (default: one per core; each run is single-threaded).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Run even when a run's estimated events or memory are over the budget (5e9 events,
+    /// 4 GiB, and that times --jobs).
+    #[arg(long)]
+    pub force: bool,
+}
+
 #[derive(Args, Debug)]
 pub struct SweepArgs {
     /// The scenario file.
@@ -116,18 +131,11 @@ pub struct SweepArgs {
     /// SLURM_ARRAY_TASK_ID (a Slurm array, less SLURM_ARRAY_TASK_MIN).
     #[arg(long, value_name = "N")]
     pub shards: Option<u64>,
-    /// Runs in parallel (default: one per core).
-    #[arg(long)]
-    pub jobs: Option<usize>,
     /// Where the tables go: DIR/<scenario>/sweep/ (shard-M-of-N.csv and .toml; sweep.csv).
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
-    /// No progress bar.
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// Run even when a run's estimated events or memory are over the budget.
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub many: Many,
 }
 
 #[derive(Args, Debug)]
@@ -151,15 +159,11 @@ pub struct BriefArgs {
     /// Days of archiving before the storage efficiency is read.
     #[arg(long, default_value_t = 180.0)]
     pub storage_days: f64,
-    /// Runs in parallel (default: one per core).
-    #[arg(long)]
-    pub jobs: Option<usize>,
     /// Where the table goes: DIR/brief/{brief.md,brief.csv,report.html}.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
-    /// No progress bars.
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub many: Many,
 }
 
 #[derive(Args, Debug)]
@@ -201,18 +205,11 @@ pub struct CapacityArgs {
     /// Simulated seconds per run (default: the scenario's duration_s).
     #[arg(long)]
     pub duration_s: Option<f64>,
-    /// Runs in parallel (default: one per core).
-    #[arg(long)]
-    pub jobs: Option<usize>,
     /// Where the tables go: DIR/<scenario>/capacity/{steps,utilization}.csv.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
-    /// No progress bar.
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// Run even when a run's estimated events or memory are over the budget.
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub many: Many,
 }
 
 #[derive(Args, Debug)]
@@ -230,18 +227,11 @@ pub struct CompareArgs {
     /// numbers save.
     #[arg(long)]
     pub independent: bool,
-    /// Runs in parallel (default: one per core).
-    #[arg(long)]
-    pub jobs: Option<usize>,
     /// Where the tables go: DIR/<scenario>/compare/{runs,differences}.csv.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
-    /// No progress bar.
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// Run even when a run's estimated events or memory are over the budget.
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub many: Many,
 }
 
 #[derive(Args, Debug)]

@@ -47,13 +47,13 @@ fn plan(args: &CompareArgs) -> Result<(Vec<compare::Arm>, Vec<u64>, usize), Stri
         .checked_add(args.replications - 1)
         .ok_or("--first-seed + --replications - 1 must fit in a u64".to_string())?;
     let seeds: Vec<u64> = (args.first_seed..=last).collect();
-    let jobs = pool::threads(args.jobs, runs as usize)?;
+    let jobs = pool::threads(args.many.jobs, runs as usize)?;
     let named: Vec<(String, &Scenario)> = arms
         .iter()
         .map(|a| (format!("arm `{}`", a.name), &a.scenario))
         .collect();
     let named: Vec<(&str, &Scenario)> = named.iter().map(|(n, s)| (n.as_str(), *s)).collect();
-    pool::check_budget(&named, jobs, args.force)?;
+    pool::check_budget(&named, jobs, args.many.force)?;
     std::fs::create_dir_all(compare_dir(&args.out, &base)).map_err(|e| {
         format!(
             "--out {}: cannot create the results directory: {e}",
@@ -90,7 +90,7 @@ fn execute(args: &CompareArgs, arms: &[compare::Arm], seeds: &[u64], jobs: usize
             owners.push(a);
         }
     }
-    let fates = pool::run_all(&runs, jobs, args.quiet, "runs");
+    let fates = pool::run_all(&runs, jobs, args.many.quiet, "runs");
     let mut worst = Worst::default();
     let mut comparison = Comparison {
         arms: arms.iter().map(|a| a.name.clone()).collect(),

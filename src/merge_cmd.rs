@@ -32,7 +32,20 @@ impl Manifest {
     fn read(path: &Path) -> Result<Manifest, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))
+        let m: Manifest =
+            toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+        let sane = m.shards >= 1 && m.shard < m.shards && m.runs_written <= m.runs_total;
+        if !sane {
+            return Err(format!(
+                "{}: not a shard manifest minitwin wrote (shard {} of {}, {} of {} runs): rerun that shard",
+                path.display(),
+                m.shard,
+                m.shards,
+                m.runs_written,
+                m.runs_total
+            ));
+        }
+        Ok(m)
     }
 
     /// How many runs shard `shard` of `shards` has in a sweep of `runs_total`.

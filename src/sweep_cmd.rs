@@ -13,6 +13,8 @@ use std::path::PathBuf;
 
 /// At most this many runs in one sweep (all shards).
 const MAX_RUNS: u64 = 10_000_000;
+/// At most this many points of the axes (each is a scenario held in memory).
+const MAX_POINTS: u64 = 100_000;
 
 /// Environment variables that carry a shard's index, in the order they are read.
 pub const SHARD_INDEX_VARS: [&str; 2] = ["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"];
@@ -58,7 +60,7 @@ pub fn main(args: SweepArgs) -> u8 {
         .iter()
         .map(|j| (&plan.scenarios[j.point], j.seed))
         .collect();
-    let fates = pool::run_all(&runs, plan.threads, args.quiet, "runs");
+    let fates = pool::run_all(&runs, plan.threads, args.many.quiet, "runs");
     report(&args, &plan, &fates)
 }
 
@@ -71,15 +73,20 @@ fn plan(args: &SweepArgs) -> Result<Plan, String> {
         .iter()
         .map(|a| Axis::parse(a).map_err(|e| format!("--axis {e}")))
         .collect::<Result<_, _>>()?;
-    let points = sweep::points(&axes);
-    let runs_total = (points.len() as u64).saturating_mul(args.seeds);
-    if args.seeds == 0 || runs_total > MAX_RUNS {
+    let point_count = sweep::point_count(&axes);
+    let runs_total = point_count.saturating_mul(args.seeds);
+    if point_count > MAX_POINTS {
         return Err(format!(
-            "--seeds {} with {} points: give 1 or more replications, and at most {MAX_RUNS} runs in all",
-            args.seeds,
-            points.len()
+            "the axes make {point_count} points: at most {MAX_POINTS} (fewer values, or several sweeps)"
         ));
     }
+    if args.seeds == 0 || runs_total > MAX_RUNS {
+        return Err(format!(
+            "--seeds {} with {point_count} points: give 1 or more replications, and at most {MAX_RUNS} runs in all",
+            args.seeds
+        ));
+    }
+    let points = sweep::points(&axes);
     let scenarios =
         sweep::scenarios(&args.scenario, &text, &axes, &points).map_err(|e| e.to_string())?;
     let shard = shard(args)?;
@@ -91,13 +98,13 @@ fn plan(args: &SweepArgs) -> Result<Plan, String> {
         args.independent,
     );
     let mine = sweep::shard_jobs(&all, shard.0, shard.1);
-    let threads = pool::threads(args.jobs, mine.len())?;
+    let threads = pool::threads(args.many.jobs, mine.len())?;
     let named: Vec<(String, &Scenario)> = scenarios
         .iter()
         .map(|s| (format!("`{}`", s.name), s))
         .collect();
     let named: Vec<(&str, &Scenario)> = named.iter().map(|(n, s)| (n.as_str(), *s)).collect();
-    pool::check_budget(&named, threads, args.force)?;
+    pool::check_budget(&named, threads, args.many.force)?;
     let dir = args.out.join(&base.name).join("sweep");
     std::fs::create_dir_all(&dir).map_err(|e| {
         format!(

@@ -42,12 +42,16 @@ impl Step {
         };
         let p99_ms = get(|s| s.latency_ms_p99);
         let error_ratio = get(|s| s.error_ratio);
+        // A rate at which nothing was answered says nothing about latency: it fails.
+        let answered = runs.iter().all(|s| s.ok_total > 0);
         Step {
             rate_rps,
             p99_ms,
             error_ratio,
             throughput_rps: get(|s| s.throughput_rps),
-            passes: p99_ms.mean <= slo.p99_ms && error_ratio.mean <= slo.max_error_ratio,
+            passes: answered
+                && p99_ms.mean <= slo.p99_ms
+                && error_ratio.mean <= slo.max_error_ratio,
         }
     }
 }
@@ -80,6 +84,11 @@ pub enum Found {
 
 impl Search {
     pub fn new(start_rps: f64, tolerance: f64) -> Search {
+        assert!(
+            start_rps > 0.0 && start_rps.is_finite(),
+            "a search starts at a positive rate (doubling 0 stays 0): got {start_rps}"
+        );
+        assert!(tolerance > 0.0, "a tolerance of {tolerance} never ends");
         Search {
             start_rps,
             tolerance,

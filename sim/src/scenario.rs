@@ -346,6 +346,20 @@ pub struct ScenarioError {
     pub source_line: String,
 }
 
+impl ScenarioError {
+    /// An error about the file as a whole (it cannot be read, or is not TOML at all).
+    pub fn whole_file(path: &Path, message: String) -> ScenarioError {
+        ScenarioError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message,
+            source_line: String::new(),
+        }
+    }
+}
+
 impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
@@ -395,14 +409,8 @@ pub(crate) fn key(k: &str) -> Seg {
 
 /// Reads and validates a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-    let text = read_limited(path, MAX_SCENARIO_BYTES).map_err(|message| ScenarioError {
-        file: path.to_path_buf(),
-        line: 0,
-        column: 0,
-        field: String::new(),
-        message,
-        source_line: String::new(),
-    })?;
+    let text = read_limited(path, MAX_SCENARIO_BYTES)
+        .map_err(|message| ScenarioError::whole_file(path, message))?;
     parse(path, &text)
 }
 
@@ -433,8 +441,14 @@ pub fn read_limited(path: &Path, limit: u64) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))
 }
 
-/// Parses and validates scenario text; `path` is used in error messages only.
+/// Parses and validates scenario text, its variants included; `path` is used in error messages
+/// only.
 pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+    Ok(parse_with_variants(path, text)?.0)
+}
+
+/// The scenario without its variants, parsed and validated.
+fn parse_base(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     let scenario: Scenario = toml::from_str(text).map_err(|e| {
         let offset = e.span().map(|s| s.start).unwrap_or(0);
         let (line, column) = line_col(text, offset);
@@ -454,7 +468,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     if let Err((field, message)) = validate(&scenario) {
         return Err(located(path, text, &field, message));
     }
-    crate::variants::expand(path, text, &scenario)?;
     Ok(scenario)
 }
 
@@ -480,14 +493,8 @@ pub(crate) fn located(path: &Path, text: &str, field: &[Seg], message: String) -
 pub fn load_with_variants(
     path: &Path,
 ) -> Result<(Scenario, Vec<(String, Scenario)>), ScenarioError> {
-    let text = read_limited(path, MAX_SCENARIO_BYTES).map_err(|message| ScenarioError {
-        file: path.to_path_buf(),
-        line: 0,
-        column: 0,
-        field: String::new(),
-        message,
-        source_line: String::new(),
-    })?;
+    let text = read_limited(path, MAX_SCENARIO_BYTES)
+        .map_err(|message| ScenarioError::whole_file(path, message))?;
     parse_with_variants(path, &text)
 }
 
@@ -496,7 +503,7 @@ pub fn parse_with_variants(
     path: &Path,
     text: &str,
 ) -> Result<(Scenario, Vec<(String, Scenario)>), ScenarioError> {
-    let base = parse(path, text)?;
+    let base = parse_base(path, text)?;
     let variants = crate::variants::expand(path, text, &base)?;
     Ok((base, variants))
 }

@@ -8,7 +8,7 @@
 //! common random numbers across the points, so a difference between points is the
 //! parameter's. With independent seeds the point's label enters the seed too.
 
-use crate::scenario::{self, Scenario, ScenarioError, Variant};
+use crate::scenario::{self, Scenario, ScenarioError};
 use std::path::Path;
 
 /// One axis: a dotted field path and the values it takes.
@@ -121,56 +121,46 @@ pub fn points(axes: &[Axis]) -> Vec<Point> {
         .collect()
 }
 
-/// The scenario of each point (validated, with errors naming the axis's field), from the
-/// scenario file's text.
+/// How many points the axes' cartesian product has (saturating: compare it with a bound
+/// before [`points`] materializes them).
+pub fn point_count(axes: &[Axis]) -> u64 {
+    axes.iter()
+        .fold(1u64, |n, a| n.saturating_mul(a.values.len() as u64))
+}
+
+/// The scenario of each point (each axis's value set on the file, validated), from the
+/// scenario file's text; an error names the file, the point and its overrides.
 pub fn scenarios(
     path: &Path,
     text: &str,
     axes: &[Axis],
     points: &[Point],
 ) -> Result<Vec<Scenario>, ScenarioError> {
+    let base = scenario::parse(path, text)?;
     if axes.is_empty() {
-        return Ok(vec![scenario::parse(path, text)?]);
+        return Ok(vec![base]);
     }
-    // Each point is a variant of the file, as if it declared them.
-    let mut doc: toml::Table = toml::from_str(text).map_err(|e| ScenarioError {
-        file: path.to_path_buf(),
-        line: 0,
-        column: 0,
-        field: String::new(),
-        message: e.message().to_string(),
-        source_line: String::new(),
-    })?;
-    let variants: Vec<toml::Value> = points
+    let doc = crate::variants::base_table(path, text)?;
+    points
         .iter()
         .map(|p| {
-            let set: toml::Table = axes
+            let overrides: toml::Table = axes
                 .iter()
                 .zip(&p.values)
                 .map(|(a, v)| (a.path.clone(), v.clone()))
                 .collect();
-            let v = Variant {
-                name: p.label(),
-                description: String::new(),
-                set,
-            };
-            let mut t = toml::Table::new();
-            t.insert("name".into(), toml::Value::String(v.name));
-            t.insert("set".into(), toml::Value::Table(v.set));
-            toml::Value::Table(t)
+            let mut s = crate::variants::overridden(&doc, &overrides).map_err(|m| {
+                let given: Vec<String> =
+                    overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                ScenarioError::whole_file(
+                    path,
+                    format!("with {} (point {}): {m}", given.join(" "), p.label()),
+                )
+            })?;
+            s.name = format!("{}.{}", base.name, p.label());
+            Ok(s)
         })
-        .collect();
-    doc.insert("variants".into(), toml::Value::Array(variants));
-    let text = toml::to_string(&doc).expect("a parsed table prints");
-    let (_, variants) = scenario::parse_with_variants(path, &text).map_err(|mut e| {
-        // Line numbers refer to the generated text: name the axis instead.
-        e.line = 0;
-        e.column = 0;
-        e.source_line = String::new();
-        e.message = format!("a --axis value: {}", e.message);
-        e
-    })?;
-    Ok(variants.into_iter().map(|(_, s)| s).collect())
+        .collect()
 }
 
 /// One run of a sweep: its place in the whole sweep, its point, replication and seed.
@@ -288,6 +278,15 @@ mod tests {
         assert_eq!(p[1].values[1].as_str(), Some("y"));
         assert_eq!(p[3].values[0].as_integer(), Some(2));
         assert_eq!(points(&[]).len(), 1);
+        assert_eq!(point_count(&axes), 6);
+        let huge: Vec<Axis> = (0..40).map(|_| Axis::parse("a=1,2,3").unwrap()).collect();
+        assert_eq!(
+            point_count(&huge),
+            3u64.pow(40),
+            "3^40 fits; more saturates"
+        );
+        let more: Vec<Axis> = (0..50).map(|_| Axis::parse("a=1,2,3").unwrap()).collect();
+        assert_eq!(point_count(&more), u64::MAX);
     }
 
     #[test]

@@ -73,21 +73,42 @@ pub fn set(table: &mut toml::Table, path: &str, value: toml::Value) -> Result<()
     Ok(())
 }
 
+/// The scenario file's table without its `[[variants]]`: what overrides apply to.
+pub fn base_table(path: &Path, text: &str) -> Result<toml::Table, ScenarioError> {
+    let mut doc: toml::Table = toml::from_str(text)
+        .map_err(|e| ScenarioError::whole_file(path, e.message().to_string()))?;
+    doc.remove("variants");
+    Ok(doc)
+}
+
+/// `doc` with every `(dotted path, value)` of `overrides` set, as a validated scenario; the
+/// error is a message naming the path or field at fault.
+pub fn overridden(doc: &toml::Table, overrides: &toml::Table) -> Result<Scenario, String> {
+    let mut table = doc.clone();
+    for (field, value) in overrides {
+        set(&mut table, field, value.clone())?;
+    }
+    let scenario =
+        Scenario::deserialize(toml::Value::Table(table)).map_err(|e| e.message().to_string())?;
+    if let Err((field, m)) = crate::scenario::validate(&scenario) {
+        return Err(format!(
+            "field `{}`: {m}",
+            crate::scenario::path_text(&field)
+        ));
+    }
+    Ok(scenario)
+}
+
 /// The base scenario's variants as scenarios of their own, in file order, with their names.
 pub fn expand(
     path: &Path,
     text: &str,
     base: &Scenario,
 ) -> Result<Vec<(String, Scenario)>, ScenarioError> {
-    let mut doc: toml::Table = toml::from_str(text).map_err(|e| ScenarioError {
-        file: path.to_path_buf(),
-        line: 0,
-        column: 0,
-        field: String::new(),
-        message: e.message().to_string(),
-        source_line: String::new(),
-    })?;
-    doc.remove("variants");
+    if base.variants.is_empty() {
+        return Ok(Vec::new());
+    }
+    let doc = base_table(path, text)?;
     let mut out: Vec<(String, Scenario)> = Vec::new();
     for (i, v) in base.variants.iter().enumerate() {
         let at = |field: Vec<Seg>, message: String| {
@@ -104,24 +125,8 @@ pub fn expand(
                 format!("`{}` names another variant (or the baseline)", v.name),
             ));
         }
-        let mut table = doc.clone();
-        for (field, value) in &v.set {
-            set(&mut table, field, value.clone())
-                .map_err(|m| at(vec![key("set")], format!("variant `{}`: {m}", v.name)))?;
-        }
-        let mut scenario = Scenario::deserialize(toml::Value::Table(table)).map_err(|e| {
-            at(
-                vec![key("set")],
-                format!("variant `{}`: {}", v.name, e.message()),
-            )
-        })?;
-        if let Err((field, m)) = crate::scenario::validate(&scenario) {
-            let field = crate::scenario::path_text(&field);
-            return Err(at(
-                vec![key("set")],
-                format!("variant `{}`: field `{field}`: {m}", v.name),
-            ));
-        }
+        let mut scenario = overridden(&doc, &v.set)
+            .map_err(|m| at(vec![key("set")], format!("variant `{}`: {m}", v.name)))?;
         // Its results go beside the base's, under `<base>.<variant>`.
         scenario.name = format!("{}.{}", base.name, v.name);
         out.push((v.name.clone(), scenario));

@@ -1,6 +1,7 @@
 //! Comparing variants: common random numbers (every arm on the same seeds, every node on the
 //! stream named after it) make a paired difference far tighter than independent seeds do.
 
+use crate::minitwin;
 use minitwin_sim::compare::{self, ArmRun, Comparison, METRICS};
 use minitwin_sim::run::{run, RunOptions};
 use minitwin_sim::scenario;
@@ -112,13 +113,6 @@ fn every_arm_of_a_paired_comparison_runs_the_same_seeds_and_variants_run_under_t
         t.services.config = base.topology.services.config.clone();
         t
     });
-}
-
-fn minitwin(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_minitwin"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]

@@ -93,3 +93,92 @@ fn two_seeds_give_different_runs_and_the_first_divergent_event_is_reported() {
     assert!(x.at_ns != y.at_ns || x.digest != y.digest);
     assert!(!x.summary.is_empty(), "the report says what the event was");
 }
+
+/// Every file under `dir`, as (relative path, bytes), in order.
+fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn sweep_compare_and_capacity_write_the_same_bytes_on_one_thread_or_two() {
+    let root = crate::root();
+    let s = |name: &str| root.join("scenarios").join(name).display().to_string();
+    let commands: [Vec<String>; 3] = [
+        [
+            "sweep",
+            &s("primary-crash-async.toml"),
+            "--seeds",
+            "2",
+            "--axis",
+            "topology.stores.config.replication_delay_ms=0,50",
+        ]
+        .map(String::from)
+        .to_vec(),
+        [
+            "compare",
+            &s("compare-replication.toml"),
+            "--replications",
+            "2",
+        ]
+        .map(String::from)
+        .to_vec(),
+        [
+            "capacity",
+            &s("steady.toml"),
+            "--duration-s",
+            "10",
+            "--replications",
+            "2",
+            "--tolerance",
+            "0.3",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for command in commands {
+        let mut outputs = Vec::new();
+        for jobs in ["1", "2"] {
+            let out = std::env::temp_dir().join(format!(
+                "minitwin-threads-{}-{}-{jobs}",
+                std::process::id(),
+                command[0]
+            ));
+            let _ = std::fs::remove_dir_all(&out);
+            let mut args: Vec<&str> = command.iter().map(String::as_str).collect();
+            args.extend(["--jobs", jobs, "-q", "--out", out.to_str().unwrap()]);
+            let o = crate::minitwin(&args);
+            assert!(
+                matches!(o.status.code(), Some(0 | 3 | 4)),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            outputs.push(files(&out));
+            let _ = std::fs::remove_dir_all(&out);
+        }
+        assert!(!outputs[0].is_empty());
+        let names = |v: &Vec<(String, Vec<u8>)>| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&outputs[0]), names(&outputs[1]), "{}", command[0]);
+        for (a, b) in outputs[0].iter().zip(&outputs[1]) {
+            assert!(
+                a.1 == b.1,
+                "{}: {} differs between --jobs 1 and --jobs 2",
+                command[0],
+                a.0
+            );
+        }
+    }
+}

@@ -1,16 +1,10 @@
 //! Bad input and hostile surroundings, as a new user would produce them: each gets a clear
 //! error with its exit code, never a panic, a hang or a write where it should not go.
 
+use crate::minitwin;
 use crate::root;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-fn minitwin(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_minitwin"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("minitwin-inputs-{}-{name}", std::process::id()));
@@ -203,4 +197,70 @@ fn ctrl_c_writes_partial_results_marked_so_and_exits_130() {
     let summary = std::fs::read_to_string(results.join("summary.txt")).unwrap();
     assert!(summary.contains("PARTIAL"), "{summary}");
     assert!(results.join("timeseries.csv.partial").exists());
+}
+
+#[test]
+fn the_experiment_commands_refuse_what_would_hang_explode_or_panic() {
+    let dir = scratch("experiments");
+    let out = dir.to_str().unwrap();
+    // A scenario whose rate is 0: doubling 0 stays 0, so the search needs a start.
+    let archive = root().join("scenarios/archive-90d.toml");
+    let o = minitwin(&[
+        "capacity",
+        archive.to_str().unwrap(),
+        "--p99-ms",
+        "100",
+        "--out",
+        out,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("give --start-rps"), "{}", text(&o));
+    // Axes whose product is astronomically large are refused before they are built.
+    let steady = steady();
+    let mut args = vec!["sweep", &steady[..], "--seeds", "1", "-q", "--out", out];
+    let axis = "workload.users=1,2,3,4,5,6,7,8,9,10";
+    for _ in 0..6 {
+        args.extend(["--axis", axis]);
+    }
+    let o = minitwin(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("1000000 points"), "{}", text(&o));
+    // An override naming no field says which override and which point.
+    let o = minitwin(&[
+        "run",
+        &steady,
+        "--set",
+        "topology.nope=1",
+        "-q",
+        "--out",
+        out,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("with topology.nope=1 (point p0): unknown field `nope`"),
+        "{}",
+        text(&o)
+    );
+    // A hand-edited manifest with no shards is an error, not a division by zero.
+    let sweep_dir = dir.join("bad-manifest");
+    std::fs::create_dir_all(&sweep_dir).unwrap();
+    let manifest = "scenario = \"x\"\nfingerprint = \"f\"\ncommit = \"c\"\nruns_total = 4\nshard = 0\nshards = 0\nruns_written = 0\n";
+    std::fs::write(sweep_dir.join("shard-0-of-0.toml"), manifest).unwrap();
+    std::fs::write(sweep_dir.join("shard-0-of-0.csv"), "run\n").unwrap();
+    let o = minitwin(&["merge", sweep_dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("not a shard manifest minitwin wrote"),
+        "{}",
+        text(&o)
+    );
+    for bad in [
+        ["--replications", "1"],
+        ["--storage-days", "NaN"],
+        ["--capacity-duration-s", "0"],
+    ] {
+        let o = minitwin(&["brief", bad[0], bad[1], "--out", out]);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", text(&o));
+        assert!(text(&o).contains(bad[0]), "{bad:?}: {}", text(&o));
+    }
 }

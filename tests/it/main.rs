@@ -56,6 +56,14 @@ pub fn shipped(name: &str) -> Scenario {
     scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The `minitwin` binary run with `args`, its output captured.
+pub fn minitwin(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_minitwin"))
+        .args(args)
+        .output()
+        .expect("the test binary's minitwin runs")
+}
+
 /// A scenario from inline TOML.
 pub fn inline(text: &str) -> Scenario {
     scenario::parse(Path::new("inline.toml"), text).unwrap_or_else(|e| panic!("{e}"))

@@ -2,9 +2,24 @@
 //! read-your-writes check catching a client that reads from replicas.
 
 use crate::shipped;
+use minitwin_sim::checks::CheckResult;
 use minitwin_sim::outcome::RunOutcome;
 use minitwin_sim::run::{run, RunOptions};
 use minitwin_sim::scenario::Scenario;
+
+/// The check `check` of `s` on `seed` as shipped, then with a planted bug switched on by
+/// `plant`: (healthy, planted).
+fn healthy_then_planted(
+    mut s: Scenario,
+    seed: u64,
+    check: &str,
+    plant: fn(&mut minitwin_components::session::node::SessionConfig),
+) -> (CheckResult, CheckResult) {
+    let healthy = go(&s, seed).check(check).unwrap().clone();
+    plant(&mut s.topology.sessions.as_mut().unwrap().config);
+    let planted = go(&s, seed).check(check).unwrap().clone();
+    (healthy, planted)
+}
 
 fn go(s: &Scenario, seed: u64) -> RunOutcome {
     run(s, seed, &RunOptions::default(), &mut |_| {})
@@ -139,17 +154,8 @@ fn the_sessions_check_fails_a_lost_write_that_no_failover_explains() {
     let mut s = shipped("session-failover");
     s.duration_s = 15.0;
     s.faults.clear();
-    let healthy = go(&s, 2);
-    let c = healthy.check("sessions").unwrap();
-    assert!(c.passed(), "{}", c.detail);
-    s.topology
-        .sessions
-        .as_mut()
-        .unwrap()
-        .config
-        .bug_lose_acked_writes = true;
-    let broken = go(&s, 2);
-    let c = broken.check("sessions").unwrap();
+    let (healthy, c) = healthy_then_planted(s, 2, "sessions", |c| c.bug_lose_acked_writes = true);
+    assert!(healthy.passed(), "{}", healthy.detail);
     assert!(
         c.failed(),
         "the dropped writes went unnoticed: {}",
@@ -170,35 +176,19 @@ fn a_failover_does_not_excuse_losses_outside_its_replication_window() {
     // promoted replica had applied (later writes reused them), so no failover explains them.
     let mut s = shipped("session-failover");
     s.duration_s = 45.0;
-    let with_failover = go(&s, 1);
-    let c = with_failover.check("sessions").unwrap();
-    assert!(c.passed(), "{}", c.detail);
-    assert!(c.detail.contains("failovers 1"), "{}", c.detail);
-    s.topology
-        .sessions
-        .as_mut()
-        .unwrap()
-        .config
-        .bug_lose_acked_writes = true;
-    let broken = go(&s, 1);
-    let c = broken.check("sessions").unwrap();
+    let (healthy, c) = healthy_then_planted(s, 1, "sessions", |c| c.bug_lose_acked_writes = true);
+    assert!(healthy.passed(), "{}", healthy.detail);
+    assert!(healthy.detail.contains("failovers 1"), "{}", healthy.detail);
     assert!(c.failed(), "a failover excused every loss: {}", c.detail);
 }
 
 #[test]
 fn the_session_convergence_check_catches_a_replica_that_drops_changes() {
-    let mut s = shipped("session-migrate");
-    let healthy = go(&s, 1);
-    let c = healthy.check("session_convergence").unwrap();
-    assert!(c.passed(), "{}", c.detail);
-    s.topology
-        .sessions
-        .as_mut()
-        .unwrap()
-        .config
-        .bug_replica_drops_changes = true;
-    let broken = go(&s, 1);
-    let c = broken.check("session_convergence").unwrap();
+    let (healthy, c) =
+        healthy_then_planted(shipped("session-migrate"), 1, "session_convergence", |c| {
+            c.bug_replica_drops_changes = true
+        });
+    assert!(healthy.passed(), "{}", healthy.detail);
     assert!(
         c.failed(),
         "the dropped changes went unnoticed: {}",
