@@ -90,6 +90,7 @@ fn sim_of(factories: Vec<minitwin_sim::kernel::Factory>) -> Sim {
             factory,
             disk: DiskConfig::default(),
             clock_offset_ns: 0,
+            starts_up: true,
         })
         .collect();
     Sim::new(1, specs, net, Buggify::default(), false)

@@ -198,6 +198,7 @@ pub fn encode(msg: &Msg, out: &mut Vec<u8>) -> Result<(), CodecError> {
         Msg::Mirror(_) => return Err(CodecError::Unsupported { what: "mirror" }),
         Msg::Session(_) => return Err(CodecError::Unsupported { what: "session" }),
         Msg::Archive(_) => return Err(CodecError::Unsupported { what: "archive" }),
+        Msg::Scaler(_) => return Err(CodecError::Unsupported { what: "scaler" }),
     }
     out.extend_from_slice(&(w.0.len() as u32).to_le_bytes());
     out.extend_from_slice(&w.0);

@@ -98,6 +98,10 @@ pub trait Context {
     fn metrics(&mut self) -> &mut Metrics;
     /// A named fault point (buggify): true when this run enabled `point` and it fires now.
     fn fault(&mut self, point: &'static str) -> bool;
+    /// The platform's process control, for the control plane only: starts (`on`) or stops the
+    /// process of pod slot `node` (a container runtime's start, or its kill after the grace
+    /// period). Other components never call it.
+    fn power(&mut self, node: NodeId, on: bool);
     /// Reports a rare event for checkers and logs (a promotion, a semi-sync fallback); the
     /// simulator stamps it with the simulated time and node, the driver logs it.
     fn observe(&mut self, observation: Observation);

@@ -22,6 +22,8 @@
 //! - [`reshard`]: live resharding (copy, catch-up, cut-over, verify, switch).
 //! - [`session`]: the session cluster (Redis Cluster-like) and its redirect-following client.
 //! - [`archive`]: the cold-storage archiver (lifecycle rules, tiers, restores).
+//! - [`scaler`]: the control tier: the service pods' lifecycle, endpoints, metrics-server, the
+//!   Horizontal Pod Autoscaler (autoscaling/v2) and predictive scaling.
 //! - [`codec`]: the byte encoding of [`msg::Msg`] for production sockets.
 //! - [`testing`]: a hand-cranked context for testing components without a simulator.
 //!
@@ -59,6 +61,7 @@ pub mod observe;
 pub mod repl;
 pub mod reshard;
 pub mod rng;
+pub mod scaler;
 pub mod service;
 pub mod session;
 pub mod store;

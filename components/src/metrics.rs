@@ -126,6 +126,13 @@ impl Metrics {
         }
     }
 
+    /// Sets a level to `to` at time `now_ns` (a shift by the difference).
+    pub fn set_level(&mut self, id: LevelId, now_ns: u64, to: i64) {
+        if let Value::Level { value, .. } = self.entries[id.0 as usize].value {
+            self.shift(id, now_ns, to - value);
+        }
+    }
+
     pub fn counter_value(&self, name: &str) -> Option<u64> {
         match self.entries.get(*self.by_name.get(name)? as usize)?.value {
             Value::Counter(c) => Some(c),

@@ -149,6 +149,8 @@ pub enum Msg {
     Session(crate::session::SessionMsg),
     /// The cold-storage archiver: see [`crate::archive`].
     Archive(crate::archive::ArchiveMsg),
+    /// The control plane with pods and gateways: see [`crate::scaler`].
+    Scaler(crate::scaler::ScalerMsg),
 }
 
 /// Timer tokens. A component only ever receives the tokens it set itself.

@@ -13,6 +13,7 @@ use crate::msg::{
     Msg, Request, Response, Route, Status, StoreOp, StoreRequest, StoreResult, Timer,
 };
 use crate::rng::{ms_to_ns, Dist};
+use crate::scaler::ScalerMsg;
 use serde::Deserialize;
 use std::collections::VecDeque;
 
@@ -110,6 +111,12 @@ pub struct Service {
     due: Vec<(u32, u64)>,
     calls_issued: u64,
     ids: Option<Ids>,
+    /// CPU time taken by requests since this process started (what a kubelet reports).
+    cpu_ns_total: u64,
+    /// Requests answered since this process started.
+    answered_total: u64,
+    /// Who sent SIGTERM: the instance drains, then says so to it.
+    terminating: Option<NodeId>,
 }
 
 impl Service {
@@ -127,6 +134,9 @@ impl Service {
             due: Vec::new(),
             calls_issued: 0,
             ids: None,
+            cpu_ns_total: 0,
+            answered_total: 0,
+            terminating: None,
             config,
         }
     }
@@ -188,6 +198,7 @@ impl Service {
         if ctx.fault("service.slow_request") {
             cpu_ns = cpu_ns.saturating_mul(10);
         }
+        self.cpu_ns_total += cpu_ns;
         self.workers[worker as usize] = Some(Busy {
             job,
             attempt: 0,
@@ -331,9 +342,50 @@ impl Service {
         m.add(done, 1);
         m.shift(l, now, -1);
         m.shift(b, now, -1);
+        self.answered_total += 1;
         match self.queue.pop_front() {
             Some(next) => self.begin(ctx, worker, next),
-            None => self.idle.push(worker),
+            None => {
+                self.idle.push(worker);
+                self.maybe_drained(ctx);
+            }
+        }
+    }
+
+    /// The platform's messages: metrics scrapes, readiness probes and SIGTERM.
+    fn on_scaler(&mut self, ctx: &mut dyn Context, from: NodeId, msg: ScalerMsg) {
+        match msg {
+            ScalerMsg::Scrape { seq } => {
+                let usage = ScalerMsg::Usage {
+                    seq,
+                    cpu_ns_total: self.cpu_ns_total,
+                    answered_total: self.answered_total,
+                    workers: self.config.workers,
+                };
+                ctx.send(from, Msg::Scaler(usage));
+            }
+            ScalerMsg::Probe { seq } => ctx.send(from, Msg::Scaler(ScalerMsg::ProbeOk { seq })),
+            ScalerMsg::Terminate => {
+                tracing::debug!(in_flight = self.in_flight(), "SIGTERM: draining");
+                self.terminating = Some(from);
+                self.maybe_drained(ctx);
+            }
+            _ => {}
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.queue.len() + self.workers.iter().filter(|w| w.is_some()).count()
+    }
+
+    /// After SIGTERM, once nothing is queued or running: tell the platform the process may go.
+    /// It keeps serving what still arrives until then (endpoint removal takes a moment to
+    /// reach every gateway).
+    fn maybe_drained(&mut self, ctx: &mut dyn Context) {
+        if let Some(platform) = self.terminating {
+            if self.in_flight() == 0 {
+                ctx.send(platform, Msg::Scaler(ScalerMsg::Drained));
+            }
         }
     }
 }
@@ -361,6 +413,7 @@ impl Component for Service {
         match msg {
             Msg::Request(r) => self.on_request(ctx, from, r),
             Msg::StoreReply(r) => self.on_store_reply(ctx, r.id, r.result),
+            Msg::Scaler(m) => self.on_scaler(ctx, from, m),
             Msg::Repl(crate::repl::ReplMsg::Route {
                 shard,
                 epoch,

@@ -28,6 +28,8 @@ pub struct TestContext {
     pub rng: Rng,
     pub metrics: Metrics,
     pub faults_on: bool,
+    /// Process control asked for through [`Context::power`]: (node, on), in order.
+    pub powered: Vec<(NodeId, bool)>,
     next_timer: u32,
 }
 
@@ -48,6 +50,7 @@ impl TestContext {
             rng: Rng::stream(0, "test"),
             metrics: Metrics::new(),
             faults_on: false,
+            powered: Vec::new(),
             next_timer: 0,
         }
     }
@@ -138,6 +141,9 @@ impl Context for TestContext {
     }
     fn observe(&mut self, observation: Observation) {
         self.observed.push(observation);
+    }
+    fn power(&mut self, node: NodeId, on: bool) {
+        self.powered.push((node, on));
     }
     fn metrics(&mut self) -> &mut Metrics {
         &mut self.metrics

@@ -131,6 +131,16 @@ impl Context for TokioContext {
             );
         }
     }
+    fn power(&mut self, node: NodeId, on: bool) {
+        // The driver runs one process per component; starting and stopping pods belongs to
+        // the platform (Kubernetes) in production, which this driver does not talk to.
+        tracing::error!(
+            node = self.me,
+            target_node = node,
+            on,
+            "process control asked of the driver, which has none: ignored"
+        );
+    }
     fn observe(&mut self, observation: Observation) {
         tracing::info!(node = self.me, ?observation, "observed");
     }

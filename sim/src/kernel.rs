@@ -89,6 +89,11 @@ enum Event {
         ok: bool,
     },
     Control(u32),
+    /// The platform starts (`on`) or stops a node's process ([`Context::power`]).
+    Power {
+        node: NodeId,
+        on: bool,
+    },
 }
 
 /// A node's local clock: `local = base_local + (global - base_global) * rate`.
@@ -202,6 +207,7 @@ struct Node {
     component: Option<Box<dyn Component>>,
     factory: Factory,
     env: NodeEnv,
+    starts_up: bool,
 }
 
 /// How to build one node.
@@ -211,6 +217,9 @@ pub struct NodeSpec {
     pub factory: Factory,
     pub disk: DiskConfig,
     pub clock_offset_ns: u64,
+    /// Whether the node boots at time 0; a pod slot of an autoscaled tier waits, down, for
+    /// the platform to start it.
+    pub starts_up: bool,
 }
 
 /// The queue and the clock, apart from the nodes so that a context can borrow both.
@@ -451,6 +460,11 @@ impl Context for Ctx<'_> {
         self.env.disk.checkpoint(lsn, snapshot);
     }
 
+    fn power(&mut self, node: NodeId, on: bool) {
+        self.queue
+            .push(self.queue.now_ns, Event::Power { node, on });
+    }
+
     fn observe(&mut self, observation: Observation) {
         tracing::info!(?observation, "observed");
         if let Some(observer) = self.observer.as_mut() {
@@ -503,6 +517,7 @@ impl Sim {
                     crashes_total: 0,
                 },
                 factory: spec.factory,
+                starts_up: spec.starts_up,
             })
             .collect();
         let queue = Queue {
@@ -527,7 +542,9 @@ impl Sim {
             logging: tracing::enabled!(tracing::Level::DEBUG),
         };
         for id in 0..sim.nodes.len() as NodeId {
-            sim.boot(id);
+            if sim.nodes[id as usize].starts_up {
+                sim.boot(id);
+            }
         }
         sim
     }
@@ -647,6 +664,21 @@ impl Sim {
         tracing::info!(t_ns = self.queue.now_ns, node = %node.env.name, "crash");
     }
 
+    /// Stops a node's process now, as its platform does (a pod scaled in or killed after its
+    /// grace period): like a crash, its memory and unsynced writes go, but it is not counted
+    /// as one.
+    pub fn stop(&mut self, id: NodeId) {
+        let node = &mut self.nodes[id as usize];
+        if node.component.take().is_none() {
+            return;
+        }
+        node.env.up = false;
+        node.env.incarnation += 1;
+        node.env.metrics.zero_levels(self.queue.now_ns);
+        node.env.disk.crash();
+        tracing::info!(t_ns = self.queue.now_ns, node = %node.env.name, "stop");
+    }
+
     /// Restarts a crashed node now, from what its disk made durable.
     pub fn restart(&mut self, id: NodeId) {
         if self.nodes[id as usize].component.is_some() {
@@ -741,6 +773,8 @@ impl Sim {
                 lsn,
                 ok,
             } => self.disk_done(node, (incarnation, generation), lsn, ok),
+            Event::Power { node, on: true } => self.restart(node),
+            Event::Power { node, on: false } => self.stop(node),
             Event::Control(i) => {
                 let action = self.actions[i as usize].clone();
                 tracing::info!(t_ns = self.queue.now_ns, ?action, "fault");
@@ -875,6 +909,7 @@ mod tests {
                 sync_latency: Dist::constant_ms(1.0),
             },
             clock_offset_ns: 0,
+            starts_up: true,
         };
         Sim::new(1, vec![spec], net, Buggify::default(), true)
     }

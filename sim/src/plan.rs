@@ -24,6 +24,9 @@ pub struct NodePlan {
     pub rank: u32,
     /// A workload client (the run's measuring instrument): node faults skip it.
     pub instrument: bool,
+    /// A pod slot of an autoscaled tier beyond its initial replicas: down until the platform
+    /// starts it.
+    pub starts_down: bool,
 }
 
 /// Every node of a scenario, in id order.
@@ -60,7 +63,16 @@ impl Plan {
             group,
             rank,
             instrument: false,
+            starts_down: false,
         });
+        id
+    }
+
+    /// Adds a pod slot that starts down (an autoscaled tier's capacity above its initial
+    /// replicas).
+    pub fn add_slot(&mut self, name: String, zone: &str, role: Role, rank: u32) -> NodeId {
+        let id = self.add(name, zone, role, 0, rank);
+        self.nodes[id as usize].starts_down = true;
         id
     }
 

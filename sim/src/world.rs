@@ -46,6 +46,7 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
             factory: factory.unwrap_or_else(|| panic!("{}: no tier built it", n.name)),
             disk: t.stores.disk.clone(),
             clock_offset_ns: 0,
+            starts_up: !n.starts_down,
         })
         .collect();
 

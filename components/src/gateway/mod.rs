@@ -16,6 +16,7 @@ use crate::detmap::Slab;
 use crate::metrics::{CounterId, HistId};
 use crate::msg::{Msg, Request, Response, Route, Status, Timer};
 use crate::rng::ms_to_ns;
+use crate::scaler::ScalerMsg;
 use limiter::{Limiter, Verdict};
 use lru::Lru;
 use serde::Deserialize;
@@ -152,6 +153,8 @@ pub struct Gateway {
     deadlines: DeadlineQueue<(u64, u32)>,
     due: Vec<(u64, u32)>,
     ids: Option<Ids>,
+    /// The version of the last endpoints applied (0: the initial set).
+    endpoints_version: u64,
 }
 
 impl Gateway {
@@ -183,6 +186,7 @@ impl Gateway {
             deadlines: DeadlineQueue::new(),
             due: Vec::new(),
             ids: None,
+            endpoints_version: 0,
             config,
         }
     }
@@ -246,7 +250,7 @@ impl Gateway {
     }
 
     fn max_tries(&self) -> u32 {
-        let peers = self.balancer.len() as u32;
+        let peers = self.balancer.enabled_len() as u32;
         match self.config.next_upstream_tries {
             0 => peers,
             n => n,
@@ -313,6 +317,27 @@ impl Gateway {
         Self::reply(ctx, p.client, p.request.id, r.status, r.value);
     }
 
+    /// The control plane's endpoints for the upstream set (an autoscaled service tier); older
+    /// versions than the one applied are ignored (messages may be reordered or repeated).
+    fn on_endpoints(&mut self, version: u64, ready: &[NodeId]) {
+        if version <= self.endpoints_version {
+            return;
+        }
+        self.endpoints_version = version;
+        let mut sorted = ready.to_vec();
+        sorted.sort_unstable();
+        self.balancer.set_enabled(&sorted);
+    }
+
+    /// Starts with only `nodes` of the upstreams in the set (an autoscaled tier's initial
+    /// replicas); the control plane's endpoints change it from then on.
+    pub fn with_endpoints(mut self, nodes: &[NodeId]) -> Gateway {
+        let mut sorted = nodes.to_vec();
+        sorted.sort_unstable();
+        self.balancer.set_enabled(&sorted);
+        self
+    }
+
     fn on_deadlines(&mut self, ctx: &mut dyn Context) {
         let mut due = std::mem::take(&mut self.due);
         self.deadlines.fire(ctx, &mut due);
@@ -353,6 +378,9 @@ impl Component for Gateway {
         match msg {
             Msg::Request(r) => self.on_request(ctx, from, r),
             Msg::Response(r) => self.on_response(ctx, from, r),
+            Msg::Scaler(ScalerMsg::Endpoints { version, ready }) => {
+                self.on_endpoints(version, &ready)
+            }
             _ => {}
         }
     }

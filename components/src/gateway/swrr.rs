@@ -13,6 +13,9 @@ struct Peer {
     current: i64,
     fails: u32,
     checked_ns: u64,
+    /// In the upstream set now (an autoscaled tier's endpoints); a peer out of it is never
+    /// picked, but answers to requests already sent to it are still taken.
+    enabled: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -32,6 +35,7 @@ impl Swrr {
                 current: 0,
                 fails: 0,
                 checked_ns: 0,
+                enabled: true,
             })
             .collect();
         Swrr {
@@ -53,6 +57,24 @@ impl Swrr {
         self.peers[i].node
     }
 
+    /// Peers in the upstream set now.
+    pub fn enabled_len(&self) -> usize {
+        self.peers.iter().filter(|p| p.enabled).count()
+    }
+
+    /// Makes the upstream set exactly the peers in `nodes` (sorted); a peer that rejoins starts
+    /// with no failures and no accumulated weight, as a server added to an nginx upstream does.
+    pub fn set_enabled(&mut self, nodes: &[NodeId]) {
+        for p in &mut self.peers {
+            let on = nodes.binary_search(&p.node).is_ok();
+            if on && !p.enabled {
+                p.fails = 0;
+                p.current = 0;
+            }
+            p.enabled = on;
+        }
+    }
+
     fn live(&self, p: &Peer, now_ns: u64) -> bool {
         self.max_fails == 0
             || p.fails < self.max_fails
@@ -64,7 +86,8 @@ impl Swrr {
         let mut total = 0;
         let mut best: Option<usize> = None;
         for i in 0..self.peers.len() {
-            if exclude_mask & (1 << i) != 0 || !self.live(&self.peers[i], now_ns) {
+            let p = &self.peers[i];
+            if exclude_mask & (1 << i) != 0 || !p.enabled || !self.live(p, now_ns) {
                 continue;
             }
             let p = &mut self.peers[i];
@@ -119,6 +142,20 @@ mod tests {
         assert!(s.pick(151, 0).is_some());
         let picks: Vec<usize> = (0..4).map(|_| s.pick(151, 0).unwrap()).collect();
         assert!(picks.contains(&0));
+    }
+
+    #[test]
+    fn a_peer_out_of_the_upstream_set_is_never_picked_and_rejoins_fresh() {
+        let mut s = Swrr::new(&[(0, 1), (1, 1), (2, 1)], 1, 100);
+        s.failed(2, 0);
+        s.set_enabled(&[0, 2]);
+        assert_eq!(s.enabled_len(), 2);
+        let picks: Vec<usize> = (0..4).map(|_| s.pick(200, 0).unwrap()).collect();
+        assert!(!picks.contains(&1));
+        s.set_enabled(&[1]);
+        assert_eq!(s.pick(0, 0), Some(1));
+        s.set_enabled(&[]);
+        assert_eq!(s.pick(0, 0), None);
     }
 
     proptest! {

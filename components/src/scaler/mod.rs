@@ -1,0 +1,747 @@
+//! The control tier: a Kubernetes-like control plane for the service tier.
+//!
+//! One component, [`ControlPlane`], plays the parts of the control plane that matter to
+//! capacity: the Deployment's pods and their lifecycle ([`pods`]: scheduling, start-up from a
+//! distribution or a warm pool, readiness probes, termination with draining), the endpoints the
+//! gateways balance over, metrics-server (scrapes of every pod's CPU time and answered requests
+//! at a resolution, visible after a delay), the Horizontal Pod Autoscaler ([`hpa`], autoscaling/v2
+//! exactly) and, optionally, predictive scaling ([`forecast`]: seasonal-naive and Holt-Winters
+//! forecasts of the request rate that pre-launch capacity ahead of need, scale-out only).
+//!
+//! The pods are the service tier's nodes; the control plane starts and stops their processes
+//! through [`Context::power`] (the platform's process control) and talks to them by messages
+//! ([`ScalerMsg`]): scrapes, probes and SIGTERM.
+
+pub mod forecast;
+pub mod hpa;
+pub mod pods;
+
+use crate::config::{self, Checked};
+use crate::context::{Component, Context, NodeId};
+use crate::metrics::{CounterId, LevelId};
+use crate::msg::{Msg, Timer};
+use crate::rng::{ms_to_ns, Dist};
+use forecast::{Forecaster, Predictor};
+use hpa::{Behavior, Hpa, Timing};
+use pods::{Metric, PodPhase, Pods};
+use serde::Deserialize;
+
+/// The control plane's messages with pods and gateways.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ScalerMsg {
+    /// Control plane -> pod: report usage (a kubelet's summary, as metrics-server scrapes it).
+    Scrape { seq: u64 },
+    /// Pod -> control plane: cumulative CPU time and answered requests of this process.
+    Usage {
+        seq: u64,
+        cpu_ns_total: u64,
+        answered_total: u64,
+        workers: u32,
+    },
+    /// Control plane -> pod: the readiness probe.
+    Probe { seq: u64 },
+    /// Pod -> control plane: the probe passed.
+    ProbeOk { seq: u64 },
+    /// Control plane -> pod: SIGTERM; the pod drains, then says [`ScalerMsg::Drained`].
+    Terminate,
+    /// Pod -> control plane: nothing queued or running; the process may go.
+    Drained,
+    /// Control plane -> gateways: the ready endpoints, replacing the set, versioned.
+    Endpoints { version: u64, ready: Vec<NodeId> },
+    /// A fault of the metrics pipeline, injected by the simulator: scrapes are lost (`lost`)
+    /// or their results become visible `delay_ms` late.
+    MetricsPipeline { lost: bool, delay_ms: u64 },
+}
+
+/// What the HPA scales on; several targets: the largest recommendation wins.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "metric", rename_all = "snake_case", deny_unknown_fields)]
+pub enum MetricTarget {
+    /// A Resource metric: average CPU utilization in percent of the pods' requests (a pod
+    /// requests one core per worker).
+    Cpu { target_utilization_percent: u32 },
+    /// A Pods metric: answered requests per second per pod, `averageValue`.
+    RequestsPerSecond { target_per_pod: f64 },
+}
+
+/// The pods' lifecycle parameters.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PodConfig {
+    /// From the scale decision to a node bound (scheduler latency, plus a node if needed).
+    pub scheduling_delay: Dist,
+    /// From binding to the process running (image pull, container start, app start).
+    pub startup: Dist,
+    /// Pre-initialized instances ready to start fast (a warm pool); refilled after use, each
+    /// taking a `startup` to prepare.
+    pub warm_pool: u32,
+    /// Start-up of an instance from the warm pool.
+    pub warm_startup: Dist,
+    /// The readiness probe: first probe this long after the process starts
+    /// (`initialDelaySeconds`), then every `readiness_period_ms` (`periodSeconds`, 10 s);
+    /// `failureThreshold` consecutive failures (3) make a ready pod unready.
+    pub readiness_initial_delay_ms: f64,
+    pub readiness_period_ms: f64,
+    pub readiness_failure_threshold: u32,
+    /// `terminationGracePeriodSeconds` (30 s): after SIGTERM, the pod is killed if it has not
+    /// drained by then.
+    pub termination_grace_period_ms: f64,
+    /// A preStop hook's sleep: SIGTERM waits this long after the endpoint is removed, so that
+    /// gateways stop sending first (0: SIGTERM at once, as without a hook).
+    pub pre_stop_ms: f64,
+}
+
+impl Default for PodConfig {
+    fn default() -> Self {
+        PodConfig {
+            scheduling_delay: Dist::Uniform {
+                min_ms: 500.0,
+                max_ms: 2_000.0,
+            },
+            startup: Dist::Lognormal {
+                median_ms: 30_000.0,
+                sigma: 0.3,
+            },
+            warm_pool: 0,
+            warm_startup: Dist::Uniform {
+                min_ms: 2_000.0,
+                max_ms: 5_000.0,
+            },
+            readiness_initial_delay_ms: 0.0,
+            readiness_period_ms: 10_000.0,
+            readiness_failure_threshold: 3,
+            termination_grace_period_ms: 30_000.0,
+            pre_stop_ms: 0.0,
+        }
+    }
+}
+
+/// Predictive scaling (AWS-style): forecasts of the request rate from history, re-forecast
+/// periodically; the forecast's capacity is launched `buffer_s` ahead; scale-out only (the HPA
+/// still acts, and the larger count wins).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictiveConfig {
+    pub forecaster: Forecaster,
+    /// Days of history before the run (1-14), synthesized from the workload's own curve.
+    #[serde(default = "default_history_days")]
+    pub history_days: u32,
+    /// The forecast's step (AWS: an hour).
+    #[serde(default = "default_step_s")]
+    pub step_s: u32,
+    /// The season (a day).
+    #[serde(default = "default_season_s")]
+    pub season_s: u32,
+    /// How often the forecast is redone with what was observed since (AWS: 6 h).
+    #[serde(default = "default_reforecast_s")]
+    pub reforecast_s: u32,
+    /// How far ahead capacity is launched (AWS SchedulingBufferTime: 300 s).
+    #[serde(default = "default_buffer_s")]
+    pub buffer_s: u32,
+    /// Requests per second one replica should carry: the forecast's capacity is
+    /// ceil(rate / this).
+    pub target_rps_per_replica: f64,
+    /// The history, requests per second per step, oldest first; filled by the simulator from
+    /// the workload's curve (a production deployment would load it from its metrics store).
+    #[serde(skip)]
+    pub history_rps: Vec<f64>,
+}
+
+fn default_history_days() -> u32 {
+    14
+}
+fn default_step_s() -> u32 {
+    3_600
+}
+fn default_season_s() -> u32 {
+    86_400
+}
+fn default_reforecast_s() -> u32 {
+    21_600
+}
+fn default_buffer_s() -> u32 {
+    300
+}
+
+/// The control plane's parameters; defaults are Kubernetes' (and AWS's for prediction).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScalerConfig {
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    /// The HPA's control loop (`--horizontal-pod-autoscaler-sync-period`, 15 s).
+    pub sync_period_ms: f64,
+    /// How often metrics-server scrapes the pods (`--metric-resolution`, 15 s).
+    pub metrics_resolution_ms: f64,
+    /// How late a scrape's result reaches the HPA.
+    pub metrics_delay_ms: f64,
+    pub tolerance: f64,
+    pub cpu_initialization_period_ms: f64,
+    pub initial_readiness_delay_ms: f64,
+    pub metrics: Vec<MetricTarget>,
+    pub behavior: Behavior,
+    pub pod: PodConfig,
+    pub predictive: Option<PredictiveConfig>,
+}
+
+impl Default for ScalerConfig {
+    fn default() -> Self {
+        ScalerConfig {
+            min_replicas: 1,
+            max_replicas: 10,
+            sync_period_ms: 15_000.0,
+            metrics_resolution_ms: 15_000.0,
+            metrics_delay_ms: 0.0,
+            tolerance: hpa::TOLERANCE,
+            cpu_initialization_period_ms: 300_000.0,
+            initial_readiness_delay_ms: 30_000.0,
+            metrics: vec![MetricTarget::Cpu {
+                target_utilization_percent: 60,
+            }],
+            behavior: Behavior::default(),
+            pod: PodConfig::default(),
+            predictive: None,
+        }
+    }
+}
+
+impl ScalerConfig {
+    /// Ranges: `min_replicas` 0-64 and at most `max_replicas` (1-64: a gateway balances over at
+    /// most 64 upstreams); periods 1 ms-1 h; `tolerance` 0-1; one to four metrics with targets
+    /// above 0; the behavior's policies as the API server validates them; predictive history
+    /// 1-14 days of whole steps, a season of whole steps.
+    pub fn validate(&self) -> Checked {
+        config::count("max_replicas", u64::from(self.max_replicas), 1, 64)?;
+        config::count(
+            "min_replicas",
+            u64::from(self.min_replicas),
+            0,
+            u64::from(self.max_replicas),
+        )?;
+        config::range("sync_period_ms", self.sync_period_ms, 1.0, 3.6e6)?;
+        config::range(
+            "metrics_resolution_ms",
+            self.metrics_resolution_ms,
+            1.0,
+            3.6e6,
+        )?;
+        config::range("metrics_delay_ms", self.metrics_delay_ms, 0.0, 3.6e6)?;
+        config::range("tolerance", self.tolerance, 0.0, 1.0)?;
+        config::ms(
+            "cpu_initialization_period_ms",
+            self.cpu_initialization_period_ms,
+            0.0,
+        )?;
+        config::ms(
+            "initial_readiness_delay_ms",
+            self.initial_readiness_delay_ms,
+            0.0,
+        )?;
+        config::count("metrics", self.metrics.len() as u64, 1, 4)?;
+        for m in &self.metrics {
+            match *m {
+                MetricTarget::Cpu {
+                    target_utilization_percent: t,
+                } => config::count("metrics.target_utilization_percent", u64::from(t), 1, 1_000)?,
+                MetricTarget::RequestsPerSecond { target_per_pod } => {
+                    config::range("metrics.target_per_pod", target_per_pod, 1e-3, 1e7)?
+                }
+            }
+        }
+        self.behavior.validate()?;
+        config::nested("pod", self.pod.validate())?;
+        if let Some(p) = &self.predictive {
+            config::nested("predictive", p.validate())?;
+        }
+        Ok(())
+    }
+}
+
+impl PodConfig {
+    pub fn validate(&self) -> Checked {
+        config::nested("scheduling_delay", self.scheduling_delay.validate())?;
+        config::nested("startup", self.startup.validate())?;
+        config::nested("warm_startup", self.warm_startup.validate())?;
+        config::count("warm_pool", u64::from(self.warm_pool), 0, 64)?;
+        config::ms(
+            "readiness_initial_delay_ms",
+            self.readiness_initial_delay_ms,
+            0.0,
+        )?;
+        config::range("readiness_period_ms", self.readiness_period_ms, 1.0, 3.6e6)?;
+        config::count(
+            "readiness_failure_threshold",
+            u64::from(self.readiness_failure_threshold),
+            1,
+            100,
+        )?;
+        config::ms(
+            "termination_grace_period_ms",
+            self.termination_grace_period_ms,
+            0.0,
+        )?;
+        config::ms("pre_stop_ms", self.pre_stop_ms, 0.0)
+    }
+}
+
+impl PredictiveConfig {
+    pub fn validate(&self) -> Checked {
+        config::count("history_days", u64::from(self.history_days), 1, 14)?;
+        config::count("step_s", u64::from(self.step_s), 60, 86_400)?;
+        config::rule(
+            self.season_s >= self.step_s && self.season_s.is_multiple_of(self.step_s),
+            "season_s",
+            format!(
+                "{} is not a whole number of steps of {} s",
+                self.season_s, self.step_s
+            ),
+        )?;
+        config::count(
+            "reforecast_s",
+            u64::from(self.reforecast_s),
+            60,
+            30 * 86_400,
+        )?;
+        config::count("buffer_s", u64::from(self.buffer_s), 0, 86_400)?;
+        config::range(
+            "target_rps_per_replica",
+            self.target_rps_per_replica,
+            1e-3,
+            1e7,
+        )
+    }
+}
+
+const SYNC: u32 = 0;
+const SCRAPE: u32 = 1;
+const PROBE: u32 = 2;
+const REFORECAST: u32 = 3;
+const WARM_REFILL: u32 = 4;
+/// Per-pod timers: boot, SIGTERM after the preStop hook, kill at the end of the grace period.
+const BOOT: u32 = 1_000;
+const TERM: u32 = 2_000;
+const KILL: u32 = 3_000;
+
+struct Ids {
+    scale_ups: CounterId,
+    scale_downs: CounterId,
+    desired: LevelId,
+    ready: LevelId,
+    running: LevelId,
+    predicted: LevelId,
+    kills: CounterId,
+    scrapes_lost: CounterId,
+}
+
+/// The control plane state machine (see the module's documentation).
+pub struct ControlPlane {
+    config: ScalerConfig,
+    pods: Pods,
+    gateways: Vec<NodeId>,
+    hpa: Hpa,
+    /// The Deployment's `spec.replicas`.
+    replicas: u32,
+    endpoints_version: u64,
+    scrape_seq: u64,
+    probe_seq: u64,
+    predictor: Option<Predictor>,
+    warm_available: u32,
+    metrics_lost: bool,
+    metrics_extra_delay_ns: u64,
+    ids: Option<Ids>,
+}
+
+impl ControlPlane {
+    /// A control plane over the pod slots `slots` (the first `initial` running from the start)
+    /// and the gateways that balance over them.
+    pub fn new(
+        config: ScalerConfig,
+        slots: &[NodeId],
+        initial: u32,
+        gateways: &[NodeId],
+    ) -> ControlPlane {
+        assert!(
+            initial as usize <= slots.len(),
+            "initial replicas fit the slots"
+        );
+        let predictor = config.predictive.as_ref().map(Predictor::new);
+        ControlPlane {
+            pods: Pods::new(slots, initial),
+            gateways: gateways.to_vec(),
+            hpa: Hpa::new(),
+            replicas: initial,
+            endpoints_version: 0,
+            scrape_seq: 0,
+            probe_seq: 0,
+            predictor,
+            warm_available: config.pod.warm_pool,
+            metrics_lost: false,
+            metrics_extra_delay_ns: 0,
+            ids: None,
+            config,
+        }
+    }
+
+    pub fn replicas(&self) -> u32 {
+        self.replicas
+    }
+
+    pub fn pods(&self) -> &Pods {
+        &self.pods
+    }
+
+    fn ids(&self) -> &Ids {
+        self.ids.as_ref().expect("start() registers metrics")
+    }
+
+    fn every(ctx: &mut dyn Context, ms: f64, kind: u32) {
+        ctx.set_timer(ms_to_ns(ms), Timer::Tick { kind });
+    }
+
+    /// The HPA's sync: recommendations from every metric, normalized, then the predictive
+    /// floor; scale if the count changes.
+    fn sync(&mut self, ctx: &mut dyn Context) {
+        let now = ctx.now_ns();
+        let delay = ms_to_ns(self.config.metrics_delay_ms) + self.metrics_extra_delay_ns;
+        let stale = 2 * ms_to_ns(self.config.metrics_resolution_ms) + delay;
+        self.pods.promote(now);
+        let current = self.replicas;
+        let (min, max) = (self.config.min_replicas, self.config.max_replicas);
+        let mut desired = if current > max {
+            max
+        } else if current < min {
+            min
+        } else if current == 0 {
+            current // scaling disabled at zero replicas, as the controller does
+        } else {
+            match self.recommend(now, current, stale) {
+                Some(d) => {
+                    self.hpa
+                        .normalize(&self.config.behavior, now, current, d, min, max)
+                        .0
+                }
+                None => current,
+            }
+        };
+        if let Some(p) = &mut self.predictor {
+            let floor = p.capacity_at(now).min(max);
+            let predicted = self.ids.as_ref().expect("started").predicted;
+            ctx.metrics().set_level(predicted, now, i64::from(floor));
+            desired = desired.max(floor);
+        }
+        if desired != current {
+            self.hpa
+                .record_scale(&self.config.behavior, now, current, desired);
+            let c = if desired > current {
+                self.ids().scale_ups
+            } else {
+                self.ids().scale_downs
+            };
+            ctx.metrics().add(c, 1);
+            tracing::debug!(current, desired, "scale");
+            self.scale_to(ctx, desired);
+        }
+        self.publish(ctx);
+        Self::every(ctx, self.config.sync_period_ms, SYNC);
+    }
+
+    /// `computeReplicasForMetrics`: the largest valid recommendation; none (no scaling) when
+    /// every metric is invalid, or some are and the rest would scale down.
+    fn recommend(&self, now: u64, current: u32, stale: u64) -> Option<u32> {
+        let t = Timing {
+            now_ns: now,
+            cpu_initialization_ns: ms_to_ns(self.config.cpu_initialization_period_ms),
+            initial_readiness_delay_ns: ms_to_ns(self.config.initial_readiness_delay_ms),
+            tolerance: self.config.tolerance,
+        };
+        let (mut best, mut invalid) = (None::<u32>, 0);
+        for m in &self.config.metrics {
+            let r = match *m {
+                MetricTarget::Cpu {
+                    target_utilization_percent,
+                } => {
+                    let views = self.pods.views(now, stale, Metric::Cpu);
+                    hpa::resource_replicas(current, &views, target_utilization_percent, &t)
+                }
+                MetricTarget::RequestsPerSecond { target_per_pod } => {
+                    let views = self.pods.views(now, stale, Metric::RequestsPerSecond);
+                    hpa::plain_replicas(current, &views, target_per_pod, &t)
+                }
+            };
+            match r {
+                Some(r) => best = Some(best.map_or(r.replicas, |b| b.max(r.replicas))),
+                None => invalid += 1,
+            }
+        }
+        let best = best?;
+        if invalid > 0 && best < current {
+            return None;
+        }
+        Some(best)
+    }
+
+    /// Makes `n` pods active (not terminating): starts pods in free slots, or terminates the
+    /// ones a ReplicaSet deletes first (pending, then unready, then the most recently ready).
+    fn scale_to(&mut self, ctx: &mut dyn Context, n: u32) {
+        self.replicas = n;
+        let now = ctx.now_ns();
+        while self.pods.active() < n {
+            let Some(slot) = self.pods.free_slot() else {
+                break; // every slot is in use (terminating pods still hold theirs)
+            };
+            let warm = self.warm_available > 0;
+            if warm {
+                self.warm_available -= 1;
+                let refill = self.config.pod.startup.sample_ns(ctx.rng());
+                ctx.set_timer(refill, Timer::Tick { kind: WARM_REFILL });
+            }
+            let p = &self.config.pod;
+            let startup = if warm { &p.warm_startup } else { &p.startup };
+            let delay = p.scheduling_delay.sample_ns(ctx.rng()) + startup.sample_ns(ctx.rng());
+            self.pods.create(slot, now, now + delay);
+            let kind = BOOT + slot as u32;
+            ctx.set_timer(delay, Timer::Tick { kind });
+        }
+        while self.pods.active() > n {
+            let slot = self.pods.victim().expect("an active pod to remove");
+            if self.pods.get(slot).phase == PodPhase::Pending {
+                self.pods.remove_pending(slot);
+                continue;
+            }
+            self.pods.terminate(slot, now);
+            let pre_stop = ms_to_ns(self.config.pod.pre_stop_ms);
+            ctx.set_timer(
+                pre_stop,
+                Timer::Tick {
+                    kind: TERM + slot as u32,
+                },
+            );
+            let grace = ms_to_ns(self.config.pod.termination_grace_period_ms);
+            ctx.set_timer(
+                grace,
+                Timer::Tick {
+                    kind: KILL + slot as u32,
+                },
+            );
+        }
+        self.send_endpoints(ctx, true);
+    }
+
+    /// Sends the ready endpoints to every gateway: at once when they changed, and again at
+    /// every sync (a watch's resync: messages can be lost).
+    fn send_endpoints(&mut self, ctx: &mut dyn Context, changed: bool) {
+        if changed {
+            self.endpoints_version += 1;
+        }
+        let ready = self.pods.endpoints();
+        for &g in &self.gateways {
+            let msg = ScalerMsg::Endpoints {
+                version: self.endpoints_version,
+                ready: ready.clone(),
+            };
+            ctx.send(g, Msg::Scaler(msg));
+        }
+    }
+
+    fn publish(&mut self, ctx: &mut dyn Context) {
+        self.send_endpoints(ctx, false);
+        let now = ctx.now_ns();
+        let (d, r, u) = {
+            let i = self.ids();
+            (i.desired, i.ready, i.running)
+        };
+        let (replicas, ready, running) = (
+            i64::from(self.replicas),
+            self.pods.endpoints().len() as i64,
+            self.pods.running() as i64,
+        );
+        let m = ctx.metrics();
+        m.set_level(d, now, replicas);
+        m.set_level(r, now, ready);
+        m.set_level(u, now, running);
+    }
+
+    fn scrape(&mut self, ctx: &mut dyn Context) {
+        self.scrape_seq += 1;
+        for node in self.pods.running_nodes() {
+            ctx.send(
+                node,
+                Msg::Scaler(ScalerMsg::Scrape {
+                    seq: self.scrape_seq,
+                }),
+            );
+        }
+        Self::every(ctx, self.config.metrics_resolution_ms, SCRAPE);
+    }
+
+    fn probe(&mut self, ctx: &mut dyn Context) {
+        let now = ctx.now_ns();
+        self.probe_seq += 1;
+        let initial = ms_to_ns(self.config.pod.readiness_initial_delay_ms);
+        let threshold = self.config.pod.readiness_failure_threshold;
+        let (due, changed) = self
+            .pods
+            .probe_round(now, initial, threshold, self.probe_seq);
+        for node in due {
+            ctx.send(
+                node,
+                Msg::Scaler(ScalerMsg::Probe {
+                    seq: self.probe_seq,
+                }),
+            );
+        }
+        if changed {
+            self.send_endpoints(ctx, true);
+            self.publish(ctx);
+        }
+        Self::every(ctx, self.config.pod.readiness_period_ms, PROBE);
+    }
+
+    fn on_usage(
+        &mut self,
+        ctx: &mut dyn Context,
+        from: NodeId,
+        cpu_ns: u64,
+        answered: u64,
+        workers: u32,
+    ) {
+        if self.metrics_lost || ctx.fault("scaler.metrics_lost") {
+            let c = self.ids().scrapes_lost;
+            ctx.metrics().add(c, 1);
+            return;
+        }
+        let now = ctx.now_ns();
+        let visible = now + ms_to_ns(self.config.metrics_delay_ms) + self.metrics_extra_delay_ns;
+        let answered = self
+            .pods
+            .usage(from, now, visible, cpu_ns, answered, workers);
+        if let (Some(n), Some(p)) = (answered, &mut self.predictor) {
+            p.observe(now, n);
+        }
+    }
+
+    fn on_pod_timer(&mut self, ctx: &mut dyn Context, kind: u32) {
+        let now = ctx.now_ns();
+        let (base, slot) = (kind / 1_000 * 1_000, (kind % 1_000) as usize);
+        if slot >= self.pods.len() {
+            return;
+        }
+        let node = self.pods.get(slot).node;
+        let phase = self.pods.get(slot).phase;
+        match base {
+            BOOT if self.pods.boot(slot, now) => {
+                ctx.power(node, true);
+                self.publish(ctx);
+            }
+            TERM if phase == PodPhase::Terminating => {
+                ctx.send(node, Msg::Scaler(ScalerMsg::Terminate));
+            }
+            KILL if phase == PodPhase::Terminating => {
+                let c = self.ids().kills;
+                ctx.metrics().add(c, 1);
+                tracing::debug!(node, "grace period over: killed");
+                self.stop(ctx, slot);
+            }
+            _ => {}
+        }
+    }
+
+    fn stop(&mut self, ctx: &mut dyn Context, slot: usize) {
+        let node = self.pods.get(slot).node;
+        self.pods.off(slot);
+        ctx.power(node, false);
+        self.publish(ctx);
+        // A slot freed while the Deployment wants more pods than are active is reused now.
+        if self.pods.active() < self.replicas {
+            let n = self.replicas;
+            self.scale_to(ctx, n);
+        }
+    }
+}
+
+impl Component for ControlPlane {
+    fn start(&mut self, ctx: &mut dyn Context) {
+        let m = ctx.metrics();
+        self.ids = Some(Ids {
+            scale_ups: m.counter("scaler_scale_ups_total"),
+            scale_downs: m.counter("scaler_scale_downs_total"),
+            desired: m.level("scaler_desired_replicas", "replicas"),
+            ready: m.level("scaler_ready_replicas", "replicas"),
+            running: m.level("scaler_running_replicas", "replicas"),
+            predicted: m.level("scaler_predicted_replicas", "replicas"),
+            kills: m.counter("scaler_grace_period_kills_total"),
+            scrapes_lost: m.counter("scaler_scrapes_lost_total"),
+        });
+        let now = ctx.now_ns();
+        self.pods.started(now);
+        if let Some(p) = &mut self.predictor {
+            p.forecast(now);
+            let every = u64::from(p.config().reforecast_s) * 1_000_000_000;
+            ctx.set_timer(every, Timer::Tick { kind: REFORECAST });
+        }
+        self.publish(ctx);
+        Self::every(ctx, self.config.sync_period_ms, SYNC);
+        Self::every(ctx, self.config.metrics_resolution_ms, SCRAPE);
+        Self::every(ctx, self.config.pod.readiness_period_ms, PROBE);
+    }
+
+    fn on_message(&mut self, ctx: &mut dyn Context, from: NodeId, msg: Msg) {
+        let Msg::Scaler(m) = msg else { return };
+        match m {
+            ScalerMsg::Usage {
+                cpu_ns_total,
+                answered_total,
+                workers,
+                ..
+            } => self.on_usage(ctx, from, cpu_ns_total, answered_total, workers),
+            ScalerMsg::ProbeOk { seq } => {
+                let now = ctx.now_ns();
+                if self.pods.probe_ok(from, seq, now) {
+                    self.send_endpoints(ctx, true);
+                    self.publish(ctx);
+                }
+            }
+            ScalerMsg::Drained => {
+                if let Some(slot) = self.pods.slot_of(from) {
+                    if self.pods.get(slot).phase == PodPhase::Terminating {
+                        self.stop(ctx, slot);
+                    }
+                }
+            }
+            ScalerMsg::MetricsPipeline { lost, delay_ms } => {
+                self.metrics_lost = lost;
+                self.metrics_extra_delay_ns = delay_ms * 1_000_000;
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut dyn Context, timer: Timer) {
+        let Timer::Tick { kind } = timer else { return };
+        match kind {
+            SYNC => self.sync(ctx),
+            SCRAPE => self.scrape(ctx),
+            PROBE => self.probe(ctx),
+            REFORECAST => {
+                let now = ctx.now_ns();
+                if let Some(p) = &mut self.predictor {
+                    p.forecast(now);
+                    let every = u64::from(p.config().reforecast_s) * 1_000_000_000;
+                    ctx.set_timer(every, Timer::Tick { kind: REFORECAST });
+                }
+            }
+            WARM_REFILL => {
+                self.warm_available = (self.warm_available + 1).min(self.config.pod.warm_pool)
+            }
+            k if k >= BOOT => self.on_pod_timer(ctx, k),
+            _ => {}
+        }
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests;
