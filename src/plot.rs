@@ -173,7 +173,7 @@ pub fn tiers(o: &RunOutcome) -> Result<String, String> {
         let secs = t.last().map_or(1, |r| r.t_s + r.span_s).max(1) as f64;
         let up_max = t
             .iter()
-            .map(|r| r.services_up.max(r.stores_up))
+            .map(|r| r.services_up.max(r.stores_up).max(r.replicas_desired))
             .max()
             .unwrap_or(1)
             .max(1) as f64;
@@ -204,6 +204,29 @@ pub fn tiers(o: &RunOutcome) -> Result<String, String> {
             c.draw_series(LineSeries::new(pts, &col))?
                 .label(*label)
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], col));
+        }
+        // An autoscaled tier: the replicas wanted, and those ready (time-averaged).
+        if t.iter().any(|r| r.replicas_desired > 0) {
+            let desired: Vec<(f64, f64)> = t
+                .iter()
+                .map(|r| ((r.t_s + r.span_s) as f64, f64::from(r.replicas_desired)))
+                .collect();
+            let ready: Vec<(f64, f64)> = t
+                .iter()
+                .map(|r| ((r.t_s + r.span_s) as f64, r.services_ready))
+                .collect();
+            for (i, (label, pts)) in [
+                ("replicas wanted (autoscaler)", desired),
+                ("replicas ready", ready),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let col = colour(i + 4);
+                c.draw_series(LineSeries::new(pts, &col))?
+                    .label(label)
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], col));
+            }
         }
         legend(&mut c)?;
         let q_max = t

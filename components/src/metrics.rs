@@ -133,6 +133,14 @@ impl Metrics {
         }
     }
 
+    /// A level's value now.
+    pub fn level_value(&self, name: &str) -> Option<i64> {
+        match self.entries.get(*self.by_name.get(name)? as usize)?.value {
+            Value::Level { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+
     pub fn counter_value(&self, name: &str) -> Option<u64> {
         match self.entries.get(*self.by_name.get(name)? as usize)?.value {
             Value::Counter(c) => Some(c),

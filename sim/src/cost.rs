@@ -58,11 +58,13 @@ impl CostConfig {
         })
     }
 
-    /// What the plan's nodes cost per hour (the workload's clients are free).
+    /// What the plan's nodes cost per hour (the workload's clients are free; an autoscaled
+    /// tier's slots count as its initial replicas, and the run corrects that by the replicas
+    /// that really ran).
     pub fn per_hour(&self, plan: &Plan) -> f64 {
         plan.nodes
             .iter()
-            .filter(|n| !n.instrument)
+            .filter(|n| !n.instrument && !n.starts_down)
             .map(|n| self.price(n.role.0))
             .sum()
     }

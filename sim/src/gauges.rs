@@ -3,10 +3,15 @@
 //! running, summed over instances) and the stores' busy query threads. Sampled by the run loop
 //! at every simulated second from the components' time-integrated levels (exact averages, not
 //! snapshots), downsampled like the users' series beyond [`crate::series::PLOT_POINTS`] points.
+//!
+//! With an autoscaler, also the replicas the control plane wants and has ready, the requests
+//! arriving at the services, and exact run totals of replica-seconds: ready, and under or over
+//! what the arrivals needed at the capacity per replica the scaler's target implies.
 
 use crate::kernel::Sim;
 use crate::plan::Plan;
 use crate::series::{Downsampled, Span};
+use crate::tiers::scaler::CONTROL;
 use crate::tiers::service::SERVICE;
 use crate::tiers::store::STORE;
 
@@ -22,6 +27,12 @@ pub struct TierSecond {
     pub services_in_system: f64,
     /// Busy store query threads, time-averaged (0 without a `query_time`).
     pub stores_busy_threads: f64,
+    /// Ready service replicas (in the gateways' endpoints), time-averaged (autoscaled tiers).
+    pub services_ready: f64,
+    /// The replicas the control plane wants at the end of the span (autoscaled tiers).
+    pub replicas_desired: u32,
+    /// Requests arriving at the services per second.
+    pub services_arrivals_rps: f64,
 }
 
 impl Span for TierSecond {
@@ -39,8 +50,23 @@ impl Span for TierSecond {
             stores_up: self.stores_up.min(next.stores_up),
             services_in_system: avg(self.services_in_system, next.services_in_system),
             stores_busy_threads: avg(self.stores_busy_threads, next.stores_busy_threads),
+            services_ready: avg(self.services_ready, next.services_ready),
+            replicas_desired: next.replicas_desired,
+            services_arrivals_rps: avg(self.services_arrivals_rps, next.services_arrivals_rps),
         }
     }
+}
+
+/// Exact totals over the run of an autoscaled tier, in replica-seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Provisioning {
+    pub seconds: u64,
+    pub ready_replica_s: f64,
+    /// Processes up (starting, ready or draining): what the platform bills.
+    pub running_replica_s: f64,
+    /// Below what the second's arrivals needed, and above.
+    pub under_replica_s: f64,
+    pub over_replica_s: f64,
 }
 
 /// Samples the tiers every simulated second.
@@ -51,23 +77,70 @@ pub struct Sampler {
     last_area: Vec<f64>,
     last_ns: u64,
     points: Downsampled<TierSecond>,
+    /// The control plane, and the requests per second one replica can carry at its target.
+    control: Option<(u32, f64)>,
+    last_control_area: [f64; 2],
+    last_arrivals: u64,
+    totals: Provisioning,
 }
 
 const IN_SYSTEM: &str = "service_in_system";
 const BUSY_THREADS: &str = "store_busy_threads";
+const ARRIVALS: &str = "service_requests_total";
+const READY: &str = "scaler_ready_replicas";
+const RUNNING: &str = "scaler_running_replicas";
+const DESIRED: &str = "scaler_desired_replicas";
 
 impl Sampler {
-    pub fn new(plan: &Plan) -> Sampler {
+    /// A sampler of the plan's tiers; `capacity_rps` is what one replica carries at the
+    /// autoscaler's target (see [`crate::tiers::scaler::capacity_rps_per_replica`]).
+    pub fn new(plan: &Plan, capacity_rps: Option<f64>) -> Sampler {
         let services = plan.ids(SERVICE);
         let stores = plan.ids(STORE);
         let n = services.len() + stores.len();
+        let control = plan.one(CONTROL).zip(capacity_rps);
         Sampler {
             services,
             stores,
             last_area: vec![0.0; n],
             last_ns: 0,
             points: Downsampled::new(),
+            control,
+            last_control_area: [0.0; 2],
+            last_arrivals: 0,
+            totals: Provisioning::default(),
         }
+    }
+
+    /// The run's exact provisioning totals (zero without an autoscaler).
+    pub fn provisioning(&self) -> Provisioning {
+        self.totals
+    }
+
+    /// The control plane's part of a second: ready and running replicas (time-averaged),
+    /// wanted replicas, and the totals against what the arrivals needed.
+    fn control_second(&mut self, sim: &Sim, now_ns: u64, dt: f64, row: &mut TierSecond) {
+        let Some((node, capacity)) = self.control else {
+            return;
+        };
+        let m = &sim.env(node).metrics;
+        let mut mean = |i: usize, name: &str| {
+            let area = m.level_area(name, now_ns).unwrap_or(0.0);
+            let last = self.last_control_area[i];
+            let delta = if area >= last { area - last } else { area };
+            self.last_control_area[i] = area;
+            delta / dt
+        };
+        let (ready, running) = (mean(0, READY), mean(1, RUNNING));
+        row.services_ready = ready;
+        row.replicas_desired = m.level_value(DESIRED).map_or(0, |v| v.max(0) as u32);
+        let needed = (row.services_arrivals_rps / capacity).ceil();
+        let t = &mut self.totals;
+        t.seconds += 1;
+        t.ready_replica_s += ready;
+        t.running_replica_s += running;
+        t.under_replica_s += (needed - ready).max(0.0);
+        t.over_replica_s += (ready - needed).max(0.0);
     }
 
     /// The second ending at `now_ns` (the run loop calls this at every whole second).
@@ -96,15 +169,22 @@ impl Sampler {
             span_s: 1,
             ..TierSecond::default()
         };
+        let mut arrivals = 0;
         for (k, &s) in self.services.iter().enumerate() {
             row.services_in_system += mean(k, s, IN_SYSTEM);
             row.services_up += u32::from(sim.is_up(s));
+            arrivals += sim.env(s).metrics.counter_value(ARRIVALS).unwrap_or(0);
         }
         let offset = self.services.len();
         for (k, &s) in self.stores.iter().enumerate() {
             row.stores_busy_threads += mean(offset + k, s, BUSY_THREADS);
             row.stores_up += u32::from(sim.is_up(s));
         }
+        // Counters survive restarts; the warm-up's reset starts them over.
+        let new = arrivals.checked_sub(self.last_arrivals).unwrap_or(arrivals);
+        self.last_arrivals = arrivals;
+        row.services_arrivals_rps = new as f64 / (dt / 1e9);
+        self.control_second(sim, now_ns, dt, &mut row);
         self.last_ns = now_ns;
         self.points.push(row);
     }

@@ -64,6 +64,12 @@ pub enum Action {
         node: NodeId,
         probability: f64,
     },
+    /// Hands `msg` to `node` as if from itself: a change of its environment that only it can
+    /// see (the control plane's metrics pipeline going blind or late).
+    Inject {
+        node: NodeId,
+        msg: Msg,
+    },
     /// End of warm-up: forget every metric measured so far.
     ResetMetrics,
 }
@@ -722,6 +728,7 @@ impl Sim {
                 .env
                 .disk
                 .set_error_probability(probability),
+            Action::Inject { node, msg } => self.deliver(node, node, msg),
             Action::ResetMetrics => {
                 for n in &mut self.nodes {
                     n.env.metrics.reset(n.env.clock.local(now));

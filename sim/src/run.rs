@@ -3,7 +3,7 @@
 
 use crate::checks::{self, durability, Checker};
 use crate::evidence::Evidence;
-use crate::gauges::Sampler;
+use crate::gauges::{Provisioning, Sampler};
 use crate::kernel::Progress;
 use crate::outcome::{self, RunOutcome};
 use crate::scenario::Scenario;
@@ -77,7 +77,8 @@ pub fn run_with(
             c.on_stream(&out);
         }
     };
-    let mut gauges = Sampler::new(&world.plan);
+    let capacity = crate::tiers::scaler::capacity_rps_per_replica(scenario);
+    let mut gauges = Sampler::new(&world.plan, capacity);
     let stopped = || options.stop.is_some_and(|s| s.load(Ordering::Relaxed));
     let mut interrupted_at_s = None;
     while world.sim.now_ns() < end_ns {
@@ -97,7 +98,16 @@ pub fn run_with(
     let last = world.sim.now_ns().min(end_ns);
     stream(&mut world, last.div_ceil(1_000_000_000));
     let promoted = *promoted_ns.borrow();
-    let mut o = finish(scenario, seed, world, checkers, series, promoted);
+    let provisioning = gauges.provisioning();
+    let mut o = finish(
+        scenario,
+        seed,
+        world,
+        checkers,
+        series,
+        promoted,
+        provisioning,
+    );
     o.interrupted_at_s = interrupted_at_s;
     o.tier_series = gauges.points();
     o
@@ -141,18 +151,21 @@ fn finish(
     checkers: Checkers,
     series: Series,
     promoted_ns: Option<u64>,
+    provisioning: Provisioning,
 ) -> RunOutcome {
     let view = RunView {
         scenario,
         plan: &world.plan,
         sim: &world.sim,
+        provisioning,
     };
     let mut ev = Evidence::default();
     for tier in TIERS {
         tier.collect(&view, &mut ev);
     }
     ev.summary.recovery_s = series.recovery_s();
-    ev.summary.cost_per_hour = scenario.cost.per_hour(&world.plan);
+    ev.summary.cost_per_hour =
+        scenario.cost.per_hour(&world.plan) + scaled_cost(scenario, provisioning);
     ev.summary.failover_s = first_fault_s(scenario)
         .zip(promoted_ns)
         .map(|(fault, at)| at as f64 / 1e9 - fault);
@@ -199,6 +212,18 @@ fn finish(
         trace: sim.trace().entries().map(<[TraceEntry]>::to_vec),
         interrupted_at_s: None,
     }
+}
+
+/// What an autoscaled tier cost per hour beyond its initial replicas (negative when it ran
+/// fewer): the mean replicas running over the measured seconds, less the initial count, at the
+/// service's price.
+fn scaled_cost(scenario: &Scenario, p: Provisioning) -> f64 {
+    if p.seconds == 0 {
+        return 0.0;
+    }
+    let initial = f64::from(scenario.topology.services.count);
+    let mean = p.running_replica_s / p.seconds as f64;
+    (mean - initial) * scenario.cost.price("service")
 }
 
 /// Simulated seconds, for reports.

@@ -83,6 +83,9 @@ pub struct Topology {
     pub reshard: Option<ReshardTier>,
     /// The session cluster (Redis Cluster-like) and its client workload.
     pub sessions: Option<SessionTier>,
+    /// The control tier: pods, endpoints, metrics-server and the HPA for the service tier
+    /// (a node `control-plane` in the first service zone).
+    pub autoscaler: Option<minitwin_components::scaler::ScalerConfig>,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -227,6 +230,16 @@ pub enum Fault {
         node: String,
         factor: f64,
     },
+    /// The autoscaler's metrics pipeline fails for `duration_s`: scrapes are lost (`lost`),
+    /// or reach the HPA `delay_ms` late; the HPA goes blind, as it would.
+    MetricsPipeline {
+        at_s: f64,
+        duration_s: f64,
+        #[serde(default)]
+        lost: bool,
+        #[serde(default)]
+        delay_ms: f64,
+    },
     /// Appends and syncs fail with `probability` for `duration_s`.
     DiskErrors {
         at_s: f64,
@@ -247,7 +260,8 @@ impl Fault {
             | Fault::LatencySpike { at_s, .. }
             | Fault::ClockSkew { at_s, .. }
             | Fault::DiskSlow { at_s, .. }
-            | Fault::DiskErrors { at_s, .. } => at_s,
+            | Fault::DiskErrors { at_s, .. }
+            | Fault::MetricsPipeline { at_s, .. } => at_s,
         }
     }
 
@@ -276,6 +290,9 @@ impl Fault {
                 at_s, duration_s, ..
             }
             | Fault::DiskErrors {
+                at_s, duration_s, ..
+            }
+            | Fault::MetricsPipeline {
                 at_s, duration_s, ..
             } => Some(at_s + duration_s),
         }
@@ -907,6 +924,11 @@ fn validate_fault(f: &Fault, i: usize, s: &Scenario, plan: &Plan) -> Result<(), 
             zone_exists(&between[0], "between")?;
             zone_exists(&between[1], "between")?;
         }
+        Fault::MetricsPipeline { .. } => check_at(
+            s.topology.autoscaler.is_some(),
+            p("kind"),
+            "a metrics_pipeline fault needs an autoscaler (topology.autoscaler)",
+        )?,
     }
     Ok(())
 }
@@ -953,6 +975,14 @@ fn fault_ranges(f: &Fault) -> Checked {
         } => {
             config::ms("jump_ms", jump_ms, 0.0)?;
             config::range("drift_ppm", drift_ppm, -499_999.0, 499_999.0)
+        }
+        Fault::MetricsPipeline {
+            duration_s,
+            delay_ms,
+            ..
+        } => {
+            duration(duration_s)?;
+            config::range("delay_ms", delay_ms, 0.0, 3.6e6)
         }
         Fault::DiskSlow {
             duration_s, factor, ..

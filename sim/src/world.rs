@@ -7,6 +7,8 @@ use crate::plan::Plan;
 use crate::scenario::{Fault, Scenario};
 use crate::tiers::{self, TIERS};
 use minitwin_components::rng::{ms_to_ns, Rng};
+use minitwin_components::scaler::ScalerMsg;
+use minitwin_components::Msg;
 use minitwin_components::NodeId;
 
 /// A built simulation and its plan.
@@ -256,6 +258,17 @@ pub fn compile_fault(f: &Fault, plan: &Plan) -> Vec<(u64, Action)> {
                     },
                 ));
             }
+        }
+        Fault::MetricsPipeline { lost, delay_ms, .. } => {
+            let node = plan
+                .one(crate::tiers::scaler::CONTROL)
+                .expect("validated: an autoscaler");
+            let pipeline = |lost: bool, delay_ms: u64| Action::Inject {
+                node,
+                msg: Msg::Scaler(ScalerMsg::MetricsPipeline { lost, delay_ms }),
+            };
+            out.push((at, pipeline(*lost, *delay_ms as u64)));
+            out.push((end, pipeline(false, 0)));
         }
         Fault::DiskErrors {
             node, probability, ..

@@ -1,6 +1,7 @@
 //! minitwin's one integration-test binary. Each module is a family of features:
 //!
 //! - `accounting`: one measured window for every count; nothing unanswered is hidden.
+//! - `autoscale`: the control tier in whole runs: a load step, a blind pipeline, draining.
 //! - `brief`: the brief's table regenerated from the calibrated scenarios.
 //! - `capacity`: max QPS under an SLO against the M/M/c sojourn quantile; the bottleneck.
 //! - `compare`: variants on common random numbers against independent seeds.
@@ -23,6 +24,7 @@
 //! - `seam`: the same store state machine under the tokio driver over loopback TCP.
 
 mod accounting;
+mod autoscale;
 mod brief;
 mod capacity;
 mod compare;

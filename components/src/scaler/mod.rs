@@ -333,8 +333,20 @@ struct Ids {
     scrapes_lost: CounterId,
 }
 
+/// A change of the tier's size: at `t_ns`, the replicas wanted, ready (in the endpoints) and
+/// running (processes up).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScalePoint {
+    pub t_ns: u64,
+    pub desired: u32,
+    pub ready: u32,
+    pub running: u32,
+}
+
 /// The control plane state machine (see the module's documentation).
 pub struct ControlPlane {
+    /// Every change of size, in order (a few per scaling decision).
+    pub timeline: Vec<ScalePoint>,
     config: ScalerConfig,
     pods: Pods,
     gateways: Vec<NodeId>,
@@ -366,6 +378,7 @@ impl ControlPlane {
         );
         let predictor = config.predictive.as_ref().map(Predictor::new);
         ControlPlane {
+            timeline: Vec::new(),
             pods: Pods::new(slots, initial),
             gateways: gateways.to_vec(),
             hpa: Hpa::new(),
@@ -559,6 +572,16 @@ impl ControlPlane {
         m.set_level(d, now, replicas);
         m.set_level(r, now, ready);
         m.set_level(u, now, running);
+        let point = ScalePoint {
+            t_ns: now,
+            desired: self.replicas,
+            ready: ready as u32,
+            running: running as u32,
+        };
+        let same = |p: &ScalePoint| (p.desired, p.ready, p.running);
+        if self.timeline.last().is_none_or(|l| same(l) != same(&point)) {
+            self.timeline.push(point);
+        }
     }
 
     fn scrape(&mut self, ctx: &mut dyn Context) {

@@ -42,11 +42,20 @@ impl Tier for Edge {
 
     fn build(&self, s: &Scenario, plan: &Plan, _end_ns: u64, out: &mut Vec<(NodeId, Factory)>) {
         let ups: Vec<(NodeId, u32)> = plan.ids(SERVICE).into_iter().map(|n| (n, 1)).collect();
+        // The services running from the start: with an autoscaler, its endpoints follow.
+        let initial: Vec<NodeId> = plan
+            .ids(SERVICE)
+            .into_iter()
+            .filter(|&n| !plan.node(n).starts_down)
+            .collect();
         for id in plan.ids(GATEWAY) {
             let (config, ups) = (s.topology.gateways.config.clone(), ups.clone());
+            let initial = initial.clone();
             out.push((
                 id,
-                Box::new(move || Box::new(Gateway::new(config.clone(), &ups))),
+                Box::new(move || {
+                    Box::new(Gateway::new(config.clone(), &ups).with_endpoints(&initial))
+                }),
             ));
         }
     }

@@ -6,14 +6,16 @@
 //! in [`TIERS`].
 //!
 //! Reading order: [`edge`] (gateways), [`service`], [`store`] (shards, replicas and the
-//! orchestrator), [`mirror`], [`reshard`], [`archive`], [`sessions`], [`registers`] and
-//! [`users`] (the workload's client, last so that it sees every other tier's nodes).
+//! orchestrator), [`mirror`], [`reshard`], [`archive`], [`sessions`], [`registers`],
+//! [`scaler`] (the control plane of an autoscaled service tier) and [`users`] (the workload's
+//! client, last so that it sees every other tier's nodes).
 
 pub mod archive;
 pub mod edge;
 pub mod mirror;
 pub mod registers;
 pub mod reshard;
+pub mod scaler;
 pub mod service;
 pub mod sessions;
 pub mod store;
@@ -37,6 +39,7 @@ pub static TIERS: &[&dyn Tier] = &[
     &archive::Archiving,
     &sessions::Sessions,
     &registers::Registers,
+    &scaler::Scaling,
     &users::Users,
 ];
 
@@ -45,6 +48,8 @@ pub struct RunView<'a> {
     pub scenario: &'a Scenario,
     pub plan: &'a Plan,
     pub sim: &'a Sim,
+    /// The autoscaled tier's exact replica-second totals (zero without an autoscaler).
+    pub provisioning: crate::gauges::Provisioning,
 }
 
 /// A tier's contribution to the report.

@@ -26,9 +26,21 @@ impl Tier for Services {
 
     fn plan(&self, s: &Scenario, plan: &mut Plan) {
         let t = &s.topology.services;
-        for i in 0..t.count {
+        // An autoscaled tier has a slot for every replica it may reach; those beyond the
+        // initial count start down.
+        let slots = s
+            .topology
+            .autoscaler
+            .as_ref()
+            .map_or(t.count, |a| a.max_replicas.max(t.count));
+        for i in 0..slots {
             let zone = &t.zones[i as usize % t.zones.len()];
-            plan.add(format!("service-{i}"), zone, SERVICE, 0, i);
+            let name = format!("service-{i}");
+            if i < t.count {
+                plan.add(name, zone, SERVICE, 0, i);
+            } else {
+                plan.add_slot(name, zone, SERVICE, i);
+            }
         }
     }
 
