@@ -216,20 +216,42 @@ fn report(args: &CompareArgs, base: &Scenario, c: &Comparison) -> crate::html::R
         .iter()
         .find(|m| m.name == "error_ratio")
         .expect("errors");
+    let minutes = METRICS
+        .iter()
+        .find(|m| m.name == "availability")
+        .expect("availability");
+    // Availability as the share of minutes inside the SLO when every arm has an SLO, else as
+    // 1 - error ratio.
+    let by_minutes = (0..c.arms.len()).all(|a| c.row(a, minutes).arm_mean.is_some());
     let points: Vec<(String, f64, f64, f64)> = c
         .arms
         .iter()
         .enumerate()
         .filter_map(|(a, arm)| {
             let cost = c.row(a, cost).arm_mean?;
+            if by_minutes {
+                let m = c.row(a, minutes).arm_mean?;
+                return Some((arm.clone(), cost.mean, m.mean, m.half_width));
+            }
             let e = c.row(a, errors).arm_mean?;
             Some((arm.clone(), cost.mean, 1.0 - e.mean, e.half_width))
         })
         .collect();
+    let (caption, y_desc) = if by_minutes {
+        (
+            "Cost per hour against availability (minutes inside the SLO), each arm with its 95 % interval",
+            "availability (share of minutes inside the SLO)",
+        )
+    } else {
+        (
+            "Cost per hour against availability (1 - error ratio), each arm with its 95 % interval",
+            "availability (1 - error ratio)",
+        )
+    };
     r.figure(
         "fig-cost-availability",
-        "Cost per hour against availability (1 - error ratio), each arm with its 95 % interval",
-        crate::plot::cost_availability(&points),
+        caption,
+        crate::plot::cost_availability(&points, y_desc),
     );
     let curves: Vec<(String, Vec<(f64, f64)>)> = c
         .arms

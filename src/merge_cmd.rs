@@ -229,8 +229,62 @@ fn report(m: &Manifest, header: &csv::StringRecord, rows: &Rows) -> crate::html:
                 crate::plot::intervals("p99 per point", "ms", &rows, false),
             );
         }
+        if let Some(points) = cost_availability(header, rows, point, first_axis, rep) {
+            r.figure(
+                "fig-cost-availability",
+                "Cost per hour against availability (minutes inside the SLO) per point of the axes: mean over replications, 95 % interval",
+                crate::plot::cost_availability(&points, "availability (share of minutes inside the SLO)"),
+            );
+        }
     }
     r
+}
+
+/// Per point of the axes: its label, mean cost per hour, and availability's mean and interval
+/// half-width; None unless every run has an availability (an SLO) and there are two points.
+fn cost_availability(
+    header: &csv::StringRecord,
+    rows: &Rows,
+    point: usize,
+    first_axis: usize,
+    rep: usize,
+) -> Option<Vec<(String, f64, f64, f64)>> {
+    let col = |name: &str| header.iter().position(|h| h == name);
+    let (avail, cost) = (col("availability")?, col("cost_per_hour")?);
+    let mut by_point: BTreeMap<u64, (String, Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for rec in rows.values() {
+        let p = rec.get(point)?.parse().ok()?;
+        let a: f64 = rec.get(avail)?.parse().ok()?;
+        let c: f64 = rec.get(cost)?.parse().ok()?;
+        let label: Vec<String> = (first_axis..rep)
+            .map(|i| {
+                let path = header.get(i).unwrap_or("");
+                let field = path.rsplit('.').next().unwrap_or(path);
+                format!("{field}={}", rec.get(i).unwrap_or(""))
+            })
+            .collect();
+        let e = by_point
+            .entry(p)
+            .or_insert((label.join(" "), Vec::new(), Vec::new()));
+        e.1.push(a);
+        e.2.push(c);
+    }
+    if by_point.len() < 2 {
+        return None;
+    }
+    by_point
+        .into_values()
+        .map(|(label, a, c)| {
+            let a = minitwin_sim::stats::interval(&a)?;
+            let cost = c.iter().sum::<f64>() / c.len() as f64;
+            let hw = if a.half_width.is_finite() {
+                a.half_width
+            } else {
+                0.0
+            };
+            Some((label, cost, a.mean, hw))
+        })
+        .collect()
 }
 
 /// Every `shard-*-of-*.toml` in `dirs`, with the path of its table.

@@ -388,9 +388,12 @@ pub fn intervals(
     })
 }
 
-/// Cost per hour (x) against availability (y: 1 - error ratio) with intervals, one point per
-/// arm.
-pub fn cost_availability(points: &[(String, f64, f64, f64)]) -> Result<String, String> {
+/// Cost per hour (x) against availability (y: `y_desc` says which) with intervals, one point
+/// per arm or sweep point.
+pub fn cost_availability(
+    points: &[(String, f64, f64, f64)],
+    y_desc: &str,
+) -> Result<String, String> {
     svg(960, 420, |root| {
         let x_hi = points.iter().map(|p| p.1).fold(0.0, f64::max).max(0.01) * 1.2;
         let y_lo = points.iter().map(|p| p.2 - p.3).fold(1.0, f64::min);
@@ -406,7 +409,7 @@ pub fn cost_availability(points: &[(String, f64, f64, f64)]) -> Result<String, S
             .build_cartesian_2d(0f64..x_hi, y_lo..1.0f64)?;
         c.configure_mesh()
             .x_desc("cost per hour of the topology's nodes ($)")
-            .y_desc("availability (1 - error ratio)")
+            .y_desc(y_desc)
             .draw()?;
         for (i, (label, cost, avail, hw)) in points.iter().enumerate() {
             let col = colour(i);

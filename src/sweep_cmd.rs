@@ -320,7 +320,7 @@ fn distributions(outcomes: &[&RunOutcome]) {
 
 /// The columns of a sweep table, before the axes' and after them.
 pub const LEADING: [&str; 2] = ["run", "point"];
-pub const TRAILING: [&str; 11] = [
+pub const TRAILING: [&str; 13] = [
     "replication",
     "seed",
     "commit",
@@ -330,6 +330,8 @@ pub const TRAILING: [&str; 11] = [
     "lost_writes_total",
     "recovery_s",
     "failover_s",
+    "availability",
+    "cost_per_hour",
     "failed_checks",
     "trace_hash",
 ];
@@ -356,7 +358,7 @@ fn write_shard(plan: &Plan, fates: &[Fate]) -> Result<PathBuf, String> {
         match fate {
             Fate::Ran(o) if o.interrupted_at_s.is_none() => rec.extend(metrics(o)),
             Fate::Crashed(msg) => {
-                rec.extend(["", "", "", "", "", ""].map(String::from));
+                rec.extend(["", "", "", "", "", "", "", ""].map(String::from));
                 rec.push(format!("CRASH: {msg}"));
                 rec.push(String::new());
             }
@@ -412,6 +414,8 @@ fn metrics(o: &RunOutcome) -> Vec<String> {
         opt(o.summary.lost_writes_total.map(|n| n as f64)),
         opt(o.summary.recovery_s),
         opt(o.summary.failover_s),
+        opt(o.summary.availability()),
+        o.summary.cost_per_hour.to_string(),
         failed.join(" "),
         format!("{:016x}", o.trace_hash),
     ]

@@ -47,6 +47,11 @@ pub static METRICS: &[Metric] = &[
         get: |s| s.storage_efficiency,
     },
     Metric {
+        name: "availability",
+        unit: "ratio",
+        get: |s| s.availability(),
+    },
+    Metric {
         name: "cost_per_hour",
         unit: "$/h",
         get: |s| Some(s.cost_per_hour),

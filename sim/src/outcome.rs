@@ -38,6 +38,17 @@ pub struct Summary {
     pub cost_per_hour: f64,
     /// The archiver's last day: logical bytes over billed bytes (None without an archiver).
     pub storage_efficiency: Option<f64>,
+    /// Whole minutes after the warm-up judged against the scenario's `[slo]`, and those inside
+    /// it (None without an SLO).
+    pub slo_minutes: Option<crate::series::SloMinutes>,
+}
+
+impl Summary {
+    /// The share of judged minutes inside the SLO (None without an SLO or a judged minute).
+    pub fn availability(&self) -> Option<f64> {
+        let m = self.slo_minutes?;
+        (m.total > 0).then(|| m.inside as f64 / m.total as f64)
+    }
 }
 
 /// Where the latency CDF is read: every percent, then the tail to 99.99 %, and the maximum.
@@ -253,6 +264,23 @@ pub fn summary_rows(s: &Summary) -> Vec<Row> {
         out.push(Row::new("run", "failover_s", f, "s"));
     }
     out.push(Row::new("run", "cost_per_hour", s.cost_per_hour, "$/h"));
+    if let Some(m) = s.slo_minutes {
+        out.push(Row::new(
+            "run",
+            "slo_minutes_total",
+            m.total as f64,
+            "count",
+        ));
+        out.push(Row::new(
+            "run",
+            "slo_minutes_inside",
+            m.inside as f64,
+            "count",
+        ));
+    }
+    if let Some(a) = s.availability() {
+        out.push(Row::new("run", "availability", a, "ratio"));
+    }
     if let Some(e) = s.storage_efficiency {
         out.push(Row::new("run", "storage_efficiency", e, "ratio"));
     }

@@ -181,6 +181,20 @@ pub fn summary_text(o: &RunOutcome) -> String {
             format!("{f:.1} s from the first fault to the promotion"),
         );
     }
+    if let Some(m) = s.slo_minutes {
+        let share = s
+            .availability()
+            .map_or("-".to_string(), |a| format!("{:.2} %", a * 100.0));
+        line(
+            &mut t,
+            "availability",
+            format!(
+                "{share} of {} whole minutes inside the SLO ({} outside: [slo])",
+                m.total,
+                m.total - m.inside
+            ),
+        );
+    }
     for (label, text) in &o.lines {
         line(&mut t, label, text.clone());
     }

@@ -61,6 +61,13 @@ pub fn run_with(
     let promoted_ns = Rc::new(RefCell::new(None));
     install_observer(&mut world, checkers.clone(), promoted_ns.clone());
     let mut series = Series::new(first_fault_s(scenario));
+    if let Some(slo) = crate::scenario::SloConfig::of(scenario) {
+        series = series.with_slo(crate::series::MinuteSlo {
+            p99_ms: slo.p99_ms,
+            error_ratio: slo.error_ratio,
+            from_s: scenario.warmup_s,
+        });
+    }
     let settle_ns = scenario.checks.converge_within_s.map_or(0, s_to_ns);
     let end_ns = world.end_ns.saturating_add(settle_ns);
     let mut stream = |world: &mut World, before_s: u64| {
@@ -71,7 +78,7 @@ pub fn run_with(
         for (t, s) in &out.seconds {
             let row = SecondRow::of(*t, s);
             on_second(&row);
-            series.push(row);
+            series.push_second(row, &s.log2_buckets);
         }
         for c in checkers.borrow_mut().iter_mut() {
             c.on_stream(&out);
@@ -164,6 +171,7 @@ fn finish(
         tier.collect(&view, &mut ev);
     }
     ev.summary.recovery_s = series.recovery_s();
+    ev.summary.slo_minutes = series.slo_minutes();
     ev.summary.cost_per_hour =
         scenario.cost.per_hour(&world.plan) + scaled_cost(scenario, provisioning);
     ev.summary.failover_s = first_fault_s(scenario)

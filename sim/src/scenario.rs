@@ -41,6 +41,9 @@ pub struct Scenario {
     /// Prices for the cost of a run.
     #[serde(default)]
     pub cost: crate::cost::CostConfig,
+    /// The service-level objective judged minute by minute (availability: the share of
+    /// minutes inside it). Without it, an autoscaled scenario is judged at the brief's SLO.
+    pub slo: Option<SloConfig>,
     /// Architecture variants compared with this scenario on the same seeds (`minitwin
     /// compare`): each overrides fields by dotted path.
     #[serde(default)]
@@ -57,6 +60,38 @@ pub struct Variant {
     #[serde(default)]
     pub description: String,
     pub set: toml::Table,
+}
+
+/// A minute is inside the SLO when its p99 is at most `p99_ms` and its failed share at most
+/// `error_ratio` (defaults: the brief's 200 ms and 0.1 %).
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SloConfig {
+    pub p99_ms: f64,
+    pub error_ratio: f64,
+}
+
+impl Default for SloConfig {
+    fn default() -> Self {
+        SloConfig {
+            p99_ms: 200.0,
+            error_ratio: 0.001,
+        }
+    }
+}
+
+impl SloConfig {
+    /// Ranges: `p99_ms` above 0 up to 1e9; `error_ratio` 0-1.
+    pub fn validate(&self) -> Checked {
+        config::range("p99_ms", self.p99_ms, 1e-6, 1e9)?;
+        config::fraction("error_ratio", self.error_ratio)
+    }
+
+    /// The scenario's SLO for availability: its own, or the default for an autoscaled tier.
+    pub fn of(s: &Scenario) -> Option<SloConfig> {
+        s.slo
+            .or_else(|| s.topology.autoscaler.as_ref().map(|_| SloConfig::default()))
+    }
 }
 
 fn default_seeds() -> Vec<u64> {
@@ -753,6 +788,9 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
     )?;
     within(validate_checks(&s.checks), &["checks"])?;
     within(s.cost.validate(), &["cost"])?;
+    if let Some(slo) = &s.slo {
+        within(slo.validate(), &["slo"])?;
+    }
     if let Some((name, why)) = crate::checks::unmet(s) {
         return Err((at(&["checks", name]), why));
     }

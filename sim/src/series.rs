@@ -150,12 +150,77 @@ impl<T: Span> Default for Downsampled<T> {
     }
 }
 
+/// A service-level objective judged minute by minute: a minute is inside it when its p99
+/// (read from the per-second histograms, within 12.5 %) is at most `p99_ms` and its failed
+/// share at most `error_ratio`. Minutes before `from_s` (the warm-up) are not judged, nor a
+/// last partial minute, nor a minute with nothing answered.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MinuteSlo {
+    pub p99_ms: f64,
+    pub error_ratio: f64,
+    pub from_s: f64,
+}
+
+/// Minutes judged against a [`MinuteSlo`], and those inside it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SloMinutes {
+    pub inside: u64,
+    pub total: u64,
+}
+
+#[derive(Clone, Debug)]
+struct MinuteAcc {
+    slo: MinuteSlo,
+    minute: Option<u64>,
+    ok: u64,
+    errors: u64,
+    buckets: Vec<u32>,
+    judged: SloMinutes,
+}
+
+impl MinuteAcc {
+    fn close(&mut self) {
+        let answered = self.ok + self.errors;
+        if self.minute.is_some() && answered > 0 {
+            let p99 = log2_quantile_ms(&self.buckets, 0.99);
+            let errors_ok = self.errors as f64 <= self.slo.error_ratio * answered as f64;
+            self.judged.total += 1;
+            self.judged.inside += u64::from(p99 <= self.slo.p99_ms && errors_ok);
+        }
+        self.ok = 0;
+        self.errors = 0;
+        self.buckets.iter_mut().for_each(|b| *b = 0);
+    }
+
+    fn push(&mut self, t_s: u64, ok: u64, errors: u64, buckets: &[u32]) {
+        if (t_s as f64) < self.slo.from_s {
+            return;
+        }
+        let minute = t_s / 60;
+        if self.minute != Some(minute) {
+            self.close();
+            // A minute that began inside the warm-up is partial: not judged.
+            let whole = (minute * 60) as f64 >= self.slo.from_s;
+            self.minute = whole.then_some(minute);
+        }
+        self.ok += ok;
+        self.errors += errors;
+        if self.buckets.len() < buckets.len() {
+            self.buckets.resize(buckets.len(), 0);
+        }
+        for (a, &b) in self.buckets.iter_mut().zip(buckets) {
+            *a += b;
+        }
+    }
+}
+
 /// The series as it streams by.
 #[derive(Clone, Debug)]
 pub struct Series {
     points: Downsampled<SecondRow>,
     first_fault_s: Option<f64>,
     last_degraded_s: Option<u64>,
+    minutes: Option<MinuteAcc>,
 }
 
 impl Series {
@@ -164,7 +229,35 @@ impl Series {
             points: Downsampled::new(),
             first_fault_s,
             last_degraded_s: None,
+            minutes: None,
         }
+    }
+
+    /// Also judges every whole minute against `slo`.
+    pub fn with_slo(mut self, slo: MinuteSlo) -> Series {
+        self.minutes = Some(MinuteAcc {
+            slo,
+            minute: None,
+            ok: 0,
+            errors: 0,
+            buckets: Vec::new(),
+            judged: SloMinutes::default(),
+        });
+        self
+    }
+
+    /// The minutes judged so far (the last one is closed only by the next minute's first
+    /// second, so a partial last minute is never judged).
+    pub fn slo_minutes(&self) -> Option<SloMinutes> {
+        self.minutes.as_ref().map(|m| m.judged)
+    }
+
+    /// The next second (in order), with its latency histogram.
+    pub fn push_second(&mut self, row: SecondRow, buckets: &[u32]) {
+        if let Some(m) = &mut self.minutes {
+            m.push(row.t_s, row.ok, row.errors, buckets);
+        }
+        self.push(row);
     }
 
     /// The next second (in order).
@@ -225,6 +318,40 @@ mod tests {
         assert_eq!(
             log2_quantile_ms(&b, 1.0),
             bucket_upper_ns(latency_bucket(40_000_000)) / 1e6
+        );
+    }
+
+    #[test]
+    fn a_minute_is_inside_the_slo_only_with_both_its_p99_and_its_errors_within_it() {
+        let slo = MinuteSlo {
+            p99_ms: 200.0,
+            error_ratio: 0.01,
+            from_s: 30.0,
+        };
+        let mut s = Series::new(None).with_slo(slo);
+        let fast = {
+            let mut b = vec![0u32; BUCKETS];
+            b[latency_bucket(50_000_000)] = 100;
+            b
+        };
+        let mut slow = fast.clone();
+        slow[latency_bucket(400_000_000)] = 2; // 2 % of the second above 200 ms
+        for t in 0..300 {
+            let (errors, buckets) = match t / 60 {
+                2 => (5, &fast), // 5 errors in 100: 5 %
+                3 if t == 200 => (0, &slow),
+                _ => (0, &fast),
+            };
+            s.push_second(row(t, 100, errors), buckets);
+        }
+        // Minute 0 began in the warm-up and minute 4 is still open: minutes 1 to 3 are judged.
+        // Minute 2 fails (5 % errors); minute 3 passes (2 slow of 6,000 leave the p99 fast).
+        assert_eq!(
+            s.slo_minutes(),
+            Some(SloMinutes {
+                inside: 2,
+                total: 3
+            })
         );
     }
 

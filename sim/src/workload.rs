@@ -47,6 +47,26 @@ pub enum RateCurve {
         at_s: f64,
         duration_s: f64,
     },
+    /// A diurnal base (as `diurnal`) times `factor` during [at_s, at_s + duration_s): with
+    /// `every_s`, also every `every_s` before and after (a daily flash sale, in the history
+    /// predictive scaling learns from); without it, once (a Singles'-Day-like event that no
+    /// history holds).
+    Surge {
+        mean_rps: f64,
+        amplitude: f64,
+        period_s: f64,
+        peak_s: f64,
+        factor: f64,
+        at_s: f64,
+        duration_s: f64,
+        every_s: Option<f64>,
+    },
+}
+
+/// `mean_rps * (1 + amplitude * cos(2 pi (t - peak_s) / period_s))`.
+fn diurnal(mean_rps: f64, amplitude: f64, period_s: f64, peak_s: f64, t_s: f64) -> f64 {
+    let phase = std::f64::consts::TAU * (t_s - peak_s) / period_s;
+    mean_rps * (1.0 + amplitude * math::cos(phase))
 }
 
 impl RateCurve {
@@ -68,9 +88,27 @@ impl RateCurve {
                 amplitude,
                 period_s,
                 peak_s,
+            } => diurnal(mean_rps, amplitude, period_s, peak_s, t_s),
+            RateCurve::Surge {
+                mean_rps,
+                amplitude,
+                period_s,
+                peak_s,
+                factor,
+                at_s,
+                duration_s,
+                every_s,
             } => {
-                let phase = std::f64::consts::TAU * (t_s - peak_s) / period_s;
-                mean_rps * (1.0 + amplitude * math::cos(phase))
+                let base = diurnal(mean_rps, amplitude, period_s, peak_s, t_s);
+                let since = match every_s {
+                    Some(every) => (t_s - at_s).rem_euclid(every),
+                    None => t_s - at_s,
+                };
+                if (0.0..duration_s).contains(&since) {
+                    base * factor
+                } else {
+                    base
+                }
             }
             RateCurve::Spike {
                 base_rps,
@@ -102,6 +140,12 @@ impl RateCurve {
             RateCurve::Spike {
                 base_rps, peak_rps, ..
             } => base_rps.max(peak_rps),
+            RateCurve::Surge {
+                mean_rps,
+                amplitude,
+                factor,
+                ..
+            } => mean_rps * (1.0 + amplitude.abs()) * factor.max(1.0),
         }
     }
 
@@ -146,6 +190,28 @@ impl RateCurve {
                 rps("peak_rps", peak_rps)?;
                 at("at_s", at_s)?;
                 at("duration_s", duration_s)
+            }
+            RateCurve::Surge {
+                mean_rps,
+                amplitude,
+                period_s,
+                peak_s,
+                factor,
+                at_s,
+                duration_s,
+                every_s,
+            } => {
+                rps("mean_rps", mean_rps)?;
+                config::fraction("amplitude", amplitude)?;
+                config::range("period_s", period_s, 1.0, MAX_RUN_S)?;
+                at("peak_s", peak_s)?;
+                config::range("factor", factor, 0.0, 1_000.0)?;
+                at("at_s", at_s)?;
+                config::range("duration_s", duration_s, 1e-3, MAX_RUN_S)?;
+                if let Some(e) = every_s {
+                    config::range("every_s", e, duration_s, MAX_RUN_S)?;
+                }
+                rps("mean_rps", mean_rps * (1.0 + amplitude) * factor.max(1.0))
             }
         }
     }

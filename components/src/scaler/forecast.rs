@@ -17,6 +17,8 @@ use serde::Deserialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Forecaster {
+    /// No prediction: the HPA alone (so that sweeps can compare it on one axis).
+    Off,
     SeasonalNaive,
     HoltWintersAdditive,
     HoltWintersMultiplicative,
@@ -154,6 +156,7 @@ pub fn holt_winters(
 /// Forecasts with `f` over `history`.
 pub fn forecast(f: Forecaster, history: &[f64], season: usize, horizon: usize) -> Vec<f64> {
     match f {
+        Forecaster::Off => vec![0.0; horizon],
         Forecaster::SeasonalNaive => seasonal_naive(history, season, horizon),
         Forecaster::HoltWintersAdditive => holt_winters(history, season, horizon, false).0,
         Forecaster::HoltWintersMultiplicative => holt_winters(history, season, horizon, true).0,
@@ -194,6 +197,17 @@ impl Predictor {
 
     pub fn config(&self) -> &PredictiveConfig {
         &self.config
+    }
+
+    /// Applies the configured day-to-day noise to the history (drawn from `rng`; before the
+    /// first forecast).
+    pub fn perturb_history(&mut self, rng: &mut crate::rng::Rng) {
+        let noise = self.config.history_noise;
+        if noise > 0.0 {
+            for x in &mut self.history {
+                *x = (*x * (1.0 + noise * rng.normal())).max(0.0);
+            }
+        }
     }
 
     /// Closes the steps before the one holding `now_ns`.
@@ -313,6 +327,8 @@ mod tests {
             reforecast_s: 21_600,
             buffer_s: 300,
             target_rps_per_replica: 100.0,
+            history_noise: 0.0,
+            history_trend_per_day: 0.0,
             // Yesterday: 100 req/s all day but 1,000 in the hour from 10:00.
             history_rps: (0..24)
                 .map(|h| if h == 10 { 1_000.0 } else { 100.0 })

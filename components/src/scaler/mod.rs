@@ -141,6 +141,15 @@ pub struct PredictiveConfig {
     /// Requests per second one replica should carry: the forecast's capacity is
     /// ceil(rate / this).
     pub target_rps_per_replica: f64,
+    /// Day-to-day variation of the synthesized history: each step is multiplied by
+    /// (1 + history_noise x a standard normal draw of the control plane's stream), so that
+    /// forecasters meet history that does not repeat exactly (0: the curve itself).
+    #[serde(default)]
+    pub history_noise: f64,
+    /// Growth of the traffic per day: the history's day d before the run is scaled by
+    /// (1 + history_trend_per_day)^-d (0: none).
+    #[serde(default)]
+    pub history_trend_per_day: f64,
     /// The history, requests per second per step, oldest first; filled by the simulator from
     /// the workload's curve (a production deployment would load it from its metrics store).
     #[serde(skip)]
@@ -303,6 +312,13 @@ impl PredictiveConfig {
             30 * 86_400,
         )?;
         config::count("buffer_s", u64::from(self.buffer_s), 0, 86_400)?;
+        config::range("history_noise", self.history_noise, 0.0, 1.0)?;
+        config::range(
+            "history_trend_per_day",
+            self.history_trend_per_day,
+            -0.5,
+            1.0,
+        )?;
         config::range(
             "target_rps_per_replica",
             self.target_rps_per_replica,
@@ -698,6 +714,7 @@ impl Component for ControlPlane {
         let now = ctx.now_ns();
         self.pods.started(now);
         if let Some(p) = &mut self.predictor {
+            p.perturb_history(ctx.rng());
             p.forecast(now);
             let every = u64::from(p.config().reforecast_s) * 1_000_000_000;
             ctx.set_timer(every, Timer::Tick { kind: REFORECAST });

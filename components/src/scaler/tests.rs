@@ -257,6 +257,8 @@ fn predictive_scaling_raises_the_floor_before_a_forecast_surge_and_the_hpa_alone
                 reforecast_s: 21_600,
                 buffer_s: 300,
                 target_rps_per_replica: 60.0,
+                history_noise: 0.0,
+                history_trend_per_day: 0.0,
                 // Yesterday: 120 req/s, and 1,200 from 00:30 to 00:40.
                 history_rps: (0..144)
                     .map(|i| if i == 3 { 1_200.0 } else { 120.0 })

@@ -67,7 +67,7 @@ impl Tier for Scaling {
         };
         let mut config = config.clone();
         if let Some(p) = &mut config.predictive {
-            p.history_rps = history_rps(s, p.history_days, p.step_s);
+            p.history_rps = history_rps(s, p.history_days, p.step_s, p.history_trend_per_day);
         }
         let (slots, gateways) = (plan.ids(SERVICE), plan.ids(GATEWAY));
         let initial = s.topology.services.count;
@@ -211,8 +211,9 @@ fn mean_rate(curve: &RateCurve) -> f64 {
 
 /// `days` of history before the run, one value per `step_s`: the mean of the workload's curve
 /// over each step (at negative times: a periodic curve continues, a one-off surge is absent),
-/// times the share that reaches the services.
-pub fn history_rps(s: &Scenario, days: u32, step_s: u32) -> Vec<f64> {
+/// times the share that reaches the services, scaled back by `trend_per_day` per day before
+/// the run.
+pub fn history_rps(s: &Scenario, days: u32, step_s: u32, trend_per_day: f64) -> Vec<f64> {
     let share = service_share(s);
     let steps = u64::from(days) * 86_400 / u64::from(step_s);
     let start = -(f64::from(days) * 86_400.0);
@@ -226,7 +227,9 @@ pub fn history_rps(s: &Scenario, days: u32, step_s: u32) -> Vec<f64> {
                     s.workload.rate.rate(t)
                 })
                 .sum();
-            sum / f64::from(points) * share
+            let days_before = -t0 / 86_400.0;
+            let growth = minitwin_components::math::powf(1.0 + trend_per_day, -days_before);
+            sum / f64::from(points) * share * growth
         })
         .collect()
 }
