@@ -73,6 +73,16 @@ pub enum Command {
     /// compare-and-set on one register that starts empty). Exit 0 all linearizable, 3 one is
     /// not, 5 one is undecided within the search budget, 2 a file is unreadable.
     Lincheck(LincheckArgs),
+    /// List every metric the twin's nodes register (name, type, unit, help): what a
+    /// `[monitoring]` rule or detector may name, and what metrics.csv and monitoring.csv hold.
+    Metrics(MetricsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MetricsArgs {
+    /// Print CSV (name,type,unit,help) instead of aligned columns.
+    #[arg(long)]
+    pub csv: bool,
 }
 
 #[derive(Args, Debug)]

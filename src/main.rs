@@ -19,6 +19,7 @@ mod html;
 mod interrupt;
 mod lincheck_cmd;
 mod merge_cmd;
+mod metrics_cmd;
 mod plot;
 mod pool;
 mod run_cmd;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         cli::Command::Merge(a) => merge_cmd::main(a),
         cli::Command::Brief(a) => brief_cmd::main(a),
         cli::Command::Lincheck(a) => lincheck_cmd::main(a),
+        cli::Command::Metrics(a) => metrics_cmd::main(a),
     };
     ExitCode::from(code)
 }

@@ -199,6 +199,7 @@ pub fn encode(msg: &Msg, out: &mut Vec<u8>) -> Result<(), CodecError> {
         Msg::Session(_) => return Err(CodecError::Unsupported { what: "session" }),
         Msg::Archive(_) => return Err(CodecError::Unsupported { what: "archive" }),
         Msg::Scaler(_) => return Err(CodecError::Unsupported { what: "scaler" }),
+        Msg::Monitor(_) => return Err(CodecError::Unsupported { what: "monitor" }),
     }
     out.extend_from_slice(&(w.0.len() as u32).to_le_bytes());
     out.extend_from_slice(&w.0);

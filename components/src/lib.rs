@@ -22,6 +22,9 @@
 //! - [`reshard`]: live resharding (copy, catch-up, cut-over, verify, switch).
 //! - [`session`]: the session cluster (Redis Cluster-like) and its redirect-following client.
 //! - [`archive`]: the cold-storage archiver (lifecycle rules, tiers, restores).
+//! - [`monitor`]: Prometheus-like monitoring: scrapes on the simulated clock, a time-series
+//!   store with retention and downsampling, alerting rules with `for:`, anomaly detectors, and
+//!   the catalogue of every metric with its unit and help.
 //! - [`scaler`]: the control tier: the service pods' lifecycle, endpoints, metrics-server, the
 //!   Horizontal Pod Autoscaler (autoscaling/v2) and predictive scaling.
 //! - [`codec`]: the byte encoding of [`msg::Msg`] for production sockets.
@@ -56,6 +59,7 @@ pub mod keyspace;
 pub mod math;
 pub mod metrics;
 pub mod mirror;
+pub mod monitor;
 pub mod msg;
 pub mod observe;
 pub mod repl;

@@ -151,6 +151,8 @@ pub enum Msg {
     Archive(crate::archive::ArchiveMsg),
     /// The control plane with pods and gateways: see [`crate::scaler`].
     Scaler(crate::scaler::ScalerMsg),
+    /// The monitor's scrapes and the nodes' samples: see [`crate::monitor`].
+    Monitor(crate::monitor::MonitorMsg),
 }
 
 /// Timer tokens. A component only ever receives the tokens it set itself.

@@ -95,6 +95,13 @@ struct Ids {
     sojourn_sum: CounterId,
     in_system: LevelId,
     busy_workers: LevelId,
+    by_route: [CounterId; 3],
+    cpu_ns: CounterId,
+    store_retries: CounterId,
+    probes: CounterId,
+    scrapes: CounterId,
+    terminations: CounterId,
+    queue_length: LevelId,
 }
 
 pub struct Service {
@@ -156,6 +163,8 @@ impl Service {
 
     fn on_request(&mut self, ctx: &mut dyn Context, from: NodeId, request: Request) {
         self.count(ctx, |i| i.requests);
+        let route = self.ids().by_route[request.route as usize];
+        ctx.metrics().add(route, 1);
         let job = Job {
             from,
             request,
@@ -168,6 +177,8 @@ impl Service {
         if self.queue.len() < self.config.queue_capacity as usize {
             self.enter(ctx);
             self.queue.push_back(job);
+            let (q, now) = (self.ids().queue_length, ctx.now_ns());
+            ctx.metrics().shift(q, now, 1);
             return;
         }
         self.count(ctx, |i| i.shed);
@@ -199,6 +210,8 @@ impl Service {
             cpu_ns = cpu_ns.saturating_mul(10);
         }
         self.cpu_ns_total += cpu_ns;
+        let c = self.ids().cpu_ns;
+        ctx.metrics().add(c, cpu_ns);
         self.workers[worker as usize] = Some(Busy {
             job,
             attempt: 0,
@@ -245,6 +258,8 @@ impl Service {
         let busy = self.workers[worker as usize].as_mut().expect("busy worker");
         busy.waiting_store = false;
         if busy.attempt <= self.config.store_retries {
+            let c = self.ids().store_retries;
+            ctx.metrics().add(c, 1);
             let backoff = ms_to_ns(self.config.retry_backoff_ms);
             ctx.set_timer(backoff, Timer::RetryStore { worker });
         } else {
@@ -344,7 +359,11 @@ impl Service {
         m.shift(b, now, -1);
         self.answered_total += 1;
         match self.queue.pop_front() {
-            Some(next) => self.begin(ctx, worker, next),
+            Some(next) => {
+                let q = self.ids().queue_length;
+                ctx.metrics().shift(q, now, -1);
+                self.begin(ctx, worker, next)
+            }
             None => {
                 self.idle.push(worker);
                 self.maybe_drained(ctx);
@@ -356,6 +375,7 @@ impl Service {
     fn on_scaler(&mut self, ctx: &mut dyn Context, from: NodeId, msg: ScalerMsg) {
         match msg {
             ScalerMsg::Scrape { seq } => {
+                self.count(ctx, |i| i.scrapes);
                 let usage = ScalerMsg::Usage {
                     seq,
                     cpu_ns_total: self.cpu_ns_total,
@@ -364,8 +384,12 @@ impl Service {
                 };
                 ctx.send(from, Msg::Scaler(usage));
             }
-            ScalerMsg::Probe { seq } => ctx.send(from, Msg::Scaler(ScalerMsg::ProbeOk { seq })),
+            ScalerMsg::Probe { seq } => {
+                self.count(ctx, |i| i.probes);
+                ctx.send(from, Msg::Scaler(ScalerMsg::ProbeOk { seq }))
+            }
             ScalerMsg::Terminate => {
+                self.count(ctx, |i| i.terminations);
                 tracing::debug!(in_flight = self.in_flight(), "SIGTERM: draining");
                 self.terminating = Some(from);
                 self.maybe_drained(ctx);
@@ -406,7 +430,20 @@ impl Component for Service {
             sojourn_sum: m.counter("service_sojourn_ns_sum"),
             in_system: m.level("service_in_system", "requests"),
             busy_workers: m.level("service_busy_workers", "workers"),
+            by_route: [
+                m.counter("service_requests_static_total"),
+                m.counter("service_requests_read_total"),
+                m.counter("service_requests_write_total"),
+            ],
+            cpu_ns: m.counter("service_cpu_ns_total"),
+            store_retries: m.counter("service_store_retries_total"),
+            probes: m.counter("service_probes_total"),
+            scrapes: m.counter("service_scrapes_total"),
+            terminations: m.counter("service_terminations_total"),
+            queue_length: m.level("service_queue_length", "requests"),
         });
+        let workers = m.gauge("service_workers", "workers");
+        m.set(workers, f64::from(self.config.workers));
     }
 
     fn on_message(&mut self, ctx: &mut dyn Context, from: NodeId, msg: Msg) {

@@ -45,6 +45,10 @@ pub struct SimDisk {
     slow_factor: f64,
     error_probability: f64,
     pub syncs_total: u64,
+    pub sync_failures_total: u64,
+    pub appends_total: u64,
+    pub append_bytes_total: u64,
+    pub append_errors_total: u64,
     pub records_lost_total: u64,
     pub checkpoints_total: u64,
     /// Bumped by every truncation: syncs started before it cover nothing after it.
@@ -66,6 +70,10 @@ impl SimDisk {
             slow_factor: 1.0,
             error_probability: 0.0,
             syncs_total: 0,
+            sync_failures_total: 0,
+            appends_total: 0,
+            append_bytes_total: 0,
+            append_errors_total: 0,
             records_lost_total: 0,
             checkpoints_total: 0,
             generation: 0,
@@ -95,8 +103,11 @@ impl SimDisk {
 
     pub fn append(&mut self, record: &[u8], rng: &mut Rng) -> Result<u64, DiskError> {
         if rng.chance(self.error_probability) {
+            self.append_errors_total += 1;
             return Err(DiskError::Io);
         }
+        self.appends_total += 1;
+        self.append_bytes_total += record.len() as u64;
         self.records.push(record.to_vec());
         Ok(self.tail_lsn())
     }
@@ -110,6 +121,7 @@ impl SimDisk {
         self.last_sync_done_ns = done;
         self.syncs_total += 1;
         let ok = !rng.chance(self.error_probability);
+        self.sync_failures_total += u64::from(!ok);
         (done, self.tail_lsn(), ok)
     }
 
@@ -155,6 +167,11 @@ impl SimDisk {
         self.base_lsn = lsn;
         self.snapshot = Some((lsn, snapshot));
         self.checkpoints_total += 1;
+    }
+
+    /// Records after the checkpoint, durable or not.
+    pub fn log_records(&self) -> u64 {
+        self.records.len() as u64
     }
 
     /// The last checkpoint, if any.

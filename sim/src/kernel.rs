@@ -9,6 +9,7 @@ use crate::heap::{Heap, Key};
 use crate::net::Network;
 use crate::trace::Trace;
 use minitwin_components::metrics::Metrics;
+use minitwin_components::monitor::MonitorMsg;
 use minitwin_components::rng::{fnv1a, mix64, Rng};
 use minitwin_components::{
     Component, Context, DiskError, DiskEvent, Msg, NodeId, Observation, Recovered, Timer, TimerId,
@@ -207,6 +208,100 @@ pub struct NodeEnv {
     pub disk: SimDisk,
     pub clock: Clock,
     pub crashes_total: u64,
+    pub restarts_total: u64,
+    pub messages_sent_total: u64,
+    pub messages_received_total: u64,
+    pub timers_fired_total: u64,
+    /// Each histogram as the last scrape saw it (by registry index), so that a scrape's p99
+    /// is over the interval since, as `histogram_quantile(0.99, rate(...))` is.
+    scraped_histograms: Vec<Option<hdrhistogram::Histogram<u64>>>,
+}
+
+/// The node-level metrics the simulator keeps for every node (a node exporter's view), written
+/// into its registry when it is scraped and when results are written: totals since the node
+/// first booted, not reset by the warm-up.
+pub const NODE_METRICS: [(&str, &str); 16] = [
+    ("node_up", "bool"),
+    ("node_crashes_total", "count"),
+    ("node_restarts_total", "count"),
+    ("node_messages_sent_total", "count"),
+    ("node_messages_received_total", "count"),
+    ("node_timers_fired_total", "count"),
+    ("node_clock_offset_ms", "ms"),
+    ("disk_appends_total", "count"),
+    ("disk_append_bytes_total", "bytes"),
+    ("disk_append_errors_total", "count"),
+    ("disk_syncs_total", "count"),
+    ("disk_sync_failures_total", "count"),
+    ("disk_records_lost_total", "count"),
+    ("disk_log_records", "records"),
+    ("disk_checkpoints_total", "count"),
+    ("disk_truncations_total", "count"),
+];
+
+impl NodeEnv {
+    /// Writes the node-level metrics into the registry at global time `now_ns`.
+    pub fn export_node_metrics(&mut self, now_ns: u64) {
+        let d = &self.disk;
+        let values: [f64; 16] = [
+            f64::from(u8::from(self.up)),
+            self.crashes_total as f64,
+            self.restarts_total as f64,
+            self.messages_sent_total as f64,
+            self.messages_received_total as f64,
+            self.timers_fired_total as f64,
+            (self.clock.local(now_ns) as f64 - now_ns as f64) / 1e6,
+            d.appends_total as f64,
+            d.append_bytes_total as f64,
+            d.append_errors_total as f64,
+            d.syncs_total as f64,
+            d.sync_failures_total as f64,
+            d.records_lost_total as f64,
+            d.log_records() as f64,
+            d.checkpoints_total as f64,
+            f64::from(d.generation),
+        ];
+        for ((name, unit), v) in NODE_METRICS.iter().zip(values) {
+            let id = self.metrics.gauge(name, unit);
+            self.metrics.set(id, v);
+        }
+    }
+
+    /// The registry as samples for a scrape (after exporting the node-level metrics).
+    pub fn scrape(&mut self, now_ns: u64) -> Vec<minitwin_components::monitor::Sample> {
+        use minitwin_components::metrics::Value;
+        use minitwin_components::monitor::{Part, Sample};
+        self.export_node_metrics(now_ns);
+        let mut out = Vec::with_capacity(self.metrics.entries().len() + 8);
+        let prev = &mut self.scraped_histograms;
+        prev.resize(self.metrics.entries().len(), None);
+        for (i, e) in self.metrics.entries().iter().enumerate() {
+            match &e.value {
+                Value::Counter(c) => out.push(Sample::new(e.name, Part::Value, *c as f64)),
+                Value::Gauge(g) => out.push(Sample::new(e.name, Part::Value, *g)),
+                Value::Level { value, .. } => {
+                    out.push(Sample::new(e.name, Part::Value, *value as f64))
+                }
+                Value::Histogram(h) => {
+                    out.push(Sample::new(e.name, Part::Count, h.len() as f64));
+                    // Over the interval: what was recorded since the last scrape (all of it
+                    // after a reset left fewer than then).
+                    let mut window = (**h).clone();
+                    if let Some(p) = &prev[i] {
+                        if window.subtract(p).is_err() {
+                            window = (**h).clone();
+                        }
+                    }
+                    if !window.is_empty() {
+                        let p99 = window.value_at_quantile(0.99) as f64 / 1e6;
+                        out.push(Sample::new(e.name, Part::P99Ms, p99));
+                    }
+                    prev[i] = Some((**h).clone());
+                }
+            }
+        }
+        out
+    }
 }
 
 struct Node {
@@ -399,6 +494,7 @@ impl Context for Ctx<'_> {
 
     #[inline]
     fn send(&mut self, to: NodeId, msg: Msg) {
+        self.env.messages_sent_total += 1;
         if let Some(tap) = &mut self.net.tap {
             tap(self.queue.now_ns, self.me, to, &msg);
         }
@@ -521,6 +617,11 @@ impl Sim {
                     disk: SimDisk::new(spec.disk),
                     clock: Clock::new(spec.clock_offset_ns),
                     crashes_total: 0,
+                    restarts_total: 0,
+                    messages_sent_total: 0,
+                    messages_received_total: 0,
+                    timers_fired_total: 0,
+                    scraped_histograms: Vec::new(),
                 },
                 factory: spec.factory,
                 starts_up: spec.starts_up,
@@ -637,6 +738,14 @@ impl Sim {
         self.queue.heap.len()
     }
 
+    /// Writes every node's node-level metrics into its registry (before results are read).
+    pub fn export_node_metrics(&mut self) {
+        let now = self.queue.now_ns;
+        for n in &mut self.nodes {
+            n.env.export_node_metrics(now);
+        }
+    }
+
     /// Schedules `action` at `at_ns` (not in the past).
     pub fn schedule(&mut self, at_ns: u64, action: Action) {
         assert!(
@@ -691,6 +800,7 @@ impl Sim {
             return;
         }
         tracing::info!(t_ns = self.queue.now_ns, node = %self.nodes[id as usize].env.name, "restart");
+        self.nodes[id as usize].env.restarts_total += 1;
         self.boot(id);
     }
 
@@ -816,6 +926,9 @@ impl Sim {
     }
 
     fn deliver(&mut self, from: NodeId, to: NodeId, msg: Msg) {
+        if let Msg::Monitor(MonitorMsg::Scrape { seq }) = msg {
+            return self.answer_scrape(from, to, seq);
+        }
         let logging = self.logging;
         let delivered = self.with_node(to, |c, ctx| {
             if logging {
@@ -823,8 +936,36 @@ impl Sim {
             }
             c.on_message(ctx, from, msg)
         });
-        if !delivered {
+        if delivered {
+            self.nodes[to as usize].env.messages_received_total += 1;
+        } else {
             self.net.stats.dropped_down_total += 1;
+        }
+    }
+
+    /// A scrape is answered by the node's process (its metrics endpoint), not its component:
+    /// a node that is down stays silent.
+    fn answer_scrape(&mut self, monitor: NodeId, node: NodeId, seq: u64) {
+        let now = self.queue.now_ns;
+        let env = &mut self.nodes[node as usize].env;
+        if !env.up {
+            self.net.stats.dropped_down_total += 1;
+            return;
+        }
+        env.messages_received_total += 1;
+        env.messages_sent_total += 1;
+        let samples = env.scrape(now);
+        let msg = Msg::Monitor(MonitorMsg::Samples { seq, samples });
+        if let Some(tap) = &mut self.net.tap {
+            tap(now, node, monitor, &msg);
+        }
+        if let Some(at) = self.net.route(now, node, monitor) {
+            let event = Event::Deliver {
+                from: node,
+                to: monitor,
+                msg,
+            };
+            self.queue.push(at, event);
         }
     }
 
@@ -832,6 +973,7 @@ impl Sim {
         if self.nodes[node as usize].env.incarnation != incarnation {
             return; // set before a crash
         }
+        self.nodes[node as usize].env.timers_fired_total += 1;
         self.with_node(node, |c, ctx| c.on_timer(ctx, timer));
     }
 

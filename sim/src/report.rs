@@ -181,7 +181,7 @@ pub fn summary_text(o: &RunOutcome) -> String {
             format!("{f:.1} s from the first fault to the promotion"),
         );
     }
-    if let Some(m) = s.slo_minutes {
+    if let Some(m) = s.slo_minutes.filter(|m| m.total > 0) {
         let share = s
             .availability()
             .map_or("-".to_string(), |a| format!("{:.2} %", a * 100.0));

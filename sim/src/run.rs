@@ -154,12 +154,13 @@ fn install_observer(world: &mut World, checkers: Checkers, promoted_ns: Rc<RefCe
 fn finish(
     scenario: &Scenario,
     seed: u64,
-    world: World,
+    mut world: World,
     checkers: Checkers,
     series: Series,
     promoted_ns: Option<u64>,
     provisioning: Provisioning,
 ) -> RunOutcome {
+    world.sim.export_node_metrics();
     let view = RunView {
         scenario,
         plan: &world.plan,

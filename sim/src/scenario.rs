@@ -41,6 +41,9 @@ pub struct Scenario {
     /// Prices for the cost of a run.
     #[serde(default)]
     pub cost: crate::cost::CostConfig,
+    /// A Prometheus-like monitor (a node `prometheus`): scrapes, retention, alerting rules,
+    /// anomaly detectors.
+    pub monitoring: Option<minitwin_components::monitor::MonitorConfig>,
     /// The service-level objective judged minute by minute (availability: the share of
     /// minutes inside it). Without it, an autoscaled scenario is judged at the brief's SLO.
     pub slo: Option<SloConfig>,

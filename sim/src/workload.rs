@@ -381,6 +381,8 @@ struct Outstanding {
 
 struct Ids {
     sent: CounterId,
+    sent_by_route: [CounterId; 3],
+    acked_writes: CounterId,
     by_status: [CounterId; 6],
     timeouts: CounterId,
     latency: HistId,
@@ -570,8 +572,9 @@ impl Client {
         );
         if in_window {
             self.tally.sent += 1;
-            let sent = self.ids().sent;
+            let (sent, by_route) = (self.ids().sent, self.ids().sent_by_route[route as usize]);
             ctx.metrics().add(sent, 1);
+            ctx.metrics().add(by_route, 1);
         }
         self.second(now).sent += 1;
         self.deadlines.push(
@@ -612,10 +615,11 @@ impl Client {
             .position(|&s| s == status)
             .expect("known status");
         let ids = self.ids();
-        let (by_status, hist, by_route) = (
+        let (by_status, hist, by_route, acked) = (
             ids.by_status[status_index],
             ids.latency,
             ids.latency_by_route[o.route as usize],
+            ids.acked_writes,
         );
         let m = ctx.metrics();
         m.add(by_status, 1);
@@ -626,6 +630,7 @@ impl Client {
                 self.tally.ok += 1;
                 self.tally.ok_latency_ns_sum += latency;
                 if o.route == Route::Write {
+                    m.add(acked, 1);
                     self.tally.acked_writes += 1;
                     self.acked.push(AckedWrite {
                         key: o.key,
@@ -663,6 +668,12 @@ impl Component for Client {
         let m = ctx.metrics();
         self.ids = Some(Ids {
             sent: m.counter("client_requests_total"),
+            sent_by_route: [
+                m.counter("client_requests_static_total"),
+                m.counter("client_requests_read_total"),
+                m.counter("client_requests_write_total"),
+            ],
+            acked_writes: m.counter("client_acked_writes_total"),
             by_status: [
                 m.counter("client_status_200_total"),
                 m.counter("client_status_429_total"),

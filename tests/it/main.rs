@@ -13,6 +13,8 @@
 //! - `golden`: every shipped scenario's first seed replays its recorded trace hash.
 //! - `lincheck`: the linearizability checker against real Jepsen histories.
 //! - `mirror`: cross-zone mirroring and the mirror check.
+//! - `monitoring`: the metric catalogue, alerts and anomaly detectors on faults, alert-driven
+//!   scaling.
 //! - `oracle`: the twin against queueing theory (Erlang C, Little's law).
 //! - `replication`: replicated shards, failover, and the durability, split-brain and
 //!   convergence checkers each catching the bug it looks for.
@@ -35,6 +37,7 @@ mod golden;
 mod inputs;
 mod lincheck;
 mod mirror;
+mod monitoring;
 mod oracle;
 mod replication;
 mod report;

@@ -13,7 +13,7 @@ use crate::config::{self, Checked};
 use crate::context::{Component, Context, NodeId};
 use crate::deadline::DeadlineQueue;
 use crate::detmap::Slab;
-use crate::metrics::{CounterId, HistId};
+use crate::metrics::{CounterId, GaugeId, HistId};
 use crate::msg::{Msg, Request, Response, Route, Status, Timer};
 use crate::rng::ms_to_ns;
 use crate::scaler::ScalerMsg;
@@ -140,6 +140,14 @@ struct Ids {
     retries: CounterId,
     no_live_upstream: CounterId,
     upstream_latency: HistId,
+    by_route: [CounterId; 3],
+    responses_2xx: CounterId,
+    responses_4xx: CounterId,
+    responses_5xx: CounterId,
+    delayed: CounterId,
+    endpoints_updates: CounterId,
+    cache_entries: GaugeId,
+    upstreams_in_set: GaugeId,
 }
 
 /// The gateway state machine.
@@ -200,12 +208,28 @@ impl Gateway {
         ctx.metrics().add(c, 1);
     }
 
-    fn reply(ctx: &mut dyn Context, to: NodeId, id: u64, status: Status, value: Option<u64>) {
+    fn reply(
+        &self,
+        ctx: &mut dyn Context,
+        to: NodeId,
+        id: u64,
+        status: Status,
+        value: Option<u64>,
+    ) {
+        let ids = self.ids();
+        let class = match status.code() {
+            200..=299 => ids.responses_2xx,
+            400..=499 => ids.responses_4xx,
+            _ => ids.responses_5xx,
+        };
+        ctx.metrics().add(class, 1);
         ctx.send(to, Msg::Response(Response { id, status, value }));
     }
 
     fn on_request(&mut self, ctx: &mut dyn Context, client: NodeId, request: Request) {
         self.count(ctx, |i| i.requests);
+        let route = self.ids().by_route[request.route as usize];
+        ctx.metrics().add(route, 1);
         if let Some(limiter) = &mut self.limiter {
             match limiter.admit(ctx.now_ns()) {
                 Verdict::Pass => {}
@@ -213,9 +237,10 @@ impl Gateway {
                     self.count(ctx, |i| i.limited);
                     let status =
                         Status::from_code(self.config.rate_limit_status).expect("validated status");
-                    return Self::reply(ctx, client, request.id, status, None);
+                    return self.reply(ctx, client, request.id, status, None);
                 }
                 Verdict::Delay(after_ns) => {
+                    self.count(ctx, |i| i.delayed);
                     let id = self.delayed.insert((client, request));
                     ctx.set_timer(after_ns, Timer::Delayed { id });
                     return;
@@ -233,7 +258,7 @@ impl Gateway {
             }
             if self.cache.get(request.key, ctx.now_ns()) {
                 self.count(ctx, |i| i.cache_hits);
-                return Self::reply(ctx, client, request.id, Status::Ok, None);
+                return self.reply(ctx, client, request.id, Status::Ok, None);
             }
             self.count(ctx, |i| i.cache_misses);
         }
@@ -265,7 +290,7 @@ impl Gateway {
             tracing::debug!(request = p.request.id, "no live upstream");
             self.count(ctx, |i| i.no_live_upstream);
             self.pending.remove(id);
-            return Self::reply(ctx, p.client, p.request.id, Status::BadGateway, None);
+            return self.reply(ctx, p.client, p.request.id, Status::BadGateway, None);
         };
         let attempt = p.attempt + 1;
         let entry = self.pending.get_mut(id).expect("live");
@@ -291,7 +316,7 @@ impl Gateway {
             return self.forward(ctx, id);
         }
         self.pending.remove(id);
-        Self::reply(ctx, p.client, p.request.id, final_status, None);
+        self.reply(ctx, p.client, p.request.id, final_status, None);
     }
 
     fn on_response(&mut self, ctx: &mut dyn Context, from: NodeId, r: Response) {
@@ -313,20 +338,23 @@ impl Gateway {
         self.pending.remove(r.id);
         if r.status.is_ok() && p.request.route == Route::Static && self.config.cache_enabled {
             self.cache.insert(p.request.key, ctx.now_ns());
+            let g = self.ids().cache_entries;
+            ctx.metrics().set(g, self.cache.len() as f64);
         }
-        Self::reply(ctx, p.client, p.request.id, r.status, r.value);
+        self.reply(ctx, p.client, p.request.id, r.status, r.value);
     }
 
     /// The control plane's endpoints for the upstream set (an autoscaled service tier); older
     /// versions than the one applied are ignored (messages may be reordered or repeated).
-    fn on_endpoints(&mut self, version: u64, ready: &[NodeId]) {
+    fn on_endpoints(&mut self, version: u64, ready: &[NodeId]) -> bool {
         if version <= self.endpoints_version {
-            return;
+            return false;
         }
         self.endpoints_version = version;
         let mut sorted = ready.to_vec();
         sorted.sort_unstable();
         self.balancer.set_enabled(&sorted);
+        true
     }
 
     /// Starts with only `nodes` of the upstreams in the set (an autoscaled tier's initial
@@ -371,15 +399,34 @@ impl Component for Gateway {
             retries: m.counter("gateway_upstream_retries_total"),
             no_live_upstream: m.counter("gateway_no_live_upstream_total"),
             upstream_latency: m.histogram("gateway_upstream_latency_ns"),
+            by_route: [
+                m.counter("gateway_requests_static_total"),
+                m.counter("gateway_requests_read_total"),
+                m.counter("gateway_requests_write_total"),
+            ],
+            responses_2xx: m.counter("gateway_responses_2xx_total"),
+            responses_4xx: m.counter("gateway_responses_4xx_total"),
+            responses_5xx: m.counter("gateway_responses_5xx_total"),
+            delayed: m.counter("gateway_rate_delayed_total"),
+            endpoints_updates: m.counter("gateway_endpoints_updates_total"),
+            cache_entries: m.gauge("gateway_cache_entries", "entries"),
+            upstreams_in_set: m.gauge("gateway_upstreams_in_set", "upstreams"),
         });
+        let n = self.balancer.enabled_len() as f64;
+        let g = self.ids().upstreams_in_set;
+        ctx.metrics().set(g, n);
     }
 
     fn on_message(&mut self, ctx: &mut dyn Context, from: NodeId, msg: Msg) {
         match msg {
             Msg::Request(r) => self.on_request(ctx, from, r),
             Msg::Response(r) => self.on_response(ctx, from, r),
-            Msg::Scaler(ScalerMsg::Endpoints { version, ready }) => {
-                self.on_endpoints(version, &ready)
+            Msg::Scaler(ScalerMsg::Endpoints { version, ready })
+                if self.on_endpoints(version, &ready) =>
+            {
+                self.count(ctx, |i| i.endpoints_updates);
+                let (g, n) = (self.ids().upstreams_in_set, self.balancer.enabled_len());
+                ctx.metrics().set(g, n as f64);
             }
             _ => {}
         }

@@ -18,7 +18,7 @@ pub mod pods;
 
 use crate::config::{self, Checked};
 use crate::context::{Component, Context, NodeId};
-use crate::metrics::{CounterId, LevelId};
+use crate::metrics::{CounterId, GaugeId, LevelId};
 use crate::msg::{Msg, Timer};
 use crate::rng::{ms_to_ns, Dist};
 use forecast::{Forecaster, Predictor};
@@ -51,6 +51,9 @@ pub enum ScalerMsg {
     /// A fault of the metrics pipeline, injected by the simulator: scrapes are lost (`lost`)
     /// or their results become visible `delay_ms` late.
     MetricsPipeline { lost: bool, delay_ms: u64 },
+    /// Monitor -> control plane: alert `rule` fired (hold `add` replicas more than now) or
+    /// resolved (`add` 0: let go).
+    AlertFloor { rule: u32, add: u32 },
 }
 
 /// What the HPA scales on; several targets: the largest recommendation wins.
@@ -347,6 +350,18 @@ struct Ids {
     predicted: LevelId,
     kills: CounterId,
     scrapes_lost: CounterId,
+    syncs: CounterId,
+    created: CounterId,
+    terminated: CounterId,
+    probes: CounterId,
+    probe_failures: CounterId,
+    reforecasts: CounterId,
+    endpoints_version: GaugeId,
+    recommendation: GaugeId,
+    utilization: GaugeId,
+    warm_pool: GaugeId,
+    forecast_rps: GaugeId,
+    alert_floor: GaugeId,
 }
 
 /// A change of the tier's size: at `t_ns`, the replicas wanted, ready (in the endpoints) and
@@ -376,6 +391,8 @@ pub struct ControlPlane {
     warm_available: u32,
     metrics_lost: bool,
     metrics_extra_delay_ns: u64,
+    /// Replica floors held by firing alerts, by rule.
+    alert_floors: std::collections::BTreeMap<u32, u32>,
     ids: Option<Ids>,
 }
 
@@ -406,6 +423,7 @@ impl ControlPlane {
             warm_available: config.pod.warm_pool,
             metrics_lost: false,
             metrics_extra_delay_ns: 0,
+            alert_floors: std::collections::BTreeMap::new(),
             ids: None,
             config,
         }
@@ -431,6 +449,8 @@ impl ControlPlane {
     /// floor; scale if the count changes.
     fn sync(&mut self, ctx: &mut dyn Context) {
         let now = ctx.now_ns();
+        let c = self.ids().syncs;
+        ctx.metrics().add(c, 1);
         let delay = ms_to_ns(self.config.metrics_delay_ms) + self.metrics_extra_delay_ns;
         let stale = 2 * ms_to_ns(self.config.metrics_resolution_ms) + delay;
         self.pods.promote(now);
@@ -443,7 +463,7 @@ impl ControlPlane {
         } else if current == 0 {
             current // scaling disabled at zero replicas, as the controller does
         } else {
-            match self.recommend(now, current, stale) {
+            match self.recommend(ctx, now, current, stale) {
                 Some(d) => {
                     self.hpa
                         .normalize(&self.config.behavior, now, current, d, min, max)
@@ -454,10 +474,16 @@ impl ControlPlane {
         };
         if let Some(p) = &mut self.predictor {
             let floor = p.capacity_at(now).min(max);
-            let predicted = self.ids.as_ref().expect("started").predicted;
+            let ids = self.ids.as_ref().expect("started");
+            let (predicted, rps) = (ids.predicted, ids.forecast_rps);
             ctx.metrics().set_level(predicted, now, i64::from(floor));
+            ctx.metrics().set(rps, p.rate_at(now));
             desired = desired.max(floor);
         }
+        let alert_floor = self.alert_floors.values().max().copied().unwrap_or(0);
+        let g = self.ids().alert_floor;
+        ctx.metrics().set(g, f64::from(alert_floor));
+        desired = desired.max(alert_floor.min(max));
         if desired != current {
             self.hpa
                 .record_scale(&self.config.behavior, now, current, desired);
@@ -476,7 +502,7 @@ impl ControlPlane {
 
     /// `computeReplicasForMetrics`: the largest valid recommendation; none (no scaling) when
     /// every metric is invalid, or some are and the rest would scale down.
-    fn recommend(&self, now: u64, current: u32, stale: u64) -> Option<u32> {
+    fn recommend(&self, ctx: &mut dyn Context, now: u64, current: u32, stale: u64) -> Option<u32> {
         let t = Timing {
             now_ns: now,
             cpu_initialization_ns: ms_to_ns(self.config.cpu_initialization_period_ms),
@@ -490,7 +516,12 @@ impl ControlPlane {
                     target_utilization_percent,
                 } => {
                     let views = self.pods.views(now, stale, Metric::Cpu);
-                    hpa::resource_replicas(current, &views, target_utilization_percent, &t)
+                    let r = hpa::resource_replicas(current, &views, target_utilization_percent, &t);
+                    if let Some(r) = r {
+                        let g = self.ids().utilization;
+                        ctx.metrics().set(g, r.metric);
+                    }
+                    r
                 }
                 MetricTarget::RequestsPerSecond { target_per_pod } => {
                     let views = self.pods.views(now, stale, Metric::RequestsPerSecond);
@@ -503,6 +534,8 @@ impl ControlPlane {
             }
         }
         let best = best?;
+        let g = self.ids().recommendation;
+        ctx.metrics().set(g, f64::from(best));
         if invalid > 0 && best < current {
             return None;
         }
@@ -528,6 +561,8 @@ impl ControlPlane {
             let startup = if warm { &p.warm_startup } else { &p.startup };
             let delay = p.scheduling_delay.sample_ns(ctx.rng()) + startup.sample_ns(ctx.rng());
             self.pods.create(slot, now, now + delay);
+            let c = self.ids().created;
+            ctx.metrics().add(c, 1);
             let kind = BOOT + slot as u32;
             ctx.set_timer(delay, Timer::Tick { kind });
         }
@@ -538,6 +573,8 @@ impl ControlPlane {
                 continue;
             }
             self.pods.terminate(slot, now);
+            let c = self.ids().terminated;
+            ctx.metrics().add(c, 1);
             let pre_stop = ms_to_ns(self.config.pod.pre_stop_ms);
             ctx.set_timer(
                 pre_stop,
@@ -561,6 +598,8 @@ impl ControlPlane {
     fn send_endpoints(&mut self, ctx: &mut dyn Context, changed: bool) {
         if changed {
             self.endpoints_version += 1;
+            let g = self.ids().endpoints_version;
+            ctx.metrics().set(g, self.endpoints_version as f64);
         }
         let ready = self.pods.endpoints();
         for &g in &self.gateways {
@@ -584,7 +623,9 @@ impl ControlPlane {
             self.pods.endpoints().len() as i64,
             self.pods.running() as i64,
         );
+        let (w, warm) = (self.ids().warm_pool, f64::from(self.warm_available));
         let m = ctx.metrics();
+        m.set(w, warm);
         m.set_level(d, now, replicas);
         m.set_level(r, now, ready);
         m.set_level(u, now, running);
@@ -618,9 +659,13 @@ impl ControlPlane {
         self.probe_seq += 1;
         let initial = ms_to_ns(self.config.pod.readiness_initial_delay_ms);
         let threshold = self.config.pod.readiness_failure_threshold;
+        let failures = self.pods.unanswered_probes();
         let (due, changed) = self
             .pods
             .probe_round(now, initial, threshold, self.probe_seq);
+        let (c, f) = (self.ids().probes, self.ids().probe_failures);
+        ctx.metrics().add(c, due.len() as u64);
+        ctx.metrics().add(f, failures);
         for node in due {
             ctx.send(
                 node,
@@ -710,6 +755,18 @@ impl Component for ControlPlane {
             predicted: m.level("scaler_predicted_replicas", "replicas"),
             kills: m.counter("scaler_grace_period_kills_total"),
             scrapes_lost: m.counter("scaler_scrapes_lost_total"),
+            syncs: m.counter("scaler_syncs_total"),
+            created: m.counter("scaler_pods_created_total"),
+            terminated: m.counter("scaler_pods_terminated_total"),
+            probes: m.counter("scaler_probes_total"),
+            probe_failures: m.counter("scaler_probe_failures_total"),
+            reforecasts: m.counter("scaler_reforecasts_total"),
+            endpoints_version: m.gauge("scaler_endpoints_version", "version"),
+            recommendation: m.gauge("scaler_hpa_recommendation_replicas", "replicas"),
+            utilization: m.gauge("scaler_cpu_utilization_percent", "percent"),
+            warm_pool: m.gauge("scaler_warm_pool_available", "instances"),
+            forecast_rps: m.gauge("scaler_forecast_rps", "req/s"),
+            alert_floor: m.gauge("scaler_alert_floor_replicas", "replicas"),
         });
         let now = ctx.now_ns();
         self.pods.started(now);
@@ -748,6 +805,20 @@ impl Component for ControlPlane {
                     }
                 }
             }
+            ScalerMsg::AlertFloor { rule, add: 0 } => {
+                self.alert_floors.remove(&rule);
+            }
+            ScalerMsg::AlertFloor { rule, add } => {
+                let floor = (self.replicas + add).min(self.config.max_replicas);
+                self.alert_floors.insert(rule, floor);
+                if floor > self.replicas {
+                    let now = ctx.now_ns();
+                    let current = self.replicas;
+                    self.hpa
+                        .record_scale(&self.config.behavior, now, current, floor);
+                    self.scale_to(ctx, floor);
+                }
+            }
             ScalerMsg::MetricsPipeline { lost, delay_ms } => {
                 self.metrics_lost = lost;
                 self.metrics_extra_delay_ns = delay_ms * 1_000_000;
@@ -769,6 +840,8 @@ impl Component for ControlPlane {
                     let every = u64::from(p.config().reforecast_s) * 1_000_000_000;
                     ctx.set_timer(every, Timer::Tick { kind: REFORECAST });
                 }
+                let c = self.ids().reforecasts;
+                ctx.metrics().add(c, 1);
             }
             WARM_REFILL => {
                 self.warm_available = (self.warm_available + 1).min(self.config.pod.warm_pool)

@@ -233,6 +233,16 @@ impl Pods {
         (due, changed)
     }
 
+    /// Pods with a process whose last probe is still unanswered (failures of the round that
+    /// ends).
+    pub fn unanswered_probes(&self) -> u64 {
+        let waiting = self
+            .pods
+            .iter()
+            .filter(|p| p.has_process() && p.probe_outstanding);
+        waiting.count() as u64
+    }
+
     /// A probe passed: the pod is ready (true if the endpoints changed).
     pub fn probe_ok(&mut self, node: NodeId, _seq: u64, now_ns: u64) -> bool {
         let Some(slot) = self.slot_of(node) else {

@@ -7,12 +7,14 @@
 //!
 //! Reading order: [`edge`] (gateways), [`service`], [`store`] (shards, replicas and the
 //! orchestrator), [`mirror`], [`reshard`], [`archive`], [`sessions`], [`registers`],
-//! [`scaler`] (the control plane of an autoscaled service tier) and [`users`] (the workload's
+//! [`scaler`] (the control plane of an autoscaled service tier), [`monitoring`] (a
+//! Prometheus-like monitor) and [`users`] (the workload's
 //! client, last so that it sees every other tier's nodes).
 
 pub mod archive;
 pub mod edge;
 pub mod mirror;
+pub mod monitoring;
 pub mod registers;
 pub mod reshard;
 pub mod scaler;
@@ -40,6 +42,7 @@ pub static TIERS: &[&dyn Tier] = &[
     &sessions::Sessions,
     &registers::Registers,
     &scaler::Scaling,
+    &monitoring::Monitoring,
     &users::Users,
 ];
 
