@@ -27,6 +27,8 @@
 //!   the catalogue of every metric with its unit and help.
 //! - [`scaler`]: the control tier: the service pods' lifecycle, endpoints, metrics-server, the
 //!   Horizontal Pod Autoscaler (autoscaling/v2) and predictive scaling.
+//! - [`security`]: node identities, the access-control policy by role and message family,
+//!   and the receiving side's decision (authenticated, authorized, encrypted).
 //! - [`codec`]: the byte encoding of [`msg::Msg`] for production sockets.
 //! - [`testing`]: a hand-cranked context for testing components without a simulator.
 //!
@@ -66,6 +68,7 @@ pub mod repl;
 pub mod reshard;
 pub mod rng;
 pub mod scaler;
+pub mod security;
 pub mod service;
 pub mod session;
 pub mod store;

@@ -29,6 +29,8 @@ pub struct Evidence<'a> {
     pub sessions: Option<Sessions<'a>>,
     /// The register workload's histories, by key.
     pub registers: Option<&'a BTreeMap<u64, History>>,
+    /// What the security layer refused and served (None without `[security]`).
+    pub security: Option<&'a crate::security::SecurityView>,
 }
 
 /// The users' client at the end of the run.

@@ -71,6 +71,20 @@ pub enum Action {
         node: NodeId,
         msg: Msg,
     },
+    /// A rogue node `sender` sends `msg` to `to` claiming to be `claimed` (itself, for an
+    /// unauthorized role; another node, for impersonation).
+    Forge {
+        sender: NodeId,
+        claimed: NodeId,
+        to: NodeId,
+        msg: Msg,
+    },
+    /// A rogue node `sender` replays to `to` the last message `to` received, claiming its
+    /// original sender.
+    Replay {
+        sender: NodeId,
+        to: NodeId,
+    },
     /// End of warm-up: forget every metric measured so far.
     ResetMetrics,
 }
@@ -100,6 +114,13 @@ enum Event {
     Power {
         node: NodeId,
         on: bool,
+    },
+    /// A message really from `sender`, claiming to be from `claimed` (a rogue node's).
+    Forged {
+        sender: NodeId,
+        claimed: NodeId,
+        to: NodeId,
+        msg: Msg,
     },
 }
 
@@ -468,6 +489,11 @@ pub struct Sim {
     trace: Trace,
     events_total: u64,
     observer: Option<Observer>,
+    /// The security layer in front of every process (`[security]`).
+    security: Option<Box<crate::security::Layer>>,
+    /// The last message each node received, for replay attacks (kept only when one is
+    /// scheduled).
+    last_received: Option<Vec<Option<(NodeId, Msg)>>>,
     /// Whether a subscriber listens at debug level (decided when the simulation is built):
     /// without one, events skip building their log span.
     logging: bool,
@@ -646,6 +672,8 @@ impl Sim {
             trace: Trace::new(record_trace),
             events_total: 0,
             observer: None,
+            security: None,
+            last_received: None,
             logging: tracing::enabled!(tracing::Level::DEBUG),
         };
         for id in 0..sim.nodes.len() as NodeId {
@@ -715,6 +743,21 @@ impl Sim {
     /// Installs a checker's view of every message sent from now on.
     pub fn set_tap(&mut self, tap: crate::net::Tap) {
         self.net.tap = Some(tap);
+    }
+
+    /// Puts a security layer in front of every process.
+    pub fn set_security(&mut self, layer: crate::security::Layer) {
+        self.security = Some(Box::new(layer));
+    }
+
+    /// What the security layer saw (None without one).
+    pub fn security(&self) -> Option<&crate::security::SecurityView> {
+        self.security.as_ref().map(|l| &l.view)
+    }
+
+    /// Keeps the last message each node received, for scheduled replays.
+    pub fn capture_for_replay(&mut self) {
+        self.last_received = Some(vec![None; self.nodes.len()]);
     }
 
     /// Installs the checkers' view of every observation from now on.
@@ -838,7 +881,22 @@ impl Sim {
                 .env
                 .disk
                 .set_error_probability(probability),
-            Action::Inject { node, msg } => self.deliver(node, node, msg),
+            Action::Inject { node, msg } => self.deliver_unchecked(node, node, msg),
+            Action::Forge {
+                sender,
+                claimed,
+                to,
+                msg,
+            } => self.forge(sender, claimed, to, msg),
+            Action::Replay { sender, to } => {
+                let last = self
+                    .last_received
+                    .as_ref()
+                    .and_then(|l| l[to as usize].clone());
+                if let Some((claimed, msg)) = last {
+                    self.forge(sender, claimed, to, msg);
+                }
+            }
             Action::ResetMetrics => {
                 for n in &mut self.nodes {
                     n.env.metrics.reset(n.env.clock.local(now));
@@ -890,6 +948,12 @@ impl Sim {
                 lsn,
                 ok,
             } => self.disk_done(node, (incarnation, generation), lsn, ok),
+            Event::Forged {
+                sender,
+                claimed,
+                to,
+                msg,
+            } => self.deliver_checked(sender, claimed, to, msg),
             Event::Power { node, on: true } => self.restart(node),
             Event::Power { node, on: false } => self.stop(node),
             Event::Control(i) => {
@@ -925,7 +989,53 @@ impl Sim {
         true
     }
 
+    /// A rogue node's message onto the network (if the rogue runs).
+    fn forge(&mut self, sender: NodeId, claimed: NodeId, to: NodeId, msg: Msg) {
+        if !self.nodes[sender as usize].env.up {
+            return;
+        }
+        if let Some(l) = &mut self.security {
+            l.view.forged_total += 1;
+        }
+        let now = self.queue.now_ns;
+        if let Some(at) = self.net.route(now, sender, to) {
+            let event = Event::Forged {
+                sender,
+                claimed,
+                to,
+                msg,
+            };
+            self.queue.push(at, event);
+        }
+    }
+
+    #[inline]
     fn deliver(&mut self, from: NodeId, to: NodeId, msg: Msg) {
+        if self.security.is_some() || self.last_received.is_some() {
+            return self.deliver_checked(from, from, to, msg);
+        }
+        self.deliver_unchecked(from, to, msg)
+    }
+
+    /// Through the security layer: the receiver's component sees `claimed` as the sender.
+    fn deliver_checked(&mut self, sender: NodeId, claimed: NodeId, to: NodeId, msg: Msg) {
+        let node = &mut self.nodes[to as usize];
+        if node.env.up {
+            if let Some(layer) = &mut self.security {
+                if !layer.pass(sender, claimed, to, &msg, &mut node.env.metrics) {
+                    return;
+                }
+            }
+            if let Some(last) = &mut self.last_received {
+                if sender == claimed && sender != to {
+                    last[to as usize] = Some((claimed, msg.clone()));
+                }
+            }
+        }
+        self.deliver_unchecked(claimed, to, msg)
+    }
+
+    fn deliver_unchecked(&mut self, from: NodeId, to: NodeId, msg: Msg) {
         if let Msg::Monitor(MonitorMsg::Scrape { seq }) = msg {
             return self.answer_scrape(from, to, seq);
         }

@@ -17,6 +17,8 @@
 //! - [`workload`]: the users' client (open-loop Poisson arrivals on a rate curve, Zipf
 //!   popularity, a request mix); [`register`]: a Jepsen-style register workload.
 //! - [`world`]: builds a simulation from a plan and a seed; compiles faults to actions.
+//! - [`security`]: the layer in front of every process under `[security]`: the access
+//!   policy's decisions, refusals counted, and what was served against it (for the check).
 //! - [`run`]: the run loop: world -> run -> evidence -> checks -> outcome.
 //! - [`evidence`]: what tiers read from their components after a run, for the checkers.
 //! - [`checks`]: one file per checker, registered by name.
@@ -51,6 +53,7 @@ pub mod register;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod security;
 pub mod series;
 pub mod stats;
 pub mod sweep;

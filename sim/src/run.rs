@@ -167,7 +167,10 @@ fn finish(
         sim: &world.sim,
         provisioning,
     };
-    let mut ev = Evidence::default();
+    let mut ev = Evidence {
+        security: world.sim.security(),
+        ..Evidence::default()
+    };
     for tier in TIERS {
         tier.collect(&view, &mut ev);
     }
@@ -191,6 +194,9 @@ fn finish(
     let mut report = TierReport::default();
     for tier in TIERS {
         tier.report(&view, &ev, &mut report);
+    }
+    if let Some(v) = ev.security {
+        report.lines.push(("security".into(), v.line()));
     }
     let sim = &world.sim;
     let mut rows = outcome::metric_rows(sim, world.end_ns);

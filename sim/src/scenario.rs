@@ -41,6 +41,8 @@ pub struct Scenario {
     /// Prices for the cost of a run.
     #[serde(default)]
     pub cost: crate::cost::CostConfig,
+    /// Node identities, mutual TLS and the access-control policy by role and message family.
+    pub security: Option<minitwin_components::security::SecurityConfig>,
     /// A Prometheus-like monitor (a node `prometheus`): scrapes, retention, alerting rules,
     /// anomaly detectors.
     pub monitoring: Option<minitwin_components::monitor::MonitorConfig>,
@@ -268,6 +270,21 @@ pub enum Fault {
         node: String,
         factor: f64,
     },
+    /// A rogue node: `node` (compromised, or without the rights it uses) attacks the nodes
+    /// `targets` `rate_per_s` times a second for `duration_s`: `impersonate` sends store writes
+    /// claiming to be `as_node`; `unauthorized` sends store writes as itself; `replay`
+    /// re-sends the last message each target received, claiming its original sender.
+    Rogue {
+        at_s: f64,
+        duration_s: f64,
+        node: String,
+        attack: Attack,
+        #[serde(default)]
+        as_node: Option<String>,
+        targets: Vec<String>,
+        #[serde(default = "default_rogue_rate")]
+        rate_per_s: f64,
+    },
     /// The autoscaler's metrics pipeline fails for `duration_s`: scrapes are lost (`lost`),
     /// or reach the HPA `delay_ms` late; the HPA goes blind, as it would.
     MetricsPipeline {
@@ -299,7 +316,8 @@ impl Fault {
             | Fault::ClockSkew { at_s, .. }
             | Fault::DiskSlow { at_s, .. }
             | Fault::DiskErrors { at_s, .. }
-            | Fault::MetricsPipeline { at_s, .. } => at_s,
+            | Fault::MetricsPipeline { at_s, .. }
+            | Fault::Rogue { at_s, .. } => at_s,
         }
     }
 
@@ -332,9 +350,25 @@ impl Fault {
             }
             | Fault::MetricsPipeline {
                 at_s, duration_s, ..
+            }
+            | Fault::Rogue {
+                at_s, duration_s, ..
             } => Some(at_s + duration_s),
         }
     }
+}
+
+/// A rogue node's attack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attack {
+    Impersonate,
+    Unauthorized,
+    Replay,
+}
+
+fn default_rogue_rate() -> f64 {
+    10.0
 }
 
 /// What a run must satisfy. Correctness checks fail with exit code 3, SLO checks with 4.
@@ -353,6 +387,10 @@ pub struct Checks {
     /// No two members of a shard acknowledge writes as primary over overlapping times.
     #[serde(default)]
     pub split_brain: bool,
+    /// No message was served that the `[security]` policy, judged by its real sender, its
+    /// role and its link's encryption, forbids (correctness).
+    #[serde(default)]
+    pub security: bool,
     /// Sessions: read-your-writes and monotonic reads hold wherever no failover happened
     /// (violations are counted and reported either way), and lost session writes are counted.
     #[serde(default)]
@@ -794,6 +832,17 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
     if let Some(slo) = &s.slo {
         within(slo.validate(), &["slo"])?;
     }
+    if let Some(sec) = &s.security {
+        within(sec.validate(), &["security"])?;
+        for (i, sel) in sec.without_certificate.iter().enumerate() {
+            let path = vec![key("security"), key("without_certificate"), Seg::Index(i)];
+            check_at(
+                !plan.select(sel).is_empty(),
+                path,
+                format!("`{sel}` selects no node"),
+            )?;
+        }
+    }
     if let Some((name, why)) = crate::checks::unmet(s) {
         return Err((at(&["checks", name]), why));
     }
@@ -965,6 +1014,27 @@ fn validate_fault(f: &Fault, i: usize, s: &Scenario, plan: &Plan) -> Result<(), 
             zone_exists(&between[0], "between")?;
             zone_exists(&between[1], "between")?;
         }
+        Fault::Rogue {
+            node,
+            attack,
+            as_node,
+            targets,
+            ..
+        } => {
+            nodes_exist(node, "node")?;
+            for sel in targets {
+                nodes_exist(sel, "targets")?;
+            }
+            match (attack, as_node) {
+                (Attack::Impersonate, Some(a)) => nodes_exist(a, "as_node")?,
+                (Attack::Impersonate, None) => check_at(
+                    false,
+                    p("as_node"),
+                    "an impersonation needs as_node: the node the rogue claims to be",
+                )?,
+                _ => {}
+            }
+        }
         Fault::MetricsPipeline { .. } => check_at(
             s.topology.autoscaler.is_some(),
             p("kind"),
@@ -1016,6 +1086,15 @@ fn fault_ranges(f: &Fault) -> Checked {
         } => {
             config::ms("jump_ms", jump_ms, 0.0)?;
             config::range("drift_ppm", drift_ppm, -499_999.0, 499_999.0)
+        }
+        Fault::Rogue {
+            duration_s,
+            rate_per_s,
+            ..
+        } => {
+            duration(duration_s)?;
+            config::range("rate_per_s", rate_per_s, 1e-3, 1_000.0)?;
+            config::range("duration_s", duration_s * rate_per_s, 0.0, 1e6)
         }
         Fault::MetricsPipeline {
             duration_s,

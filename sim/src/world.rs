@@ -4,10 +4,12 @@
 use crate::kernel::{Action, Buggify, Factory, NodeSpec, Sim};
 use crate::net::{LinkConfig, Network};
 use crate::plan::Plan;
-use crate::scenario::{Fault, Scenario};
+use crate::scenario::{Attack, Fault, Scenario};
 use crate::tiers::{self, TIERS};
+use minitwin_components::msg::{StoreOp, StoreRequest};
 use minitwin_components::rng::{ms_to_ns, Rng};
 use minitwin_components::scaler::ScalerMsg;
+use minitwin_components::security::{Identity, SecurityConfig};
 use minitwin_components::Msg;
 use minitwin_components::NodeId;
 
@@ -78,6 +80,21 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
     if s.warmup_s > 0.0 {
         sim.schedule(s_to_ns(s.warmup_s), Action::ResetMetrics);
     }
+    if let Some(sec) = &s.security {
+        sim.set_security(security_layer(sec, &plan));
+    }
+    let replays = s.faults.iter().any(|f| {
+        matches!(
+            f,
+            Fault::Rogue {
+                attack: Attack::Replay,
+                ..
+            }
+        )
+    });
+    if replays {
+        sim.capture_for_replay();
+    }
     for f in &s.faults {
         for (at_ns, action) in compile_fault(f, &plan) {
             sim.schedule(at_ns, action);
@@ -85,6 +102,32 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
     }
     World { sim, plan, end_ns }
 }
+
+/// Every node's identity: its role, and a certificate unless it is the public's users' client
+/// or listed without one.
+fn security_layer(sec: &SecurityConfig, plan: &Plan) -> crate::security::Layer {
+    let bare: Vec<NodeId> = sec
+        .without_certificate
+        .iter()
+        .flat_map(|s| plan.select(s))
+        .collect();
+    let public = |role: &str| role == "client";
+    let nodes = plan
+        .nodes
+        .iter()
+        .map(|n| {
+            let id = Identity {
+                role: n.role.0.to_string(),
+                certified: !public(n.role.0) && !bare.contains(&n.id),
+            };
+            (n.name.clone(), id)
+        })
+        .collect();
+    crate::security::Layer::new(sec, nodes)
+}
+
+/// The store writes a rogue node forges: keys far above any user's, so they are recognisable.
+pub const ROGUE_KEY_BASE: u64 = 1 << 48;
 
 /// A scenario fault as timed kernel actions (its start and, where it has one, its healing).
 pub fn compile_fault(f: &Fault, plan: &Plan) -> Vec<(u64, Action)> {
@@ -257,6 +300,44 @@ pub fn compile_fault(f: &Fault, plan: &Plan) -> Vec<(u64, Action)> {
                         factor: 1.0,
                     },
                 ));
+            }
+        }
+        Fault::Rogue {
+            node,
+            attack,
+            as_node,
+            targets,
+            rate_per_s,
+            duration_s,
+            ..
+        } => {
+            let sender = plan.select(node)[0];
+            let claimed = match (attack, as_node) {
+                (Attack::Impersonate, Some(a)) => plan.select(a)[0],
+                _ => sender,
+            };
+            let count = (duration_s * rate_per_s).floor() as u64;
+            let step = 1e9 / rate_per_s;
+            for i in 0..count {
+                let t = at + (i as f64 * step) as u64;
+                for to in nodes(targets) {
+                    let action = match attack {
+                        Attack::Replay => Action::Replay { sender, to },
+                        _ => Action::Forge {
+                            sender,
+                            claimed,
+                            to,
+                            msg: Msg::Store(StoreRequest {
+                                id: u64::MAX - i,
+                                op: StoreOp::Write {
+                                    key: ROGUE_KEY_BASE + i,
+                                    value: 0xbad,
+                                },
+                            }),
+                        },
+                    };
+                    out.push((t, action));
+                }
             }
         }
         Fault::MetricsPipeline { lost, delay_ms, .. } => {

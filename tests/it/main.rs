@@ -21,6 +21,7 @@
 //! - `report`: the HTML reports render every figure they list, with data in it.
 //! - `reshard`: live resharding, and verification catching a bad copy.
 //! - `scenarios`: scenario files, shipped and broken, and the CLI's answers to them.
+//! - `security`: identities, the access policy, rogue nodes, and the check's planted hole.
 //! - `sessions`: the session cluster's failover timing and read-your-writes check.
 //! - `sweep`: sharded sweeps merged byte-identical to one machine; merge refusals; replays.
 //! - `seam`: the same store state machine under the tokio driver over loopback TCP.
@@ -44,6 +45,7 @@ mod report;
 mod reshard;
 mod scenarios;
 mod seam;
+mod security;
 mod sessions;
 mod sweep;
 

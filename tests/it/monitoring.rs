@@ -61,6 +61,10 @@ fn every_catalogued_metric_is_registered_by_some_tier_and_every_registered_one_i
     autoscaled.topology.autoscaler.as_mut().unwrap().predictive =
         shipped("surge").topology.autoscaler.unwrap().predictive;
     runs.push(go(&autoscaled));
+    // Every attack, and a replica without a certificate (replication refused in the clear).
+    let mut attacked = shipped("security-rogue");
+    attacked.security.as_mut().unwrap().without_certificate = vec!["store-0-r1".into()];
+    runs.push(go(&attacked));
     let rows: BTreeSet<String> = runs
         .iter()
         .flat_map(|o| o.rows.iter())

@@ -671,6 +671,24 @@ pub static CATALOG: &[Def] = &[
         "Warm instances ready to start fast.",
     ),
     def(
+        "security_refused_unauthenticated_total",
+        Counter,
+        "count",
+        "Messages refused because their sender proved no identity allowed to send them.",
+    ),
+    def(
+        "security_refused_unauthorized_total",
+        Counter,
+        "count",
+        "Messages refused because the sender's role may not send that family to this role.",
+    ),
+    def(
+        "security_refused_unencrypted_total",
+        Counter,
+        "count",
+        "Messages refused because their family must be encrypted and arrived in the clear.",
+    ),
+    def(
         "service_busy_workers",
         Level,
         "workers",

@@ -22,6 +22,7 @@ pub mod errors;
 pub mod latency;
 pub mod linearizable;
 pub mod mirror;
+pub mod security;
 pub mod session_convergence;
 pub mod sessions;
 pub mod split_brain;
@@ -159,6 +160,7 @@ pub static CHECKERS: &[&Registration] = &[
     &sessions::REGISTRATION,
     &linearizable::REGISTRATION,
     &mirror::REGISTRATION,
+    &security::REGISTRATION,
     &convergence::REGISTRATION,
     &session_convergence::REGISTRATION,
     &latency::REGISTRATION,
