@@ -233,7 +233,11 @@ fn report(m: &Manifest, header: &csv::StringRecord, rows: &Rows) -> crate::html:
             r.figure(
                 "fig-cost-availability",
                 "Cost per hour against availability (minutes inside the SLO) per point of the axes: mean over replications, 95 % interval",
-                crate::plot::cost_availability(&points, "availability (share of minutes inside the SLO)"),
+                crate::plot::cost_availability_grouped(
+                    &points,
+                    |label| label.split(' ').next().unwrap_or("").to_string(),
+                    "availability (share of minutes inside the SLO)",
+                ),
             );
         }
     }

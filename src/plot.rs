@@ -429,6 +429,66 @@ pub fn cost_availability(
     })
 }
 
+/// Cost per hour (x) against availability (y) for many points, coloured by group (a sweep's
+/// first axis), each with its interval; the legend names the groups, and the points' own
+/// labels are in the sweep table.
+pub fn cost_availability_grouped(
+    points: &[(String, f64, f64, f64)],
+    group_of: impl Fn(&str) -> String,
+    y_desc: &str,
+) -> Result<String, String> {
+    let mut groups: Vec<String> = Vec::new();
+    for p in points {
+        let g = group_of(&p.0);
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    svg(960, 480, |root| {
+        let x_lo = points.iter().map(|p| p.1).fold(f64::MAX, f64::min);
+        let x_hi = points.iter().map(|p| p.1).fold(0.0, f64::max);
+        let pad = ((x_hi - x_lo) * 0.08).max(0.01);
+        let y_lo = points.iter().map(|p| p.2 - p.3).fold(1.0, f64::min);
+        let y_lo = (y_lo - (1.0 - y_lo) * 0.15).clamp(0.0, 0.999);
+        let mut c = ChartBuilder::on(root)
+            .caption(
+                "cost against availability, one point per point of the axes (95 % intervals)",
+                ("sans-serif", 18),
+            )
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((x_lo - pad)..(x_hi + pad), y_lo..1.002f64)?;
+        c.configure_mesh()
+            .x_desc("cost per hour of the topology's nodes ($)")
+            .y_desc(y_desc)
+            .draw()?;
+        for (i, g) in groups.iter().enumerate() {
+            let col = colour(i);
+            let mine: Vec<&(String, f64, f64, f64)> =
+                points.iter().filter(|p| &group_of(&p.0) == g).collect();
+            for (_, cost, avail, hw) in &mine {
+                c.draw_series(std::iter::once(PathElement::new(
+                    [(*cost, avail - hw), (*cost, (avail + hw).min(1.0))],
+                    col.stroke_width(2),
+                )))?;
+            }
+            c.draw_series(
+                mine.iter()
+                    .map(|(_, cost, avail, _)| Circle::new((*cost, *avail), 5, col.filled())),
+            )?
+            .label(g.as_str())
+            .legend(move |(x, y)| Circle::new((x + 8, y), 5, col.filled()));
+        }
+        c.configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.9))
+            .draw()?;
+        Ok(())
+    })
+}
+
 /// A capacity search: p99 (with intervals) against the offered rate, the SLO, and the highest
 /// rate that passed (the knee the search found).
 pub fn knee(
