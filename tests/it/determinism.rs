@@ -58,6 +58,27 @@ fn the_same_seed_twice_gives_byte_identical_results_and_trace_hash() {
 }
 
 #[test]
+fn the_control_tier_monitor_and_security_layer_replay_byte_for_byte() {
+    // Every field: autoscaler with prediction, monitor with rules and detectors, security
+    // with a rogue node; and a long autoscaled run that scales up and down.
+    let every =
+        minitwin_sim::scenario::load(&crate::root().join("tests/it/every-field.toml")).unwrap();
+    let mut scaled = shipped("autoscale-step");
+    scaled.duration_s = 300.0;
+    scaled.monitoring = shipped("monitored-faults").monitoring;
+    for s in [every, scaled] {
+        let a = run_recorded(&s, 9);
+        let b = run_recorded(&s, 9);
+        assert_same_run(&a, &b);
+        assert!(!a.0.tables.is_empty());
+        assert_eq!(
+            a.0.tables, b.0.tables,
+            "replicas.csv, monitoring.csv, alerts.csv"
+        );
+    }
+}
+
+#[test]
 fn a_faulty_run_with_buggify_is_deterministic_too() {
     let mut s = short(shipped("shard-crash"));
     s.faults[0] = minitwin_sim::scenario::Fault::Crash {
