@@ -195,14 +195,8 @@ fn report(m: &Manifest, header: &csv::StringRecord, rows: &Rows) -> crate::html:
             let Some(p) = rec.get(point).and_then(|v| v.parse().ok()) else {
                 continue;
             };
-            let label: Vec<String> = (first_axis..rep)
-                .map(|i| {
-                    let path = header.get(i).unwrap_or("");
-                    let field = path.rsplit('.').next().unwrap_or(path);
-                    format!("{field}={}", rec.get(i).unwrap_or(""))
-                })
-                .collect();
-            let e = by_point.entry(p).or_insert((label.join(" "), Vec::new()));
+            let label = point_label(header, rec, first_axis..rep);
+            let e = by_point.entry(p).or_insert((label, Vec::new()));
             if let Some(v) = rec.get(p99).and_then(|v| v.parse().ok()) {
                 e.1.push(v);
             }
@@ -244,6 +238,22 @@ fn report(m: &Manifest, header: &csv::StringRecord, rows: &Rows) -> crate::html:
     r
 }
 
+/// A point's axes as `field=value ...` (the last step of each axis's path).
+fn point_label(
+    header: &csv::StringRecord,
+    rec: &csv::StringRecord,
+    axes: std::ops::Range<usize>,
+) -> String {
+    let parts: Vec<String> = axes
+        .map(|i| {
+            let path = header.get(i).unwrap_or("");
+            let field = path.rsplit('.').next().unwrap_or(path);
+            format!("{field}={}", rec.get(i).unwrap_or(""))
+        })
+        .collect();
+    parts.join(" ")
+}
+
 /// Per point of the axes: its label, mean cost per hour, and availability's mean and interval
 /// half-width; None unless every run has an availability (an SLO) and there are two points.
 fn cost_availability(
@@ -260,16 +270,8 @@ fn cost_availability(
         let p = rec.get(point)?.parse().ok()?;
         let a: f64 = rec.get(avail)?.parse().ok()?;
         let c: f64 = rec.get(cost)?.parse().ok()?;
-        let label: Vec<String> = (first_axis..rep)
-            .map(|i| {
-                let path = header.get(i).unwrap_or("");
-                let field = path.rsplit('.').next().unwrap_or(path);
-                format!("{field}={}", rec.get(i).unwrap_or(""))
-            })
-            .collect();
-        let e = by_point
-            .entry(p)
-            .or_insert((label.join(" "), Vec::new(), Vec::new()));
+        let label = point_label(header, rec, first_axis..rep);
+        let e = by_point.entry(p).or_insert((label, Vec::new(), Vec::new()));
         e.1.push(a);
         e.2.push(c);
     }

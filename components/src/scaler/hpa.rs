@@ -156,22 +156,10 @@ pub fn resource_replicas(
     let percent = utilization(&|_, _| None)?;
     let target = f64::from(target_percent.max(1));
     let ratio = percent / target;
-    let unready = groups.contains(&Group::Unready);
-    let missing = groups.contains(&Group::Missing);
-    let scale_up_with_unready = unready && ratio > 1.0;
-    if !scale_up_with_unready && !missing {
-        if (1.0 - ratio).abs() <= t.tolerance {
-            return Some(Recommendation {
-                replicas: current,
-                metric: percent,
-            });
-        }
-        let replicas = (ratio * f64::from(ready_count)).ceil() as u32;
-        return Some(Recommendation {
-            replicas,
-            metric: percent,
-        });
+    if let Some(r) = ready_only(&groups, ratio, current, ready_count, percent, t) {
+        return Some(r);
     }
+    let scale_up_with_unready = groups.contains(&Group::Unready) && ratio > 1.0;
     let request = |p: &PodView| p.metric.map(|m| m.request).unwrap_or(0.0);
     // Pods without a metric still have a request: the controller reads it from the pod spec.
     let spec_request = pods
@@ -229,21 +217,11 @@ pub fn plain_replicas(
     let total: f64 = ready.iter().sum();
     let ratio = total / (target * ready.len() as f64);
     let average = total / ready.len() as f64;
-    let unready = groups.contains(&Group::Unready);
-    let missing = groups.contains(&Group::Missing);
-    let scale_up_with_unready = unready && ratio > 1.0;
-    if !scale_up_with_unready && !missing {
-        if (1.0 - ratio).abs() <= t.tolerance {
-            return Some(Recommendation {
-                replicas: current,
-                metric: average,
-            });
-        }
-        return Some(Recommendation {
-            replicas: (ratio * ready.len() as f64).ceil() as u32,
-            metric: average,
-        });
+    let ready_count = ready.len() as u32;
+    if let Some(r) = ready_only(&groups, ratio, current, ready_count, average, t) {
+        return Some(r);
     }
+    let scale_up_with_unready = groups.contains(&Group::Unready) && ratio > 1.0;
     let mut sum = total;
     let mut n = ready.len();
     for g in &groups {
@@ -261,6 +239,29 @@ pub fn plain_replicas(
     }
     let new_ratio = sum / (target * n as f64);
     Some(rebalance(current, ratio, new_ratio, n as u32, average, t))
+}
+
+/// The first pass of both calculators: with no pod missing its metric, and no unready pod on
+/// a scale-up, the ready pods decide: the current count within the tolerance, else
+/// ceil(ratio x ready pods). None: the second pass ([`rebalance`]) decides.
+fn ready_only(
+    groups: &[Group],
+    ratio: f64,
+    current: u32,
+    ready: u32,
+    metric: f64,
+    t: &Timing,
+) -> Option<Recommendation> {
+    let scale_up_with_unready = groups.contains(&Group::Unready) && ratio > 1.0;
+    if scale_up_with_unready || groups.contains(&Group::Missing) {
+        return None;
+    }
+    let replicas = if (1.0 - ratio).abs() <= t.tolerance {
+        current
+    } else {
+        (ratio * f64::from(ready)).ceil() as u32
+    };
+    Some(Recommendation { replicas, metric })
 }
 
 /// The second half of both calculators: keep the current count if the rebalanced ratio is
