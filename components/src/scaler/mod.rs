@@ -456,12 +456,15 @@ impl ControlPlane {
         self.pods.promote(now);
         let current = self.replicas;
         let (min, max) = (self.config.min_replicas, self.config.max_replicas);
-        let mut desired = if current > max {
+        // `reconcileAutoscaler`'s order: a Deployment scaled to zero by hand (with a minimum
+        // above zero) is left alone (ScalingDisabled); then the max and min clamps; then the
+        // metrics.
+        let mut desired = if current == 0 && min != 0 {
+            0
+        } else if current > max {
             max
         } else if current < min {
             min
-        } else if current == 0 {
-            current // scaling disabled at zero replicas, as the controller does
         } else {
             match self.recommend(ctx, now, current, stale) {
                 Some(d) => {

@@ -295,3 +295,18 @@ fn predictive_scaling_raises_the_floor_before_a_forecast_surge_and_the_hpa_alone
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_deployment_scaled_to_zero_by_hand_is_left_alone_as_scaling_disabled() {
+    let mut config = ScalerConfig {
+        min_replicas: 2,
+        max_replicas: 8,
+        ..ScalerConfig::default()
+    };
+    fixed_startup(&mut config, 1_000.0);
+    let mut h = Harness::new(config, 8, 2);
+    h.cp.scale_to(&mut h.ctx, 0);
+    h.pump();
+    h.run(120, |_| 400.0, 10.0);
+    assert!(h.timeline.iter().all(|p| p.1 == 0), "{:?}", h.timeline);
+}
