@@ -138,6 +138,7 @@ pub fn designed_flows() -> Vec<Allow> {
         g("monitor", "*", &[Monitor]),
         g("*", "monitor", &[Monitor]),
         g("monitor", "control-plane", &[Scaler]),
+        g("control-plane", "monitor", &[Scaler]),
     ]
 }
 
@@ -258,9 +259,10 @@ impl Policy {
         let mut allowed = vec![0u16; r * r];
         for g in config.grants() {
             let bits = g.messages.iter().fold(0, |b, f| b | f.bit());
+            // `*` is any role that authenticated: never `anonymous`.
             let pick = |name: &str| -> Vec<usize> {
                 if name == "*" {
-                    (0..r).collect()
+                    (1..r).collect()
                 } else {
                     index(name).into_iter().collect()
                 }
@@ -310,6 +312,16 @@ impl Policy {
         self.mtls && self.nodes[sender as usize].certified && self.nodes[to as usize].certified
     }
 
+    /// Who the receiver sees as the sender of an admitted message: the identity claimed only
+    /// when the sender proved it; otherwise the connection's real peer.
+    pub fn seen_sender(&self, sender: NodeId, claimed: NodeId) -> NodeId {
+        if self.authenticated(sender, claimed) {
+            claimed
+        } else {
+            sender
+        }
+    }
+
     /// The receiver's decision on a message `sender` sent to `to`, claiming to be `claimed`.
     pub fn admit(
         &self,
@@ -340,17 +352,20 @@ impl Policy {
     /// The ground truth a checker judges by, independent of how [`Policy::admit`] decides:
     /// the message's real sender, its real role and the link's real encryption. A message
     /// served that this refuses is a hole.
+    /// `seen` is who the receiver's component was told the sender is.
     pub fn violation(
         &self,
         sender: NodeId,
         claimed: NodeId,
+        seen: NodeId,
         to: NodeId,
         family: Family,
     ) -> Option<Refusal> {
-        let certified = self.mtls && self.nodes[sender as usize].certified;
-        if sender != claimed {
+        if seen != sender {
             return Some(Refusal::Unauthenticated); // served as someone it is not
         }
+        // A sender that did not present its own identity is anonymous, whatever it holds.
+        let certified = self.mtls && self.nodes[sender as usize].certified && sender == claimed;
         let role = if certified {
             self.role_of[sender as usize]
         } else {
@@ -415,9 +430,13 @@ mod tests {
             Err(Refusal::Unauthenticated)
         );
         assert_eq!(
-            p.violation(1, 2, 3, Family::Store),
+            p.violation(1, 2, 2, 3, Family::Store),
             Some(Refusal::Unauthenticated)
         );
+        // Admitted as anonymous (a request to a gateway), and served as from its real peer.
+        assert_eq!(p.seen_sender(2, 0), 2);
+        assert_eq!(p.admit(2, 0, 1, Family::Request), Ok(()));
+        assert_eq!(p.violation(2, 0, 2, 1, Family::Request), None);
     }
 
     #[test]

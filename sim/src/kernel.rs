@@ -1020,10 +1020,12 @@ impl Sim {
     /// Through the security layer: the receiver's component sees `claimed` as the sender.
     fn deliver_checked(&mut self, sender: NodeId, claimed: NodeId, to: NodeId, msg: Msg) {
         let node = &mut self.nodes[to as usize];
+        let mut seen = claimed;
         if node.env.up {
             if let Some(layer) = &mut self.security {
-                if !layer.pass(sender, claimed, to, &msg, &mut node.env.metrics) {
-                    return;
+                match layer.pass(sender, claimed, to, &msg, &mut node.env.metrics) {
+                    Some(s) => seen = s,
+                    None => return,
                 }
             }
             if let Some(last) = &mut self.last_received {
@@ -1032,7 +1034,7 @@ impl Sim {
                 }
             }
         }
-        self.deliver_unchecked(claimed, to, msg)
+        self.deliver_unchecked(seen, to, msg)
     }
 
     fn deliver_unchecked(&mut self, from: NodeId, to: NodeId, msg: Msg) {

@@ -78,7 +78,8 @@ impl Layer {
     }
 
     /// Whether the delivery of `msg`, really from `sender` and claiming `claimed`, goes on to
-    /// `to`'s component; counts refusals in `to`'s registry and notes served violations.
+    /// `to`'s component, and as from whom; counts refusals in `to`'s registry and notes served
+    /// violations.
     pub fn pass(
         &mut self,
         sender: NodeId,
@@ -86,8 +87,9 @@ impl Layer {
         to: NodeId,
         msg: &Msg,
         metrics: &mut Metrics,
-    ) -> bool {
+    ) -> Option<NodeId> {
         let family = Family::of(msg);
+        let seen = self.policy.seen_sender(sender, claimed);
         if let Err(r) = self.policy.admit(sender, claimed, to, family) {
             self.view.refused[index(r)] += 1;
             let flow = (
@@ -100,10 +102,12 @@ impl Layer {
             let c = metrics.counter(REFUSED[index(r)]);
             metrics.add(c, 1);
             if self.policy.enforce {
-                return false;
+                return None;
             }
         }
-        if let Some(v) = self.policy.violation(sender, claimed, to, family) {
+        // Served as from `seen`: what violates the policy is judged by the real sender, and a
+        // message served as from someone it is not.
+        if let Some(v) = self.policy.violation(sender, claimed, seen, to, family) {
             self.view.served_violations += 1;
             if self.view.examples.len() < 5 {
                 self.view.examples.push(format!(
@@ -121,6 +125,6 @@ impl Layer {
                 ));
             }
         }
-        true
+        Some(seen)
     }
 }

@@ -135,3 +135,38 @@ fn the_cost_counts_the_replicas_that_ran_not_the_slots() {
     assert!((2.0..7.0).contains(&mean), "mean replicas running {mean}");
     assert!(((scaled - two) - (mean - 2.0) * 0.10).abs() < 1e-9);
 }
+
+#[test]
+fn a_crashed_pod_is_restarted_and_the_hpa_keeps_scaling_through_it() {
+    let mut s = step(420.0);
+    s.faults.push(Fault::Crash {
+        at_s: 60.0,
+        node: "service-1".into(),
+        restart_after_s: None,
+    });
+    let o = run(&s, 1, &RunOptions::default(), &mut |_| {});
+    let t = timeline(&o);
+    assert_eq!(t.last().unwrap().1, 7, "{t:?}");
+    assert_eq!(
+        errors_after(&o, 330),
+        0,
+        "the restarted pod serves with the new ones"
+    );
+}
+
+#[test]
+fn a_restarted_control_plane_adopts_the_running_pods_instead_of_forgetting_them() {
+    let mut s = step(420.0);
+    s.faults.push(Fault::Crash {
+        at_s: 240.0,
+        node: "control-plane".into(),
+        restart_after_s: Some(5.0),
+    });
+    let o = run(&s, 1, &RunOptions::default(), &mut |_| {});
+    let t = timeline(&o);
+    // Seven pods ran before; after the restart's first probe round they are adopted, and the
+    // gateways kept their endpoints meanwhile.
+    assert_eq!(t.last().unwrap().1, 7, "{t:?}");
+    assert!(t.iter().all(|p| p.1 >= 2), "never below the minimum: {t:?}");
+    assert_eq!(errors_after(&o, 330), 0);
+}

@@ -206,3 +206,27 @@ fn minitwin_metrics_lists_the_catalogue_as_a_table_and_as_csv() {
     assert_eq!(text.lines().count(), CATALOG.len() + 1);
     assert!(text.starts_with("name,type,unit,help\n"));
 }
+
+#[test]
+fn pod_slots_switched_off_are_no_targets_so_target_down_stays_quiet_while_the_tier_scales() {
+    let mut s = shipped("autoscale-step");
+    s.duration_s = 420.0;
+    s.monitoring = Some(MonitorConfig {
+        rules: vec![Rule {
+            name: "TargetDown".into(),
+            expr: Expr {
+                metric: "up".into(),
+                part: PartName::Value,
+                agg: Agg::Min,
+            },
+            op: Op::Below,
+            threshold: 1.0,
+            for_s: 30.0,
+            scale_out_by: None,
+        }],
+        ..MonitorConfig::default()
+    });
+    let o = go(&s);
+    assert_eq!(alerts(&o), vec![]);
+    assert_eq!(o.value("monitoring", "scrapes_failed_total"), Some(0.0));
+}

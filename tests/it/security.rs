@@ -129,3 +129,18 @@ fn replication_to_a_member_without_a_certificate_is_refused_as_unencrypted() {
     );
     assert!(check(&o).passed());
 }
+
+#[test]
+fn a_replay_to_a_gateway_is_served_only_as_from_the_rogue_itself() {
+    // Requests to a gateway are open to anonymous senders: a replayed client request is
+    // admitted, but as the rogue's own (anonymous) request, never as the client's.
+    let mut s = shipped("security-rogue");
+    for f in &mut s.faults {
+        if let scenario::Fault::Rogue { targets, .. } = f {
+            *targets = vec!["gateway-0".into()];
+        }
+    }
+    let o = go(&s);
+    let c = check(&o);
+    assert!(c.passed(), "{}", c.detail);
+}

@@ -115,6 +115,8 @@ pub struct Monitor {
     seq: u64,
     scrape_ns: u64,
     answered: Vec<bool>,
+    /// Which targets the current round scraped.
+    scraped: Vec<bool>,
     rule_states: Vec<State>,
     anomaly_states: Vec<State>,
     detectors: Vec<Detector>,
@@ -122,6 +124,11 @@ pub struct Monitor {
     pub timeline: Vec<AlertEvent>,
     pub scrapes_total: u64,
     pub scrapes_failed_total: u64,
+    /// Pod slots of an autoscaled tier: scraped only while the control plane says their pod
+    /// runs (service discovery), so a slot switched off is no target, not a target down.
+    pod_slots: std::collections::BTreeSet<NodeId>,
+    running: std::collections::BTreeSet<NodeId>,
+    targets_version: u64,
     /// What the registry's counters were last given: (failed scrapes, samples appended).
     exported: (u64, u64),
     ids: Option<Ids>,
@@ -156,6 +163,7 @@ impl Monitor {
             seq: 0,
             scrape_ns: 0,
             answered: vec![false; targets.len()],
+            scraped: vec![false; targets.len()],
             rule_states: vec![State::Inactive; config.rules.len()],
             anomaly_states: vec![State::Inactive; config.anomalies.len()],
             detectors: vec![Detector::default(); config.anomalies.len()],
@@ -163,6 +171,9 @@ impl Monitor {
             scrapes_total: 0,
             scrapes_failed_total: 0,
             exported: (0, 0),
+            pod_slots: Default::default(),
+            running: Default::default(),
+            targets_version: 0,
             ids: None,
             config,
         }
@@ -172,27 +183,45 @@ impl Monitor {
         &self.config
     }
 
+    /// Discovers `slots` through the control plane, `running` of them to begin with.
+    pub fn with_pod_slots(mut self, slots: &[NodeId], running: &[NodeId]) -> Monitor {
+        self.pod_slots = slots.iter().copied().collect();
+        self.running = running.iter().copied().collect();
+        self
+    }
+
+    /// Whether target `t` is scraped now.
+    fn discovered(&self, t: NodeId) -> bool {
+        !self.pod_slots.contains(&t) || self.running.contains(&t)
+    }
+
     /// A scrape round: close the last one (`up` of silent targets is 0), evaluate the rules on
     /// it, and send the next.
     fn tick(&mut self, ctx: &mut dyn Context) {
         if self.seq > 0 {
-            for (i, ok) in self.answered.iter().enumerate() {
-                self.tsdb.insert(
-                    (i as u32, UP, Part::Value),
-                    self.scrape_ns,
-                    f64::from(u8::from(*ok)),
-                );
-                self.scrapes_failed_total += u64::from(!*ok);
+            for i in 0..self.targets.len() {
+                if !self.scraped[i] {
+                    continue; // not a target this round (a pod slot switched off)
+                }
+                let ok = self.answered[i];
+                let up = f64::from(u8::from(ok));
+                self.tsdb
+                    .insert((i as u32, UP, Part::Value), self.scrape_ns, up);
+                self.scrapes_failed_total += u64::from(!ok);
             }
             self.evaluate(ctx);
         }
         self.seq += 1;
         self.scrape_ns = ctx.now_ns();
         self.answered.iter_mut().for_each(|a| *a = false);
-        for &t in &self.targets {
-            ctx.send(t, Msg::Monitor(MonitorMsg::Scrape { seq: self.seq }));
+        for i in 0..self.targets.len() {
+            let t = self.targets[i];
+            self.scraped[i] = self.discovered(t);
+            if self.scraped[i] {
+                ctx.send(t, Msg::Monitor(MonitorMsg::Scrape { seq: self.seq }));
+                self.scrapes_total += 1;
+            }
         }
-        self.scrapes_total += self.targets.len() as u64;
         self.self_metrics(ctx);
         ctx.set_timer(
             ms_to_ns(self.config.scrape_interval_ms),
@@ -210,32 +239,43 @@ impl Monitor {
                 rules::Op::Below => v < r.threshold,
             });
             let for_ns = (r.for_s * 1e9) as u64;
+            let add = r.scale_out_by;
             if let Some(t) = step(&mut self.rule_states[i], active, now, for_ns) {
-                let (name, add) = (r.name.clone(), r.scale_out_by);
+                let name = r.name.clone();
                 self.record(now, name, t, value.unwrap_or(f64::NAN), false);
-                if let (Some(add), Some(cp)) = (add, self.control_plane) {
-                    let add = if t == Transition::Firing { add } else { 0 };
-                    if matches!(t, Transition::Firing | Transition::Resolved) {
-                        let msg = ScalerMsg::AlertFloor {
-                            rule: i as u32,
-                            add,
-                        };
-                        ctx.send(cp, Msg::Scaler(msg));
-                    }
+                if t == Transition::Resolved {
+                    self.floor(ctx, i, 0);
                 }
+            }
+            // While it fires, the floor is asked for again at every evaluation (each request
+            // valid three intervals): a lost message or a restart cannot hold it forever.
+            if let (Some(add), State::Firing { .. }) = (add, self.rule_states[i]) {
+                self.floor(ctx, i, add);
             }
         }
         for i in 0..self.config.anomalies.len() {
             let a = &self.config.anomalies[i];
-            let Some(x) = a.expr.eval(&self.tsdb, at) else {
-                continue;
+            // No series: nothing anomalous to see (a firing alert resolves).
+            let (anomalous, z) = match a.expr.eval(&self.tsdb, at) {
+                Some(x) => self.detectors[i].observe(a, x),
+                None => (false, 0.0),
             };
-            let (anomalous, z) = self.detectors[i].observe(a, x);
             if let Some(t) = step(&mut self.anomaly_states[i], anomalous, now, 0) {
                 let name = a.name.clone();
                 self.record(now, name, t, z, true);
             }
         }
+    }
+
+    /// Asks the control plane to hold `add` replicas more for rule `rule` (0: let go).
+    fn floor(&self, ctx: &mut dyn Context, rule: usize, add: u32) {
+        let Some(cp) = self.control_plane else { return };
+        let msg = ScalerMsg::AlertFloor {
+            rule: rule as u32,
+            add,
+            valid_ms: (3.0 * self.config.scrape_interval_ms) as u64,
+        };
+        ctx.send(cp, Msg::Scaler(msg));
     }
 
     /// Prometheus' own metrics, in its registry.
@@ -252,7 +292,10 @@ impl Monitor {
             .count();
         let rules = (self.config.rules.len() + self.config.anomalies.len()) as u64;
         let m = ctx.metrics();
-        m.add(i.scrapes, self.targets.len() as u64);
+        m.add(
+            i.scrapes,
+            self.scraped.iter().filter(|s| **s).count() as u64,
+        );
         m.add(i.evaluations, if self.seq > 1 { rules } else { 0 });
         m.add(i.failed, new_failed);
         m.add(i.appended, new_appended);
@@ -307,8 +350,17 @@ impl Component for Monitor {
     }
 
     fn on_message(&mut self, _ctx: &mut dyn Context, from: NodeId, msg: Msg) {
-        if let Msg::Monitor(MonitorMsg::Samples { seq, samples }) = msg {
-            self.on_samples(from, seq, samples);
+        match msg {
+            Msg::Monitor(MonitorMsg::Samples { seq, samples }) => {
+                self.on_samples(from, seq, samples)
+            }
+            Msg::Scaler(ScalerMsg::Targets { version, running })
+                if Some(from) == self.control_plane && version > self.targets_version =>
+            {
+                self.targets_version = version;
+                self.running = running.into_iter().collect();
+            }
+            _ => {}
         }
     }
 

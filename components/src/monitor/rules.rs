@@ -227,7 +227,8 @@ impl Detector {
         };
         let beyond = full && z.abs() > a.z;
         self.beyond = if beyond { self.beyond + 1 } else { 0 };
-        if !beyond {
+        // A level that stays beyond for a whole window is the new normal: it is learnt.
+        if !beyond || self.beyond > a.window {
             self.window.push_back(x);
             if self.window.len() > a.window as usize {
                 self.window.pop_front();
@@ -281,5 +282,9 @@ mod tests {
             "a jump stays anomalous: it is not learnt"
         );
         assert!(!d.observe(&a, 101.0).0);
+        // A lasting shift is anomalous for a window, then learnt.
+        let flagged = (0..40).filter(|_| d.observe(&a, 300.0).0).count();
+        assert!((9..=12).contains(&flagged), "{flagged}");
+        assert!(!d.observe(&a, 300.0).0);
     }
 }

@@ -221,6 +221,24 @@ impl Predictor {
         }
     }
 
+    /// After a restart at `now_ns`: the run's steps before it were seen by an earlier
+    /// incarnation and are gone; each is filled with the value one season before it, so that
+    /// the history stays aligned with the season.
+    pub fn resume(&mut self, now_ns: u64) {
+        let step = now_ns / self.step_ns;
+        let season = (self.config.season_s / self.config.step_s) as usize;
+        while self.steps_done < step {
+            let n = self.history.len();
+            let fill = if n >= season {
+                self.history[n - season]
+            } else {
+                0.0
+            };
+            self.history.push(fill);
+            self.steps_done += 1;
+        }
+    }
+
     /// `answered` requests were observed (a scrape's window) at `now_ns`.
     pub fn observe(&mut self, now_ns: u64, answered: u64) {
         self.roll(now_ns);

@@ -23,7 +23,7 @@ use crate::msg::{Msg, Timer};
 use crate::rng::{ms_to_ns, Dist};
 use forecast::{Forecaster, Predictor};
 use hpa::{Behavior, Hpa, Timing};
-use pods::{Metric, PodPhase, Pods};
+use pods::{Metric, PodPhase, Pods, UsageReport};
 use serde::Deserialize;
 
 /// The control plane's messages with pods and gateways.
@@ -51,9 +51,13 @@ pub enum ScalerMsg {
     /// A fault of the metrics pipeline, injected by the simulator: scrapes are lost (`lost`)
     /// or their results become visible `delay_ms` late.
     MetricsPipeline { lost: bool, delay_ms: u64 },
-    /// Monitor -> control plane: alert `rule` fired (hold `add` replicas more than now) or
-    /// resolved (`add` 0: let go).
-    AlertFloor { rule: u32, add: u32 },
+    /// Monitor -> control plane: alert `rule` fires (hold `add` replicas more than when it
+    /// fired; sent at every evaluation while it fires, each valid `valid_ms`) or resolved
+    /// (`add` 0: let go).
+    AlertFloor { rule: u32, add: u32, valid_ms: u64 },
+    /// Control plane -> monitor: the pods with a process (the targets to scrape among the
+    /// slots).
+    Targets { version: u64, running: Vec<NodeId> },
 }
 
 /// What the HPA scales on; several targets: the largest recommendation wins.
@@ -218,16 +222,18 @@ impl Default for ScalerConfig {
 }
 
 impl ScalerConfig {
-    /// Ranges: `min_replicas` 0-64 and at most `max_replicas` (1-64: a gateway balances over at
+    /// Ranges: `min_replicas` 1-64 and at most `max_replicas` (1-64: a gateway balances over at
     /// most 64 upstreams); periods 1 ms-1 h; `tolerance` 0-1; one to four metrics with targets
     /// above 0; the behavior's policies as the API server validates them; predictive history
     /// 1-14 days of whole steps, a season of whole steps.
     pub fn validate(&self) -> Checked {
         config::count("max_replicas", u64::from(self.max_replicas), 1, 64)?;
+        // Kubernetes refuses minReplicas 0 without an Object or External metric: with no pod
+        // there is no metric to scale back up on.
         config::count(
             "min_replicas",
             u64::from(self.min_replicas),
-            0,
+            1,
             u64::from(self.max_replicas),
         )?;
         config::range("sync_period_ms", self.sync_period_ms, 1.0, 3.6e6)?;
@@ -308,12 +314,8 @@ impl PredictiveConfig {
                 self.season_s, self.step_s
             ),
         )?;
-        config::count(
-            "reforecast_s",
-            u64::from(self.reforecast_s),
-            60,
-            30 * 86_400,
-        )?;
+        // The forecast runs 48 h ahead: a later re-forecast would leave hours without one.
+        config::count("reforecast_s", u64::from(self.reforecast_s), 60, 48 * 3_600)?;
         config::count("buffer_s", u64::from(self.buffer_s), 0, 86_400)?;
         config::range("history_noise", self.history_noise, 0.0, 1.0)?;
         config::range(
@@ -340,6 +342,10 @@ const WARM_REFILL: u32 = 4;
 const BOOT: u32 = 1_000;
 const TERM: u32 = 2_000;
 const KILL: u32 = 3_000;
+/// A container restarted by the kubelet runs again.
+const RESTART: u32 = 4_000;
+/// The kubelet's first back-off before restarting a failed container (CrashLoopBackOff).
+const RESTART_BACKOFF_NS: u64 = 10_000_000_000;
 
 struct Ids {
     scale_ups: CounterId,
@@ -391,8 +397,12 @@ pub struct ControlPlane {
     warm_available: u32,
     metrics_lost: bool,
     metrics_extra_delay_ns: u64,
-    /// Replica floors held by firing alerts, by rule.
-    alert_floors: std::collections::BTreeMap<u32, u32>,
+    /// Replica floors held by firing alerts, by rule: (floor, valid until).
+    alert_floors: std::collections::BTreeMap<u32, (u32, u64)>,
+    /// The monitor, the only sender whose alert floors count.
+    monitor: Option<NodeId>,
+    /// Restarted: every slot is unknown until the first probe round is answered.
+    adopting: bool,
     ids: Option<Ids>,
 }
 
@@ -424,6 +434,8 @@ impl ControlPlane {
             metrics_lost: false,
             metrics_extra_delay_ns: 0,
             alert_floors: std::collections::BTreeMap::new(),
+            monitor: None,
+            adopting: false,
             ids: None,
             config,
         }
@@ -431,6 +443,12 @@ impl ControlPlane {
 
     pub fn replicas(&self) -> u32 {
         self.replicas
+    }
+
+    /// Alert floors are taken from `monitor` only.
+    pub fn with_monitor(mut self, monitor: Option<NodeId>) -> ControlPlane {
+        self.monitor = monitor;
+        self
     }
 
     pub fn pods(&self) -> &Pods {
@@ -483,7 +501,8 @@ impl ControlPlane {
             ctx.metrics().set(rps, p.rate_at(now));
             desired = desired.max(floor);
         }
-        let alert_floor = self.alert_floors.values().max().copied().unwrap_or(0);
+        self.alert_floors.retain(|_, f| f.1 >= now);
+        let alert_floor = self.alert_floors.values().map(|f| f.0).max().unwrap_or(0);
         let g = self.ids().alert_floor;
         ctx.metrics().set(g, f64::from(alert_floor));
         desired = desired.max(alert_floor.min(max));
@@ -575,17 +594,17 @@ impl ControlPlane {
                 self.pods.remove_pending(slot);
                 continue;
             }
-            self.pods.terminate(slot, now);
+            let pre_stop = ms_to_ns(self.config.pod.pre_stop_ms);
+            let grace = ms_to_ns(self.config.pod.termination_grace_period_ms);
+            self.pods.terminate(slot, now + pre_stop, now + grace);
             let c = self.ids().terminated;
             ctx.metrics().add(c, 1);
-            let pre_stop = ms_to_ns(self.config.pod.pre_stop_ms);
             ctx.set_timer(
                 pre_stop,
                 Timer::Tick {
                     kind: TERM + slot as u32,
                 },
             );
-            let grace = ms_to_ns(self.config.pod.termination_grace_period_ms);
             ctx.set_timer(
                 grace,
                 Timer::Tick {
@@ -599,8 +618,12 @@ impl ControlPlane {
     /// Sends the ready endpoints to every gateway: at once when they changed, and again at
     /// every sync (a watch's resync: messages can be lost).
     fn send_endpoints(&mut self, ctx: &mut dyn Context, changed: bool) {
+        if self.adopting {
+            return; // nothing known yet: the gateways keep the set they have
+        }
         if changed {
-            self.endpoints_version += 1;
+            // Above every version an earlier incarnation sent: time only moves forward.
+            self.endpoints_version = (self.endpoints_version + 1).max(ctx.now_ns());
             let g = self.ids().endpoints_version;
             ctx.metrics().set(g, self.endpoints_version as f64);
         }
@@ -615,7 +638,18 @@ impl ControlPlane {
     }
 
     fn publish(&mut self, ctx: &mut dyn Context) {
+        if self.adopting {
+            return; // nothing known yet
+        }
         self.send_endpoints(ctx, false);
+        if let Some(m) = self.monitor {
+            let running = self.pods.running_nodes();
+            let msg = ScalerMsg::Targets {
+                version: self.endpoints_version.max(ctx.now_ns()),
+                running,
+            };
+            ctx.send(m, Msg::Scaler(msg));
+        }
         let now = ctx.now_ns();
         let (d, r, u) = {
             let i = self.ids();
@@ -669,6 +703,22 @@ impl ControlPlane {
         let (c, f) = (self.ids().probes, self.ids().probe_failures);
         ctx.metrics().add(c, due.len() as u64);
         ctx.metrics().add(f, failures);
+        // Failed probes, failureThreshold in a row: the kubelet restarts the container (a
+        // process that died, or one that hangs), after its back-off.
+        for slot in self.pods.to_restart(threshold) {
+            let node = self.pods.get(slot).node;
+            tracing::debug!(node, "probes failed: container restarted");
+            ctx.power(node, false);
+            self.pods.restarting(slot, now + RESTART_BACKOFF_NS);
+            let kind = RESTART + slot as u32;
+            ctx.set_timer(RESTART_BACKOFF_NS, Timer::Tick { kind });
+        }
+        if std::mem::take(&mut self.adopting) {
+            // Recovered after a restart of the control plane: what answered is what runs.
+            self.replicas = self.pods.active().max(self.config.min_replicas);
+            let n = self.replicas;
+            self.scale_to(ctx, n);
+        }
         for node in due {
             ctx.send(
                 node,
@@ -684,14 +734,7 @@ impl ControlPlane {
         Self::every(ctx, self.config.pod.readiness_period_ms, PROBE);
     }
 
-    fn on_usage(
-        &mut self,
-        ctx: &mut dyn Context,
-        from: NodeId,
-        cpu_ns: u64,
-        answered: u64,
-        workers: u32,
-    ) {
+    fn on_usage(&mut self, ctx: &mut dyn Context, from: NodeId, report: UsageReport) {
         if self.metrics_lost || ctx.fault("scaler.metrics_lost") {
             let c = self.ids().scrapes_lost;
             ctx.metrics().add(c, 1);
@@ -699,9 +742,7 @@ impl ControlPlane {
         }
         let now = ctx.now_ns();
         let visible = now + ms_to_ns(self.config.metrics_delay_ms) + self.metrics_extra_delay_ns;
-        let answered = self
-            .pods
-            .usage(from, now, visible, cpu_ns, answered, workers);
+        let answered = self.pods.usage(from, &report, now, visible);
         if let (Some(n), Some(p)) = (answered, &mut self.predictor) {
             p.observe(now, n);
         }
@@ -713,17 +754,25 @@ impl ControlPlane {
         if slot >= self.pods.len() {
             return;
         }
-        let node = self.pods.get(slot).node;
-        let phase = self.pods.get(slot).phase;
+        let pod = self.pods.get(slot);
+        let (node, phase) = (pod.node, pod.phase);
+        let (term_at, kill_at) = (pod.term_at_ns, pod.kill_at_ns);
+        // A timer of an earlier pod in the slot finds a later deadline (or none): it does not
+        // act on the pod there now.
+        let terminating = phase == PodPhase::Terminating;
         match base {
             BOOT if self.pods.boot(slot, now) => {
                 ctx.power(node, true);
                 self.publish(ctx);
             }
-            TERM if phase == PodPhase::Terminating => {
+            RESTART if self.pods.restarted(slot, now) => {
+                ctx.power(node, true);
+                self.publish(ctx);
+            }
+            TERM if terminating && now >= term_at => {
                 ctx.send(node, Msg::Scaler(ScalerMsg::Terminate));
             }
-            KILL if phase == PodPhase::Terminating => {
+            KILL if terminating && now >= kill_at => {
                 let c = self.ids().kills;
                 ctx.metrics().add(c, 1);
                 tracing::debug!(node, "grace period over: killed");
@@ -772,9 +821,21 @@ impl Component for ControlPlane {
             alert_floor: m.gauge("scaler_alert_floor_replicas", "replicas"),
         });
         let now = ctx.now_ns();
-        self.pods.started(now);
+        if now > 0 {
+            // A restart: nothing of the pods is known; the first probe round adopts every slot
+            // whose process answers, and the replicas follow what runs.
+            self.pods.forget();
+            self.adopting = true;
+            self.replicas = 0;
+            self.probe_seq += 1;
+            for node in self.pods.nodes() {
+                let seq = self.probe_seq;
+                ctx.send(node, Msg::Scaler(ScalerMsg::Probe { seq }));
+            }
+        }
         if let Some(p) = &mut self.predictor {
             p.perturb_history(ctx.rng());
+            p.resume(now);
             p.forecast(now);
             let every = u64::from(p.config().reforecast_s) * 1_000_000_000;
             ctx.set_timer(every, Timer::Tick { kind: REFORECAST });
@@ -789,11 +850,26 @@ impl Component for ControlPlane {
         let Msg::Scaler(m) = msg else { return };
         match m {
             ScalerMsg::Usage {
+                seq,
                 cpu_ns_total,
                 answered_total,
                 workers,
-                ..
-            } => self.on_usage(ctx, from, cpu_ns_total, answered_total, workers),
+            } => {
+                let report = UsageReport {
+                    seq,
+                    cpu_ns: cpu_ns_total,
+                    answered: answered_total,
+                    workers,
+                };
+                self.on_usage(ctx, from, report)
+            }
+            ScalerMsg::ProbeOk { .. } if self.adopting => {
+                let now = ctx.now_ns();
+                if self.pods.adopt(from, now) {
+                    self.send_endpoints(ctx, true);
+                    self.publish(ctx);
+                }
+            }
             ScalerMsg::ProbeOk { seq } => {
                 let now = ctx.now_ns();
                 if self.pods.probe_ok(from, seq, now) {
@@ -808,12 +884,25 @@ impl Component for ControlPlane {
                     }
                 }
             }
-            ScalerMsg::AlertFloor { rule, add: 0 } => {
+            ScalerMsg::AlertFloor { .. } if Some(from) != self.monitor => {}
+            ScalerMsg::AlertFloor { rule, add: 0, .. } => {
                 self.alert_floors.remove(&rule);
             }
-            ScalerMsg::AlertFloor { rule, add } => {
-                let floor = (self.replicas + add).min(self.config.max_replicas);
-                self.alert_floors.insert(rule, floor);
+            ScalerMsg::AlertFloor {
+                rule,
+                add,
+                valid_ms,
+            } => {
+                let until = ctx.now_ns() + valid_ms * 1_000_000;
+                if let Some(f) = self.alert_floors.get_mut(&rule) {
+                    f.1 = until; // refreshed while the alert fires
+                    return;
+                }
+                let floor = self
+                    .replicas
+                    .saturating_add(add)
+                    .min(self.config.max_replicas);
+                self.alert_floors.insert(rule, (floor, until));
                 if floor > self.replicas {
                     let now = ctx.now_ns();
                     let current = self.replicas;
@@ -822,6 +911,7 @@ impl Component for ControlPlane {
                     self.scale_to(ctx, floor);
                 }
             }
+            ScalerMsg::MetricsPipeline { .. } if from != ctx.me() => {}
             ScalerMsg::MetricsPipeline { lost, delay_ms } => {
                 self.metrics_lost = lost;
                 self.metrics_extra_delay_ns = delay_ms * 1_000_000;

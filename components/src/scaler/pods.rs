@@ -16,6 +16,15 @@ pub enum PodPhase {
     Terminating,
 }
 
+/// A pod's answer to a scrape: its cumulative counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsageReport {
+    pub seq: u64,
+    pub cpu_ns: u64,
+    pub answered: u64,
+    pub workers: u32,
+}
+
 /// Which metric a view carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Metric {
@@ -41,12 +50,23 @@ pub struct Pod {
     pub start_ns: Option<u64>,
     /// The Ready condition: (status, last transition).
     pub ready: Option<(bool, u64)>,
-    probe_outstanding: bool,
+    /// The sequence number of the probe awaiting an answer (0: none).
+    probe_outstanding: u64,
     probe_failures: u32,
-    /// The last scrape's cumulative counters: (time, CPU ns, answered).
-    last_usage: Option<(u64, u64, u64)>,
+    /// The last scrape's cumulative counters: (scrape seq, time, CPU ns, answered).
+    last_usage: Option<(u64, u64, u64, u64)>,
     visible: Option<Scraped>,
-    pending: Option<Scraped>,
+    /// Scrapes not yet visible (a metrics delay longer than the resolution holds several).
+    pending: std::collections::VecDeque<Scraped>,
+    /// When SIGTERM is due and when the grace period ends (a terminating pod's; timers of an
+    /// earlier pod in the slot check these, so they cannot act on a later one).
+    pub term_at_ns: u64,
+    pub kill_at_ns: u64,
+    /// A container restart in progress (the kubelet's, after failed probes): when the process
+    /// starts again.
+    pub restart_at_ns: Option<u64>,
+    /// Container restarts of this pod.
+    pub restarts: u32,
 }
 
 impl Pod {
@@ -58,11 +78,15 @@ impl Pod {
             boot_at_ns: 0,
             start_ns: None,
             ready: None,
-            probe_outstanding: false,
+            probe_outstanding: 0,
             probe_failures: 0,
             last_usage: None,
             visible: None,
-            pending: None,
+            pending: std::collections::VecDeque::new(),
+            term_at_ns: 0,
+            kill_at_ns: 0,
+            restart_at_ns: None,
+            restarts: 0,
         }
     }
 
@@ -72,6 +96,7 @@ impl Pod {
 
     fn has_process(&self) -> bool {
         matches!(self.phase, PodPhase::Running | PodPhase::Terminating)
+            && self.restart_at_ns.is_none()
     }
 }
 
@@ -93,8 +118,10 @@ impl Pods {
         Pods { pods }
     }
 
-    /// The control plane (re)started at `now_ns`: nothing to do for pods in steady state.
-    pub fn started(&mut self, _now_ns: u64) {}
+    /// Every slot's node.
+    pub fn nodes(&self) -> Vec<NodeId> {
+        self.pods.iter().map(|p| p.node).collect()
+    }
 
     pub fn len(&self) -> usize {
         self.pods.len()
@@ -193,9 +220,13 @@ impl Pods {
         self.pods[slot] = Pod::off(node);
     }
 
-    /// The pod leaves the endpoints and waits for SIGTERM and its grace period.
-    pub fn terminate(&mut self, slot: usize, _now_ns: u64) {
-        self.pods[slot].phase = PodPhase::Terminating;
+    /// The pod leaves the endpoints; SIGTERM is due at `term_at_ns`, the kill at `kill_at_ns`.
+    pub fn terminate(&mut self, slot: usize, term_at_ns: u64, kill_at_ns: u64) {
+        let p = &mut self.pods[slot];
+        p.phase = PodPhase::Terminating;
+        p.term_at_ns = term_at_ns;
+        p.kill_at_ns = kill_at_ns;
+        p.restart_at_ns = None;
     }
 
     /// The pod's process is gone.
@@ -212,25 +243,83 @@ impl Pods {
         now_ns: u64,
         initial_ns: u64,
         threshold: u32,
-        _seq: u64,
+        seq: u64,
     ) -> (Vec<NodeId>, bool) {
         let (mut due, mut changed) = (Vec::new(), false);
         for p in &mut self.pods {
             let Some(start) = p.start_ns else { continue };
-            if !p.has_process() || start + initial_ns > now_ns {
+            if !p.has_process() || p.restart_at_ns.is_some() || start + initial_ns > now_ns {
                 continue;
             }
-            if p.probe_outstanding {
+            if p.probe_outstanding != 0 {
                 p.probe_failures += 1;
                 if p.probe_failures >= threshold && matches!(p.ready, Some((true, _))) {
                     changed |= p.is_ready();
                     p.ready = Some((false, now_ns));
                 }
             }
-            p.probe_outstanding = true;
+            p.probe_outstanding = seq;
             due.push(p.node);
         }
         (due, changed)
+    }
+
+    /// Pods with a process that failed `threshold` probes in a row and are not restarting
+    /// yet: the kubelet restarts their container (restartPolicy Always).
+    pub fn to_restart(&self, threshold: u32) -> Vec<usize> {
+        let failing = self.pods.iter().enumerate().filter(|(_, p)| {
+            p.phase == PodPhase::Running
+                && p.restart_at_ns.is_none()
+                && p.probe_failures >= threshold
+        });
+        failing.map(|(i, _)| i).collect()
+    }
+
+    /// The container of `slot` is stopped now and starts again at `at_ns`.
+    pub fn restarting(&mut self, slot: usize, at_ns: u64) {
+        let p = &mut self.pods[slot];
+        p.restart_at_ns = Some(at_ns);
+        p.restarts += 1;
+        p.probe_outstanding = 0;
+        p.probe_failures = 0;
+        p.last_usage = None;
+        p.visible = None;
+        p.pending.clear();
+    }
+
+    /// The restarted container of `slot` runs again (true), unless the pod went meanwhile.
+    pub fn restarted(&mut self, slot: usize, now_ns: u64) -> bool {
+        let p = &mut self.pods[slot];
+        if p.phase != PodPhase::Running || p.restart_at_ns.is_none_or(|t| t > now_ns) {
+            return false;
+        }
+        p.restart_at_ns = None;
+        p.start_ns = Some(now_ns);
+        p.ready = Some((false, now_ns));
+        true
+    }
+
+    /// After a restart of the control plane: every slot is unknown until it answers a probe.
+    pub fn forget(&mut self) {
+        for p in &mut self.pods {
+            *p = Pod::off(p.node);
+        }
+    }
+
+    /// A slot that answered a probe while the control plane did not know it: its pod runs and
+    /// is ready (adopted, as a ReplicaSet adopts the pods its selector matches).
+    pub fn adopt(&mut self, node: NodeId, now_ns: u64) -> bool {
+        let Some(slot) = self.slot_of(node) else {
+            return false;
+        };
+        let p = &mut self.pods[slot];
+        if p.phase != PodPhase::Off {
+            return false;
+        }
+        p.phase = PodPhase::Running;
+        p.start_ns = Some(now_ns);
+        p.ready = Some((true, now_ns));
+        true
     }
 
     /// Pods with a process whose last probe is still unanswered (failures of the round that
@@ -239,17 +328,20 @@ impl Pods {
         let waiting = self
             .pods
             .iter()
-            .filter(|p| p.has_process() && p.probe_outstanding);
+            .filter(|p| p.has_process() && p.probe_outstanding != 0);
         waiting.count() as u64
     }
 
     /// A probe passed: the pod is ready (true if the endpoints changed).
-    pub fn probe_ok(&mut self, node: NodeId, _seq: u64, now_ns: u64) -> bool {
+    pub fn probe_ok(&mut self, node: NodeId, seq: u64, now_ns: u64) -> bool {
         let Some(slot) = self.slot_of(node) else {
             return false;
         };
         let p = &mut self.pods[slot];
-        p.probe_outstanding = false;
+        if seq != p.probe_outstanding || p.restart_at_ns.is_some() {
+            return false; // a late answer to an earlier round (or an earlier pod in the slot)
+        }
+        p.probe_outstanding = 0;
         p.probe_failures = 0;
         if p.phase == PodPhase::Running && !p.is_ready() {
             p.ready = Some((true, now_ns));
@@ -264,19 +356,26 @@ impl Pods {
     pub fn usage(
         &mut self,
         node: NodeId,
+        r: &UsageReport,
         now_ns: u64,
         visible_ns: u64,
-        cpu_ns: u64,
-        answered: u64,
-        workers: u32,
     ) -> Option<u64> {
+        let UsageReport {
+            seq,
+            cpu_ns,
+            answered,
+            workers,
+        } = *r;
         let slot = self.slot_of(node)?;
         let p = &mut self.pods[slot];
         if !p.has_process() {
             return None;
         }
-        let last = p.last_usage.replace((now_ns, cpu_ns, answered));
-        let (at, cpu0, ans0) = last?;
+        if p.last_usage.is_some_and(|(s, ..)| seq <= s) {
+            return None; // a late answer to an earlier scrape
+        }
+        let last = p.last_usage.replace((seq, now_ns, cpu_ns, answered));
+        let (_, at, cpu0, ans0) = last?;
         if cpu_ns < cpu0 || answered < ans0 || now_ns <= at {
             return None; // the process restarted: its counters began again
         }
@@ -290,7 +389,7 @@ impl Pods {
             at_ns: now_ns,
             window_ns: window,
         };
-        p.pending = Some(Scraped {
+        p.pending.push_back(Scraped {
             visible_ns,
             cpu: sample(cores * 1000.0, request),
             rps: sample((answered - ans0) as f64 / seconds, 0.0),
@@ -301,8 +400,8 @@ impl Pods {
     /// Samples whose time has come become what metrics-server serves.
     pub fn promote(&mut self, now_ns: u64) {
         for p in &mut self.pods {
-            if p.pending.is_some_and(|s| s.visible_ns <= now_ns) {
-                p.visible = p.pending.take();
+            while p.pending.front().is_some_and(|s| s.visible_ns <= now_ns) {
+                p.visible = p.pending.pop_front();
             }
         }
     }

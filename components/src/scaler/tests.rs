@@ -173,11 +173,19 @@ fn scale_down_waits_for_the_five_minute_stabilization_window() {
 
 #[test]
 fn terminating_pods_leave_the_endpoints_before_sigterm_and_are_killed_after_the_grace_period() {
-    let config = ScalerConfig {
+    let mut config = ScalerConfig {
         min_replicas: 1,
         max_replicas: 4,
         ..ScalerConfig::default()
     };
+    // Nobody answers probes here: no restarts within the minute.
+    config.pod.readiness_failure_threshold = 100;
+    let _ = ScalerConfig {
+        min_replicas: 0,
+        ..ScalerConfig::default()
+    }
+    .validate()
+    .expect_err("minReplicas 0 needs an Object or External metric, which the twin has not");
     let mut cp = ControlPlane::new(config, &[0, 1, 2, 3], 4, &[GATEWAY]);
     let mut ctx = TestContext::new(99);
     cp.start(&mut ctx);
@@ -221,9 +229,11 @@ fn a_blind_autoscaler_holds_its_count_under_a_rising_load() {
     };
     fixed_startup(&mut config, 1_000.0);
     let mut h = Harness::new(config, 16, 2);
+    // The simulator injects it as a message from the control plane to itself; from anyone
+    // else it is ignored.
     h.cp.on_message(
         &mut h.ctx,
-        0,
+        99,
         Msg::Scaler(ScalerMsg::MetricsPipeline {
             lost: true,
             delay_ms: 0,
@@ -309,4 +319,117 @@ fn a_deployment_scaled_to_zero_by_hand_is_left_alone_as_scaling_disabled() {
     h.pump();
     h.run(120, |_| 400.0, 10.0);
     assert!(h.timeline.iter().all(|p| p.1 == 0), "{:?}", h.timeline);
+}
+
+#[test]
+fn a_metrics_delay_longer_than_the_resolution_delays_the_hpa_without_blinding_it() {
+    let run = |delay_ms: f64| {
+        let mut config = ScalerConfig {
+            max_replicas: 16,
+            metrics_delay_ms: delay_ms,
+            ..ScalerConfig::default()
+        };
+        fixed_startup(&mut config, 1_000.0);
+        let mut h = Harness::new(config, 16, 2);
+        h.run(300, |_| 400.0, 10.0);
+        h.timeline.iter().find(|p| p.1 > 2).map(|p| p.0)
+    };
+    let (prompt, late) = (run(0.0).unwrap(), run(40_000.0).unwrap());
+    assert!(
+        late >= prompt + 30,
+        "a 40 s delay: first scale-up at {late} s, not {prompt} s"
+    );
+}
+
+#[test]
+fn a_slots_earlier_pod_timers_never_cut_a_later_pods_grace_period() {
+    let config = ScalerConfig {
+        min_replicas: 1,
+        max_replicas: 2,
+        ..ScalerConfig::default()
+    };
+    let mut cp = ControlPlane::new(config, &[0, 1], 2, &[GATEWAY]);
+    let mut ctx = TestContext::new(99);
+    cp.start(&mut ctx);
+    // Pod in slot 1 terminated at 20 s; it drains at once; a new pod takes the slot at 25 s
+    // and is terminated at 30 s: its grace period ends at 60 s, not at the first pod's 50 s.
+    ctx.now_ns = 20 * S;
+    cp.scale_to(&mut ctx, 1);
+    cp.on_message(&mut ctx, 1, Msg::Scaler(ScalerMsg::Drained));
+    ctx.now_ns = 25 * S;
+    cp.scale_to(&mut ctx, 2);
+    let slot = cp.pods().slot_of(1).unwrap();
+    let boot_at = 25 * S + 60 * S;
+    ctx.now_ns = boot_at;
+    assert!(cp.pods.boot(slot, boot_at), "the new pod's process starts");
+    ctx.now_ns = 30 * S;
+    cp.pods.terminate(slot, 30 * S, 60 * S);
+    ctx.powered.clear();
+    ctx.now_ns = 50 * S;
+    cp.on_timer(
+        &mut ctx,
+        Timer::Tick {
+            kind: KILL + slot as u32,
+        },
+    );
+    assert!(
+        ctx.powered.is_empty(),
+        "the first pod's kill timer finds a later deadline"
+    );
+    ctx.now_ns = 60 * S;
+    cp.on_timer(
+        &mut ctx,
+        Timer::Tick {
+            kind: KILL + slot as u32,
+        },
+    );
+    assert_eq!(ctx.powered, vec![(1, false)]);
+}
+
+#[test]
+fn only_the_simulator_blinds_the_pipeline_and_only_the_monitor_sets_floors() {
+    let config = ScalerConfig {
+        max_replicas: 8,
+        ..ScalerConfig::default()
+    };
+    let mut cp = ControlPlane::new(config, &(0..8).collect::<Vec<_>>(), 2, &[GATEWAY])
+        .with_monitor(Some(50));
+    let mut ctx = TestContext::new(99);
+    cp.start(&mut ctx);
+    let blind = ScalerMsg::MetricsPipeline {
+        lost: true,
+        delay_ms: 0,
+    };
+    cp.on_message(&mut ctx, 3, Msg::Scaler(blind));
+    assert!(!cp.metrics_lost, "a pod cannot blind the autoscaler");
+    let floor = |add| ScalerMsg::AlertFloor {
+        rule: 0,
+        add,
+        valid_ms: 45_000,
+    };
+    cp.on_message(&mut ctx, 3, Msg::Scaler(floor(4)));
+    assert_eq!(cp.replicas(), 2, "a pod cannot raise the floor");
+    cp.on_message(&mut ctx, 50, Msg::Scaler(floor(4)));
+    assert_eq!(cp.replicas(), 6);
+    // Not refreshed: the floor lapses, and the HPA (no metrics yet) holds what runs.
+    ctx.now_ns = 60 * S;
+    cp.sync(&mut ctx);
+    assert!(cp.alert_floors.is_empty());
+}
+
+#[test]
+fn a_crashed_pod_is_restarted_after_failed_probes_and_serves_again() {
+    let mut config = ScalerConfig {
+        max_replicas: 4,
+        ..ScalerConfig::default()
+    };
+    fixed_startup(&mut config, 1_000.0);
+    let mut h = Harness::new(config, 4, 2);
+    h.run(30, |_| 100.0, 10.0);
+    h.up.remove(&1); // the process dies
+    h.run(120, |_| 100.0, 10.0);
+    // Three unanswered probes (30 s), then the kubelet's 10 s back-off: running and ready.
+    assert!(h.up.contains(&1), "restarted");
+    assert_eq!(h.endpoints.len(), 2);
+    assert_eq!(h.cp.pods().get(1).restarts, 1);
 }

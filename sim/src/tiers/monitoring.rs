@@ -13,6 +13,7 @@ use crate::outcome::{Row, Table};
 use crate::plan::{Plan, Role};
 use crate::scenario::{within, Invalid, Scenario};
 use crate::tiers::scaler::CONTROL;
+use crate::tiers::service::SERVICE;
 use minitwin_components::monitor::rules::Transition;
 use minitwin_components::monitor::Monitor;
 use minitwin_components::NodeId;
@@ -54,9 +55,23 @@ impl Tier for Monitoring {
             .map(|n| n.id)
             .collect();
         let (config, cp) = (config.clone(), plan.one(CONTROL));
+        // An autoscaled tier's slots are discovered through the control plane.
+        let slots: Vec<NodeId> = match cp {
+            Some(_) => plan.ids(SERVICE),
+            None => Vec::new(),
+        };
+        let running: Vec<NodeId> = slots
+            .iter()
+            .copied()
+            .filter(|&n| !plan.node(n).starts_down)
+            .collect();
         out.push((
             me,
-            Box::new(move || Box::new(Monitor::new(config.clone(), &targets, cp))),
+            Box::new(move || {
+                Box::new(
+                    Monitor::new(config.clone(), &targets, cp).with_pod_slots(&slots, &running),
+                )
+            }),
         ));
     }
 

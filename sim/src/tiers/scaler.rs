@@ -70,16 +70,15 @@ impl Tier for Scaling {
             p.history_rps = history_rps(s, p.history_days, p.step_s, p.history_trend_per_day);
         }
         let (slots, gateways) = (plan.ids(SERVICE), plan.ids(GATEWAY));
+        let monitor = plan.one(crate::tiers::monitoring::MONITOR);
         let initial = s.topology.services.count;
         out.push((
             id,
             Box::new(move || {
-                Box::new(ControlPlane::new(
-                    config.clone(),
-                    &slots,
-                    initial,
-                    &gateways,
-                ))
+                Box::new(
+                    ControlPlane::new(config.clone(), &slots, initial, &gateways)
+                        .with_monitor(monitor),
+                )
             }),
         ));
     }
