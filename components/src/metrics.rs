@@ -133,6 +133,14 @@ impl Metrics {
         }
     }
 
+    /// When a level's integral began (its registration, or the last reset).
+    pub fn level_start(&self, name: &str) -> Option<u64> {
+        match self.entries.get(*self.by_name.get(name)? as usize)?.value {
+            Value::Level { start_ns, .. } => Some(start_ns),
+            _ => None,
+        }
+    }
+
     /// A level's value now.
     pub fn level_value(&self, name: &str) -> Option<i64> {
         match self.entries.get(*self.by_name.get(name)? as usize)?.value {

@@ -14,6 +14,7 @@ use crate::series::{Downsampled, Span};
 use crate::tiers::scaler::CONTROL;
 use crate::tiers::service::SERVICE;
 use crate::tiers::store::STORE;
+use minitwin_components::metrics::Metrics;
 
 /// One second (or, downsampled, `span_s` seconds from `t_s`) of the tiers.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -69,6 +70,24 @@ pub struct Provisioning {
     pub over_replica_s: f64,
 }
 
+/// A level's time-average over (`last_ns`, `now_ns`], from its integral (`last` holds the
+/// integral at `last_ns` and is moved on). A reset within the second (the warm-up's) starts
+/// the integral over: the average is then over the part after it.
+fn second_mean(m: &Metrics, name: &str, now_ns: u64, last_ns: u64, last: &mut f64) -> f64 {
+    let area = m.level_area(name, now_ns).unwrap_or(0.0);
+    let start = m.level_start(name).unwrap_or(0);
+    let mean = if start > last_ns {
+        match now_ns.saturating_sub(start) {
+            0 => m.level_value(name).unwrap_or(0) as f64,
+            span => area / span as f64,
+        }
+    } else {
+        (area - *last) / now_ns.saturating_sub(last_ns).max(1) as f64
+    };
+    *last = area;
+    mean
+}
+
 /// Samples the tiers every simulated second.
 pub struct Sampler {
     services: Vec<u32>,
@@ -119,17 +138,14 @@ impl Sampler {
 
     /// The control plane's part of a second: ready and running replicas (time-averaged),
     /// wanted replicas, and the totals against what the arrivals needed.
-    fn control_second(&mut self, sim: &Sim, now_ns: u64, dt: f64, row: &mut TierSecond) {
+    fn control_second(&mut self, sim: &Sim, now_ns: u64, row: &mut TierSecond) {
         let Some((node, capacity)) = self.control else {
             return;
         };
         let m = &sim.env(node).metrics;
+        let last_ns = self.last_ns;
         let mut mean = |i: usize, name: &str| {
-            let area = m.level_area(name, now_ns).unwrap_or(0.0);
-            let last = self.last_control_area[i];
-            let delta = if area >= last { area - last } else { area };
-            self.last_control_area[i] = area;
-            delta / dt
+            second_mean(m, name, now_ns, last_ns, &mut self.last_control_area[i])
         };
         let (ready, running) = (mean(0, READY), mean(1, RUNNING));
         row.services_ready = ready;
@@ -149,20 +165,15 @@ impl Sampler {
         if dt == 0.0 {
             return;
         }
+        let last_ns = self.last_ns;
         let mut mean = |k: usize, node: u32, name: &str| -> f64 {
-            let area = sim
-                .env(node)
-                .metrics
-                .level_area(name, now_ns)
-                .unwrap_or(0.0);
-            // The warm-up's reset starts the integral over: count from zero then.
-            let delta = if area >= self.last_area[k] {
-                area - self.last_area[k]
-            } else {
-                area
-            };
-            self.last_area[k] = area;
-            delta / dt
+            second_mean(
+                &sim.env(node).metrics,
+                name,
+                now_ns,
+                last_ns,
+                &mut self.last_area[k],
+            )
         };
         let mut row = TierSecond {
             t_s: self.last_ns / 1_000_000_000,
@@ -184,7 +195,7 @@ impl Sampler {
         let new = arrivals.checked_sub(self.last_arrivals).unwrap_or(arrivals);
         self.last_arrivals = arrivals;
         row.services_arrivals_rps = new as f64 / (dt / 1e9);
-        self.control_second(sim, now_ns, dt, &mut row);
+        self.control_second(sim, now_ns, &mut row);
         self.last_ns = now_ns;
         self.points.push(row);
     }
