@@ -7,7 +7,7 @@
 # master; TRIALS times at each cluster-node-timeout. Stops every process it started by pid.
 # Then runs the twin's scenarios/session-failover.toml with the same node timeout on as many
 # seeds, and prints real against twin (median, p10, p90, ratio). Writes the trials to
-# results/calibration/redis-failover.csv.
+# results/calibration/redis-failover.csv and the table to redis-failover.txt.
 #
 # Needs redis-server and redis-cli (Debian: apt-get install redis-server redis-tools).
 # Usage: calibration/redis-failover.sh [TRIALS] [TIMEOUTS_MS...]   (default: 5 2000 15000)
@@ -115,6 +115,7 @@ for timeout in "${timeouts[@]}"; do
 done
 
 redis_version=$(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/')
+{
 printf 'Redis Cluster failover: real (redis %s, loopback) against the twin; %s trials each; %s, %s cores, %s\n' \
   "$redis_version" "$trials" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" "$(nproc)" "$(date -u +%F)"
 printf '%-16s %-6s %10s %10s %10s\n' "node timeout" "" "median ms" "p10 ms" "p90 ms"
@@ -132,3 +133,4 @@ for t in sorted({int(r["node_timeout_ms"]) for r in rows}):
         print(f"{t:>10} ms    {system:<6} {q(xs, 0.5):10.0f} {q(xs, 0.1):10.0f} {q(xs, 0.9):10.0f}")
     print(f"{'':>16} twin/real {med['twin'] / med['real']:.2f}")
 PY
+} | tee "$out_dir/redis-failover.txt"
