@@ -107,7 +107,7 @@ cargo build --release --quiet
 for timeout in "${timeouts[@]}"; do
   for i in $(seq 1 "$trials"); do
     "target/release/minitwin" run scenarios/session-failover.toml --seed "$i" --quiet \
-      --set "topology.sessions.config.node_timeout_ms=$timeout.0" --out "$work/twin" >/dev/null || true
+      --set "topology.sessions.config.node_timeout_ms=$timeout.0" --out "$work/twin" >/dev/null 2>&1 || true
     f=$(awk -F, '$4 == "run" && $5 == "failover_s" { print $6 }' \
       "$work"/twin/session-failover*/seed-"$i"/metrics.csv)
     echo "twin,$timeout,$i,$(awk -v s="$f" 'BEGIN { printf "%.0f", s * 1000 }')" >>"$csv"
