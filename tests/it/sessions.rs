@@ -44,14 +44,19 @@ fn failover_s(o: &RunOutcome) -> f64 {
         .unwrap()
 }
 
+/// Real Redis 7.0.15 on loopback (calibration/redis-failover.sh, 2026-12-01): 18.8 to 22.6 s
+/// over 10 trials at cluster-node-timeout 15 s. The ping that exposes a dead node goes out up
+/// to half the node timeout after its last pong, and PFAIL waits for it to be pending a whole
+/// timeout; the reports then travel with the next random pings.
 #[test]
-fn a_master_failover_takes_16_to_18_s_with_the_default_node_timeout_and_6_to_8_s_with_5_s() {
+fn a_master_failover_takes_17_to_22_s_with_the_default_node_timeout_as_real_redis_and_6_to_8_s_with_5_s(
+) {
     let mut s = shipped("session-failover");
     s.duration_s = 45.0;
     for seed in 1..=3 {
         let t = failover_s(&go(&s, seed));
         assert!(
-            (16.0..=18.0).contains(&t),
+            (17.0..=22.0).contains(&t),
             "seed {seed}: {t} s with cluster-node-timeout 15 s"
         );
     }

@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct SessionConfig {
     /// cluster-node-timeout (15 s): silence after which a node is PFAIL.
     pub node_timeout_ms: f64,
-    /// Cluster bus heartbeat.
+    /// How often the cluster cron pings a random node (Redis: every 10th run of its 100 ms
+    /// cron, one of five random nodes, the one whose pong is oldest); besides, any node not
+    /// pinged for half the node timeout is pinged at the next cron.
     pub ping_interval_ms: f64,
     /// PLANTED BUG (feature `planted-bugs`, tests only): a master acknowledges every 50th
     /// write without storing it. The sessions check must catch the loss when no failover
@@ -67,6 +69,8 @@ struct Ids {
 }
 
 const TICK_PING: u32 = 1;
+/// Redis' cluster cron runs every 100 ms (`hz` 10).
+const CRON_MS: f64 = 100.0;
 const TICK_ELECTION: u32 = 2;
 
 pub struct SessionNode {
@@ -75,7 +79,13 @@ pub struct SessionNode {
     initial: Vec<Claim>,
     claims: BTreeMap<NodeId, Claim>,
     current_epoch: u64,
+    /// When anything last came from each node (Redis' `data_received`).
     last_heard_ns: BTreeMap<NodeId, u64>,
+    /// The ping awaiting a pong, by node (Redis' `ping_sent`; absent: none), and when the last
+    /// pong came (`pong_received`).
+    ping_sent_ns: BTreeMap<NodeId, u64>,
+    pong_received_ns: BTreeMap<NodeId, u64>,
+    cron_runs: u64,
     pfail: BTreeSet<NodeId>,
     failed: BTreeSet<NodeId>,
     /// failing node -> master that reported it -> when.
@@ -111,6 +121,9 @@ impl SessionNode {
             claims: claims.iter().map(|c| (c.node, c.clone())).collect(),
             current_epoch: claims.iter().map(|c| c.config_epoch).max().unwrap_or(0),
             last_heard_ns: BTreeMap::new(),
+            ping_sent_ns: BTreeMap::new(),
+            pong_received_ns: BTreeMap::new(),
+            cron_runs: 0,
             pfail: BTreeSet::new(),
             failed: BTreeSet::new(),
             reports: BTreeMap::new(),
@@ -301,22 +314,47 @@ impl SessionNode {
         }
     }
 
-    fn ping(&mut self, ctx: &mut dyn Context) {
-        ctx.set_timer(
-            ms_to_ns(self.config.ping_interval_ms),
-            Timer::Tick { kind: TICK_PING },
-        );
+    /// The cluster cron (Redis' `clusterCron`, every 100 ms): a ping to one of five random
+    /// nodes each `ping_interval_ms`, a ping to any node whose pong is older than half the
+    /// node timeout, and PFAIL for a node whose pending ping (and everything else from it) is
+    /// older than the node timeout.
+    fn cron(&mut self, ctx: &mut dyn Context) {
+        ctx.set_timer(ms_to_ns(CRON_MS), Timer::Tick { kind: TICK_PING });
+        self.cron_runs += 1;
         let now = ctx.now_ns();
         let timeout = ms_to_ns(self.config.node_timeout_ms);
-        let others: Vec<NodeId> = self
-            .claims
-            .keys()
-            .copied()
-            .filter(|&n| n != self.me)
-            .collect();
+        let all: Vec<NodeId> = self.claims.keys().copied().collect();
+        let others: Vec<NodeId> = all.iter().copied().filter(|&n| n != self.me).collect();
+        let every = (self.config.ping_interval_ms / CRON_MS).round().max(1.0) as u64;
+        if self.cron_runs.is_multiple_of(every) && !all.is_empty() {
+            let mut oldest: Option<(u64, NodeId)> = None;
+            for _ in 0..5 {
+                let n = all[ctx.rng().below(all.len() as u64) as usize];
+                if n == self.me || self.ping_sent_ns.contains_key(&n) {
+                    continue;
+                }
+                let pong = self.pong_received_ns.get(&n).copied().unwrap_or(0);
+                if oldest.is_none_or(|(p, _)| pong < p) {
+                    oldest = Some((pong, n));
+                }
+            }
+            if let Some((_, n)) = oldest {
+                self.send_ping(ctx, n, now);
+            }
+        }
         for &n in &others {
+            let pong = self.pong_received_ns.get(&n).copied().unwrap_or(0);
+            if !self.ping_sent_ns.contains_key(&n) && now.saturating_sub(pong) > timeout / 2 {
+                self.send_ping(ctx, n, now);
+            }
+        }
+        for &n in &others {
+            let Some(&sent) = self.ping_sent_ns.get(&n) else {
+                continue;
+            };
             let heard = self.last_heard_ns.get(&n).copied().unwrap_or(0);
-            if now.saturating_sub(heard) > timeout && !self.failed.contains(&n) {
+            let delay = now.saturating_sub(sent).min(now.saturating_sub(heard));
+            if delay > timeout && !self.failed.contains(&n) {
                 self.pfail.insert(n);
             }
         }
@@ -326,10 +364,11 @@ impl SessionNode {
             }
         }
         self.evaluate_failures(ctx, now);
-        let msg = self.gossip(true);
-        for n in others {
-            ctx.send(n, Msg::Session(msg.clone()));
-        }
+    }
+
+    fn send_ping(&mut self, ctx: &mut dyn Context, n: NodeId, now: u64) {
+        self.ping_sent_ns.entry(n).or_insert(now);
+        ctx.send(n, Msg::Session(self.gossip(true)));
     }
 
     fn gossip(&self, ping: bool) -> SessionMsg {
@@ -702,7 +741,11 @@ impl SessionNode {
                 self.on_gossip(ctx, from, g.claims, g.pfail, g.current_epoch);
                 ctx.send(from, Msg::Session(self.gossip(false)));
             }
-            SessionMsg::Pong(g) => self.on_gossip(ctx, from, g.claims, g.pfail, g.current_epoch),
+            SessionMsg::Pong(g) => {
+                self.ping_sent_ns.remove(&from);
+                self.pong_received_ns.insert(from, ctx.now_ns());
+                self.on_gossip(ctx, from, g.claims, g.pfail, g.current_epoch)
+            }
             SessionMsg::Fail { node } if node != self.me => self.mark_failed(ctx, node),
             SessionMsg::AuthRequest { epoch, failed } => {
                 let can_vote =
@@ -755,11 +798,10 @@ impl Component for SessionNode {
         let now = ctx.now_ns();
         for &n in self.claims.keys() {
             self.last_heard_ns.insert(n, now);
+            self.pong_received_ns.insert(n, now);
         }
-        ctx.set_timer(
-            ms_to_ns(self.config.ping_interval_ms),
-            Timer::Tick { kind: TICK_PING },
-        );
+        self.ping_sent_ns.clear();
+        ctx.set_timer(ms_to_ns(CRON_MS), Timer::Tick { kind: TICK_PING });
     }
 
     fn on_message(&mut self, ctx: &mut dyn Context, from: NodeId, msg: Msg) {
@@ -770,7 +812,7 @@ impl Component for SessionNode {
 
     fn on_timer(&mut self, ctx: &mut dyn Context, timer: Timer) {
         match timer {
-            Timer::Tick { kind: TICK_PING } => self.ping(ctx),
+            Timer::Tick { kind: TICK_PING } => self.cron(ctx),
             Timer::Tick {
                 kind: TICK_ELECTION,
             } => self.start_election(ctx),
