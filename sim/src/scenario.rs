@@ -842,6 +842,23 @@ pub fn validate(s: &Scenario) -> Result<(), Invalid> {
                 format!("`{sel}` selects no node"),
             )?;
         }
+        // A grant naming a role no node has would silently grant nothing.
+        let mut roles: Vec<&str> = plan.nodes.iter().map(|n| n.role.0).collect();
+        roles.sort_unstable();
+        roles.dedup();
+        for (i, a) in sec.allow.iter().enumerate() {
+            for (field, role) in [("from", &a.from), ("to", &a.to)] {
+                let known = role == "*"
+                    || role == minitwin_components::security::ANONYMOUS
+                    || roles.contains(&role.as_str());
+                let path = vec![key("security"), key("allow"), Seg::Index(i), key(field)];
+                check_at(
+                    known,
+                    path,
+                    format!("`{role}` is no role of this topology; roles are {roles:?}, `anonymous` and `*`"),
+                )?;
+            }
+        }
     }
     if let Some((name, why)) = crate::checks::unmet(s) {
         return Err((at(&["checks", name]), why));

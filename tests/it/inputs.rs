@@ -264,3 +264,82 @@ fn the_experiment_commands_refuse_what_would_hang_explode_or_panic() {
         assert!(text(&o).contains(bad[0]), "{bad:?}: {}", text(&o));
     }
 }
+
+#[test]
+fn bad_control_tier_fields_are_refused_with_the_field_named_and_exit_2() {
+    let dir = scratch("control-tier");
+    let base = std::fs::read_to_string(root().join("tests/it/every-field.toml")).unwrap();
+    let out = dir.to_str().unwrap();
+    // (field, value) -> the error names the field.
+    for (path, value, says) in [
+        (
+            "topology.autoscaler.max_replicas",
+            "0",
+            "topology.autoscaler.max_replicas",
+        ),
+        (
+            "topology.autoscaler.min_replicas",
+            "0",
+            "topology.autoscaler.min_replicas",
+        ),
+        (
+            "topology.autoscaler.sync_period_ms",
+            "nan",
+            "sync_period_ms",
+        ),
+        (
+            "topology.autoscaler.metrics",
+            "[]",
+            "topology.autoscaler.metrics",
+        ),
+        (
+            "topology.autoscaler.predictive.reforecast_s",
+            "999999",
+            "reforecast_s",
+        ),
+        (
+            "topology.autoscaler.predictive.history_noise",
+            "inf",
+            "history_noise",
+        ),
+        ("monitoring.raw_retention_s", "0.5", "raw_retention_s"),
+        (
+            "monitoring.rules[0].metric",
+            "\"no_such_metric\"",
+            "no_such_metric",
+        ),
+        ("monitoring.rules[0].scale_out_by", "0", "scale_out_by"),
+        ("monitoring.anomalies[0].z", "nan", "anomalies.z"),
+        (
+            "security.allow[0].from",
+            "\"no-such-role\"",
+            "security.allow[0].from",
+        ),
+        (
+            "security.without_certificate",
+            "[\"nobody\"]",
+            "without_certificate",
+        ),
+        ("slo.p99_ms", "-1.0", "slo.p99_ms"),
+    ] {
+        let o = minitwin(&[
+            "run",
+            root().join("tests/it/every-field.toml").to_str().unwrap(),
+            "--set",
+            &format!("{path}={value}"),
+            "-q",
+            "--out",
+            out,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{path}={value}: {}", text(&o));
+        assert!(text(&o).contains(says), "{path}={value}: {}", text(&o));
+        assert!(!text(&o).contains("panicked"));
+    }
+    // A rogue fault naming nobody to impersonate, written by hand.
+    let bad = base.replace("as_node = \"service-0\"\n", "");
+    let file = dir.join("rogue.toml");
+    std::fs::write(&file, bad).unwrap();
+    let o = minitwin(&["check", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("as_node"), "{}", text(&o));
+}

@@ -72,6 +72,9 @@ impl MonitorConfig {
                 "rules.threshold",
                 "must be a number",
             )?;
+            if let Some(n) = r.scale_out_by {
+                config::count("rules.scale_out_by", u64::from(n), 1, 64)?;
+            }
         }
         for a in &self.anomalies {
             known("anomalies.metric", &a.expr.metric)?;

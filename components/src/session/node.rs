@@ -344,8 +344,18 @@ impl SessionNode {
         }
         for &n in &others {
             let pong = self.pong_received_ns.get(&n).copied().unwrap_or(0);
-            if !self.ping_sent_ns.contains_key(&n) && now.saturating_sub(pong) > timeout / 2 {
-                self.send_ping(ctx, n, now);
+            match self.ping_sent_ns.get(&n) {
+                None if now.saturating_sub(pong) > timeout / 2 => self.send_ping(ctx, n, now),
+                // A ping pending for half the node timeout: Redis drops the link and reconnects,
+                // pinging again on the new one (the pending ping keeps its time), so a node
+                // that restarted meanwhile answers and is known again.
+                Some(&sent)
+                    if now.saturating_sub(sent) > timeout / 2
+                        && self.cron_runs.is_multiple_of(every) =>
+                {
+                    self.send_ping(ctx, n, now)
+                }
+                _ => {}
             }
         }
         for &n in &others {
@@ -802,6 +812,17 @@ impl Component for SessionNode {
         }
         self.ping_sent_ns.clear();
         ctx.set_timer(ms_to_ns(CRON_MS), Timer::Tick { kind: TICK_PING });
+        // Every link is new: each opens with a ping (Redis queues one as soon as it connects),
+        // so a restarted node hears the cluster's view of its slots at once.
+        let others: Vec<NodeId> = self
+            .claims
+            .keys()
+            .copied()
+            .filter(|&n| n != self.me)
+            .collect();
+        for n in others {
+            self.send_ping(ctx, n, now);
+        }
     }
 
     fn on_message(&mut self, ctx: &mut dyn Context, from: NodeId, msg: Msg) {
