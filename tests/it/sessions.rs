@@ -44,8 +44,8 @@ fn failover_s(o: &RunOutcome) -> f64 {
         .unwrap()
 }
 
-/// Real Redis 7.0.15 on loopback (calibration/redis-failover.sh, 2026-12-01): 18.8 to 22.6 s
-/// over 10 trials at cluster-node-timeout 15 s. The ping that exposes a dead node goes out up
+/// Real Redis 7.0.15 on loopback (calibration/redis-failover.sh, 2026-12-01): 16.7 to 23.7 s
+/// over 20 trials in four runs at cluster-node-timeout 15 s. The ping that exposes a dead node goes out up
 /// to half the node timeout after its last pong, and PFAIL waits for it to be pending a whole
 /// timeout; the reports then travel with the next random pings.
 #[test]
