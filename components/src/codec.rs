@@ -200,6 +200,11 @@ pub fn encode(msg: &Msg, out: &mut Vec<u8>) -> Result<(), CodecError> {
         Msg::Archive(_) => return Err(CodecError::Unsupported { what: "archive" }),
         Msg::Scaler(_) => return Err(CodecError::Unsupported { what: "scaler" }),
         Msg::Monitor(_) => return Err(CodecError::Unsupported { what: "monitor" }),
+        Msg::Refused(_) | Msg::Reset => {
+            return Err(CodecError::Unsupported {
+                what: "a connection notice (made by the receiving side, never sent)",
+            })
+        }
     }
     out.extend_from_slice(&(w.0.len() as u32).to_le_bytes());
     out.extend_from_slice(&w.0);

@@ -164,6 +164,14 @@ impl<T> Slab<T> {
         self.locate(id).and_then(|i| self.slots[i].1.as_mut())
     }
 
+    /// Every live entry as (id, value), in slot order (deterministic).
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &T)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (g, v))| v.as_ref().map(|v| ((u64::from(*g) << 32) | i as u64, v)))
+    }
+
     pub fn remove(&mut self, id: u64) -> Option<T> {
         let i = self.locate(id)?;
         self.free.push(i as u32);

@@ -153,6 +153,14 @@ pub enum Msg {
     Scaler(crate::scaler::ScalerMsg),
     /// The monitor's scrapes and the nodes' samples: see [`crate::monitor`].
     Monitor(crate::monitor::MonitorMsg),
+    /// The platform's notice that a message could not be delivered because the peer's host
+    /// is up but nothing listens (TCP RST to a SYN: `connect() failed (111: Connection
+    /// refused)`); carries the message back. Never on the wire: the simulator's kernel or
+    /// the production driver's connection makes it.
+    Refused(Box<Msg>),
+    /// The platform's notice that the peer's process died and reset the connection: every
+    /// request in flight to it has failed (`recv() failed (104: Connection reset by peer)`).
+    Reset,
 }
 
 /// Timer tokens. A component only ever receives the tokens it set itself.

@@ -54,6 +54,9 @@ impl Family {
             Msg::Archive(_) => Family::Archive,
             Msg::Scaler(_) => Family::Scaler,
             Msg::Monitor(_) => Family::Monitor,
+            // The platform's notices are not a peer's messages; the kernel never checks them.
+            Msg::Refused(inner) => Family::of(inner),
+            Msg::Reset => Family::Response,
         }
     }
 

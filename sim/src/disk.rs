@@ -130,6 +130,13 @@ impl SimDisk {
         self.durable_lsn = self.durable_lsn.max(lsn.min(self.tail_lsn()));
     }
 
+    /// The process died on a live host: what it appended is in the page cache, which the
+    /// kernel writes back; nothing is lost.
+    pub fn kill(&mut self) {
+        self.durable_lsn = self.tail_lsn();
+        self.last_sync_done_ns = 0;
+    }
+
     /// Power loss: every record not yet durable is gone.
     pub fn crash(&mut self) {
         let keep = (self.durable_lsn - self.base_lsn) as usize;
@@ -226,6 +233,17 @@ mod tests {
         d.crash();
         assert_eq!(d.records(), &[b"a".to_vec()]);
         assert_eq!(d.records_lost_total, 1);
+    }
+
+    #[test]
+    fn a_killed_process_keeps_what_it_appended_in_the_page_cache() {
+        let mut rng = Rng::stream(1, "disk");
+        let mut d = SimDisk::new(DiskConfig::default());
+        d.append(b"a", &mut rng).unwrap();
+        d.append(b"b", &mut rng).unwrap();
+        d.kill();
+        assert_eq!(d.records(), &[b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!((d.durable_lsn(), d.records_lost_total), (2, 0));
     }
 
     #[test]

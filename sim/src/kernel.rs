@@ -25,7 +25,11 @@ pub type Observer = Box<dyn FnMut(u64, NodeId, &Observation)>;
 /// Something the simulation does to itself at a scheduled time.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
+    /// Power loss: the host goes silent, unsynced writes are lost.
     Crash(NodeId),
+    /// The process dies on a live host (`kill -9`, an OOM kill): new connections are refused,
+    /// open ones reset, what it wrote survives in the page cache.
+    Kill(NodeId),
     Restart(NodeId),
     /// Blocks (+1) or unblocks (-1) all links from `a` to `b`.
     Partition {
@@ -221,6 +225,13 @@ pub struct NodeEnv {
     pub name: String,
     pub zone: u16,
     pub up: bool,
+    /// The host is powered (false after a power loss, or for a slot the platform stopped): a
+    /// message to a host that is up while its process is down is refused, not lost.
+    pub host_up: bool,
+    /// Peers that sent this process a message since it started, in arrival order: its open
+    /// connections, which a kill resets.
+    connected: Vec<NodeId>,
+    connected_mask: Vec<bool>,
     pub incarnation: u32,
     pub rng: Rng,
     pub fault_rng: Rng,
@@ -236,6 +247,26 @@ pub struct NodeEnv {
     /// Each histogram as the last scrape saw it (by registry index), so that a scrape's p99
     /// is over the interval since, as `histogram_quantile(0.99, rate(...))` is.
     scraped_histograms: Vec<Option<hdrhistogram::Histogram<u64>>>,
+}
+
+impl NodeEnv {
+    /// `peer` sent this process a message: a connection is open between them.
+    #[inline]
+    fn note_connection(&mut self, peer: NodeId) {
+        let i = peer as usize;
+        if i >= self.connected_mask.len() {
+            self.connected_mask.resize(i + 1, false);
+        }
+        if !self.connected_mask[i] {
+            self.connected_mask[i] = true;
+            self.connected.push(peer);
+        }
+    }
+
+    fn forget_connections(&mut self) {
+        self.connected.clear();
+        self.connected_mask.iter_mut().for_each(|c| *c = false);
+    }
 }
 
 /// The node-level metrics the simulator keeps for every node (a node exporter's view), written
@@ -638,6 +669,9 @@ impl Sim {
                     name: spec.name,
                     zone: spec.zone,
                     up: false,
+                    host_up: false,
+                    connected: Vec::new(),
+                    connected_mask: Vec::new(),
                     incarnation: 0,
                     metrics: Metrics::new(),
                     disk: SimDisk::new(spec.disk),
@@ -805,6 +839,7 @@ impl Sim {
         assert!(node.component.is_none(), "booting a node that is up");
         node.component = Some((node.factory)());
         node.env.up = true;
+        node.env.host_up = true;
         self.with_node(id, |c, ctx| c.start(ctx));
     }
 
@@ -815,11 +850,44 @@ impl Sim {
             return;
         }
         node.env.up = false;
+        node.env.host_up = false;
         node.env.incarnation += 1;
         node.env.crashes_total += 1;
         node.env.metrics.zero_levels(self.queue.now_ns);
         node.env.disk.crash();
+        node.env.forget_connections();
         tracing::info!(t_ns = self.queue.now_ns, node = %node.env.name, "crash");
+    }
+
+    /// Kills a node's process now on a host that stays up: its memory and timers die, but
+    /// what it appended survives (the page cache outlives the process); every peer with an
+    /// open connection gets a reset, and messages sent to it until it restarts are refused.
+    pub fn kill(&mut self, id: NodeId) {
+        let now = self.queue.now_ns;
+        let node = &mut self.nodes[id as usize];
+        if node.component.take().is_none() {
+            return;
+        }
+        node.env.up = false;
+        node.env.incarnation += 1;
+        node.env.crashes_total += 1;
+        node.env.metrics.zero_levels(now);
+        node.env.disk.kill();
+        let peers = std::mem::take(&mut node.env.connected);
+        node.env.forget_connections();
+        tracing::info!(t_ns = now, node = %node.env.name, peers = peers.len(), "kill");
+        for peer in peers {
+            self.send_notice(id, peer, Msg::Reset);
+        }
+    }
+
+    /// The kernel's own TCP-level notice from `from` to `to` (a reset, a refusal), over the
+    /// network like any segment: a partition drops it.
+    fn send_notice(&mut self, from: NodeId, to: NodeId, msg: Msg) {
+        let now = self.queue.now_ns;
+        if let Some(at) = self.net.route(now, from, to) {
+            self.queue.push(at, Event::Deliver { from, to, msg });
+        }
     }
 
     /// Stops a node's process now, as its platform does (a pod scaled in or killed after its
@@ -831,9 +899,11 @@ impl Sim {
             return;
         }
         node.env.up = false;
+        node.env.host_up = false;
         node.env.incarnation += 1;
         node.env.metrics.zero_levels(self.queue.now_ns);
         node.env.disk.crash();
+        node.env.forget_connections();
         tracing::info!(t_ns = self.queue.now_ns, node = %node.env.name, "stop");
     }
 
@@ -851,6 +921,7 @@ impl Sim {
         let now = self.queue.now_ns;
         match action {
             Action::Crash(n) => self.crash(n),
+            Action::Kill(n) => self.kill(n),
             Action::Restart(n) => self.restart(n),
             Action::Partition { a, b, delta } => self.net.partition(&a, &b, delta),
             Action::Clog { a, b, until_ns } => self.net.clog(&a, &b, until_ns),
@@ -1011,7 +1082,8 @@ impl Sim {
 
     #[inline]
     fn deliver(&mut self, from: NodeId, to: NodeId, msg: Msg) {
-        if self.security.is_some() || self.last_received.is_some() {
+        let notice = matches!(msg, Msg::Refused(_) | Msg::Reset);
+        if (self.security.is_some() || self.last_received.is_some()) && !notice {
             return self.deliver_checked(from, from, to, msg);
         }
         self.deliver_unchecked(from, to, msg)
@@ -1041,18 +1113,24 @@ impl Sim {
         if let Msg::Monitor(MonitorMsg::Scrape { seq }) = msg {
             return self.answer_scrape(from, to, seq);
         }
+        let env = &mut self.nodes[to as usize].env;
+        if !env.up {
+            if env.host_up && !matches!(msg, Msg::Refused(_) | Msg::Reset) {
+                self.net.stats.refused_total += 1;
+                return self.send_notice(to, from, Msg::Refused(Box::new(msg)));
+            }
+            self.net.stats.dropped_down_total += 1;
+            return;
+        }
+        env.messages_received_total += 1;
+        env.note_connection(from);
         let logging = self.logging;
-        let delivered = self.with_node(to, |c, ctx| {
+        self.with_node(to, |c, ctx| {
             if logging {
                 tracing::trace!(from, ?msg, "deliver");
             }
             c.on_message(ctx, from, msg)
         });
-        if delivered {
-            self.nodes[to as usize].env.messages_received_total += 1;
-        } else {
-            self.net.stats.dropped_down_total += 1;
-        }
     }
 
     /// A scrape is answered by the node's process (its metrics endpoint), not its component:

@@ -36,6 +36,8 @@ pub struct NetStats {
     pub dropped_loss_total: u64,
     pub dropped_partition_total: u64,
     pub dropped_down_total: u64,
+    /// Messages to a process that was down on a live host: refused, with a notice back.
+    pub refused_total: u64,
 }
 
 /// Sees every message as it is sent: (simulated time, from, to, message). For checkers.

@@ -206,6 +206,7 @@ pub fn metric_rows(sim: &crate::kernel::Sim, end_ns: u64) -> Vec<Row> {
             n.dropped_partition_total,
         ),
         ("messages_dropped_node_down_total", n.dropped_down_total),
+        ("messages_refused_total", n.refused_total),
     ] {
         out.push(Row::new("network", metric, v as f64, "count"));
     }

@@ -211,8 +211,17 @@ pub struct StoreTier {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fault {
-    /// Power loss; the node restarts after `restart_after_s` if given.
+    /// Power loss: the host goes silent (callers wait for their timeouts) and what was not
+    /// synced is lost; the node restarts after `restart_after_s` if given.
     Crash {
+        at_s: f64,
+        node: String,
+        restart_after_s: Option<f64>,
+    },
+    /// The process dies on a host that stays up (`kill -9`, an OOM kill): new connections are
+    /// refused at once, open ones are reset, what it wrote survives in the page cache; it
+    /// restarts after `restart_after_s` if given.
+    Kill {
         at_s: f64,
         node: String,
         restart_after_s: Option<f64>,
@@ -308,6 +317,7 @@ impl Fault {
     pub fn at_s(&self) -> f64 {
         match *self {
             Fault::Crash { at_s, .. }
+            | Fault::Kill { at_s, .. }
             | Fault::Restart { at_s, .. }
             | Fault::Partition { at_s, .. }
             | Fault::Clog { at_s, .. }
@@ -325,6 +335,11 @@ impl Fault {
     pub fn end_s(&self) -> Option<f64> {
         match *self {
             Fault::Crash {
+                at_s,
+                restart_after_s,
+                ..
+            }
+            | Fault::Kill {
                 at_s,
                 restart_after_s,
                 ..
@@ -1015,6 +1030,7 @@ fn validate_fault(f: &Fault, i: usize, s: &Scenario, plan: &Plan) -> Result<(), 
     };
     match f {
         Fault::Crash { node, .. }
+        | Fault::Kill { node, .. }
         | Fault::Restart { node, .. }
         | Fault::ClockSkew { node, .. }
         | Fault::DiskSlow { node, .. }
@@ -1068,6 +1084,9 @@ fn fault_ranges(f: &Fault) -> Checked {
     let duration = |d: f64| config::range("duration_s", d, 0.0, MAX_RUN_S);
     match *f {
         Fault::Crash {
+            restart_after_s, ..
+        }
+        | Fault::Kill {
             restart_after_s, ..
         } => match restart_after_s {
             Some(d) => config::range("restart_after_s", d, 0.0, MAX_RUN_S),

@@ -156,6 +156,18 @@ pub fn compile_fault(f: &Fault, plan: &Plan) -> Vec<(u64, Action)> {
                 }
             }
         }
+        Fault::Kill {
+            node,
+            restart_after_s,
+            ..
+        } => {
+            for n in one(node) {
+                out.push((at, Action::Kill(n)));
+                if restart_after_s.is_some() {
+                    out.push((end, Action::Restart(n)));
+                }
+            }
+        }
         Fault::Restart { node, .. } => {
             out.extend(one(node).into_iter().map(|n| (at, Action::Restart(n))))
         }

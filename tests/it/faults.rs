@@ -108,6 +108,7 @@ fn partitions_clogs_loss_spikes_skew_and_disk_faults_all_run_from_a_scenario_fil
     };
     assert!(value("network", "messages_dropped_partition_total").unwrap() > 0.0);
     assert!(value("network", "messages_dropped_loss_total").unwrap() > 0.0);
+    assert!(value("network", "messages_refused_total").unwrap() > 0.0);
     assert!(o.checks.iter().all(|c| !c.failed()), "{:?}", o.checks);
 }
 
@@ -170,4 +171,60 @@ fn the_slo_checks_fail_as_liveness_when_the_run_misses_them() {
     for name in ["max_p99_ms", "max_error_ratio", "min_throughput_rps"] {
         assert!(o.check(name).unwrap().passed());
     }
+}
+
+/// (client errors, failed attempts on the killed upstream, its time out in ms) of a run of
+/// `upstream-kill` with the fault of `kind`.
+fn upstream_kill(kind: &str, seed: u64) -> (u64, u64, f64) {
+    let mut s = crate::shipped("upstream-kill");
+    if kind == "crash" {
+        let minitwin_sim::scenario::Fault::Kill {
+            at_s,
+            node,
+            restart_after_s,
+        } = s.faults[0].clone()
+        else {
+            panic!("upstream-kill's fault is a kill")
+        };
+        s.faults[0] = minitwin_sim::scenario::Fault::Crash {
+            at_s,
+            node,
+            restart_after_s,
+        };
+    }
+    let o = run(&s, seed, &RunOptions::default(), &mut |_| {});
+    let v = |c: &str, m: &str| o.value(c, m).unwrap_or_else(|| panic!("{c} {m}"));
+    let errors = v("run", "requests_total") - v("run", "ok_total") - v("run", "unanswered_total");
+    let failed = v("gateway-0", "gateway_upstream_refused_total")
+        + v("gateway-0", "gateway_upstream_resets_total")
+        + v("gateway-0", "gateway_upstream_timeouts_total");
+    let out_ms = o
+        .value("gateway-0", "gateway_upstream_down_ms_p50")
+        .unwrap_or(f64::NAN);
+    (errors as u64, failed as u64, out_ms)
+}
+
+#[test]
+fn a_killed_upstream_refuses_at_once_so_nginx_answers_every_request_while_a_power_loss_hangs_them()
+{
+    // Real nginx 1.22 in this set-up (calibration/nginx.sh, results/calibration/nginx.csv):
+    // no client error, 2 failed attempts (the one at the kill, the probe fail_timeout later),
+    // the backend back about 22 s after the kill, at the first probe after its restart.
+    for seed in 1..=3 {
+        let (errors, failed, out_ms) = upstream_kill("kill", seed);
+        assert_eq!(errors, 0, "seed {seed}");
+        assert_eq!(failed, 2, "seed {seed}");
+        assert!(
+            (21_000.0..23_500.0).contains(&out_ms),
+            "seed {seed}: {out_ms}"
+        );
+    }
+    // A power loss is silence: the requests on the dead host wait out the 60 s read timeout,
+    // past the users' 1 s.
+    let (errors, failed, _) = upstream_kill("crash", 1);
+    assert!(
+        errors > 100,
+        "{errors} requests should hang on the dead host"
+    );
+    assert_eq!(failed, 0, "no attempt has timed out within the run");
 }

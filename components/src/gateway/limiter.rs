@@ -1,4 +1,5 @@
-//! nginx `limit_req`: a leaky bucket counted as "excess" requests above the rate.
+//! nginx `limit_req`: a leaky bucket counted as "excess" requests above the rate, one per key
+//! of the zone ([`Zone`]).
 //!
 //! On each request: excess = max(0, excess - rate * elapsed + 1) (the first request starts at 0).
 //! Above `burst` the request is
@@ -33,6 +34,12 @@ impl Limiter {
         }
     }
 
+    /// The bucket's excess left at `now_ns` (0 when drained).
+    pub fn excess_at(&self, now_ns: u64) -> f64 {
+        let elapsed = self.last_ns.map_or(0, |l| now_ns.saturating_sub(l)) as f64;
+        (self.excess - self.rate_per_ns * elapsed).max(0.0)
+    }
+
     pub fn admit(&mut self, now_ns: u64) -> Verdict {
         let Some(last) = self.last_ns else {
             self.last_ns = Some(now_ns);
@@ -53,9 +60,107 @@ impl Limiter {
     }
 }
 
+/// How long an idle, drained bucket stays in the zone (nginx removes a node idle for 60 s whose
+/// excess has leaked away, up to two per lookup, from the least recently used end).
+const EXPIRE_NS: u64 = 60_000_000_000;
+
+/// A `limit_req_zone`: one [`Limiter`] per key, expired as nginx does.
+#[derive(Clone, Debug)]
+pub struct Zone {
+    rate_per_s: f64,
+    burst: f64,
+    nodelay: bool,
+    buckets: std::collections::BTreeMap<u64, (Limiter, u64)>,
+    /// (last use, key): the least recently used first.
+    lru: std::collections::BTreeSet<(u64, u64)>,
+}
+
+impl Zone {
+    pub fn new(rate_per_s: f64, burst: f64, nodelay: bool) -> Zone {
+        assert!(rate_per_s > 0.0, "a rate limit needs a positive rate");
+        Zone {
+            rate_per_s,
+            burst,
+            nodelay,
+            buckets: std::collections::BTreeMap::new(),
+            lru: std::collections::BTreeSet::new(),
+        }
+    }
+
+    /// Buckets held now.
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+
+    /// The verdict for a request of `key` at `now_ns`.
+    pub fn admit(&mut self, key: u64, now_ns: u64) -> Verdict {
+        self.expire(now_ns);
+        let (rate, burst, nodelay) = (self.rate_per_s, self.burst, self.nodelay);
+        let (limiter, last) = self
+            .buckets
+            .entry(key)
+            .or_insert_with(|| (Limiter::new(rate, burst, nodelay), now_ns));
+        self.lru.remove(&(*last, key));
+        *last = now_ns;
+        self.lru.insert((now_ns, key));
+        limiter.admit(now_ns)
+    }
+
+    fn expire(&mut self, now_ns: u64) {
+        for _ in 0..2 {
+            let Some(&(last, key)) = self.lru.first() else {
+                return;
+            };
+            let idle = now_ns.saturating_sub(last);
+            let (limiter, _) = &self.buckets[&key];
+            if idle < EXPIRE_NS || limiter.excess_at(now_ns) > 0.0 {
+                return;
+            }
+            self.lru.remove(&(last, key));
+            self.buckets.remove(&key);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_key_of_a_zone_has_its_own_bucket_and_idle_ones_expire() {
+        let mut z = Zone::new(1.0, 0.0, true);
+        assert_eq!(z.admit(1, 0), Verdict::Pass);
+        assert_eq!(z.admit(1, 0), Verdict::Reject);
+        assert_eq!(
+            z.admit(2, 0),
+            Verdict::Pass,
+            "another client, another bucket"
+        );
+        assert_eq!(z.len(), 2);
+        let later = 61_000_000_000;
+        assert_eq!(z.admit(3, later), Verdict::Pass);
+        assert_eq!(z.len(), 1, "idle for 60 s and drained: both expired");
+    }
+
+    #[test]
+    fn without_nodelay_a_burst_is_delayed_and_beyond_it_rejected() {
+        // limit_req zone rate=10r/s burst=2 (no nodelay): the 2nd and 3rd wait 100 and 200 ms.
+        let mut z = Zone::new(10.0, 2.0, false);
+        let v: Vec<Verdict> = (0..4).map(|_| z.admit(7, 0)).collect();
+        assert_eq!(
+            v,
+            vec![
+                Verdict::Pass,
+                Verdict::Delay(100_000_000),
+                Verdict::Delay(200_000_000),
+                Verdict::Reject
+            ]
+        );
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -17,7 +17,7 @@ use crate::metrics::{CounterId, GaugeId, HistId};
 use crate::msg::{Msg, Request, Response, Route, Status, Timer};
 use crate::rng::ms_to_ns;
 use crate::scaler::ScalerMsg;
-use limiter::{Limiter, Verdict};
+use limiter::{Verdict, Zone};
 use lru::Lru;
 use serde::Deserialize;
 use swrr::Swrr;
@@ -26,6 +26,16 @@ use swrr::Swrr;
 pub const CACHE_HITS_TOTAL: &str = "gateway_cache_hits_total";
 /// Cacheable requests the cache could not serve.
 pub const CACHE_MISSES_TOTAL: &str = "gateway_cache_misses_total";
+
+/// The key of the rate limiter's zone (`limit_req_zone <key> ...`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitKey {
+    /// `$binary_remote_addr`: one bucket per client address.
+    RemoteAddr,
+    /// `$server_name`: one bucket for the gateway.
+    Server,
+}
 
 /// Gateway parameters; defaults are nginx's where nginx has one.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -53,8 +63,17 @@ pub struct GatewayConfig {
     pub rate_limit_rps: Option<f64>,
     /// Requests allowed above the rate (nginx burst=0).
     pub rate_limit_burst: f64,
-    /// Serve burst requests at once instead of pacing them (nginx nodelay).
+    /// Serve burst requests at once instead of pacing them (nginx `nodelay`; off by default:
+    /// requests above the rate wait until they conform, up to `burst`).
     pub rate_limit_nodelay: bool,
+    /// The zone's key: `remote_addr` (nginx `$binary_remote_addr`, the usual config: one bucket
+    /// per client address; in the twin a client node stands for the users behind one address)
+    /// or `server` (one bucket for the whole gateway, `$server_name`).
+    pub rate_limit_key: RateLimitKey,
+    /// Pass a write (non-idempotent) to the next upstream after it was sent (nginx
+    /// `proxy_next_upstream non_idempotent`; off by default since 1.9.13: a write that timed
+    /// out or was reset is answered with the error, since the upstream may have applied it).
+    pub retry_non_idempotent: bool,
     /// Status for shed requests (nginx limit_req_status=503; many set 429).
     pub rate_limit_status: u16,
 }
@@ -73,8 +92,10 @@ impl Default for GatewayConfig {
             cache_valid_ms: 600_000.0,
             rate_limit_rps: None,
             rate_limit_burst: 0.0,
-            rate_limit_nodelay: true,
+            rate_limit_nodelay: false,
+            rate_limit_key: RateLimitKey::RemoteAddr,
             rate_limit_status: 503,
+            retry_non_idempotent: false,
         }
     }
 }
@@ -137,9 +158,12 @@ struct Ids {
     upstream_requests: CounterId,
     upstream_timeouts: CounterId,
     upstream_errors: CounterId,
+    upstream_refused: CounterId,
+    upstream_resets: CounterId,
     retries: CounterId,
     no_live_upstream: CounterId,
     upstream_latency: HistId,
+    upstream_down: HistId,
     by_route: [CounterId; 3],
     responses_2xx: CounterId,
     responses_4xx: CounterId,
@@ -155,7 +179,7 @@ pub struct Gateway {
     config: GatewayConfig,
     balancer: Swrr,
     cache: Lru,
-    limiter: Option<Limiter>,
+    limiter: Option<Zone>,
     pending: Slab<Pending>,
     delayed: Slab<(NodeId, Request)>,
     deadlines: DeadlineQueue<(u64, u32)>,
@@ -175,7 +199,7 @@ impl Gateway {
         assert!(upstreams.len() <= 64, "at most 64 upstreams per gateway");
         let limiter = config
             .rate_limit_rps
-            .map(|rps| Limiter::new(rps, config.rate_limit_burst, config.rate_limit_nodelay));
+            .map(|rps| Zone::new(rps, config.rate_limit_burst, config.rate_limit_nodelay));
         let cache = Lru::new(
             config.cache_max_entries.max(1),
             ms_to_ns(config.cache_inactive_ms),
@@ -230,8 +254,12 @@ impl Gateway {
         self.count(ctx, |i| i.requests);
         let route = self.ids().by_route[request.route as usize];
         ctx.metrics().add(route, 1);
+        let zone_key = match self.config.rate_limit_key {
+            RateLimitKey::RemoteAddr => u64::from(client),
+            RateLimitKey::Server => 0,
+        };
         if let Some(limiter) = &mut self.limiter {
-            match limiter.admit(ctx.now_ns()) {
+            match limiter.admit(zone_key, ctx.now_ns()) {
                 Verdict::Pass => {}
                 Verdict::Reject => {
                     self.count(ctx, |i| i.limited);
@@ -305,13 +333,16 @@ impl Gateway {
     }
 
     /// The current attempt of `id` failed (error or timeout): mark the peer, maybe retry.
-    fn attempt_failed(&mut self, ctx: &mut dyn Context, id: u64, final_status: Status) {
+    /// `sent`: the request reached the upstream (a timeout or a reset, not a refused
+    /// connect), so a write is not passed on unless `retry_non_idempotent`.
+    fn attempt_failed(&mut self, ctx: &mut dyn Context, id: u64, final_status: Status, sent: bool) {
         let p = *self
             .pending
             .get(id)
             .expect("failed attempt of a live request");
         self.balancer.failed(p.peer, ctx.now_ns());
-        if p.attempt < self.max_tries() {
+        let idempotent = p.request.route != Route::Write || self.config.retry_non_idempotent;
+        if p.attempt < self.max_tries() && (idempotent || !sent) {
             self.count(ctx, |i| i.retries);
             return self.forward(ctx, id);
         }
@@ -332,9 +363,12 @@ impl Gateway {
         let retryable = r.status == Status::Unavailable && self.config.retry_on_503;
         if retryable {
             self.count(ctx, |i| i.upstream_errors);
-            return self.attempt_failed(ctx, r.id, r.status);
+            return self.attempt_failed(ctx, r.id, r.status, false);
         }
-        self.balancer.succeeded(p.peer);
+        if let Some(since) = self.balancer.succeeded(p.peer) {
+            let (h, out_ns) = (self.ids().upstream_down, ctx.now_ns().saturating_sub(since));
+            ctx.metrics().record(h, out_ns);
+        }
         self.pending.remove(r.id);
         if r.status.is_ok() && p.request.route == Route::Static && self.config.cache_enabled {
             self.cache.insert(p.request.key, ctx.now_ns());
@@ -342,6 +376,35 @@ impl Gateway {
             ctx.metrics().set(g, self.cache.len() as f64);
         }
         self.reply(ctx, p.client, p.request.id, r.status, r.value);
+    }
+
+    /// `connect() failed (111: Connection refused)`: the request never reached `from`; it
+    /// counts as a failure of that peer and goes to the next upstream, a write included.
+    fn on_refused(&mut self, ctx: &mut dyn Context, from: NodeId, msg: &Msg) {
+        let Msg::Request(r) = msg else { return };
+        let Some(p) = self.pending.get(r.id).copied() else {
+            return;
+        };
+        if self.balancer.node(p.peer) != from {
+            return;
+        }
+        self.count(ctx, |i| i.upstream_refused);
+        self.attempt_failed(ctx, r.id, Status::BadGateway, false);
+    }
+
+    /// `recv() failed (104: Connection reset by peer)`: every attempt in flight to `from`
+    /// failed after it was sent.
+    fn on_reset(&mut self, ctx: &mut dyn Context, from: NodeId) {
+        let hit: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| self.balancer.node(p.peer) == from)
+            .map(|(id, _)| id)
+            .collect();
+        for id in hit {
+            self.count(ctx, |i| i.upstream_resets);
+            self.attempt_failed(ctx, id, Status::BadGateway, true);
+        }
     }
 
     /// The control plane's endpoints for the upstream set (an autoscaled service tier); older
@@ -373,7 +436,7 @@ impl Gateway {
             let current = self.pending.get(id).map(|p| p.attempt);
             if current == Some(attempt) {
                 self.count(ctx, |i| i.upstream_timeouts);
-                self.attempt_failed(ctx, id, Status::GatewayTimeout);
+                self.attempt_failed(ctx, id, Status::GatewayTimeout, true);
             }
         }
         due.clear();
@@ -396,9 +459,12 @@ impl Component for Gateway {
             upstream_requests: m.counter("gateway_upstream_requests_total"),
             upstream_timeouts: m.counter("gateway_upstream_timeouts_total"),
             upstream_errors: m.counter("gateway_upstream_errors_total"),
+            upstream_refused: m.counter("gateway_upstream_refused_total"),
+            upstream_resets: m.counter("gateway_upstream_resets_total"),
             retries: m.counter("gateway_upstream_retries_total"),
             no_live_upstream: m.counter("gateway_no_live_upstream_total"),
             upstream_latency: m.histogram("gateway_upstream_latency_ns"),
+            upstream_down: m.histogram("gateway_upstream_down_ns"),
             by_route: [
                 m.counter("gateway_requests_static_total"),
                 m.counter("gateway_requests_read_total"),
@@ -421,6 +487,8 @@ impl Component for Gateway {
         match msg {
             Msg::Request(r) => self.on_request(ctx, from, r),
             Msg::Response(r) => self.on_response(ctx, from, r),
+            Msg::Refused(inner) => self.on_refused(ctx, from, &inner),
+            Msg::Reset => self.on_reset(ctx, from),
             Msg::Scaler(ScalerMsg::Endpoints { version, ready })
                 if self.on_endpoints(version, &ready) =>
             {
@@ -576,6 +644,123 @@ mod tests {
                     value: None
                 })
             )
+        );
+    }
+
+    fn ok(id: u64) -> Msg {
+        Msg::Response(Response {
+            id,
+            status: Status::Ok,
+            value: None,
+        })
+    }
+
+    #[test]
+    fn a_refused_connect_goes_to_the_next_upstream_even_for_a_write() {
+        // nginx: "connect() failed (111: Connection refused) while connecting to upstream",
+        // then the next server; a request never sent is safe to pass on.
+        let (mut g, mut ctx) = gateway(GatewayConfig::default());
+        g.on_message(&mut ctx, 99, get(1, Route::Write, 5));
+        let (peer, up) = ctx.take_sent().remove(0);
+        g.on_message(&mut ctx, peer, Msg::Refused(Box::new(up)));
+        let (next, Msg::Request(retry)) = ctx.take_sent().remove(0) else {
+            panic!("expected the write passed on")
+        };
+        assert_ne!(next, peer);
+        g.on_message(&mut ctx, next, ok(retry.id));
+        assert!(matches!(ctx.take_sent()[0], (99, Msg::Response(r)) if r.status.is_ok()));
+        assert_eq!(
+            ctx.metrics.counter_value("gateway_upstream_refused_total"),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn a_reset_fails_every_attempt_in_flight_and_a_sent_write_is_not_retried() {
+        // nginx 1.9.13+: non-idempotent requests are not passed to the next server once sent.
+        let config = GatewayConfig {
+            next_upstream_tries: 0,
+            ..GatewayConfig::default()
+        };
+        let (mut g, mut ctx) = gateway(config);
+        g.on_message(&mut ctx, 99, get(1, Route::Write, 5));
+        g.on_message(&mut ctx, 99, get(2, Route::Read, 6));
+        g.on_message(&mut ctx, 99, get(3, Route::Read, 7));
+        let sent = ctx.take_sent();
+        let victim = sent[0].0;
+        let on_victim = sent.iter().filter(|(to, _)| *to == victim).count();
+        assert_eq!(
+            on_victim, 2,
+            "round-robin puts the write and request 3 on one peer"
+        );
+        g.on_message(&mut ctx, victim, Msg::Reset);
+        let after = ctx.take_sent();
+        let retried = after
+            .iter()
+            .filter(|(to, m)| *to != 99 && matches!(m, Msg::Request(_)))
+            .count();
+        let failed_502 = after
+            .iter()
+            .filter(|(to, m)| {
+                *to == 99 && matches!(m, Msg::Response(r) if r.status == Status::BadGateway)
+            })
+            .count();
+        assert_eq!(
+            (retried, failed_502),
+            (1, 1),
+            "the read passed on, the write a 502"
+        );
+        assert_eq!(
+            ctx.metrics.counter_value("gateway_upstream_resets_total"),
+            Some(on_victim as u64)
+        );
+    }
+
+    #[test]
+    fn a_write_that_timed_out_is_answered_504_not_passed_on() {
+        let config = GatewayConfig {
+            proxy_timeout_ms: 10.0,
+            ..GatewayConfig::default()
+        };
+        let (mut g, mut ctx) = gateway(config);
+        g.on_message(&mut ctx, 99, get(1, Route::Write, 5));
+        ctx.take_sent();
+        let t = ctx.pop_timer().unwrap();
+        g.on_timer(&mut ctx, t);
+        let sent = ctx.take_sent();
+        assert_eq!(sent.len(), 1);
+        assert!(matches!(sent[0], (99, Msg::Response(r)) if r.status == Status::GatewayTimeout));
+        // With `non_idempotent` it is passed on.
+        let config = GatewayConfig {
+            proxy_timeout_ms: 10.0,
+            retry_non_idempotent: true,
+            ..GatewayConfig::default()
+        };
+        let (mut g, mut ctx) = gateway(config);
+        g.on_message(&mut ctx, 99, get(1, Route::Write, 5));
+        ctx.take_sent();
+        let t = ctx.pop_timer().unwrap();
+        g.on_timer(&mut ctx, t);
+        assert!(matches!(ctx.take_sent()[0], (p, Msg::Request(_)) if p != 99));
+    }
+
+    #[test]
+    fn the_rate_limit_keys_buckets_by_client_address_by_default() {
+        let config = GatewayConfig {
+            rate_limit_rps: Some(1.0),
+            ..GatewayConfig::default()
+        };
+        let (mut g, mut ctx) = gateway(config);
+        g.on_message(&mut ctx, 98, get(1, Route::Read, 5));
+        g.on_message(&mut ctx, 99, get(2, Route::Read, 5));
+        g.on_message(&mut ctx, 99, get(3, Route::Read, 5));
+        let sent = ctx.take_sent();
+        let upstream = sent.iter().filter(|(to, _)| *to == 10 || *to == 11).count();
+        assert_eq!(upstream, 2, "one per client passes: {sent:?}");
+        assert!(
+            sent.iter().any(|(to, m)| *to == 99
+                && matches!(m, Msg::Response(r) if r.status == Status::Unavailable)),
+            "the second of client 99 is rejected (burst 0)"
         );
     }
 }

@@ -329,6 +329,12 @@ pub static CATALOG: &[Def] = &[
         "Answers the gateway sent with a 5xx status.",
     ),
     def(
+        "gateway_upstream_down_ns",
+        Histogram,
+        "ns",
+        "Time an upstream was out: from its failures reaching max_fails to its next success.",
+    ),
+    def(
         "gateway_upstream_errors_total",
         Counter,
         "count",
@@ -341,10 +347,22 @@ pub static CATALOG: &[Def] = &[
         "Time from forwarding a request upstream to its answer.",
     ),
     def(
+        "gateway_upstream_refused_total",
+        Counter,
+        "count",
+        "Attempts refused by an upstream whose process was down on a live host (connect() failed (111)).",
+    ),
+    def(
         "gateway_upstream_requests_total",
         Counter,
         "count",
         "Attempts the gateway sent to upstreams, retries included.",
+    ),
+    def(
+        "gateway_upstream_resets_total",
+        Counter,
+        "count",
+        "Attempts in flight when their upstream's process died (connection reset by peer).",
     ),
     def(
         "gateway_upstream_retries_total",

@@ -35,7 +35,11 @@ fn make(s: &Scenario, plan: &Plan) -> Box<dyn Checker> {
         .faults
         .iter()
         .filter_map(|f| match f {
-            Fault::Crash { at_s, node, .. } if node.starts_with("session-") => Some(*at_s),
+            Fault::Crash { at_s, node, .. } | Fault::Kill { at_s, node, .. }
+                if node.starts_with("session-") =>
+            {
+                Some(*at_s)
+            }
             _ => None,
         })
         .reduce(f64::min);

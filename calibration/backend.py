@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""The calibration runs' tiny HTTP pieces, standard library only (issue #7).
+
+  backend.py serve PORT DELAY_MS
+      An upstream for nginx on 127.0.0.1:PORT: answers every request with 200 and a 2-byte
+      body after DELAY_MS (one connection per request, as nginx talks HTTP/1.0 upstream).
+
+  backend.py load URL_PREFIX RATE_PER_S DURATION_S SEED [ZIPF_N ZIPF_ALPHA]
+      An open-loop load: Poisson arrivals at RATE_PER_S for DURATION_S, each request on its own
+      connection (as the twin's users), GET URL_PREFIX + a key (a Zipf rank over 1..ZIPF_N with
+      exponent ZIPF_ALPHA when given, else a sequence number). Prints one CSV line per request:
+      sent_s,status,latency_ms (status 0: the connection failed or no answer in 90 s).
+"""
+import asyncio
+import bisect
+import random
+import sys
+import time
+
+
+async def serve(port, delay_ms):
+    async def handle(reader, writer):
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            await asyncio.sleep(delay_ms / 1000.0)
+            writer.write(
+                b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n"
+                b"Content-Length: 2\r\nConnection: close\r\n\r\nok"
+            )
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+    async with server:
+        await server.serve_forever()
+
+
+def zipf_sampler(n, alpha, rng):
+    cum, total = [], 0.0
+    for k in range(1, n + 1):
+        total += k ** -alpha
+        cum.append(total)
+    return lambda: bisect.bisect_left(cum, rng.random() * total) + 1
+
+
+async def one(host, port, path, t0, out):
+    sent = time.monotonic()
+    status = 0
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 90)
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: cal\r\n\r\n".encode())
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), 90)
+        status = int(line.split()[1]) if line else 0
+        await asyncio.wait_for(reader.read(), 90)
+        writer.close()
+    except (OSError, asyncio.TimeoutError, ValueError, IndexError):
+        status = status or 0
+    out.append((sent - t0, status, (time.monotonic() - sent) * 1000.0))
+
+
+async def load(prefix, rate, duration, seed, zipf):
+    assert prefix.startswith("http://"), "URL_PREFIX is http://host:port/path/"
+    hostport, _, path = prefix[len("http://"):].partition("/")
+    host, _, port = hostport.partition(":")
+    rng = random.Random(seed)
+    key = zipf_sampler(zipf[0], zipf[1], rng) if zipf else None
+    out, tasks, t0 = [], [], time.monotonic()
+    t, seq = 0.0, 0
+    while True:
+        t += rng.expovariate(rate)
+        if t >= duration:
+            break
+        delay = t0 + t - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        seq += 1
+        k = key() if key else seq
+        tasks.append(asyncio.create_task(one(host, int(port), f"/{path}{k}", t0, out)))
+    await asyncio.gather(*tasks)
+    for sent, status, ms in sorted(out):
+        print(f"{sent:.4f},{status},{ms:.2f}")
+
+
+def main(argv):
+    if len(argv) >= 3 and argv[0] == "serve":
+        asyncio.run(serve(int(argv[1]), float(argv[2])))
+    elif len(argv) in (5, 7) and argv[0] == "load":
+        zipf = (int(argv[5]), float(argv[6])) if len(argv) == 7 else None
+        asyncio.run(load(argv[1], float(argv[2]), float(argv[3]), int(argv[4]), zipf))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
