@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 trials=${1:-5}
 calibration/redis-failover.sh "$trials"
 calibration/nginx.sh "$trials"
+calibration/mariadb-semisync.sh "$trials"
 calibration/table.py --readme README.md
 echo "calibration: README.md's fidelity table regenerated" >&2

@@ -35,10 +35,12 @@ pub enum ReplMsg {
         key: u64,
         value: u64,
     },
-    /// Replica -> primary: everything up to `lsn` is durable here.
+    /// Replica -> primary: everything up to `lsn` is durable here, and up to `received` is
+    /// in the relay log (written, maybe not yet synced).
     Ack {
         epoch: u64,
         lsn: u64,
+        received: u64,
     },
     /// Replica -> primary: please resend from `from_lsn` (a gap, after loss or a partition);
     /// `last_epoch` is the epoch of the replica's last record, so the primary can find where

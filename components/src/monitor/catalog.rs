@@ -914,7 +914,7 @@ pub static CATALOG: &[Def] = &[
         "store_commit_latency_ns",
         Histogram,
         "ns",
-        "Time from a write's arrival to its acknowledgement.",
+        "Time from a write's append to the log to its acknowledgement (durable here and, under semi-sync, on a replica).",
     ),
     def(
         "store_discarded_records_total",
@@ -981,6 +981,12 @@ pub static CATALOG: &[Def] = &[
         Counter,
         "count",
         "Log syncs the store waited for.",
+    ),
+    def(
+        "store_write_latency_ns",
+        Histogram,
+        "ns",
+        "Time from a write request's arrival at the store (before its query's CPU time) to its acknowledgement.",
     ),
     def(
         "store_writes_total",

@@ -171,6 +171,7 @@ impl Store {
                 let ack = ReplMsg::Ack {
                     epoch: self.epoch,
                     lsn: self.durable_lsn,
+                    received: self.tail_lsn(),
                 };
                 ctx.send(primary, Msg::Repl(ack));
             }

@@ -80,6 +80,11 @@ pub struct StoreConfig {
     pub semi_sync_ack_count: u32,
     /// After this long without enough acknowledgements, fall back to async (rpl_semi_sync_source_timeout = 10 s).
     pub semi_sync_timeout_ms: f64,
+    /// A replica acknowledges a record for semi-sync only once it synced it. Off, as MySQL and
+    /// MariaDB: the replica replies once the event is in its relay log, before any fsync
+    /// (sync_relay_log = 10,000), so a semi-sync write costs one round trip, not a replica
+    /// fsync more (measured: calibration/mariadb-semisync.sh).
+    pub semi_sync_ack_after_sync: bool,
     /// Heartbeat rows from the primary (pt-heartbeat's default interval: 1 s).
     pub heartbeat_interval_ms: f64,
     /// Records resent per fetch when a replica finds a gap.
@@ -110,6 +115,7 @@ impl Default for StoreConfig {
             replication: ReplicationMode::Async,
             semi_sync_ack_count: 1,
             semi_sync_timeout_ms: 10_000.0,
+            semi_sync_ack_after_sync: false,
             heartbeat_interval_ms: 1_000.0,
             fetch_batch: 512,
             replication_delay_ms: 0.0,
@@ -241,6 +247,8 @@ struct PendingAck {
     value: u64,
     write: bool,
     result: StoreResult,
+    /// When the request reached the store (before its query's CPU time).
+    arrived_ns: u64,
 }
 
 /// A stretch of time in which this node acknowledged writes as primary of `epoch`
@@ -272,6 +280,7 @@ struct Ids {
     checkpoints: CounterId,
     purged: CounterId,
     commit_latency: HistId,
+    write_latency: HistId,
     replication_lag: HistId,
     refused: CounterId,
     busy_threads: LevelId,
@@ -311,6 +320,14 @@ pub struct Store {
     frozen: bool,
     // ---- as primary (see `primary.rs`) ----
     replica_acked: BTreeMap<NodeId, u64>,
+    /// Per replica: the highest lsn in its relay log (what semi-sync waits for, unless
+    /// `semi_sync_ack_after_sync`).
+    replica_received: BTreeMap<NodeId, u64>,
+    /// When the request being executed reached the store.
+    arrived_ns: u64,
+    /// The last write that waited for a replica when semi-sync fell back: a replica's reply at
+    /// or past it switches semi-sync back on.
+    fallback_lsn: u64,
     /// How far each log reader has read (its last request's start, minus one).
     reader_acked: BTreeMap<NodeId, u64>,
     shipped_lsn: u64,
@@ -362,6 +379,9 @@ impl Store {
             poisoned: false,
             frozen: false,
             replica_acked: BTreeMap::new(),
+            replica_received: BTreeMap::new(),
+            arrived_ns: 0,
+            fallback_lsn: 0,
             reader_acked: BTreeMap::new(),
             shipped_lsn: 0,
             ship_pending: false,
@@ -477,6 +497,7 @@ impl Store {
                     value: current.unwrap_or(0),
                     write: false,
                     result: StoreResult::CasFailed { current },
+                    arrived_ns: self.arrived_ns,
                 };
                 self.enqueue(ctx, ack);
             }
@@ -515,6 +536,7 @@ impl Store {
                 lsn,
                 epoch: self.epoch,
             },
+            arrived_ns: self.arrived_ns,
         };
         if self.config.ack_before_sync() {
             self.committed.insert(key, value);
@@ -544,7 +566,11 @@ impl Store {
                     epoch: record_epoch,
                 },
             ),
-            ReplMsg::Ack { epoch, lsn } => self.on_ack(ctx, from, epoch, lsn),
+            ReplMsg::Ack {
+                epoch,
+                lsn,
+                received,
+            } => self.on_ack(ctx, from, epoch, lsn, received),
             ReplMsg::Fetch {
                 epoch,
                 from_lsn,
@@ -598,6 +624,7 @@ impl Store {
             checkpoints: m.counter("store_checkpoints_total"),
             purged: m.counter("store_purged_records_total"),
             commit_latency: m.histogram("store_commit_latency_ns"),
+            write_latency: m.histogram("store_write_latency_ns"),
             replication_lag: m.histogram("store_replication_lag_ns"),
             refused: m.counter("store_refused_total"),
             busy_threads: m.level("store_busy_threads", "threads"),

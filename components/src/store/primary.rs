@@ -9,11 +9,17 @@ use crate::repl::ReplMsg;
 use crate::rng::ms_to_ns;
 
 impl Store {
-    /// The highest lsn on at least `semi_sync_ack_count` replicas (and durable here).
+    /// The highest lsn on at least `semi_sync_ack_count` replicas (in their relay logs, or
+    /// synced there with `semi_sync_ack_after_sync`), and durable here.
     fn replicated_lsn(&self) -> u64 {
+        let by = if self.config.semi_sync_ack_after_sync {
+            &self.replica_acked
+        } else {
+            &self.replica_received
+        };
         let mut acked: Vec<u64> = self
             .others()
-            .map(|m| self.replica_acked.get(&m).copied().unwrap_or(0))
+            .map(|m| by.get(&m).copied().unwrap_or(0))
             .collect();
         acked.sort_unstable_by(|a, b| b.cmp(a));
         let k = (self.config.semi_sync_ack_count as usize).min(acked.len());
@@ -40,7 +46,7 @@ impl Store {
         let upto = self.releasable_lsn();
         self.apply_durable(upto);
         let now = ctx.now_ns();
-        let hist = self.ids().commit_latency;
+        let (hist, write_hist) = (self.ids().commit_latency, self.ids().write_latency);
         // In the fallback, a write past what the replicas hold is acknowledged asynchronously:
         // say so, since the configuration no longer promises it survives a failover.
         let fallback = self.semi_sync_configured() && !self.semi_sync_on;
@@ -52,6 +58,8 @@ impl Store {
             self.pending.pop_front();
             ctx.metrics().record(hist, now - since);
             if ack.write {
+                let waited = now.saturating_sub(ack.arrived_ns);
+                ctx.metrics().record(write_hist, waited);
                 self.note_tenure(now);
                 if fallback && ack.lsn > replicated {
                     ctx.observe(Observation::AsyncAck {
@@ -120,6 +128,8 @@ impl Store {
         );
         self.count(ctx, |i| i.fallbacks);
         self.semi_sync_on = false;
+        let waited = self.pending.back().map_or(self.durable_lsn, |(a, _)| a.lsn);
+        self.fallback_lsn = waited.min(self.durable_lsn);
         self.waiting_since_ns = None;
         ctx.observe(Observation::SemiSync {
             shard: self.placement.shard,
@@ -171,13 +181,32 @@ impl Store {
         }
     }
 
-    pub(super) fn on_ack(&mut self, ctx: &mut dyn Context, from: NodeId, epoch: u64, lsn: u64) {
+    pub(super) fn on_ack(
+        &mut self,
+        ctx: &mut dyn Context,
+        from: NodeId,
+        epoch: u64,
+        lsn: u64,
+        received: u64,
+    ) {
         if self.role != Role::Primary || epoch != self.epoch {
             return;
         }
         let acked = self.replica_acked.entry(from).or_insert(0);
         *acked = (*acked).max(lsn);
-        if !self.semi_sync_on && *acked >= self.durable_lsn {
+        let durable_there = *acked;
+        let got = self.replica_received.entry(from).or_insert(0);
+        *got = (*got).max(received).max(lsn);
+        let holds = if self.config.semi_sync_ack_after_sync {
+            durable_there
+        } else {
+            *got
+        };
+        // MariaDB's update_sync_header/try_switch_on: while semi-sync is off, the events at or
+        // past the last transaction that waited (the one that timed out) ask for a reply, and
+        // the first such reply switches semi-sync back on, whether the replica has caught up
+        // with the rest or not (measured: calibration/mariadb-semisync.sh).
+        if !self.semi_sync_on && holds >= self.fallback_lsn {
             tracing::info!(replica = from, "a replica caught up: semi-sync back on");
             self.semi_sync_on = true;
             if self.semi_sync_configured() {

@@ -12,8 +12,8 @@ use std::collections::VecDeque;
 #[derive(Default)]
 pub(super) struct Queries {
     /// `running[t]`: the request on thread t.
-    running: Vec<Option<(NodeId, StoreRequest)>>,
-    waiting: VecDeque<(NodeId, StoreRequest)>,
+    running: Vec<Option<(NodeId, StoreRequest, u64)>>,
+    waiting: VecDeque<(NodeId, StoreRequest, u64)>,
 }
 
 impl Queries {
@@ -25,7 +25,9 @@ impl Queries {
 impl Store {
     /// A client request arrives: run it now, on a thread, or queue it, or refuse it.
     pub(super) fn admit(&mut self, ctx: &mut dyn Context, from: NodeId, r: StoreRequest) {
+        let now = ctx.now_ns();
         if self.config.query_time.is_none() {
+            self.arrived_ns = now;
             return self.on_request(ctx, from, r);
         }
         let threads = self.config.query_threads as usize;
@@ -37,16 +39,21 @@ impl Store {
             return Self::reply(ctx, from, r.id, StoreResult::Error);
         }
         match self.queries.running.iter().position(Option::is_none) {
-            Some(t) => self.run_query(ctx, t, from, r),
-            None => self.queries.waiting.push_back((from, r)),
+            Some(t) => self.run_query(ctx, t, (from, r, now)),
+            None => self.queries.waiting.push_back((from, r, now)),
         }
     }
 
-    fn run_query(&mut self, ctx: &mut dyn Context, thread: usize, from: NodeId, r: StoreRequest) {
+    fn run_query(
+        &mut self,
+        ctx: &mut dyn Context,
+        thread: usize,
+        request: (NodeId, StoreRequest, u64),
+    ) {
         let busy = self.ids().busy_threads;
         let now = ctx.now_ns();
         ctx.metrics().shift(busy, now, 1);
-        self.queries.running[thread] = Some((from, r));
+        self.queries.running[thread] = Some(request);
         let cost = self
             .config
             .query_time
@@ -64,15 +71,18 @@ impl Store {
     /// Thread `thread` finished its query's CPU time: execute it, start the next waiting one.
     pub(super) fn query_done(&mut self, ctx: &mut dyn Context, thread: u32) {
         let thread = thread as usize;
-        let Some((from, r)) = self.queries.running.get_mut(thread).and_then(Option::take) else {
+        let Some((from, r, arrived_ns)) =
+            self.queries.running.get_mut(thread).and_then(Option::take)
+        else {
             return;
         };
         let busy = self.ids().busy_threads;
         let now = ctx.now_ns();
         ctx.metrics().shift(busy, now, -1);
+        self.arrived_ns = arrived_ns;
         self.on_request(ctx, from, r);
-        if let Some((from, r)) = self.queries.waiting.pop_front() {
-            self.run_query(ctx, thread, from, r);
+        if let Some(next) = self.queries.waiting.pop_front() {
+            self.run_query(ctx, thread, next);
         }
     }
 }

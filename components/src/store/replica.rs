@@ -1,7 +1,7 @@
 //! The replica's side: following the primary of the highest epoch, appending what it streams,
 //! fetching what is missing, rewinding a tail that diverged, and being promoted.
 
-use super::{Record, Role, Store};
+use super::{Record, ReplicationMode, Role, Store};
 use crate::context::{Context, NodeId};
 use crate::msg::{Msg, StoreResult};
 use crate::observe::Observation;
@@ -61,6 +61,7 @@ impl Store {
                 let ack = ReplMsg::Ack {
                     epoch: self.epoch,
                     lsn: self.durable_lsn,
+                    received: self.tail_lsn(),
                 };
                 return ctx.send(from, Msg::Repl(ack)); // a duplicate
             }
@@ -71,6 +72,17 @@ impl Store {
         }
         if self.append(ctx, record).is_none() {
             return; // disk error: the primary will resend on the next heartbeat
+        }
+        if self.config.replication == ReplicationMode::SemiSync
+            && !self.config.semi_sync_ack_after_sync
+        {
+            // In the relay log: the semi-sync reply goes now, before the sync.
+            let ack = ReplMsg::Ack {
+                epoch: self.epoch,
+                lsn: self.durable_lsn,
+                received: self.tail_lsn(),
+            };
+            ctx.send(from, Msg::Repl(ack));
         }
         self.request_sync(ctx);
     }
@@ -125,6 +137,7 @@ impl Store {
         self.epoch = epoch;
         self.placement.members = members;
         self.replica_acked.clear();
+        self.replica_received.clear();
         self.shipped_lsn = self.durable_lsn;
         self.semi_sync_on = true;
         self.latest.clear();

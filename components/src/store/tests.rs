@@ -192,3 +192,91 @@ fn queries_run_on_bounded_threads_wait_in_order_and_are_refused_beyond_max_conne
         "two threads, FIFO"
     );
 }
+
+fn semi_sync_pair(ack_after_sync: bool) -> (Store, TestContext) {
+    let mut ctx = TestContext::new(0);
+    let config = StoreConfig {
+        replication: ReplicationMode::SemiSync,
+        semi_sync_timeout_ms: 1_000.0,
+        semi_sync_ack_after_sync: ack_after_sync,
+        replication_delay_ms: 0.0,
+        ..StoreConfig::default()
+    };
+    let placement = Placement {
+        shard: 0,
+        members: vec![0, 1],
+        readers: Vec::new(),
+    };
+    let mut s = Store::member(config, 0, placement);
+    s.start(&mut ctx);
+    (s, ctx)
+}
+
+fn write_and_sync(s: &mut Store, ctx: &mut TestContext, id: u64) {
+    s.on_message(ctx, 9, req(id, StoreOp::Write { key: id, value: id }));
+    sync(s, ctx);
+}
+
+fn ack(s: &mut Store, ctx: &mut TestContext, lsn: u64, received: u64) {
+    let epoch = s.epoch;
+    s.on_message(
+        ctx,
+        1,
+        Msg::Repl(ReplMsg::Ack {
+            epoch,
+            lsn,
+            received,
+        }),
+    );
+}
+
+#[test]
+fn a_semi_sync_write_is_released_by_the_replicas_receipt_not_its_fsync() {
+    // MySQL/MariaDB: the semi-sync replica replies once the event is in its relay log.
+    let (mut s, mut ctx) = semi_sync_pair(false);
+    write_and_sync(&mut s, &mut ctx, 1);
+    assert!(replies(&mut ctx).is_empty(), "waits for the replica");
+    ack(&mut s, &mut ctx, 0, 1);
+    assert_eq!(replies(&mut ctx).len(), 1, "released by the receipt");
+    // With semi_sync_ack_after_sync, only a durable ack releases.
+    let (mut s, mut ctx) = semi_sync_pair(true);
+    write_and_sync(&mut s, &mut ctx, 1);
+    ack(&mut s, &mut ctx, 0, 1);
+    assert!(replies(&mut ctx).is_empty());
+    ack(&mut s, &mut ctx, 1, 1);
+    assert_eq!(replies(&mut ctx).len(), 1);
+}
+
+#[test]
+fn semi_sync_falls_back_after_the_timeout_and_is_back_at_a_reply_past_the_write_that_timed_out() {
+    let (mut s, mut ctx) = semi_sync_pair(false);
+    write_and_sync(&mut s, &mut ctx, 1);
+    ack(&mut s, &mut ctx, 1, 1);
+    replies(&mut ctx);
+    // The replica is gone: write 2 waits the timeout, then the primary falls back.
+    write_and_sync(&mut s, &mut ctx, 2);
+    while replies(&mut ctx).is_empty() {
+        let t = ctx.pop_timer().expect("the semi-sync timeout is armed");
+        s.on_timer(&mut ctx, t);
+    }
+    assert!(!s.semi_sync_on);
+    assert!(ctx.now_ns >= 1_000_000_000, "waited the timeout");
+    write_and_sync(&mut s, &mut ctx, 3);
+    assert_eq!(replies(&mut ctx).len(), 1, "async now: no wait");
+    // It returns and catches up: a reply before the write that timed out (lsn 2) is not
+    // enough; the reply for it switches back on, before the replica has write 3.
+    ack(&mut s, &mut ctx, 1, 1);
+    assert!(!s.semi_sync_on);
+    ack(&mut s, &mut ctx, 2, 2);
+    assert!(
+        s.semi_sync_on,
+        "on at the timed-out write, with the replica behind the end"
+    );
+    write_and_sync(&mut s, &mut ctx, 4);
+    assert!(
+        replies(&mut ctx).is_empty(),
+        "semi-sync again: write 4 waits"
+    );
+    ack(&mut s, &mut ctx, 4, 4);
+    assert_eq!(replies(&mut ctx).len(), 1);
+}
