@@ -10,6 +10,12 @@
       connection (as the twin's users), GET URL_PREFIX + a key (a Zipf rank over 1..ZIPF_N with
       exponent ZIPF_ALPHA when given, else a sequence number). Prints one CSV line per request:
       sent_s,status,latency_ms (status 0: the connection failed or no answer in 90 s).
+
+  backend.py redis-incr PORT RATE_PER_S
+      A steady write load on one Redis Cluster master: INCR of one counter whose hash slot is in
+      0-5460 (the first master's range as redis-cli --cluster create assigns it), RATE_PER_S a
+      second on one connection, until the connection fails (the master was killed) or SIGTERM.
+      Prints the key and the last value the master acknowledged.
 """
 import asyncio
 import bisect
@@ -85,9 +91,50 @@ async def load(prefix, rate, duration, seed, zipf):
         print(f"{sent:.4f},{status},{ms:.2f}")
 
 
+def crc16(data):
+    """CRC16-CCITT (XMODEM), Redis Cluster's key hash."""
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def redis_incr(port, rate):
+    import signal
+    import socket
+
+    key = next(f"calibration:{i}" for i in range(1000) if crc16(f"calibration:{i}".encode()) % 16384 < 5461)
+    cmd = f"*2\r\n$4\r\nINCR\r\n${len(key)}\r\n{key}\r\n".encode()
+    acked = 0
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    try:
+        s = socket.create_connection(("127.0.0.1", port), 2)
+        f = s.makefile("rb")
+        t0, n = time.monotonic(), 0
+        while not stop:
+            s.sendall(cmd)
+            line = f.readline()
+            if not line.startswith(b":"):
+                break
+            acked = int(line[1:])
+            n += 1
+            delay = t0 + n / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+    except OSError:
+        pass
+    print(key, acked)
+
+
 def main(argv):
     if len(argv) >= 3 and argv[0] == "serve":
         asyncio.run(serve(int(argv[1]), float(argv[2])))
+    elif len(argv) == 3 and argv[0] == "redis-incr":
+        redis_incr(int(argv[1]), float(argv[2]))
     elif len(argv) in (5, 7) and argv[0] == "load":
         zipf = (int(argv[5]), float(argv[6])) if len(argv) == 7 else None
         asyncio.run(load(argv[1], float(argv[2]), float(argv[3]), int(argv[4]), zipf))

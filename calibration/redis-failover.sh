@@ -4,16 +4,18 @@
 # Starts a real Redis Cluster of 3 masters and 1 replica each on 127.0.0.1 (ports 30001-30006,
 # a temporary directory, no persistence), waits until every replica's link is up, SIGKILLs a
 # master and times, from the kill, until another node's CLUSTER NODES shows its replica as
-# master; TRIALS times at each cluster-node-timeout. Stops every process it started by pid.
-# Then runs the twin's scenarios/session-failover.toml with the same node timeout on as many
-# seeds, and prints real against twin (median, p10, p90, ratio). Writes the trials to
+# master; TRIALS times at each cluster-node-timeout. Meanwhile one client INCRs a counter on
+# that master at 333 a second (the twin's set rate per master): the writes it acknowledged
+# that the promoted replica does not have are the writes lost. Stops every process it started
+# by pid. Then runs the twin's scenarios/session-failover.toml with the same node timeout on
+# as many seeds, and prints real against twin (median, p10, p90, ratio). Writes the trials to
 # results/calibration/redis-failover.csv and the table to redis-failover.txt.
 #
 # Needs redis-server and redis-cli (Debian: apt-get install redis-server redis-tools).
 # Usage: calibration/redis-failover.sh [TRIALS] [TIMEOUTS_MS...]   (default: 5 2000 15000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for tool in redis-server redis-cli; do
+for tool in redis-server redis-cli python3; do
   command -v "$tool" >/dev/null || {
     echo "calibration: $tool is missing: install it (Debian: apt-get install redis-server redis-tools)" >&2
     exit 2
@@ -39,6 +41,8 @@ stop_all() {
 }
 trap 'stop_all; rm -rf "$work"' EXIT
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+# The interpreter itself, not a version manager's shim, so that $! is the writer's pid.
+py=$(python3 -c 'import sys; print(sys.executable)')
 
 # One trial: a fresh cluster, a kill, the time to the replica's promotion (ms).
 trial() {
@@ -77,10 +81,13 @@ CONF
     fi
   done
   # The master on 30001, its replica, and the pid to kill.
-  local master_id replica_id victim=${pids[${#pids[@]}-6]}
+  local master_id replica_id replica_port victim=${pids[${#pids[@]}-6]}
   master_id=$(redis-cli -p 30001 cluster myid | tr -d '\r')
   replica_id=$(redis-cli -p 30002 cluster nodes | awk -v m="$master_id" '$4 == m { print $1 }')
   [ -n "$replica_id" ] || { echo "calibration: no replica of 30001 found" >&2; exit 1; }
+  replica_port=$(redis-cli -p 30002 cluster nodes | awk -v r="$replica_id" '$1 == r { split($2, a, "[:@]"); print a[2] }')
+  "$py" calibration/backend.py redis-incr 30001 333 >"$dir/writer.out" &
+  local writer=$!
   sleep 1
   local t0 t1
   t0=$(now_ms)
@@ -89,16 +96,21 @@ CONF
     sleep 0.02
   done
   t1=$(now_ms)
+  wait "$writer" || true
+  local key acked kept
+  read -r key acked <"$dir/writer.out"
+  kept=$(redis-cli -p "$replica_port" get "$key" | tr -d '\r')
   stop_all
-  echo $((t1 - t0))
+  echo "$((t1 - t0)) $((acked - ${kept:-0}))"
 }
 
-echo "system,node_timeout_ms,trial,failover_ms" >"$csv"
+echo "system,experiment,trial,quantity,value" >"$csv"
 for timeout in "${timeouts[@]}"; do
   for i in $(seq 1 "$trials"); do
-    ms=$(trial "$timeout")
-    echo "real,$timeout,$i,$ms" >>"$csv"
-    echo "real redis: node timeout $timeout ms, trial $i: failover in $ms ms" >&2
+    read -r ms lost < <(trial "$timeout")
+    echo "real,failover node_timeout=${timeout}ms,$i,failover_ms,$ms" >>"$csv"
+    echo "real,failover node_timeout=${timeout}ms,$i,lost_writes,$lost" >>"$csv"
+    echo "real redis: node timeout $timeout ms, trial $i: failover in $ms ms, $lost acknowledged writes lost" >&2
   done
 done
 
@@ -110,27 +122,13 @@ for timeout in "${timeouts[@]}"; do
       --set "topology.sessions.config.node_timeout_ms=$timeout.0" --out "$work/twin" >/dev/null 2>&1 || true
     f=$(awk -F, '$4 == "run" && $5 == "failover_s" { print $6 }' \
       "$work"/twin/session-failover*/seed-"$i"/metrics.csv)
-    echo "twin,$timeout,$i,$(awk -v s="$f" 'BEGIN { printf "%.0f", s * 1000 }')" >>"$csv"
+    lost=$(sed -nE 's/.*acknowledged writes lost ([0-9]+).*/\1/p' "$work"/twin/session-failover*/seed-"$i"/summary.txt | head -1)
+    echo "twin,failover node_timeout=${timeout}ms,$i,failover_ms,$(awk -v s="$f" 'BEGIN { printf "%.0f", s * 1000 }')" >>"$csv"
+    echo "twin,failover node_timeout=${timeout}ms,$i,lost_writes,$lost" >>"$csv"
   done
 done
 
 redis_version=$(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/')
-{
-printf 'Redis Cluster failover: real (redis %s, loopback) against the twin; %s trials each; %s, %s cores, %s\n' \
-  "$redis_version" "$trials" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" "$(nproc)" "$(date -u +%F)"
-printf '%-16s %-6s %10s %10s %10s\n' "node timeout" "" "median ms" "p10 ms" "p90 ms"
-python3 - "$csv" <<'PY'
-import csv, sys
-rows = list(csv.DictReader(open(sys.argv[1])))
-def q(xs, p):
-    xs = sorted(xs); i = (len(xs) - 1) * p; lo = int(i); hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (i - lo)
-for t in sorted({int(r["node_timeout_ms"]) for r in rows}):
-    med = {}
-    for system in ("real", "twin"):
-        xs = [float(r["failover_ms"]) for r in rows if r["system"] == system and int(r["node_timeout_ms"]) == t]
-        med[system] = q(xs, 0.5)
-        print(f"{t:>10} ms    {system:<6} {q(xs, 0.5):10.0f} {q(xs, 0.1):10.0f} {q(xs, 0.9):10.0f}")
-    print(f"{'':>16} twin/real {med['twin'] / med['real']:.2f}")
-PY
-} | tee "$out_dir/redis-failover.txt"
+python3 calibration/table.py "$csv" \
+  "Redis Cluster failover: real (redis $redis_version, loopback) against the twin; $trials trials each; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(date -u +%F)" \
+  | tee "$out_dir/redis-failover.txt"

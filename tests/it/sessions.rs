@@ -208,12 +208,13 @@ fn the_session_convergence_check_catches_a_replica_that_drops_changes() {
 fn a_master_restarted_after_its_failover_takes_no_writes_as_a_stale_master() {
     let mut s = shipped("session-failover");
     s.topology.sessions.as_mut().unwrap().config.node_timeout_ms = 5_000.0;
-    if let Some(minitwin_sim::scenario::Fault::Crash {
+    let Some(minitwin_sim::scenario::Fault::Kill {
         restart_after_s, ..
     }) = s.faults.first_mut()
-    {
-        *restart_after_s = Some(12.0); // promotion near 28 s, back at 32 s
-    }
+    else {
+        panic!("session-failover kills session-0")
+    };
+    *restart_after_s = Some(12.0); // promotion near 28 s, back at 32 s
     for seed in 1..=2 {
         let o = go(&s, seed);
         let c = o.check("sessions").unwrap();
