@@ -573,10 +573,43 @@ fn parse_base(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
                 .to_string(),
         }
     })?;
+    let mut scenario = scenario;
+    load_trace(path, text, &mut scenario)?;
     if let Err((field, message)) = validate(&scenario) {
         return Err(located(path, text, &field, message));
     }
     Ok(scenario)
+}
+
+/// Reads the points of a `trace` rate curve from its CSV, next to the scenario file.
+pub(crate) fn load_trace(path: &Path, text: &str, s: &mut Scenario) -> Result<(), ScenarioError> {
+    let crate::workload::RateCurve::Trace { file, points } = &mut s.workload.rate else {
+        return Ok(());
+    };
+    let csv = path.parent().unwrap_or(Path::new(".")).join(&*file);
+    let field = [
+        Seg::Key("workload".into()),
+        Seg::Key("rate".into()),
+        Seg::Key("file".into()),
+    ];
+    let body = read_limited(&csv, 64 << 20)
+        .map_err(|m| located(path, text, &field, format!("{}: {m}", csv.display())))?;
+    let read = crate::workload::read_trace(&body).map_err(|(line, column_name, message)| {
+        ScenarioError {
+            file: csv.clone(),
+            line,
+            column: 1,
+            field: column_name.to_string(),
+            message,
+            source_line: body
+                .lines()
+                .nth(line.saturating_sub(1))
+                .unwrap_or("")
+                .to_string(),
+        }
+    })?;
+    *points = std::sync::Arc::new(read);
+    Ok(())
 }
 
 /// An error at the field `field` of `text`, with its line and column.

@@ -149,7 +149,7 @@ pub fn scenarios(
                 .zip(&p.values)
                 .map(|(a, v)| (a.path.clone(), v.clone()))
                 .collect();
-            let mut s = crate::variants::overridden(&doc, &overrides).map_err(|m| {
+            let mut s = crate::variants::overridden(path, &doc, &overrides).map_err(|m| {
                 let given: Vec<String> =
                     overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 ScenarioError::whole_file(

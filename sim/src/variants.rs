@@ -83,13 +83,18 @@ pub fn base_table(path: &Path, text: &str) -> Result<toml::Table, ScenarioError>
 
 /// `doc` with every `(dotted path, value)` of `overrides` set, as a validated scenario; the
 /// error is a message naming the path or field at fault.
-pub fn overridden(doc: &toml::Table, overrides: &toml::Table) -> Result<Scenario, String> {
+pub fn overridden(
+    path: &Path,
+    doc: &toml::Table,
+    overrides: &toml::Table,
+) -> Result<Scenario, String> {
     let mut table = doc.clone();
     for (field, value) in overrides {
         set(&mut table, field, value.clone())?;
     }
-    let scenario =
+    let mut scenario =
         Scenario::deserialize(toml::Value::Table(table)).map_err(|e| e.message().to_string())?;
+    crate::scenario::load_trace(path, "", &mut scenario).map_err(|e| e.to_string())?;
     if let Err((field, m)) = crate::scenario::validate(&scenario) {
         return Err(format!(
             "field `{}`: {m}",
@@ -125,7 +130,7 @@ pub fn expand(
                 format!("`{}` names another variant (or the baseline)", v.name),
             ));
         }
-        let mut scenario = overridden(&doc, &v.set)
+        let mut scenario = overridden(path, &doc, &v.set)
             .map_err(|m| at(vec![key("set")], format!("variant `{}`: {m}", v.name)))?;
         // Its results go beside the base's, under `<base>.<variant>`.
         scenario.name = format!("{}.{}", base.name, v.name);

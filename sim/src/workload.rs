@@ -61,6 +61,98 @@ pub enum RateCurve {
         duration_s: f64,
         every_s: Option<f64>,
     },
+    /// A daily curve (as `diurnal` with a period of one day) times the factor of the day of
+    /// the week: `day_factors[floor(t / 86,400) mod 7]` (day 0 is the run's first day).
+    Weekly {
+        mean_rps: f64,
+        amplitude: f64,
+        peak_s: f64,
+        day_factors: [f64; 7],
+    },
+    /// The rate of a recorded trace: `file` (a CSV with the header `t_s,rps`, times increasing,
+    /// relative to the scenario file's directory), linear between its points and flat before
+    /// the first and after the last.
+    Trace {
+        file: String,
+        /// The points, read by the scenario loader.
+        #[serde(skip)]
+        points: std::sync::Arc<Vec<(f64, f64)>>,
+    },
+}
+
+const DAY_S: f64 = 86_400.0;
+
+/// The rate of a trace's `points` at `t_s`: linear between them, flat outside.
+fn trace_rate(points: &[(f64, f64)], t_s: f64) -> f64 {
+    let i = points.partition_point(|p| p.0 <= t_s);
+    match (i.checked_sub(1).map(|j| points[j]), points.get(i)) {
+        (Some((t0, r0)), Some(&(t1, r1))) => r0 + (r1 - r0) * (t_s - t0) / (t1 - t0),
+        (Some((_, r)), None) | (None, Some(&(_, r))) => r,
+        (None, None) => 0.0,
+    }
+}
+
+/// Where a trace is wrong: (1-based line, column name, message).
+pub type TraceError = (usize, &'static str, String);
+
+/// Reads a trace of rates: a CSV with the header `t_s,rps`, at most 1,000,000 points, times
+/// increasing, rates 0-10,000,000. Errors name the line and the column.
+pub fn read_trace(text: &str) -> Result<Vec<(f64, f64)>, TraceError> {
+    let mut lines = text.lines().enumerate();
+    let header: Vec<&str> = lines
+        .next()
+        .map(|(_, l)| l.split(',').map(str::trim).collect())
+        .unwrap_or_default();
+    if header != ["t_s", "rps"] {
+        return Err((
+            1,
+            "t_s",
+            format!("the header must be `t_s,rps`, found `{}`", header.join(",")),
+        ));
+    }
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    for (i, line) in lines {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        if cells.len() != 2 {
+            return Err((
+                n,
+                "t_s",
+                format!("expected 2 cells (t_s,rps), found {}", cells.len()),
+            ));
+        }
+        let num = |c: &str, field: &'static str| {
+            c.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or((n, field, format!("`{c}` is not a number of 0 or more")))
+        };
+        let (t, r) = (num(cells[0], "t_s")?, num(cells[1], "rps")?);
+        if t > MAX_RUN_S {
+            return Err((
+                n,
+                "t_s",
+                format!("{t} is past the longest run ({MAX_RUN_S} s)"),
+            ));
+        }
+        if r > 1e7 {
+            return Err((n, "rps", format!("{r} is over 10,000,000 req/s")));
+        }
+        if points.last().is_some_and(|p| p.0 >= t) {
+            return Err((n, "t_s", format!("{t} is not after the previous time")));
+        }
+        if points.len() == 1_000_000 {
+            return Err((n, "t_s", "more than 1,000,000 points".into()));
+        }
+        points.push((t, r));
+    }
+    if points.is_empty() {
+        return Err((1, "rps", "the trace has no points".into()));
+    }
+    Ok(points)
 }
 
 /// `mean_rps * (1 + amplitude * cos(2 pi (t - peak_s) / period_s))`.
@@ -74,6 +166,16 @@ impl RateCurve {
     pub fn rate(&self, t_s: f64) -> f64 {
         match *self {
             RateCurve::Constant { rps } => rps,
+            RateCurve::Weekly {
+                mean_rps,
+                amplitude,
+                peak_s,
+                day_factors,
+            } => {
+                let day = (t_s / DAY_S).floor().rem_euclid(7.0) as usize;
+                diurnal(mean_rps, amplitude, DAY_S, peak_s, t_s) * day_factors[day]
+            }
+            RateCurve::Trace { ref points, .. } => trace_rate(points, t_s),
             RateCurve::Ramp {
                 from_rps,
                 to_rps,
@@ -129,6 +231,15 @@ impl RateCurve {
     pub fn peak(&self) -> f64 {
         match *self {
             RateCurve::Constant { rps } => rps,
+            RateCurve::Weekly {
+                mean_rps,
+                amplitude,
+                day_factors,
+                ..
+            } => {
+                mean_rps * (1.0 + amplitude.abs()) * day_factors.iter().fold(0.0, |a, &f| f.max(a))
+            }
+            RateCurve::Trace { ref points, .. } => points.iter().fold(0.0, |a, p| p.1.max(a)),
             RateCurve::Ramp {
                 from_rps, to_rps, ..
             } => from_rps.max(to_rps),
@@ -156,6 +267,22 @@ impl RateCurve {
         let at = |f: &str, v: f64| config::range(f, v, 0.0, MAX_RUN_S);
         match *self {
             RateCurve::Constant { rps: r } => rps("rps", r),
+            RateCurve::Weekly {
+                mean_rps,
+                amplitude,
+                peak_s,
+                day_factors,
+            } => {
+                rps("mean_rps", mean_rps)?;
+                config::fraction("amplitude", amplitude)?;
+                at("peak_s", peak_s)?;
+                for f in day_factors {
+                    config::range("day_factors", f, 0.0, 100.0)?;
+                }
+                rps("mean_rps", self.peak())
+            }
+            // The loader read and checked the points, with the trace's own line numbers.
+            RateCurve::Trace { .. } => Ok(()),
             RateCurve::Ramp {
                 from_rps,
                 to_rps,
@@ -754,6 +881,36 @@ mod tests {
         assert_eq!(c.rate(10.0), 900.0);
         assert_eq!(c.rate(15.0), 100.0);
         assert_eq!(c.peak(), 900.0);
+    }
+
+    #[test]
+    fn a_weekly_curve_scales_each_day_by_its_factor() {
+        let c = RateCurve::Weekly {
+            mean_rps: 100.0,
+            amplitude: 0.5,
+            peak_s: 0.0,
+            day_factors: [1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 0.5],
+        };
+        // Noon-peaked days: the same hour of day 5 is twice day 0's, of day 6 half.
+        let at = |day: f64| c.rate(day * DAY_S + 3_600.0);
+        assert!((at(5.0) / at(0.0) - 2.0).abs() < 1e-9);
+        assert!((at(6.0) / at(0.0) - 0.5).abs() < 1e-9);
+        assert!((at(7.0) - at(0.0)).abs() < 1e-9, "the week repeats");
+        assert!((c.peak() - 300.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_trace_curve_is_linear_between_its_points_and_flat_outside() {
+        let points = read_trace("t_s,rps\n10,100\n20,300\n").unwrap();
+        let c = RateCurve::Trace {
+            file: "x.csv".into(),
+            points: std::sync::Arc::new(points),
+        };
+        assert_eq!(c.rate(0.0), 100.0);
+        assert_eq!(c.rate(15.0), 200.0);
+        assert_eq!(c.rate(99.0), 300.0);
+        assert_eq!(c.peak(), 300.0);
+        assert_eq!(read_trace("t_s,rps\n1,2\n1,3\n").unwrap_err().0, 3);
     }
 
     #[test]

@@ -343,3 +343,31 @@ fn bad_control_tier_fields_are_refused_with_the_field_named_and_exit_2() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("as_node"), "{}", text(&o));
 }
+
+#[test]
+fn a_bad_rate_trace_is_refused_naming_the_csv_its_line_and_column() {
+    let dir = scratch("trace");
+    let scenario = std::fs::read_to_string(root().join("scenarios/trace-replay.toml"))
+        .unwrap()
+        .replace("traces/push-notification.csv", "rates.csv");
+    let toml = dir.join("trace.toml");
+    std::fs::write(&toml, scenario).unwrap();
+    let path = toml.to_str().unwrap();
+    for (csv, says) in [
+        ("t_s,rps\n0,100\n10,abc\n", "rates.csv:3"),
+        ("t_s,rps\n0,100\n0,200\n", "not after the previous time"),
+        ("time,rate\n0,100\n", "the header must be `t_s,rps`"),
+        ("t_s,rps\n", "no points"),
+        ("t_s,rps\n0,100,7\n", "expected 2 cells"),
+    ] {
+        std::fs::write(dir.join("rates.csv"), csv).unwrap();
+        let o = minitwin(&["check", path]);
+        assert_eq!(o.status.code(), Some(2), "{csv:?}: {}", text(&o));
+        assert!(text(&o).contains(says), "{csv:?}: {}", text(&o));
+        assert!(text(&o).contains("rates.csv"), "{}", text(&o));
+    }
+    std::fs::remove_file(dir.join("rates.csv")).unwrap();
+    let o = minitwin(&["check", path]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("workload.rate.file"), "{}", text(&o));
+}
