@@ -37,6 +37,8 @@ pub struct Gossip {
     pub claims: Vec<Claim>,
     pub pfail: Vec<NodeId>,
     pub current_epoch: u64,
+    /// The sender's replication offset (Redis' header `offset`): replicas rank by it.
+    pub repl_offset: u64,
 }
 
 /// Messages of the session cluster.

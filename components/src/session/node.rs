@@ -23,6 +23,10 @@ pub struct SessionConfig {
     /// PLANTED BUG (feature `planted-bugs`, tests only): a master acknowledges every 50th
     /// write without storing it. The sessions check must catch the loss when no failover
     /// explains it.
+    /// cluster-replica-validity-factor (10): a replica whose link to its master has been down
+    /// longer than `node_timeout * factor` plus the replication ping period (10 s), beyond the
+    /// node timeout itself, does not fail over (its data is too old); 0: always may.
+    pub replica_validity_factor: f64,
     #[cfg(feature = "planted-bugs")]
     pub bug_lose_acked_writes: bool,
     /// PLANTED BUG (feature `planted-bugs`, tests only): a replica skips every 20th change of
@@ -37,6 +41,7 @@ impl Default for SessionConfig {
         SessionConfig {
             node_timeout_ms: 15_000.0,
             ping_interval_ms: 1_000.0,
+            replica_validity_factor: 10.0,
             #[cfg(feature = "planted-bugs")]
             bug_lose_acked_writes: false,
             #[cfg(feature = "planted-bugs")]
@@ -46,10 +51,17 @@ impl Default for SessionConfig {
 }
 
 impl SessionConfig {
-    /// Ranges: `node_timeout_ms` 100-1e9; `ping_interval_ms` 10-1e9.
+    /// Ranges: `node_timeout_ms` 100-1e9; `ping_interval_ms` 10-1e9;
+    /// `replica_validity_factor` 0-1,000,000.
     pub fn validate(&self) -> Checked {
         config::ms("node_timeout_ms", self.node_timeout_ms, 100.0)?;
-        config::ms("ping_interval_ms", self.ping_interval_ms, 10.0)
+        config::ms("ping_interval_ms", self.ping_interval_ms, 10.0)?;
+        config::range(
+            "replica_validity_factor",
+            self.replica_validity_factor,
+            0.0,
+            1e6,
+        )
     }
 }
 
@@ -95,6 +107,11 @@ pub struct SessionNode {
     /// Writes this node took as master (since its last restart).
     sets: u64,
     voted_epoch: u64,
+    /// Per failed master, when this master last voted for one of its replicas (Redis'
+    /// `voted_time`: no second vote for the same master within twice the node timeout).
+    voted_for_ns: BTreeMap<NodeId, u64>,
+    /// Every node's replication offset, as its last ping or pong said.
+    offsets: BTreeMap<NodeId, u64>,
     election: Option<(u64, BTreeSet<NodeId>)>,
     /// Slot migration, as source: the range, the target, keys still to move.
     migrating: Option<(u16, u16, NodeId)>,
@@ -131,6 +148,8 @@ impl SessionNode {
             repl_offset: 0,
             sets: 0,
             voted_epoch: 0,
+            voted_for_ns: BTreeMap::new(),
+            offsets: BTreeMap::new(),
             election: None,
             migrating: None,
             to_move: Vec::new(),
@@ -389,6 +408,7 @@ impl SessionNode {
             claims,
             pfail,
             current_epoch,
+            repl_offset: self.repl_offset,
         });
         if ping {
             SessionMsg::Ping(gossip)
@@ -431,12 +451,15 @@ impl SessionNode {
         }
         tracing::info!(node = n, "FAIL");
         if self.claims[&self.me].replica_of == Some(n) {
-            // Replica election delay: 500 ms + uniform(0, 500) ms + rank * 1000 ms.
+            // Replica election delay: 500 ms + uniform(0, 500) ms + rank * 1000 ms, the rank
+            // being how many fellow replicas have a larger replication offset
+            // (clusterGetSlaveRank).
+            let mine = self.repl_offset;
             let rank = self
                 .replicas_of(n)
                 .iter()
-                .position(|&r| r == self.me)
-                .unwrap_or(0) as f64;
+                .filter(|&&r| r != self.me && self.offsets.get(&r).is_some_and(|&o| o > mine))
+                .count() as f64;
             let delay_ms = 500.0 + 500.0 * ctx.rng().unit() + rank * 1_000.0;
             ctx.set_timer(
                 ms_to_ns(delay_ms),
@@ -452,6 +475,13 @@ impl SessionNode {
             return;
         };
         if !self.failed.contains(&master) {
+            return;
+        }
+        if self.data_too_old(ctx.now_ns(), master) {
+            tracing::warn!(
+                master,
+                "disconnected from the master for longer than allowed: no failover"
+            );
             return;
         }
         self.current_epoch += 1;
@@ -476,6 +506,22 @@ impl SessionNode {
                 kind: TICK_ELECTION,
             },
         );
+    }
+
+    /// clusterHandleSlaveFailover's data age test: the time since the master was last heard,
+    /// less the node timeout, over `node_timeout * factor` + the 10 s replication ping period.
+    fn data_too_old(&self, now_ns: u64, master: NodeId) -> bool {
+        let factor = self.config.replica_validity_factor;
+        if factor <= 0.0 {
+            return false;
+        }
+        let timeout = ms_to_ns(self.config.node_timeout_ms);
+        let heard = self.last_heard_ns.get(&master).copied().unwrap_or(now_ns);
+        let mut age = now_ns.saturating_sub(heard);
+        if age > timeout {
+            age -= timeout;
+        }
+        age as f64 > ms_to_ns(10_000.0) as f64 + timeout as f64 * factor
     }
 
     fn on_auth_ack(&mut self, ctx: &mut dyn Context, from: NodeId, epoch: u64) {
@@ -527,10 +573,11 @@ impl SessionNode {
         from: NodeId,
         claims: Vec<Claim>,
         pfail: Vec<NodeId>,
-        epoch: u64,
+        (epoch, offset): (u64, u64),
     ) {
         let now = ctx.now_ns();
         self.last_heard_ns.insert(from, now);
+        self.offsets.insert(from, offset);
         self.pfail.remove(&from);
         self.failed.remove(&from);
         self.current_epoch = self.current_epoch.max(epoch);
@@ -748,20 +795,31 @@ impl SessionNode {
                 ctx.send(from, Msg::Session(SessionMsg::Value { id, value }));
             }
             SessionMsg::Ping(g) => {
-                self.on_gossip(ctx, from, g.claims, g.pfail, g.current_epoch);
+                let header = (g.current_epoch, g.repl_offset);
+                self.on_gossip(ctx, from, g.claims, g.pfail, header);
                 ctx.send(from, Msg::Session(self.gossip(false)));
             }
             SessionMsg::Pong(g) => {
                 self.ping_sent_ns.remove(&from);
                 self.pong_received_ns.insert(from, ctx.now_ns());
-                self.on_gossip(ctx, from, g.claims, g.pfail, g.current_epoch)
+                let header = (g.current_epoch, g.repl_offset);
+                self.on_gossip(ctx, from, g.claims, g.pfail, header)
             }
             SessionMsg::Fail { node } if node != self.me => self.mark_failed(ctx, node),
             SessionMsg::AuthRequest { epoch, failed } => {
-                let can_vote =
-                    self.is_master() && epoch > self.voted_epoch && self.failed.contains(&failed);
+                let now = ctx.now_ns();
+                let cooldown = 2 * ms_to_ns(self.config.node_timeout_ms);
+                let cooled = self
+                    .voted_for_ns
+                    .get(&failed)
+                    .is_none_or(|&t| now.saturating_sub(t) >= cooldown);
+                let can_vote = self.is_master()
+                    && epoch > self.voted_epoch
+                    && self.failed.contains(&failed)
+                    && cooled;
                 if can_vote {
                     self.voted_epoch = epoch;
+                    self.voted_for_ns.insert(failed, now);
                     ctx.send(from, Msg::Session(SessionMsg::AuthAck { epoch }));
                 }
             }
@@ -866,7 +924,120 @@ fn split_out(ranges: &[(u16, u16)], lo: u16, hi: u16) -> Vec<(u16, u16)> {
 
 #[cfg(test)]
 mod tests {
-    use super::split_out;
+    use super::*;
+    use crate::testing::TestContext;
+
+    const TIMEOUT_NS: u64 = 15_000_000_000;
+
+    /// Masters 0, 1, 2; replicas 3 and 4 of master 0.
+    fn layout() -> Vec<Claim> {
+        let master = |node, lo, hi| Claim {
+            node,
+            slots: vec![(lo, hi)],
+            replica_of: None,
+            config_epoch: u64::from(node) + 1,
+        };
+        let replica = |node| Claim {
+            node,
+            slots: Vec::new(),
+            replica_of: Some(0),
+            config_epoch: 0,
+        };
+        vec![
+            master(0, 0, 5461),
+            master(1, 5461, 10923),
+            master(2, 10923, 16384),
+            replica(3),
+            replica(4),
+        ]
+    }
+
+    fn node(me: NodeId) -> (SessionNode, TestContext) {
+        let mut ctx = TestContext::new(me);
+        let mut n = SessionNode::new(SessionConfig::default(), me, &layout());
+        n.start(&mut ctx);
+        ctx.take_sent();
+        (n, ctx)
+    }
+
+    fn msg(m: SessionMsg) -> Msg {
+        Msg::Session(m)
+    }
+
+    fn votes(ctx: &mut TestContext) -> usize {
+        ctx.take_sent()
+            .iter()
+            .filter(|(_, m)| matches!(m, Msg::Session(SessionMsg::AuthAck { .. })))
+            .count()
+    }
+
+    #[test]
+    fn a_master_votes_once_per_failed_master_within_twice_the_node_timeout() {
+        // cluster.c clusterSendFailoverAuthIfNeeded: `voted_time` of the failed master.
+        let (mut n, mut ctx) = node(1);
+        n.on_message(&mut ctx, 2, msg(SessionMsg::Fail { node: 0 }));
+        ctx.take_sent();
+        let ask = |epoch| msg(SessionMsg::AuthRequest { epoch, failed: 0 });
+        n.on_message(&mut ctx, 3, ask(10));
+        assert_eq!(votes(&mut ctx), 1);
+        n.on_message(&mut ctx, 4, ask(11));
+        assert_eq!(
+            votes(&mut ctx),
+            0,
+            "the other replica, a newer epoch, too soon"
+        );
+        ctx.now_ns += 2 * TIMEOUT_NS;
+        n.on_message(&mut ctx, 4, ask(12));
+        assert_eq!(votes(&mut ctx), 1, "after the cooldown");
+    }
+
+    fn election_delay_ms(peer_offset: Option<u64>) -> u64 {
+        let (mut n, mut ctx) = node(4);
+        if let Some(offset) = peer_offset {
+            let g = Gossip {
+                claims: layout(),
+                pfail: Vec::new(),
+                current_epoch: 3,
+                repl_offset: offset,
+            };
+            n.on_message(&mut ctx, 3, msg(SessionMsg::Pong(Box::new(g))));
+        }
+        ctx.timers.clear();
+        n.on_message(&mut ctx, 1, msg(SessionMsg::Fail { node: 0 }));
+        let (at, _, _) = ctx.timers[0];
+        (at - ctx.now_ns) / 1_000_000
+    }
+
+    #[test]
+    fn a_replica_behind_a_fellow_replica_ranks_after_it_and_waits_a_second_more() {
+        // clusterGetSlaveRank: replicas with a larger replication offset go first.
+        let first = election_delay_ms(None);
+        assert!((500..1_000).contains(&first), "{first}");
+        let behind = election_delay_ms(Some(10));
+        assert!((1_500..2_000).contains(&behind), "{behind}");
+    }
+
+    #[test]
+    fn a_replica_cut_off_from_its_master_too_long_does_not_fail_over() {
+        // cluster-replica-validity-factor 10: data older than 10 * 15 s + 10 s (beyond the
+        // node timeout) is too old.
+        let (mut n, mut ctx) = node(3);
+        let g = Gossip {
+            claims: layout(),
+            pfail: Vec::new(),
+            current_epoch: 3,
+            repl_offset: 0,
+        };
+        n.on_message(&mut ctx, 0, msg(SessionMsg::Pong(Box::new(g))));
+        assert!(!n.data_too_old(ctx.now_ns + TIMEOUT_NS + 160_000_000_000, 0));
+        assert!(n.data_too_old(ctx.now_ns + TIMEOUT_NS + 160_000_000_001, 0));
+        let off = SessionConfig {
+            replica_validity_factor: 0.0,
+            ..SessionConfig::default()
+        };
+        let n = SessionNode::new(off, 3, &layout());
+        assert!(!n.data_too_old(u64::MAX / 2, 0));
+    }
 
     #[test]
     fn splitting_a_range_out_keeps_what_is_left_on_either_side() {
