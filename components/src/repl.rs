@@ -71,6 +71,9 @@ pub enum ReplMsg {
         primary: bool,
         epoch: u64,
         lsn: u64,
+        /// A replica's IO thread is connected to its primary and hearing from it (true for a
+        /// primary): orchestrator's `slave_io_running` in its DeadMaster analysis.
+        replicating: bool,
     },
     /// Orchestrator -> replica: become the primary of your shard in `epoch`.
     Promote {
@@ -120,6 +123,9 @@ pub struct OrchestratorConfig {
     /// Manual failover: once a primary is declared dead, an operator promotes a replica this
     /// long later (none: the orchestrator promotes at once).
     pub operator_delay: Option<Dist>,
+    /// After a recovery on a shard, no automated recovery of that shard for this long
+    /// (orchestrator's RecoveryPeriodBlockSeconds = 3600: anti-flapping).
+    pub recovery_block_ms: f64,
 }
 
 impl Default for OrchestratorConfig {
@@ -128,15 +134,17 @@ impl Default for OrchestratorConfig {
             poll_interval_ms: 5_000.0,
             failed_polls: 2,
             operator_delay: None,
+            recovery_block_ms: 3_600_000.0,
         }
     }
 }
 
 impl OrchestratorConfig {
     /// Ranges: `poll_interval_ms` 100-1e9; `failed_polls` 1-100; `operator_delay` a duration
-    /// distribution.
+    /// distribution; `recovery_block_ms` 0-1e10.
     pub fn validate(&self) -> Checked {
         config::ms("poll_interval_ms", self.poll_interval_ms, 100.0)?;
+        config::range("recovery_block_ms", self.recovery_block_ms, 0.0, 1e10)?;
         config::count("failed_polls", u64::from(self.failed_polls), 1, 100)?;
         if let Some(d) = &self.operator_delay {
             nested("operator_delay", d.validate())?;
@@ -167,6 +175,10 @@ struct ShardState {
     last_seen_ns: u64,
     /// Manual failover: when the operator will act on the alert raised for this shard.
     operator_due_ns: Option<u64>,
+    /// No recovery before this (RecoveryPeriodBlockSeconds after the last one).
+    blocked_until_ns: u64,
+    /// This outage's analysis was logged and counted (UnreachableMaster, or blocked).
+    noted: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -175,11 +187,14 @@ struct Answer {
     primary: bool,
     epoch: u64,
     lsn: u64,
+    replicating: bool,
 }
 
 struct Ids {
     polls: CounterId,
     failovers: CounterId,
+    unreachable: CounterId,
+    blocked: CounterId,
     fenced: CounterId,
     detection: HistId,
 }
@@ -215,6 +230,8 @@ impl Orchestrator {
                     missed_polls: 0,
                     last_seen_ns: 0,
                     operator_due_ns: None,
+                    blocked_until_ns: 0,
+                    noted: false,
                 }
             })
             .collect();
@@ -264,14 +281,54 @@ impl Orchestrator {
                 shard.missed_polls = 0;
                 shard.last_seen_ns = now;
                 shard.operator_due_ns = None; // back before the operator acted: stand down
+                shard.noted = false;
             } else {
                 self.shards[i].missed_polls += 1;
-                if self.shards[i].missed_polls >= self.config.failed_polls && self.decided(ctx, i) {
+                if self.shards[i].missed_polls >= self.config.failed_polls
+                    && self.recoverable(ctx, i)
+                    && self.decided(ctx, i)
+                {
                     self.fail_over(ctx, i);
                 }
             }
             self.fence(ctx, i);
         }
+    }
+
+    /// Whether shard `i`'s unreachable primary is a DeadMaster that may be recovered now: every
+    /// replica that answered this poll has lost it too (analysis_dao.go: "Master cannot be
+    /// reached by orchestrator and none of its replicas is replicating"), and no recovery of
+    /// the shard ran within `recovery_block_ms`. Otherwise it is logged and counted once.
+    fn recoverable(&mut self, ctx: &mut dyn Context, i: usize) -> bool {
+        let shard = &self.shards[i];
+        let answers: Vec<&Answer> = shard
+            .members
+            .iter()
+            .filter(|&&m| m != shard.primary)
+            .filter_map(|m| self.answers.get(m).filter(|a| a.seq == self.seq))
+            .collect();
+        let dead = !answers.is_empty() && answers.iter().all(|a| !a.replicating);
+        let blocked = ctx.now_ns() < shard.blocked_until_ns;
+        if dead && !blocked {
+            return true;
+        }
+        if !shard.noted {
+            let (what, counter) = if dead {
+                (
+                    "recovery blocked: a recovery ran within recovery_block_ms",
+                    self.ids().blocked,
+                )
+            } else {
+                (
+                    "UnreachableMaster: its replicas still replicate from it; no failover",
+                    self.ids().unreachable,
+                )
+            };
+            tracing::warn!(shard = i, "{what}");
+            ctx.metrics().add(counter, 1);
+            self.shards[i].noted = true;
+        }
+        false
     }
 
     /// Whether a failover of shard `i`, declared dead, happens now: at once, or when the
@@ -334,6 +391,8 @@ impl Orchestrator {
         shard.primary = new_primary;
         shard.missed_polls = 0;
         shard.operator_due_ns = None;
+        shard.noted = false;
+        shard.blocked_until_ns = now.saturating_add(ms_to_ns(self.config.recovery_block_ms));
         let (epoch, members) = (shard.epoch, shard.members.clone());
         ctx.send(new_primary, Msg::Repl(ReplMsg::Promote { epoch, members }));
         for &s in &self.services {
@@ -383,6 +442,8 @@ impl Component for Orchestrator {
         self.ids = Some(Ids {
             polls: m.counter("orchestrator_polls_total"),
             failovers: m.counter("orchestrator_failovers_total"),
+            unreachable: m.counter("orchestrator_unreachable_master_total"),
+            blocked: m.counter("orchestrator_recoveries_blocked_total"),
             fenced: m.counter("orchestrator_fence_messages_total"),
             detection: m.histogram("orchestrator_detection_ns"),
         });
@@ -397,6 +458,7 @@ impl Component for Orchestrator {
             primary,
             epoch,
             lsn,
+            replicating,
             ..
         }) = msg
         {
@@ -407,6 +469,7 @@ impl Component for Orchestrator {
                     primary,
                     epoch,
                     lsn,
+                    replicating,
                 },
             );
         }

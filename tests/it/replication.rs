@@ -263,3 +263,73 @@ fn an_operator_stands_down_when_the_primary_comes_back_before_the_promotion() {
     assert_eq!(failovers.value, 0.0);
     assert!(check(&o, "split_brain").passed());
 }
+
+fn orchestrator_count(o: &RunOutcome, metric: &str) -> f64 {
+    o.value("orchestrator", metric)
+        .unwrap_or_else(|| panic!("no {metric}"))
+}
+
+#[test]
+fn a_primary_only_the_orchestrator_cannot_reach_is_an_unreachable_master_and_stays() {
+    // orchestrator's DeadMaster needs the replicas to have lost the primary too; cut only the
+    // orchestrator from store-0 and its replicas keep replicating: UnreachableMaster.
+    let mut s = shipped("primary-crash-semisync");
+    s.faults = vec![Fault::Partition {
+        at_s: 10.0,
+        duration_s: 25.0,
+        a: vec!["orchestrator".into()],
+        b: vec!["store-0".into()],
+        one_way: false,
+    }];
+    let o = go(&s, 1);
+    assert_eq!(orchestrator_count(&o, "orchestrator_failovers_total"), 0.0);
+    assert_eq!(
+        orchestrator_count(&o, "orchestrator_unreachable_master_total"),
+        1.0
+    );
+    // Cut store-0 from every node instead: its replicas lose it too, a DeadMaster, failed over.
+    // (A rule that looked at the polls alone would have failed over both times.)
+    s.faults = vec![Fault::Partition {
+        at_s: 10.0,
+        duration_s: 25.0,
+        a: vec!["store-0".into()],
+        b: vec![
+            "zone:az-a".into(),
+            "zone:az-b".into(),
+            "zone:az-c".into(),
+            "zone:edge".into(),
+        ],
+        one_way: false,
+    }];
+    let o = go(&s, 1);
+    assert_eq!(orchestrator_count(&o, "orchestrator_failovers_total"), 1.0);
+}
+
+#[test]
+fn a_second_primary_loss_within_the_recovery_block_is_left_to_a_human() {
+    // RecoveryPeriodBlockSeconds (3600): store-0 fails over at about 30 s; at 50 s the new
+    // primary (a replica) and the other replica die, leaving store-0, back since 35 s.
+    let mut s = shipped("primary-crash-semisync");
+    s.duration_s = 90.0;
+    s.faults = vec![
+        Fault::Crash {
+            at_s: 20.0,
+            node: "store-0".into(),
+            restart_after_s: Some(15.0),
+        },
+        Fault::Crash {
+            at_s: 50.0,
+            node: "store-0-r*".into(),
+            restart_after_s: None,
+        },
+    ];
+    let o = go(&s, 1);
+    assert_eq!(orchestrator_count(&o, "orchestrator_failovers_total"), 1.0);
+    assert_eq!(
+        orchestrator_count(&o, "orchestrator_recoveries_blocked_total"),
+        1.0
+    );
+    s.topology.stores.orchestrator.recovery_block_ms = 0.0;
+    let o = go(&s, 1);
+    assert_eq!(orchestrator_count(&o, "orchestrator_failovers_total"), 2.0);
+}

@@ -503,6 +503,18 @@ pub static CATALOG: &[Def] = &[
         "Health polls the orchestrator sent.",
     ),
     def(
+        "orchestrator_recoveries_blocked_total",
+        Counter,
+        "count",
+        "Dead primaries left alone because a recovery of their shard ran within recovery_block_ms.",
+    ),
+    def(
+        "orchestrator_unreachable_master_total",
+        Counter,
+        "count",
+        "Primaries the orchestrator could not reach while a replica still replicated from them (no failover).",
+    ),
+    def(
         "prometheus_alerts_firing",
         Gauge,
         "alerts",

@@ -87,6 +87,11 @@ pub struct StoreConfig {
     pub semi_sync_ack_after_sync: bool,
     /// Heartbeat rows from the primary (pt-heartbeat's default interval: 1 s).
     pub heartbeat_interval_ms: f64,
+    /// A replica's IO thread gives its primary up after this long without a word from it
+    /// (slave_net_timeout: MySQL and MariaDB 60 s; orchestrator's documentation recommends 4 s)
+    /// or at once when the connection is refused or reset. The orchestrator fails over only
+    /// when every replica has given its primary up.
+    pub replica_net_timeout_ms: f64,
     /// Records resent per fetch when a replica finds a gap.
     pub fetch_batch: u32,
     /// Time before a durable record leaves for the replicas (the binlog dump thread's wake-up
@@ -117,6 +122,7 @@ impl Default for StoreConfig {
             semi_sync_timeout_ms: 10_000.0,
             semi_sync_ack_after_sync: false,
             heartbeat_interval_ms: 1_000.0,
+            replica_net_timeout_ms: 60_000.0,
             fetch_batch: 512,
             replication_delay_ms: 0.0,
             purge_after_records: 20_000,
@@ -153,6 +159,7 @@ impl StoreConfig {
         )?;
         config::ms("semi_sync_timeout_ms", self.semi_sync_timeout_ms, 1.0)?;
         config::ms("heartbeat_interval_ms", self.heartbeat_interval_ms, 10.0)?;
+        config::ms("replica_net_timeout_ms", self.replica_net_timeout_ms, 10.0)?;
         config::ms("replication_delay_ms", self.replication_delay_ms, 0.0)?;
         config::count("fetch_batch", u64::from(self.fetch_batch), 1, 1_000_000)?;
         config::count(
@@ -325,6 +332,10 @@ pub struct Store {
     replica_received: BTreeMap<NodeId, u64>,
     /// When the request being executed reached the store.
     arrived_ns: u64,
+    /// A replica: when its primary was last heard, and whether the connection to it was
+    /// refused or reset since.
+    primary_heard_ns: u64,
+    primary_link_down: bool,
     /// The last write that waited for a replica when semi-sync fell back: a replica's reply at
     /// or past it switches semi-sync back on.
     fallback_lsn: u64,
@@ -381,6 +392,8 @@ impl Store {
             replica_acked: BTreeMap::new(),
             replica_received: BTreeMap::new(),
             arrived_ns: 0,
+            primary_heard_ns: 0,
+            primary_link_down: false,
             fallback_lsn: 0,
             reader_acked: BTreeMap::new(),
             shipped_lsn: 0,
@@ -583,12 +596,17 @@ impl Store {
                 purge_lsn,
             } => self.on_heartbeat(ctx, from, epoch, lsn, ts_ns, purge_lsn),
             ReplMsg::Probe { seq } => {
+                let silent_ns = ctx.now_ns().saturating_sub(self.primary_heard_ns);
+                let replicating = self.role == Role::Primary
+                    || (!self.primary_link_down
+                        && silent_ns <= ms_to_ns(self.config.replica_net_timeout_ms));
                 let reply = ReplMsg::ProbeReply {
                     seq,
                     shard: self.placement.shard,
                     primary: self.role == Role::Primary,
                     epoch: self.epoch,
                     lsn: self.durable_lsn,
+                    replicating,
                 };
                 ctx.send(from, Msg::Repl(reply));
             }
@@ -638,6 +656,7 @@ impl Component for Store {
             self.me = ctx.me();
         }
         self.register_metrics(ctx);
+        self.primary_heard_ns = ctx.now_ns();
         self.recover(ctx);
         if self.others().next().is_some() {
             ctx.set_timer(
@@ -653,6 +672,9 @@ impl Component for Store {
         match msg {
             Msg::Store(r) => self.admit(ctx, from, r),
             Msg::Repl(r) => self.on_repl(ctx, from, r),
+            Msg::Refused(_) | Msg::Reset if self.role == (Role::Replica { primary: from }) => {
+                self.primary_link_down = true;
+            }
             Msg::Mirror(MirrorMsg::GetUpdates { from_lsn, max }) => {
                 self.on_get_updates(ctx, from, from_lsn, max)
             }

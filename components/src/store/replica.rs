@@ -21,7 +21,12 @@ impl Store {
             }
             self.become_replica(ctx, from, epoch);
         }
-        matches!(self.role, Role::Replica { primary } if primary == from)
+        let ours = matches!(self.role, Role::Replica { primary } if primary == from);
+        if ours {
+            self.primary_heard_ns = ctx.now_ns();
+            self.primary_link_down = false;
+        }
+        ours
     }
 
     pub(super) fn become_replica(&mut self, ctx: &mut dyn Context, primary: NodeId, epoch: u64) {
