@@ -173,5 +173,5 @@ PY
 done
 
 python3 calibration/table.py "$csv" \
-  "MariaDB $version semi-sync on loopback against the twin (timeout $timeout_ms ms; twin disk: 2 fsyncs of this machine, fsync p10 $fsync_p10 ms, mean $fsync_mean ms); $trials trials each; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(date -u +%F)" \
+  "MariaDB $version semi-sync on loopback against the twin (timeout $timeout_ms ms; twin disk: 2 fsyncs of this machine, fsync p10 $fsync_p10 ms, mean $fsync_mean ms); twin at commit $(git rev-parse --short HEAD); $trials trials each; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(date -u +%F)" \
   | tee "$out_dir/mariadb-semisync.txt"

@@ -225,5 +225,5 @@ done
 
 nginx_version=$(nginx -v 2>&1 | sed -E 's|.*nginx/||')
 python3 calibration/table.py "$csv" \
-  "nginx $nginx_version on loopback against the twin; $trials trials each; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(date -u +%F)" \
+  "nginx $nginx_version on loopback against the twin; twin at commit $(git rev-parse --short HEAD); $trials trials each; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(date -u +%F)" \
   | tee "$out_dir/nginx.txt"

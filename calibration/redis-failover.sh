@@ -130,5 +130,5 @@ done
 
 redis_version=$(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/')
 python3 calibration/table.py "$csv" \
-  "Redis Cluster failover: real (redis $redis_version, loopback) against the twin; $trials trials each; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(date -u +%F)" \
+  "Redis Cluster failover: real (redis $redis_version, loopback) against the twin; twin at commit $(git rev-parse --short HEAD); $trials trials each; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(date -u +%F)" \
   | tee "$out_dir/redis-failover.txt"

@@ -887,6 +887,12 @@ pub static CATALOG: &[Def] = &[
         "Failovers in which this session replica became a master.",
     ),
     def(
+        "session_full_resyncs_total",
+        Counter,
+        "count",
+        "Replicas this master sent everything because the gap they asked for was no longer in its backlog.",
+    ),
+    def(
         "session_migrated_keys_total",
         Counter,
         "count",
@@ -897,6 +903,12 @@ pub static CATALOG: &[Def] = &[
         Counter,
         "count",
         "MOVED redirections a session node sent.",
+    ),
+    def(
+        "session_partial_resyncs_total",
+        Counter,
+        "count",
+        "Replica gaps this master filled from its replication backlog (a partial resync).",
     ),
     def(
         "session_promoted_at_ms",

@@ -145,4 +145,9 @@ pub enum SessionMsg {
         offset: u64,
         data: Vec<(u64, u64, u64)>,
     },
+    /// Replica -> master: the stream has a gap (a lost link); send again from `offset` (Redis'
+    /// PSYNC): from the backlog if it still holds it, else a full resync.
+    Psync {
+        offset: u64,
+    },
 }

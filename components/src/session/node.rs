@@ -23,6 +23,10 @@ pub struct SessionConfig {
     /// PLANTED BUG (feature `planted-bugs`, tests only): a master acknowledges every 50th
     /// write without storing it. The sessions check must catch the loss when no failover
     /// explains it.
+    /// repl-backlog-size (1 MB): the replication stream a master keeps for replicas that
+    /// reconnect; a change counts as 64 bytes (a SET with its expiry in RESP). A gap it still
+    /// holds is resent (a partial resync), a larger one costs a full resync.
+    pub repl_backlog_bytes: u64,
     /// cluster-replica-validity-factor (10): a replica whose link to its master has been down
     /// longer than `node_timeout * factor` plus the replication ping period (10 s), beyond the
     /// node timeout itself, does not fail over (its data is too old); 0: always may.
@@ -42,6 +46,7 @@ impl Default for SessionConfig {
             node_timeout_ms: 15_000.0,
             ping_interval_ms: 1_000.0,
             replica_validity_factor: 10.0,
+            repl_backlog_bytes: 1 << 20,
             #[cfg(feature = "planted-bugs")]
             bug_lose_acked_writes: false,
             #[cfg(feature = "planted-bugs")]
@@ -51,11 +56,13 @@ impl Default for SessionConfig {
 }
 
 impl SessionConfig {
-    /// Ranges: `node_timeout_ms` 100-1e9; `ping_interval_ms` 10-1e9;
+    /// Ranges: `node_timeout_ms` 100-1e9; `ping_interval_ms` 10-1e9; `repl_backlog_bytes`
+    /// 64-2^40;
     /// `replica_validity_factor` 0-1,000,000.
     pub fn validate(&self) -> Checked {
         config::ms("node_timeout_ms", self.node_timeout_ms, 100.0)?;
         config::ms("ping_interval_ms", self.ping_interval_ms, 10.0)?;
+        config::count("repl_backlog_bytes", self.repl_backlog_bytes, 64, 1 << 40)?;
         config::range(
             "replica_validity_factor",
             self.replica_validity_factor,
@@ -77,8 +84,13 @@ struct Ids {
     migrated_keys: CounterId,
     down: CounterId,
     failovers: CounterId,
+    partial_resyncs: CounterId,
+    full_resyncs: CounterId,
     promoted_at_ms: GaugeId,
 }
+
+/// Bytes a change takes in the replication backlog.
+const BACKLOG_ENTRY_BYTES: u64 = 64;
 
 const TICK_PING: u32 = 1;
 /// Redis' cluster cron runs every 100 ms (`hz` 10).
@@ -112,6 +124,10 @@ pub struct SessionNode {
     voted_for_ns: BTreeMap<NodeId, u64>,
     /// Every node's replication offset, as its last ping or pong said.
     offsets: BTreeMap<NodeId, u64>,
+    /// As a master: the last changes sent to replicas, oldest first (the backlog).
+    backlog: std::collections::VecDeque<SessionMsg>,
+    /// As a replica: when it last asked its master to fill a gap.
+    psync_sent_ns: Option<u64>,
     election: Option<(u64, BTreeSet<NodeId>)>,
     /// Slot migration, as source: the range, the target, keys still to move.
     migrating: Option<(u16, u16, NodeId)>,
@@ -150,6 +166,8 @@ impl SessionNode {
             voted_epoch: 0,
             voted_for_ns: BTreeMap::new(),
             offsets: BTreeMap::new(),
+            backlog: std::collections::VecDeque::new(),
+            psync_sent_ns: None,
             election: None,
             migrating: None,
             to_move: Vec::new(),
@@ -685,6 +703,68 @@ impl SessionNode {
         for r in self.replicas_of(self.me) {
             ctx.send(r, Msg::Session(msg.clone()));
         }
+        let cap = (self.config.repl_backlog_bytes / BACKLOG_ENTRY_BYTES).max(1) as usize;
+        if self.backlog.len() == cap {
+            self.backlog.pop_front();
+        }
+        self.backlog.push_back(msg);
+    }
+
+    fn stream_offset(msg: &SessionMsg) -> u64 {
+        match *msg {
+            SessionMsg::Replicate { offset, .. } | SessionMsg::ReplicateDel { offset, .. } => {
+                offset
+            }
+            _ => unreachable!("the backlog holds replication messages"),
+        }
+    }
+
+    /// A replica asks for the stream from `offset`: from the backlog when it still holds it
+    /// (Redis' partial resync, `+CONTINUE`), else everything (`+FULLRESYNC`).
+    fn on_psync(&mut self, ctx: &mut dyn Context, from: NodeId, offset: u64) {
+        if !self.is_master() || self.claims.get(&from).and_then(|c| c.replica_of) != Some(self.me) {
+            return;
+        }
+        let first = self.backlog.front().map(Self::stream_offset);
+        if first.is_some_and(|f| f <= offset) && offset <= self.repl_offset + 1 {
+            self.count(ctx, |i| i.partial_resyncs);
+            for m in self
+                .backlog
+                .iter()
+                .filter(|m| Self::stream_offset(m) >= offset)
+            {
+                ctx.send(from, Msg::Session(m.clone()));
+            }
+            return;
+        }
+        self.count(ctx, |i| i.full_resyncs);
+        let data: Vec<(u64, u64, u64)> = self.data.iter().map(|(&k, &(v, e))| (k, v, e)).collect();
+        let msg = SessionMsg::FullSync {
+            offset: self.repl_offset,
+            data,
+        };
+        ctx.send(from, Msg::Session(msg));
+    }
+
+    /// A change from the master at `offset`: the next one is applied; one past a gap asks for
+    /// the stream again (at most once a second); an old one is a duplicate.
+    fn in_order(&mut self, ctx: &mut dyn Context, from: NodeId, offset: u64) -> bool {
+        if offset == self.repl_offset + 1 {
+            self.psync_sent_ns = None;
+            return true;
+        }
+        let now = ctx.now_ns();
+        let due = self
+            .psync_sent_ns
+            .is_none_or(|t| now.saturating_sub(t) >= ms_to_ns(1_000.0));
+        if offset > self.repl_offset + 1 && due {
+            self.psync_sent_ns = Some(now);
+            let psync = SessionMsg::Psync {
+                offset: self.repl_offset + 1,
+            };
+            ctx.send(from, Msg::Session(psync));
+        }
+        false
     }
 
     /// Starts moving slots `[lo, hi)` to `to` (the source side of a migration).
@@ -829,7 +909,9 @@ impl SessionNode {
                 key,
                 value,
                 expires_ns,
-            } if self.claims[&self.me].replica_of == Some(from) && offset > self.repl_offset => {
+            } if self.claims[&self.me].replica_of == Some(from)
+                && self.in_order(ctx, from, offset) =>
+            {
                 self.repl_offset = offset;
                 if planted!(self.config.bug_replica_drops_changes) && offset.is_multiple_of(20) {
                     return; // the planted bug: the change is counted as applied, never stored
@@ -837,12 +919,14 @@ impl SessionNode {
                 self.data.insert(key, (value, expires_ns));
             }
             SessionMsg::ReplicateDel { offset, key }
-                if self.claims[&self.me].replica_of == Some(from) && offset > self.repl_offset =>
+                if self.claims[&self.me].replica_of == Some(from)
+                    && self.in_order(ctx, from, offset) =>
             {
                 self.repl_offset = offset;
                 self.data.remove(&key);
             }
             SessionMsg::FullSync { offset, data } => self.on_full_sync(ctx, from, offset, data),
+            SessionMsg::Psync { offset } => self.on_psync(ctx, from, offset),
             _ => {}
         }
     }
@@ -858,6 +942,8 @@ impl Component for SessionNode {
             migrated_keys: m.counter("session_migrated_keys_total"),
             down: m.counter("session_down_total"),
             failovers: m.counter(FAILOVERS_TOTAL),
+            partial_resyncs: m.counter("session_partial_resyncs_total"),
+            full_resyncs: m.counter("session_full_resyncs_total"),
             promoted_at_ms: m.gauge(PROMOTED_AT_MS, "ms"),
         });
         // A restarted node comes back with the initial layout and no data (no persistence):
@@ -1037,6 +1123,87 @@ mod tests {
         };
         let n = SessionNode::new(off, 3, &layout());
         assert!(!n.data_too_old(u64::MAX / 2, 0));
+    }
+
+    fn change(n: &mut SessionNode, ctx: &mut TestContext, key: u64) {
+        let m = SessionMsg::Replicate {
+            offset: 0,
+            key,
+            value: key,
+            expires_ns: u64::MAX,
+        };
+        n.replicate(ctx, m);
+    }
+
+    fn resent(ctx: &mut TestContext) -> (Vec<u64>, bool) {
+        let mut offsets = Vec::new();
+        let mut full = false;
+        for (to, m) in ctx.take_sent() {
+            match m {
+                Msg::Session(SessionMsg::Replicate { offset, .. }) if to == 3 => {
+                    offsets.push(offset)
+                }
+                Msg::Session(SessionMsg::FullSync { .. }) if to == 3 => full = true,
+                _ => {}
+            }
+        }
+        (offsets, full)
+    }
+
+    #[test]
+    fn a_gap_the_backlog_still_holds_is_resent_and_a_larger_one_costs_a_full_resync() {
+        // Redis PSYNC: +CONTINUE from repl-backlog, else +FULLRESYNC.
+        let config = SessionConfig {
+            repl_backlog_bytes: 3 * BACKLOG_ENTRY_BYTES,
+            ..SessionConfig::default()
+        };
+        let mut ctx = TestContext::new(0);
+        let mut n = SessionNode::new(config, 0, &layout());
+        n.start(&mut ctx);
+        for key in 1..=5 {
+            change(&mut n, &mut ctx, key);
+        }
+        ctx.take_sent();
+        n.on_message(&mut ctx, 3, msg(SessionMsg::Psync { offset: 4 }));
+        assert_eq!(resent(&mut ctx), (vec![4, 5], false));
+        n.on_message(&mut ctx, 3, msg(SessionMsg::Psync { offset: 2 }));
+        assert_eq!(
+            resent(&mut ctx),
+            (vec![], true),
+            "offset 2 left the backlog"
+        );
+        assert_eq!(
+            ctx.metrics.counter_value("session_partial_resyncs_total"),
+            Some(1)
+        );
+        assert_eq!(
+            ctx.metrics.counter_value("session_full_resyncs_total"),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn a_replica_applies_its_stream_in_order_and_asks_for_a_gap_instead_of_skipping_it() {
+        let (mut n, mut ctx) = node(3);
+        let rep = |offset, key| {
+            msg(SessionMsg::Replicate {
+                offset,
+                key,
+                value: key,
+                expires_ns: u64::MAX,
+            })
+        };
+        n.on_message(&mut ctx, 0, rep(1, 10));
+        n.on_message(&mut ctx, 0, rep(3, 30));
+        assert!(n.data.contains_key(&10) && !n.data.contains_key(&30));
+        let asked: Vec<Msg> = ctx.take_sent().into_iter().map(|(_, m)| m).collect();
+        assert!(
+            asked.contains(&msg(SessionMsg::Psync { offset: 2 })),
+            "{asked:?}"
+        );
+        n.on_message(&mut ctx, 0, rep(2, 20));
+        n.on_message(&mut ctx, 0, rep(3, 30));
+        assert!(n.data.contains_key(&20) && n.data.contains_key(&30));
     }
 
     #[test]
