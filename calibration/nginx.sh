@@ -134,12 +134,17 @@ for q, v in [("client_errors", errors), ("failed_attempts", failed),
 PY
 }
 
-limit_trial() {
-  local i=$1 dir="$work/limit$1"
-  mkdir -p "$dir/tmp"
+# Three backends and nginx in front of them, for a trial in directory $1.
+start_all() {
+  mkdir -p "$1/tmp"
   backend 31001; backend 31002; backend 31003
   for p in 31001 31002 31003; do wait_port $p; done
-  start_nginx "$dir"
+  start_nginx "$1"
+}
+
+limit_trial() {
+  local i=$1 dir="$work/limit$1"
+  start_all "$dir"
   python3 calibration/backend.py load http://127.0.0.1:31080/limit/ 100 10 "$i" >"$dir/paced.csv"
   sleep 1.5 # the bucket drains between the two runs
   python3 calibration/backend.py load http://127.0.0.1:31080/nodelay/ 100 10 "$i" >"$dir/nodelay.csv"
@@ -167,10 +172,7 @@ PY
 
 cache_trial() {
   local i=$1 dir="$work/cache$1"
-  mkdir -p "$dir/tmp"
-  backend 31001; backend 31002; backend 31003
-  for p in 31001 31002 31003; do wait_port $p; done
-  start_nginx "$dir"
+  start_all "$dir"
   python3 calibration/backend.py load http://127.0.0.1:31080/cache/ 200 20 "$i" 10000 0.9 >"$dir/load.csv"
   stop_all
   awk -F'|' -v t="$i" '{ if ($7 == "HIT") h++; else if ($7 == "MISS") m++ }
