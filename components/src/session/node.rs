@@ -110,6 +110,9 @@ pub struct SessionNode {
     ping_sent_ns: BTreeMap<NodeId, u64>,
     pong_received_ns: BTreeMap<NodeId, u64>,
     cron_runs: u64,
+    /// A master restarted less than CLUSTER_WRITABLE_DELAY (2 s) ago answers CLUSTERDOWN, so
+    /// that the cluster can tell it its slots moved before it takes a write.
+    writable_at_ns: u64,
     pfail: BTreeSet<NodeId>,
     failed: BTreeSet<NodeId>,
     /// failing node -> master that reported it -> when.
@@ -157,6 +160,7 @@ impl SessionNode {
             ping_sent_ns: BTreeMap::new(),
             pong_received_ns: BTreeMap::new(),
             cron_runs: 0,
+            writable_at_ns: 0,
             pfail: BTreeSet::new(),
             failed: BTreeSet::new(),
             reports: BTreeMap::new(),
@@ -303,7 +307,7 @@ impl SessionNode {
             None => return ctx.send(from, Msg::Session(SessionMsg::Down { id })),
             Some(_) => {}
         }
-        if !self.sees_majority(now) {
+        if !self.sees_majority(now) || now < self.writable_at_ns {
             self.count(ctx, |i| i.down);
             return ctx.send(from, Msg::Session(SessionMsg::Down { id }));
         }
@@ -955,7 +959,17 @@ impl Component for SessionNode {
             self.pong_received_ns.insert(n, now);
         }
         self.ping_sent_ns.clear();
-        ctx.set_timer(ms_to_ns(CRON_MS), Timer::Tick { kind: TICK_PING });
+        // clusterUpdateState's CLUSTER_WRITABLE_DELAY after a restart (a start after the run
+        // began; the topology is up at time 0).
+        if now > 0 {
+            self.writable_at_ns = now + ms_to_ns(2_000.0);
+        }
+        // Each process has its own cron phase and its own count of runs (Redis' static
+        // `iteration`): the nodes' crons and their once-a-second random pings do not line up.
+        let every = (self.config.ping_interval_ms / CRON_MS).round().max(1.0) as u64;
+        self.cron_runs = ctx.rng().below(every);
+        let phase = CRON_MS * ctx.rng().unit_open0();
+        ctx.set_timer(ms_to_ns(phase), Timer::Tick { kind: TICK_PING });
         // Every link is new: each opens with a ping (Redis queues one as soon as it connects),
         // so a restarted node hears the cluster's view of its slots at once.
         let others: Vec<NodeId> = self
@@ -1204,6 +1218,36 @@ mod tests {
         n.on_message(&mut ctx, 0, rep(2, 20));
         n.on_message(&mut ctx, 0, rep(3, 30));
         assert!(n.data.contains_key(&20) && n.data.contains_key(&30));
+    }
+
+    #[test]
+    fn a_restarted_master_answers_clusterdown_for_two_seconds_before_taking_writes() {
+        // cluster.c clusterUpdateState: CLUSTER_WRITABLE_DELAY (2000 ms) after a reboot.
+        let mut ctx = TestContext::new(0);
+        ctx.now_ns = 50_000_000_000;
+        let mut n = SessionNode::new(SessionConfig::default(), 0, &layout());
+        n.start(&mut ctx);
+        ctx.take_sent();
+        let key = (0..u64::MAX).find(|&k| user_slot(k) < 5461).unwrap();
+        let set = |id| {
+            msg(SessionMsg::Set {
+                id,
+                key,
+                value: 1,
+                ttl_ms: 60_000,
+                asking: false,
+            })
+        };
+        n.on_message(&mut ctx, 9, set(1));
+        let down = |ctx: &mut TestContext| {
+            ctx.take_sent()
+                .iter()
+                .any(|(_, m)| matches!(m, Msg::Session(SessionMsg::Down { .. })))
+        };
+        assert!(down(&mut ctx), "CLUSTERDOWN right after the restart");
+        ctx.now_ns += 2_000_000_000;
+        n.on_message(&mut ctx, 9, set(2));
+        assert!(!down(&mut ctx), "writable after the delay");
     }
 
     #[test]
