@@ -94,6 +94,9 @@ pub trait Context {
     /// Replaces every record up to `lsn` (which must be durable) with `snapshot`, durably and
     /// at once: a checkpoint, after which the log before it is purged, as a binlog is.
     fn disk_checkpoint(&mut self, lsn: u64, snapshot: Vec<u8>);
+    /// Replaces the whole log with `snapshot` as the state at `lsn`, durably and at once (a
+    /// re-clone from another node): every record, synced or not, is gone.
+    fn disk_install(&mut self, lsn: u64, snapshot: Vec<u8>);
     /// This node's metrics registry; it outlives crashes of the component.
     fn metrics(&mut self) -> &mut Metrics;
     /// A named fault point (buggify): true when this run enabled `point` and it fires now.

@@ -10,7 +10,9 @@
 //! The [`Orchestrator`] (orchestrator-style) probes every store node each `poll_interval_ms`;
 //! after `failed_polls` polls without an answer from a primary it promotes the responding
 //! replica with the most records, tells the others to follow it, pushes the new route to every
-//! service, and later fences the old primary when it answers again.
+//! service, and fences the old primary read-only when it answers again, leaving it out of the
+//! shard (orchestrator never re-attaches a failed primary; its errant records need a re-clone,
+//! which an operator does `reclone_after` later, if configured).
 //!
 //! With an `operator_delay` it models a manual failover instead (a monolith's database):
 //! the failed polls raise an alert, and a human promotes the replica a drawn delay later
@@ -23,6 +25,7 @@ use crate::metrics::{CounterId, HistId};
 use crate::msg::{Msg, Timer};
 use crate::rng::{ms_to_ns, Dist};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 /// Messages of replication and failover.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -74,6 +77,9 @@ pub enum ReplMsg {
         /// A replica's IO thread is connected to its primary and hearing from it (true for a
         /// primary): orchestrator's `slave_io_running` in its DeadMaster analysis.
         replicating: bool,
+        /// Detached from the shard (an old primary not re-attached, or a member whose log
+        /// diverged): read-only and not replicating until a re-clone.
+        detached: bool,
     },
     /// Orchestrator -> replica: become the primary of your shard in `epoch`.
     Promote {
@@ -84,6 +90,34 @@ pub enum ReplMsg {
     Follow {
         epoch: u64,
         primary: NodeId,
+    },
+    /// Orchestrator -> an old primary that answers again: step down read-only and do not
+    /// replicate (orchestrator never re-attaches a failed primary by itself).
+    Fence {
+        epoch: u64,
+        primary: NodeId,
+    },
+    /// Primary -> a member it no longer streams to (detached, or its log diverged): the two
+    /// histories share the first `shared_lsn` records.
+    Diverged {
+        epoch: u64,
+        shared_lsn: u64,
+    },
+    /// Orchestrator (the operator's re-clone) -> a detached member: clone `primary`'s data.
+    Reclone {
+        epoch: u64,
+        primary: NodeId,
+    },
+    /// Detached member -> primary: send me your state.
+    CloneRequest {
+        epoch: u64,
+    },
+    /// Primary -> member: its state after `lsn` (whose record has epoch `lsn_epoch`), by key.
+    CloneData {
+        epoch: u64,
+        lsn: u64,
+        lsn_epoch: u64,
+        state: Vec<(u64, u64)>,
     },
     /// Orchestrator -> services: `shard`'s primary is now `primary`.
     Route {
@@ -126,6 +160,24 @@ pub struct OrchestratorConfig {
     /// After a recovery on a shard, no automated recovery of that shard for this long
     /// (orchestrator's RecoveryPeriodBlockSeconds = 3600: anti-flapping).
     pub recovery_block_ms: f64,
+    /// What becomes of a failed primary that answers again: left detached (read-only, not
+    /// replicating; orchestrator never re-attaches it by itself) or re-attached as a replica.
+    pub old_primary: OldPrimary,
+    /// The operator re-clones a detached member this long after it is first seen detached
+    /// (none: never within the run; it stays detached, as until someone acts).
+    pub reclone_after: Option<Dist>,
+}
+
+/// What the orchestrator does with a failed primary that answers again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OldPrimary {
+    /// Fence it read-only and leave it out of the shard until a re-clone (orchestrator).
+    #[default]
+    Detach,
+    /// Tell it to follow the new primary (the twin's former rule; with the store's
+    /// `on_divergence = "rewind"` its errant records then vanish silently).
+    Reattach,
 }
 
 impl Default for OrchestratorConfig {
@@ -135,19 +187,24 @@ impl Default for OrchestratorConfig {
             failed_polls: 2,
             operator_delay: None,
             recovery_block_ms: 3_600_000.0,
+            old_primary: OldPrimary::Detach,
+            reclone_after: None,
         }
     }
 }
 
 impl OrchestratorConfig {
     /// Ranges: `poll_interval_ms` 100-1e9; `failed_polls` 1-100; `operator_delay` a duration
-    /// distribution; `recovery_block_ms` 0-1e10.
+    /// distribution; `recovery_block_ms` 0-1e10; `reclone_after` a duration distribution.
     pub fn validate(&self) -> Checked {
         config::ms("poll_interval_ms", self.poll_interval_ms, 100.0)?;
         config::range("recovery_block_ms", self.recovery_block_ms, 0.0, 1e10)?;
         config::count("failed_polls", u64::from(self.failed_polls), 1, 100)?;
         if let Some(d) = &self.operator_delay {
             nested("operator_delay", d.validate())?;
+        }
+        if let Some(d) = &self.reclone_after {
+            nested("reclone_after", d.validate())?;
         }
         Ok(())
     }
@@ -179,6 +236,9 @@ struct ShardState {
     blocked_until_ns: u64,
     /// This outage's analysis was logged and counted (UnreachableMaster, or blocked).
     noted: bool,
+    /// Members out of the shard (failed primaries not re-attached, diverged members), with
+    /// when the operator's re-clone of each is due (None: not scheduled).
+    detached: BTreeMap<NodeId, Option<u64>>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -188,6 +248,7 @@ struct Answer {
     epoch: u64,
     lsn: u64,
     replicating: bool,
+    detached: bool,
 }
 
 struct Ids {
@@ -196,6 +257,7 @@ struct Ids {
     unreachable: CounterId,
     blocked: CounterId,
     fenced: CounterId,
+    reclones: CounterId,
     detection: HistId,
 }
 
@@ -205,7 +267,7 @@ pub struct Orchestrator {
     config: OrchestratorConfig,
     shards: Vec<ShardState>,
     services: Vec<NodeId>,
-    answers: std::collections::BTreeMap<NodeId, Answer>,
+    answers: BTreeMap<NodeId, Answer>,
     seq: u64,
     ids: Option<Ids>,
     /// Every failover, in order.
@@ -232,6 +294,7 @@ impl Orchestrator {
                     operator_due_ns: None,
                     blocked_until_ns: 0,
                     noted: false,
+                    detached: BTreeMap::new(),
                 }
             })
             .collect();
@@ -239,7 +302,7 @@ impl Orchestrator {
             config,
             shards,
             services: services.to_vec(),
-            answers: std::collections::BTreeMap::new(),
+            answers: BTreeMap::new(),
             seq: 0,
             ids: None,
             failovers: Vec::new(),
@@ -272,7 +335,7 @@ impl Orchestrator {
     fn evaluate(&mut self, ctx: &mut dyn Context) {
         let now = ctx.now_ns();
         for i in 0..self.shards.len() {
-            let answered = |n: NodeId, a: &std::collections::BTreeMap<NodeId, Answer>, seq| {
+            let answered = |n: NodeId, a: &BTreeMap<NodeId, Answer>, seq| {
                 a.get(&n).is_some_and(|x: &Answer| x.seq == seq)
             };
             let primary = self.shards[i].primary;
@@ -304,8 +367,12 @@ impl Orchestrator {
         let answers: Vec<&Answer> = shard
             .members
             .iter()
-            .filter(|&&m| m != shard.primary)
-            .filter_map(|m| self.answers.get(m).filter(|a| a.seq == self.seq))
+            .filter(|&&m| m != shard.primary && !shard.detached.contains_key(&m))
+            .filter_map(|m| {
+                self.answers
+                    .get(m)
+                    .filter(|a| a.seq == self.seq && !a.detached)
+            })
             .collect();
         let dead = !answers.is_empty() && answers.iter().all(|a| !a.replicating);
         let blocked = ctx.now_ns() < shard.blocked_until_ns;
@@ -359,11 +426,11 @@ impl Orchestrator {
         let candidate = shard
             .members
             .iter()
-            .filter(|&&m| m != shard.primary)
+            .filter(|&&m| m != shard.primary && !shard.detached.contains_key(&m))
             .filter_map(|&m| {
                 self.answers
                     .get(&m)
-                    .filter(|a| a.seq == self.seq)
+                    .filter(|a| a.seq == self.seq && !a.detached)
                     .map(|a| (a.lsn, m))
             })
             .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
@@ -393,7 +460,17 @@ impl Orchestrator {
         shard.operator_due_ns = None;
         shard.noted = false;
         shard.blocked_until_ns = now.saturating_add(ms_to_ns(self.config.recovery_block_ms));
-        let (epoch, members) = (shard.epoch, shard.members.clone());
+        if self.config.old_primary == OldPrimary::Detach {
+            shard.detached.insert(failover.old_primary, None);
+        }
+        // The new primary streams to the members still in the shard.
+        let members: Vec<NodeId> = shard
+            .members
+            .iter()
+            .copied()
+            .filter(|m| !shard.detached.contains_key(m))
+            .collect();
+        let epoch = shard.epoch;
         ctx.send(new_primary, Msg::Repl(ReplMsg::Promote { epoch, members }));
         for &s in &self.services {
             ctx.send(
@@ -412,27 +489,69 @@ impl Orchestrator {
         self.failovers.push(failover);
     }
 
-    /// Tells every answering member that is not in step (stale epoch, or a second primary) whom
-    /// to follow.
+    /// Tells every answering member that is not in step (stale epoch, or a second primary)
+    /// whom to follow, or, for a detached one, to stay read-only; schedules and sends the
+    /// operator's re-clones.
     fn fence(&mut self, ctx: &mut dyn Context, i: usize) {
-        let shard = &self.shards[i];
-        for &m in &shard.members {
-            if m == shard.primary {
+        let now = ctx.now_ns();
+        let (primary, epoch) = (self.shards[i].primary, self.shards[i].epoch);
+        let members = self.shards[i].members.clone();
+        for m in members {
+            if m == primary {
                 continue;
             }
-            let Some(a) = self.answers.get(&m).filter(|a| a.seq == self.seq) else {
+            let Some(a) = self.answers.get(&m).filter(|a| a.seq == self.seq).copied() else {
                 continue;
             };
-            if a.primary || a.epoch < shard.epoch {
-                let msg = ReplMsg::Follow {
-                    epoch: shard.epoch,
-                    primary: shard.primary,
+            if a.detached {
+                self.shards[i].detached.entry(m).or_insert(None);
+                self.reclone(ctx, i, m, now);
+                continue;
+            }
+            let known_detached = self.shards[i].detached.contains_key(&m);
+            if a.primary || a.epoch < epoch {
+                let msg = if known_detached {
+                    ReplMsg::Fence { epoch, primary }
+                } else {
+                    ReplMsg::Follow { epoch, primary }
                 };
                 ctx.send(m, Msg::Repl(msg));
                 let c = self.ids().fenced;
                 ctx.metrics().add(c, 1);
+            } else if known_detached && a.replicating {
+                // Re-cloned: back in the shard.
+                tracing::info!(shard = i, member = m, "re-cloned member replicates again");
+                self.shards[i].detached.remove(&m);
             }
         }
+    }
+
+    /// The operator's re-clone of detached member `m`: due `reclone_after` after it was first
+    /// seen detached, sent each poll from then until it replicates again.
+    fn reclone(&mut self, ctx: &mut dyn Context, i: usize, m: NodeId, now: u64) {
+        let Some(delay) = &self.config.reclone_after else {
+            return;
+        };
+        let due = match self.shards[i].detached.get(&m).copied().flatten() {
+            Some(due) => due,
+            None => {
+                let due = now.saturating_add(delay.sample_ns(ctx.rng()));
+                self.shards[i].detached.insert(m, Some(due));
+                due
+            }
+        };
+        if now < due {
+            return;
+        }
+        let (epoch, primary) = (self.shards[i].epoch, self.shards[i].primary);
+        tracing::info!(
+            shard = i,
+            member = m,
+            "operator re-clones a detached member"
+        );
+        ctx.send(m, Msg::Repl(ReplMsg::Reclone { epoch, primary }));
+        let c = self.ids().reclones;
+        ctx.metrics().add(c, 1);
     }
 }
 
@@ -445,6 +564,7 @@ impl Component for Orchestrator {
             unreachable: m.counter("orchestrator_unreachable_master_total"),
             blocked: m.counter("orchestrator_recoveries_blocked_total"),
             fenced: m.counter("orchestrator_fence_messages_total"),
+            reclones: m.counter("orchestrator_reclones_total"),
             detection: m.histogram("orchestrator_detection_ns"),
         });
         // The first poll at a random phase: crashes do not line up with polls in production.
@@ -459,6 +579,7 @@ impl Component for Orchestrator {
             epoch,
             lsn,
             replicating,
+            detached,
             ..
         }) = msg
         {
@@ -470,6 +591,7 @@ impl Component for Orchestrator {
                     epoch,
                     lsn,
                     replicating,
+                    detached,
                 },
             );
         }

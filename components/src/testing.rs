@@ -126,6 +126,12 @@ impl Context for TestContext {
         self.log.truncate((lsn - self.base_lsn) as usize);
         self.durable = self.durable.min(self.log.len());
     }
+    fn disk_install(&mut self, lsn: u64, snapshot: Vec<u8>) {
+        self.log.clear();
+        self.durable = 0;
+        self.base_lsn = lsn;
+        self.snapshot = Some((lsn, snapshot));
+    }
     fn disk_checkpoint(&mut self, lsn: u64, snapshot: Vec<u8>) {
         let n = lsn
             .checked_sub(self.base_lsn)

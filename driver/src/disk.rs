@@ -163,6 +163,26 @@ impl FileLog {
         self.file.sync_data()
     }
 
+    /// Replaces everything with `snapshot` as the state at `lsn` (a re-clone): the records
+    /// go first (durably), then the snapshot, then the log restarts at `lsn`. A crash between
+    /// steps leaves either the old checkpoint with no records, or the new snapshot over an
+    /// empty log that starts before it: never an old record after the new state.
+    pub fn install(&mut self, lsn: u64, snapshot: &[u8]) -> io::Result<()> {
+        self.truncate(self.base_lsn)?;
+        let mut snap = Vec::with_capacity(24 + snapshot.len());
+        snap.extend_from_slice(SNAP_MAGIC);
+        snap.extend_from_slice(&lsn.to_le_bytes());
+        snap.extend_from_slice(&(snapshot.len() as u64).to_le_bytes());
+        snap.extend_from_slice(snapshot);
+        write_atomically(&snapshot_path(&self.path), &snap)?;
+        write_atomically(&self.path, &header(lsn))?;
+        self.file = OpenOptions::new().read(true).write(true).open(&self.path)?;
+        self.file.seek(SeekFrom::End(0))?;
+        self.offsets = vec![HEADER_LEN];
+        self.base_lsn = lsn;
+        Ok(())
+    }
+
     /// Writes `snapshot` as the state at `lsn` and drops the records it covers from the log.
     pub fn checkpoint(&mut self, lsn: u64, snapshot: &[u8]) -> io::Result<()> {
         if lsn < self.base_lsn || lsn > self.tail_lsn() {
@@ -254,6 +274,28 @@ mod tests {
         let (log, r) = FileLog::open(&path).unwrap();
         assert_eq!(r.snapshot, Some((2, b"AB".to_vec())));
         assert_eq!(r.records, vec![b"c".to_vec(), b"d".to_vec()]);
+        assert_eq!(log.tail_lsn(), 4);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_installed_clone_replaces_every_record_and_numbering_goes_on_from_it() {
+        let dir = std::env::temp_dir().join(format!("minitwin-clone-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("n.log");
+        let (mut log, _) = FileLog::open(&path).unwrap();
+        for b in [b"a", b"b", b"x", b"y"] {
+            log.append(b).unwrap(); // x and y: errant, the primary never had them
+        }
+        log.sync().unwrap();
+        log.install(3, b"ABC").unwrap();
+        assert_eq!(log.tail_lsn(), 3);
+        assert_eq!(log.append(b"d").unwrap(), 4);
+        log.sync().unwrap();
+        drop(log);
+        let (log, r) = FileLog::open(&path).unwrap();
+        assert_eq!(r.snapshot, Some((3, b"ABC".to_vec())));
+        assert_eq!(r.records, vec![b"d".to_vec()]);
         assert_eq!(log.tail_lsn(), 4);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -121,6 +121,15 @@ impl Context for TokioContext {
             );
         }
     }
+    fn disk_install(&mut self, lsn: u64, snapshot: Vec<u8>) {
+        if let Err(e) = self.log.install(lsn, &snapshot) {
+            eprintln!(
+                "minitwin-driver: node {}: installing a clone at {lsn} in {} failed: {e}",
+                self.me,
+                self.log.path().display()
+            );
+        }
+    }
     fn disk_checkpoint(&mut self, lsn: u64, snapshot: Vec<u8>) {
         if let Err(e) = self.log.checkpoint(lsn, &snapshot) {
             // The log keeps its records: nothing is lost, the next checkpoint tries again.

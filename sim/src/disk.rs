@@ -158,6 +158,16 @@ impl SimDisk {
         self.generation += 1;
     }
 
+    /// Replaces the whole log with `snapshot` as the state at `lsn` (a re-clone), durably:
+    /// every record goes, synced or not, and syncs in flight prove nothing any more.
+    pub fn install(&mut self, lsn: u64, snapshot: Vec<u8>) {
+        self.records.clear();
+        self.base_lsn = lsn;
+        self.durable_lsn = lsn;
+        self.snapshot = Some((lsn, snapshot));
+        self.generation += 1;
+    }
+
     /// Replaces the durable records up to `lsn` with `snapshot`, durably and at once.
     pub fn checkpoint(&mut self, lsn: u64, snapshot: Vec<u8>) {
         assert!(

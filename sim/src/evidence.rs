@@ -56,6 +56,9 @@ pub struct ShardView {
 pub struct MemberView {
     pub name: String,
     pub up: bool,
+    /// Detached from the shard (read-only, not replicating, until a re-clone), with its errant
+    /// records when known; None for a member in the shard.
+    pub detached: Option<Option<u64>>,
     /// (last durable lsn, its epoch, digest of the state).
     pub fingerprint: (u64, u64, u64),
 }

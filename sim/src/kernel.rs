@@ -619,6 +619,10 @@ impl Context for Ctx<'_> {
         self.env.disk.checkpoint(lsn, snapshot);
     }
 
+    fn disk_install(&mut self, lsn: u64, snapshot: Vec<u8>) {
+        self.env.disk.install(lsn, snapshot);
+    }
+
     fn power(&mut self, node: NodeId, on: bool) {
         self.queue
             .push(self.queue.now_ns, Event::Power { node, on });

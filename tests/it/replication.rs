@@ -2,6 +2,9 @@
 //! shown to catch the bug it looks for.
 
 use crate::shipped;
+use minitwin_components::repl::OldPrimary;
+use minitwin_components::rng::Dist;
+use minitwin_components::store::Divergence;
 use minitwin_sim::checks::{self, Class};
 use minitwin_sim::outcome::RunOutcome;
 use minitwin_sim::run::{run, RunOptions};
@@ -309,8 +312,12 @@ fn a_primary_only_the_orchestrator_cannot_reach_is_an_unreachable_master_and_sta
 fn a_second_primary_loss_within_the_recovery_block_is_left_to_a_human() {
     // RecoveryPeriodBlockSeconds (3600): store-0 fails over at about 30 s; at 50 s the new
     // primary (a replica) and the other replica die, leaving store-0, back since 35 s.
+    // The old primary is re-attached and rewound here (the twin's former rule) so that it is a
+    // candidate; detached, as orchestrator leaves it, it would not be one at all (below).
     let mut s = shipped("primary-crash-semisync");
     s.duration_s = 90.0;
+    s.topology.stores.orchestrator.old_primary = OldPrimary::Reattach;
+    s.topology.stores.config.on_divergence = Divergence::Rewind;
     s.faults = vec![
         Fault::Crash {
             at_s: 20.0,
@@ -332,4 +339,70 @@ fn a_second_primary_loss_within_the_recovery_block_is_left_to_a_human() {
     s.topology.stores.orchestrator.recovery_block_ms = 0.0;
     let o = go(&s, 1);
     assert_eq!(orchestrator_count(&o, "orchestrator_failovers_total"), 2.0);
+    // Left detached (the default), store-0 is no candidate: no second failover, block or not.
+    s.topology.stores.orchestrator.old_primary = OldPrimary::Detach;
+    s.topology.stores.config.on_divergence = Divergence::Fence;
+    let o = go(&s, 1);
+    assert_eq!(orchestrator_count(&o, "orchestrator_failovers_total"), 1.0);
+}
+
+#[test]
+fn an_old_primary_with_errant_writes_is_fenced_and_left_out_not_rewound_silently() {
+    // MySQL and MariaDB stop replication on a replica with errant GTIDs, and orchestrator never
+    // re-attaches a failed primary: store-0, back 15 s after its power loss, holds acknowledged
+    // writes (async) that the promoted replica never had.
+    let mut s = shorter(shipped("primary-crash-async"));
+    let o = go(&s, 1);
+    let errant = o.value("store-0", "store_errant_records_total").unwrap();
+    let lost = o.summary.lost_writes_total.unwrap() as f64;
+    assert!(lost > 0.0, "seed 1 loses acknowledged writes under async");
+    assert!(
+        errant >= lost,
+        "{errant} errant records, {lost} lost writes"
+    );
+    assert_eq!(o.value("store-0", "store_detachments_total"), Some(1.0));
+    assert_eq!(
+        o.value("store-0", "store_discarded_records_total"),
+        Some(0.0)
+    );
+    let conv = check(&o, "convergence");
+    assert!(conv.passed(), "{}", conv.detail);
+    assert!(
+        conv.detail
+            .contains(&format!("store-0 is detached with {errant} errant records")),
+        "{}",
+        conv.detail
+    );
+    // The twin's former rule on the same seed: re-attached and rewound, the same writes vanish
+    // without a trace but the discard counter.
+    s.topology.stores.config.on_divergence = Divergence::Rewind;
+    s.topology.stores.orchestrator.old_primary = OldPrimary::Reattach;
+    let o = go(&s, 1);
+    assert_eq!(o.value("store-0", "store_errant_records_total"), Some(0.0));
+    assert!(o.value("store-0", "store_discarded_records_total").unwrap() >= lost);
+    assert!(!check(&o, "convergence").detail.contains("detached"));
+}
+
+#[test]
+fn an_operator_reclone_discards_the_errant_records_and_the_member_replicates_again() {
+    let mut s = shipped("primary-crash-async");
+    s.duration_s = 70.0;
+    s.topology.stores.orchestrator.reclone_after = Some(Dist::Constant { ms: 5_000.0 });
+    let o = go(&s, 1);
+    assert!(o.value("store-0", "store_errant_records_total").unwrap() > 0.0);
+    assert_eq!(o.value("store-0", "store_reclones_total"), Some(1.0));
+    assert!(orchestrator_count(&o, "orchestrator_reclones_total") >= 1.0);
+    let conv = check(&o, "convergence");
+    assert!(
+        conv.passed() && !conv.detail.contains("detached"),
+        "{}",
+        conv.detail
+    );
+    // Without the operator, it is still out of the shard at the end.
+    s.topology.stores.orchestrator.reclone_after = None;
+    let o = go(&s, 1);
+    assert_eq!(o.value("store-0", "store_reclones_total"), Some(0.0));
+    assert!(check(&o, "convergence")
+        .detail
+        .contains("store-0 is detached"));
 }

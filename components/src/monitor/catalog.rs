@@ -503,6 +503,12 @@ pub static CATALOG: &[Def] = &[
         "Health polls the orchestrator sent.",
     ),
     def(
+        "orchestrator_reclones_total",
+        Counter,
+        "count",
+        "Re-clone orders the operator sent to detached members.",
+    ),
+    def(
         "orchestrator_recoveries_blocked_total",
         Counter,
         "count",
@@ -941,10 +947,22 @@ pub static CATALOG: &[Def] = &[
         "Time from a write's append to the log to its acknowledgement (durable here and, under semi-sync, on a replica).",
     ),
     def(
+        "store_detachments_total",
+        Counter,
+        "count",
+        "Times this member was detached from its shard (read-only, not replicating).",
+    ),
+    def(
         "store_discarded_records_total",
         Counter,
         "count",
         "Diverged records a rejoining member discarded.",
+    ),
+    def(
+        "store_errant_records_total",
+        Counter,
+        "count",
+        "Errant records found on detaching: records the new primary never had.",
     ),
     def(
         "store_errors_total",
@@ -969,6 +987,12 @@ pub static CATALOG: &[Def] = &[
         Counter,
         "count",
         "Reads the store served.",
+    ),
+    def(
+        "store_reclones_total",
+        Counter,
+        "count",
+        "Times this member installed its primary's state (a re-clone).",
     ),
     def(
         "store_recovered_records_total",

@@ -15,17 +15,19 @@
 //! Replication (see [`crate::repl`] for the protocol): the primary streams each durable record
 //! to the other members of its shard; with semi-sync it acknowledges a write only once
 //! `semi_sync_ack_count` replicas hold it, falling back to async after `semi_sync_timeout_ms`
-//! and switching back when a replica catches up. A replica that finds its log diverging from
-//! the primary's (a record of another epoch at the same position) rewinds its log to the
-//! common prefix: the unreplicated tail of an old primary is discarded, which is how
-//! acknowledged writes are lost under async replication.
+//! and switching back when a replica catches up. A member whose log diverged from the
+//! primary's (records of an older epoch the primary never had: errant transactions, usually an
+//! old primary's unreplicated tail, which is how acknowledged writes are lost under async
+//! replication) is detached, as MySQL stops replication on errant GTIDs: read-only, not
+//! replicating, its errant records counted, until an operator re-clones it from the primary
+//! (`on_divergence = "rewind"` cuts the log back to the common prefix instead, silently).
 //!
 //! Map, along the store's own seams:
 //! - this file: configuration, the record format, the [`Store`] and its message dispatch;
 //! - [`log`]: appends, group commit, applying durable records, checkpoints and recovery;
 //! - [`primary`]: acknowledgements (semi-sync and its fallback) and shipping to replicas;
-//! - [`replica`]: following a primary, fetching what is missing, rewinding a diverged tail,
-//!   promotion;
+//! - [`replica`]: following a primary, fetching what is missing, a diverged member detached
+//!   (or rewound) and re-cloned, promotion;
 //! - [`feeds`]: what other components read from a shard: mirror updates, resharding's freeze
 //!   and digests;
 //! - [`queries`]: the CPU cost of client requests on a bounded set of query threads.
@@ -50,6 +52,21 @@ use crate::repl::ReplMsg;
 use crate::rng::{ms_to_ns, Dist};
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
+
+/// What a replica does when its log diverged from its new primary's (records the primary never
+/// had: errant transactions, usually an old primary's unreplicated tail).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Divergence {
+    /// Stop: the member is detached (read-only, not replicating) and its errant records are
+    /// counted; it needs a re-clone. MySQL and MariaDB stop replication on a replica with
+    /// errant GTIDs, and orchestrator refuses to relocate it.
+    #[default]
+    Fence,
+    /// Cut the log back to the common prefix and follow (pg_rewind-style, automatic): the
+    /// errant records vanish silently. The twin's former rule, kept for comparisons.
+    Rewind,
+}
 
 /// Times a semi-sync primary fell back to async (the counter's name, for readers of the registry).
 pub const SEMI_SYNC_FALLBACKS_TOTAL: &str = "store_semi_sync_fallbacks_total";
@@ -76,6 +93,8 @@ pub struct StoreConfig {
     #[cfg(feature = "planted-bugs")]
     pub bug_replica_never_fetches: bool,
     pub replication: ReplicationMode,
+    /// A member whose log diverged from its primary's: fenced (default) or rewound.
+    pub on_divergence: Divergence,
     /// Replica acknowledgements a semi-sync write waits for (rpl_semi_sync_source_wait_for_replica_count = 1).
     pub semi_sync_ack_count: u32,
     /// After this long without enough acknowledgements, fall back to async (rpl_semi_sync_source_timeout = 10 s).
@@ -118,6 +137,7 @@ impl Default for StoreConfig {
             #[cfg(feature = "planted-bugs")]
             bug_replica_never_fetches: false,
             replication: ReplicationMode::Async,
+            on_divergence: Divergence::Fence,
             semi_sync_ack_count: 1,
             semi_sync_timeout_ms: 10_000.0,
             semi_sync_ack_after_sync: false,
@@ -290,6 +310,9 @@ struct Ids {
     write_latency: HistId,
     replication_lag: HistId,
     refused: CounterId,
+    detachments: CounterId,
+    errant: CounterId,
+    reclones: CounterId,
     busy_threads: LevelId,
 }
 
@@ -350,6 +373,11 @@ pub struct Store {
     /// The primary's settled point, from its heartbeats: the replica may purge up to it.
     purge_hint_lsn: u64,
     tenures: Vec<Tenure>,
+    /// Detached from the shard (see `replica.rs`): read-only and not replicating until a
+    /// re-clone; with the count of its errant records once the primary told where the
+    /// histories split.
+    detached: bool,
+    errant: Option<u64>,
     /// Client requests on query threads or waiting for one (see `queries.rs`).
     queries: queries::Queries,
     ids: Option<Ids>,
@@ -403,6 +431,8 @@ impl Store {
             fetch_after_ns: 0,
             purge_hint_lsn: 0,
             tenures: Vec::new(),
+            detached: false,
+            errant: None,
             queries: queries::Queries::default(),
             ids: None,
         }
@@ -442,6 +472,11 @@ impl Store {
     /// The lsn of the last checkpoint (records up to it are purged from the log).
     pub fn base_lsn(&self) -> u64 {
         self.base_lsn
+    }
+
+    /// Detached from its shard, with its errant records when known (None: attached).
+    pub fn detached(&self) -> Option<Option<u64>> {
+        self.detached.then_some(self.errant)
     }
 
     /// Records held in memory (after the checkpoint).
@@ -598,7 +633,8 @@ impl Store {
             ReplMsg::Probe { seq } => {
                 let silent_ns = ctx.now_ns().saturating_sub(self.primary_heard_ns);
                 let replicating = self.role == Role::Primary
-                    || (!self.primary_link_down
+                    || (!self.detached
+                        && !self.primary_link_down
                         && silent_ns <= ms_to_ns(self.config.replica_net_timeout_ms));
                 let reply = ReplMsg::ProbeReply {
                     seq,
@@ -607,6 +643,7 @@ impl Store {
                     epoch: self.epoch,
                     lsn: self.durable_lsn,
                     replicating,
+                    detached: self.detached,
                 };
                 ctx.send(from, Msg::Repl(reply));
             }
@@ -616,6 +653,22 @@ impl Store {
                 self.fetch_after_ns = 0;
                 self.fetch(ctx, primary);
             }
+            ReplMsg::Fence { epoch, primary } if primary != self.me => {
+                self.on_fence(ctx, epoch, primary)
+            }
+            ReplMsg::Diverged { epoch, shared_lsn } => {
+                self.on_diverged(ctx, from, epoch, shared_lsn)
+            }
+            ReplMsg::Reclone { epoch, primary } if self.detached && epoch >= self.epoch => {
+                ctx.send(primary, Msg::Repl(ReplMsg::CloneRequest { epoch }));
+            }
+            ReplMsg::CloneRequest { epoch } => self.on_clone_request(ctx, from, epoch),
+            ReplMsg::CloneData {
+                epoch,
+                lsn,
+                lsn_epoch,
+                state,
+            } => self.on_clone_data(ctx, from, epoch, lsn, lsn_epoch, state),
             ReplMsg::Freeze => self.on_freeze(ctx, from),
             ReplMsg::Unfreeze => self.frozen = false,
             ReplMsg::Digest { shards } => {
@@ -645,6 +698,9 @@ impl Store {
             write_latency: m.histogram("store_write_latency_ns"),
             replication_lag: m.histogram("store_replication_lag_ns"),
             refused: m.counter("store_refused_total"),
+            detachments: m.counter("store_detachments_total"),
+            errant: m.counter("store_errant_records_total"),
+            reclones: m.counter("store_reclones_total"),
             busy_threads: m.level("store_busy_threads", "threads"),
         });
     }

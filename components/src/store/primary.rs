@@ -1,7 +1,9 @@
 //! The primary's side: when a write may be acknowledged (durable here and, under semi-sync, on
 //! enough replicas, until the fallback to async), and shipping records to the replicas.
 
-use super::{ReplicationMode, Role, Store, Tenure, TICK_HEARTBEAT, TICK_SEMI_SYNC, TICK_SHIP};
+use super::{
+    Divergence, ReplicationMode, Role, Store, Tenure, TICK_HEARTBEAT, TICK_SEMI_SYNC, TICK_SHIP,
+};
 use crate::context::{Context, NodeId};
 use crate::msg::{Msg, Timer};
 use crate::observe::Observation;
@@ -189,8 +191,8 @@ impl Store {
         lsn: u64,
         received: u64,
     ) {
-        if self.role != Role::Primary || epoch != self.epoch {
-            return;
+        if self.role != Role::Primary || epoch != self.epoch || !self.is_member(from) {
+            return; // a detached member's late reply counts for nothing
         }
         let acked = self.replica_acked.entry(from).or_insert(0);
         *acked = (*acked).max(lsn);
@@ -235,6 +237,12 @@ impl Store {
         // our records of an epoch <= its last one; past that, resend. Settled (purged) records
         // are on every member, so the shared prefix never ends before the checkpoint.
         let shared = self.base_lsn + self.log.partition_point(|r| r.epoch <= last_epoch) as u64;
+        let diverged = shared + 1 < from_lsn;
+        if !self.is_member(from) || (diverged && self.config.on_divergence == Divergence::Fence) {
+            // Not ours to stream to (detached), or its log holds records we never had: tell it
+            // where the histories split, and stream to it no more.
+            return self.detach_member(ctx, from, shared.min(from_lsn - 1));
+        }
         let from_lsn = from_lsn.min(shared + 1).max(self.base_lsn + 1);
         if epoch < self.epoch {
             // A replica of an older epoch: tell it who leads now, with the records.
@@ -280,6 +288,60 @@ impl Store {
         let members: Vec<NodeId> = self.others().collect();
         for m in members {
             ctx.send(m, Msg::Repl(msg.clone()));
+        }
+    }
+
+    fn is_member(&self, node: NodeId) -> bool {
+        self.placement.members.contains(&node)
+    }
+
+    fn detach_member(&mut self, ctx: &mut dyn Context, member: NodeId, shared_lsn: u64) {
+        if self.is_member(member) {
+            tracing::warn!(
+                shard = self.placement.shard,
+                member,
+                shared_lsn,
+                "a member's log diverged from ours: detached, it needs a re-clone"
+            );
+            self.placement.members.retain(|&m| m != member);
+            self.replica_acked.remove(&member);
+            self.replica_received.remove(&member);
+        }
+        let msg = ReplMsg::Diverged {
+            epoch: self.epoch,
+            shared_lsn,
+        };
+        ctx.send(member, Msg::Repl(msg));
+    }
+
+    /// A detached member asks for a re-clone: send it our applied state and stream to it again.
+    pub(super) fn on_clone_request(&mut self, ctx: &mut dyn Context, from: NodeId, epoch: u64) {
+        if self.role != Role::Primary || epoch != self.epoch || from == self.me {
+            return;
+        }
+        // The state at the applied point: the checkpoint plus the applied records after it.
+        let lsn = self.applied_lsn;
+        let mut at_lsn = self.base.clone();
+        for l in self.base_lsn + 1..=lsn {
+            let r = self.rec(l);
+            at_lsn.insert(r.key, r.value);
+        }
+        let state: Vec<(u64, u64)> = at_lsn.into_iter().collect();
+        let msg = ReplMsg::CloneData {
+            epoch: self.epoch,
+            lsn,
+            lsn_epoch: self.epoch_at(lsn),
+            state,
+        };
+        ctx.send(from, Msg::Repl(msg));
+        if !self.is_member(from) {
+            tracing::info!(
+                shard = self.placement.shard,
+                member = from,
+                lsn,
+                "re-clone: member attached again"
+            );
+            self.placement.members.push(from);
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Convergence: after the faults heal and the workload stops, every shard's members that are up
-//! hold the same durable log (the same last record and the same data) within
+//! and in the shard hold the same durable log (the same last record and the same data) within
 //! `converge_within_s` (safety, then liveness). Not applicable to single-node shards: there is
-//! nothing to converge.
+//! nothing to converge. A detached member (a failed primary not re-attached, or a member whose
+//! log diverged; read-only until a re-clone) is out of the shard: it is named with its errant
+//! records in the detail, never compared.
 //!
 //! Shown to fail on the bug it looks for: `tests/it/replication.rs`
 //! (`the_convergence_checker_catches_a_replica_that_never_catches_up`:
@@ -39,8 +41,23 @@ impl Checker for Convergence {
             );
         }
         let mut behind = Vec::new();
+        let mut detached = Vec::new();
         for (i, members) in ev.members.iter().enumerate() {
-            let up: Vec<_> = members.iter().filter(|m| m.up).collect();
+            for m in members.iter().filter(|m| m.up) {
+                if let Some(errant) = m.detached {
+                    detached.push(match errant {
+                        Some(n) => format!(
+                            "shard {i}: {} is detached with {n} errant records (needs a re-clone)",
+                            m.name
+                        ),
+                        None => format!("shard {i}: {} is detached (needs a re-clone)", m.name),
+                    });
+                }
+            }
+            let up: Vec<_> = members
+                .iter()
+                .filter(|m| m.up && m.detached.is_none())
+                .collect();
             let Some(reference) = up.iter().max_by_key(|m| m.fingerprint.0) else {
                 behind.push(format!("shard {i}: no member is up"));
                 continue;
@@ -67,7 +84,7 @@ impl Checker for Convergence {
                 behind.push(format!("shard {i}: {} is still down", m.name));
             }
         }
-        let detail = if behind.is_empty() {
+        let mut detail = if behind.is_empty() {
             format!(
                 "every shard's members agree {} s after the workload stopped",
                 self.within_s
@@ -79,6 +96,9 @@ impl Checker for Convergence {
                 behind.join("; ")
             )
         };
+        if !detached.is_empty() {
+            detail.push_str(&format!("; out of the shard: {}", detached.join("; ")));
+        }
         CheckResult::new("convergence", Class::Liveness, behind.is_empty(), detail)
     }
 }

@@ -179,6 +179,7 @@ fn member_view(sim: &Sim, node: NodeId) -> MemberView {
     MemberView {
         name: sim.env(node).name.clone(),
         up: sim.env(node).up,
+        detached: sim.component::<Store>(node).and_then(|s| s.detached()),
         fingerprint: (d.tail_lsn, d.tail_epoch, d.digest()),
     }
 }
