@@ -288,12 +288,22 @@ fn results_dir(out: &Path, scenario: &Scenario, seed: u64) -> Result<PathBuf, St
     Ok(dir)
 }
 
+/// Seconds of simulated time per `timeseries.csv` row: 1 for runs up to a day; longer runs
+/// merge seconds so that the file keeps at most about 86,400 rows (a 90-day run: 90 s rows,
+/// rates per second), instead of millions of mostly idle ones.
+pub fn series_row_width_s(duration_s: f64) -> u64 {
+    (duration_s / 86_400.0).ceil().max(1.0) as u64
+}
+
 /// `timeseries.csv`, written as the run goes (as `timeseries.csv.partial` until it ends).
 struct SeriesFile {
     partial: PathBuf,
     done: PathBuf,
     scenario: String,
     seed: u64,
+    width_s: u64,
+    /// A row still collecting its `width_s` seconds.
+    pending: RefCell<Option<SecondRow>>,
     out: RefCell<Option<BufWriter<File>>>,
     error: RefCell<Option<String>>,
 }
@@ -311,12 +321,26 @@ impl SeriesFile {
             partial,
             scenario: scenario.name.clone(),
             seed,
+            width_s: series_row_width_s(scenario.duration_s),
+            pending: RefCell::new(None),
             out: RefCell::new(Some(out)),
             error: RefCell::new(None),
         })
     }
 
     fn write(&self, row: &SecondRow) {
+        let merged = match self.pending.borrow_mut().take() {
+            Some(p) => minitwin_sim::series::Span::merge(&p, row),
+            None => *row,
+        };
+        if merged.span_s < self.width_s {
+            *self.pending.borrow_mut() = Some(merged);
+            return;
+        }
+        self.write_line(&merged);
+    }
+
+    fn write_line(&self, row: &SecondRow) {
         let mut out = self.out.borrow_mut();
         let Some(w) = out.as_mut() else { return };
         let line = report::timeseries_line(&self.scenario, self.seed, COMMIT, row);
@@ -330,6 +354,9 @@ impl SeriesFile {
     /// Flushes and renames the file to `timeseries.csv` (kept as `.partial` when the run was
     /// interrupted).
     fn finish(&self, partial: bool) -> Result<(), String> {
+        if let Some(last) = self.pending.borrow_mut().take() {
+            self.write_line(&last);
+        }
         if let Some(e) = self.error.borrow_mut().take() {
             return Err(e);
         }

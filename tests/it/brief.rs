@@ -19,7 +19,7 @@ fn the_brief_command_measures_every_cell_writes_its_files_and_keeps_the_briefs_d
         ])
         .args([
             "--storage-days",
-            "60",
+            "120",
             "--tolerance",
             "0.1",
             "-q",

@@ -27,6 +27,7 @@
 //! - `seam`: the same store state machine under the tokio driver over loopback TCP.
 
 mod accounting;
+mod archive;
 mod autoscale;
 mod brief;
 mod capacity;

@@ -83,10 +83,22 @@ pub static CATALOG: &[Def] = &[
         "Restores of archived objects before they could be read.",
     ),
     def(
+        "archive_retrieval_cost",
+        Gauge,
+        "price units",
+        "Retrieval fees paid so far for reads from cold tiers.",
+    ),
+    def(
         "archive_storage_efficiency",
         Gauge,
         "ratio",
         "Logical bytes over billed bytes (replicas and tier minimums included) on the last day.",
+    ),
+    def(
+        "archive_store_records_total",
+        Counter,
+        "count",
+        "Store log records the archiver read (new keys become objects).",
     ),
     def(
         "archive_transitions_total",

@@ -7,10 +7,18 @@ use crate::kernel::Factory;
 use crate::outcome::Table;
 use crate::plan::{Plan, Role};
 use crate::scenario::{within, Invalid, Scenario};
-use minitwin_components::archive::Archiver;
+use minitwin_components::archive::{Archiver, Source};
 use minitwin_components::NodeId;
 
 pub const ARCHIVER: Role = Role("archiver");
+
+/// Whether the archiver takes its objects from the store shards' logs.
+pub fn fed_by_store(s: &Scenario) -> bool {
+    s.topology
+        .archive
+        .as_ref()
+        .is_some_and(|a| a.config.source == Source::Store)
+}
 
 pub struct Archiving;
 
@@ -49,9 +57,14 @@ impl Tier for Archiving {
             return;
         };
         let config = a.config.clone();
+        let shards = if fed_by_store(s) {
+            plan.groups(super::store::STORE)
+        } else {
+            Vec::new()
+        };
         out.push((
             id,
-            Box::new(move || Box::new(Archiver::new(config.clone()))),
+            Box::new(move || Box::new(Archiver::fed_by(config.clone(), &shards))),
         ));
     }
 
@@ -73,11 +86,24 @@ impl Tier for Archiving {
             return;
         };
         if let Some(d) = archiver.days.last() {
+            let per_tier: Vec<String> = archiver
+                .tier_names()
+                .iter()
+                .zip(archiver.objects_per_tier())
+                .map(|(name, n)| format!("{name} {n}"))
+                .collect();
             out.lines.push((
                 "archive".into(),
                 format!(
-                    "day {}: {} objects, hot fraction {:.3}, storage efficiency {:.3}, {:.2}/month",
-                    d.day, d.objects, d.hot_fraction, d.storage_efficiency, d.cost_per_month
+                    "day {}: {} objects ({}), hot fraction {:.3}, storage efficiency {:.3}, {:.2}/month; charged once: early deletion {:.2}, retrieval {:.2}",
+                    d.day,
+                    d.objects,
+                    per_tier.join(", "),
+                    d.hot_fraction,
+                    d.storage_efficiency,
+                    d.cost_per_month,
+                    archiver.early_deletion_cost(),
+                    archiver.retrieval_cost()
                 ),
             ));
         }

@@ -97,12 +97,17 @@ impl Tier for Stores {
     fn build(&self, s: &Scenario, plan: &Plan, _end_ns: u64, out: &mut Vec<(NodeId, Factory)>) {
         let t = &s.topology.stores;
         let shards = plan.groups(STORE);
-        // The log's readers: each shard's mirror job, and the resharder of the (only) shard.
+        // The log's readers: each shard's mirror job, the resharder of the (only) shard, and an
+        // archiver fed by the store.
         let mirror_jobs = plan.ids(MIRROR_JOB);
         let resharder = plan.one(RESHARDER);
+        let archiver = plan
+            .one(super::archive::ARCHIVER)
+            .filter(|_| super::archive::fed_by_store(s));
         for (shard, members) in shards.iter().enumerate() {
             let mut readers: Vec<NodeId> = mirror_jobs.get(shard).copied().into_iter().collect();
             readers.extend(resharder.filter(|_| shard == 0));
+            readers.extend(archiver);
             for &me in members {
                 let config = t.config.clone();
                 let placement = Placement {
