@@ -18,6 +18,7 @@
 //!   bounded retries).
 //! - [`store`]: a single-primary key-value shard that logs to disk and syncs before it acks.
 //! - [`repl`]: replication messages and the failover orchestrator of store shards.
+//! - [`raft`]: leader election of an orchestrator group (only the leader recovers).
 //! - [`mirror`]: cross-zone mirroring (the brief's fetch / apply / checkpoint loop).
 //! - [`reshard`]: live resharding (copy, catch-up, cut-over, verify, switch).
 //! - [`session`]: the session cluster (Redis Cluster-like) and its redirect-following client.
@@ -64,6 +65,7 @@ pub mod mirror;
 pub mod monitor;
 pub mod msg;
 pub mod observe;
+pub mod raft;
 pub mod repl;
 pub mod reshard;
 pub mod rng;

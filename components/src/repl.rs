@@ -23,6 +23,7 @@ use crate::config::{self, Checked};
 use crate::context::{Component, Context, NodeId};
 use crate::metrics::{CounterId, HistId};
 use crate::msg::{Msg, Timer};
+use crate::raft::{Election, RaftTiming};
 use crate::rng::{ms_to_ns, Dist};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -119,6 +120,23 @@ pub enum ReplMsg {
         lsn_epoch: u64,
         state: Vec<(u64, u64)>,
     },
+    /// Orchestrator group (raft): a candidate asks for votes in `term`.
+    RaftVote {
+        term: u64,
+    },
+    RaftVoteReply {
+        term: u64,
+        granted: bool,
+    },
+    /// Orchestrator group: the leader's heartbeat, with its view of every shard.
+    RaftHeartbeat {
+        term: u64,
+        shards: Vec<RaftShard>,
+    },
+    /// Orchestrator group: a heartbeat of `term` heard (or, from a newer term, refused).
+    RaftAck {
+        term: u64,
+    },
     /// Orchestrator -> services: `shard`'s primary is now `primary`.
     Route {
         shard: u32,
@@ -147,9 +165,28 @@ pub enum ReplMsg {
     },
 }
 
+/// The leader's view of one shard, as its heartbeat hands it to the other orchestrators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RaftShard {
+    pub primary: NodeId,
+    pub epoch: u64,
+    /// What is left of the shard's recovery block.
+    pub blocked_for_ns: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OrchestratorConfig {
+    /// Orchestrators: 1, or a raft group of 3 or 5 (orchestrator/raft), one per store zone in
+    /// turn; only the group's leader recovers, and a leader that cannot reach a majority steps
+    /// down, so an orchestrator cut off in a minority zone stops failing over.
+    pub raft_nodes: u32,
+    /// A follower that hears no leader for this long (randomized up to twice) starts an
+    /// election (hashicorp/raft's HeartbeatTimeout and ElectionTimeout: 1 s).
+    pub raft_election_timeout_ms: f64,
+    /// A leader that has not heard a majority acknowledge it for this long steps down
+    /// (hashicorp/raft's LeaderLeaseTimeout: 500 ms).
+    pub raft_lease_ms: f64,
     /// How often every store node is probed (orchestrator's InstancePollSeconds = 5).
     pub poll_interval_ms: f64,
     /// Consecutive unanswered polls after which a primary is declared dead.
@@ -189,13 +226,17 @@ impl Default for OrchestratorConfig {
             recovery_block_ms: 3_600_000.0,
             old_primary: OldPrimary::Detach,
             reclone_after: None,
+            raft_nodes: 1,
+            raft_election_timeout_ms: 1_000.0,
+            raft_lease_ms: 500.0,
         }
     }
 }
 
 impl OrchestratorConfig {
     /// Ranges: `poll_interval_ms` 100-1e9; `failed_polls` 1-100; `operator_delay` a duration
-    /// distribution; `recovery_block_ms` 0-1e10; `reclone_after` a duration distribution.
+    /// distribution; `recovery_block_ms` 0-1e10; `reclone_after` a duration distribution;
+    /// `raft_nodes` 1, 3 or 5; `raft_election_timeout_ms` and `raft_lease_ms` 10-1e9.
     pub fn validate(&self) -> Checked {
         config::ms("poll_interval_ms", self.poll_interval_ms, 100.0)?;
         config::range("recovery_block_ms", self.recovery_block_ms, 0.0, 1e10)?;
@@ -206,7 +247,20 @@ impl OrchestratorConfig {
         if let Some(d) = &self.reclone_after {
             nested("reclone_after", d.validate())?;
         }
-        Ok(())
+        config::rule(
+            matches!(self.raft_nodes, 1 | 3 | 5),
+            "raft_nodes",
+            format!(
+                "{} orchestrators: give 1, or a raft group of 3 or 5 (an odd number, for a majority)",
+                self.raft_nodes
+            ),
+        )?;
+        config::ms(
+            "raft_election_timeout_ms",
+            self.raft_election_timeout_ms,
+            10.0,
+        )?;
+        config::ms("raft_lease_ms", self.raft_lease_ms, 10.0)
     }
 }
 
@@ -262,9 +316,12 @@ struct Ids {
 }
 
 const TICK_POLL: u32 = 1;
+const TICK_RAFT: u32 = 2;
 
 pub struct Orchestrator {
     config: OrchestratorConfig,
+    /// A member of a raft group: only the leader recovers (None: a single orchestrator).
+    election: Option<Election>,
     shards: Vec<ShardState>,
     services: Vec<NodeId>,
     answers: BTreeMap<NodeId, Answer>,
@@ -300,6 +357,7 @@ impl Orchestrator {
             .collect();
         Orchestrator {
             config,
+            election: None,
             shards,
             services: services.to_vec(),
             answers: BTreeMap::new(),
@@ -309,8 +367,67 @@ impl Orchestrator {
         }
     }
 
+    /// A member of a raft group whose other members are `peers`.
+    pub fn in_group(mut self, peers: Vec<NodeId>) -> Orchestrator {
+        let timing = RaftTiming {
+            election_timeout_ms: self.config.raft_election_timeout_ms,
+            lease_ms: self.config.raft_lease_ms,
+        };
+        self.election = Some(Election::new(peers, timing));
+        self
+    }
+
+    /// Whether this orchestrator may recover: a single one always, a group's leader only.
+    pub fn leads(&self) -> bool {
+        self.election.as_ref().is_none_or(|e| e.is_leader())
+    }
+
     fn ids(&self) -> &Ids {
         self.ids.as_ref().expect("start() registers metrics")
+    }
+
+    fn raft_tick(&mut self, ctx: &mut dyn Context) {
+        let period = ms_to_ns(self.config.raft_election_timeout_ms / 2.0);
+        ctx.set_timer(period, Timer::Tick { kind: TICK_RAFT });
+        let lead = self.election.as_mut().is_some_and(|e| e.tick(ctx));
+        if lead {
+            self.raft_heartbeat(ctx);
+        }
+    }
+
+    fn raft_heartbeat(&mut self, ctx: &mut dyn Context) {
+        let Some(e) = &self.election else { return };
+        let now = ctx.now_ns();
+        let shards = self
+            .shards
+            .iter()
+            .map(|s| RaftShard {
+                primary: s.primary,
+                epoch: s.epoch,
+                blocked_for_ns: s.blocked_until_ns.saturating_sub(now),
+            })
+            .collect();
+        let msg = ReplMsg::RaftHeartbeat {
+            term: e.term(),
+            shards,
+        };
+        let peers: Vec<NodeId> = e.peers().to_vec();
+        for p in peers {
+            ctx.send(p, Msg::Repl(msg.clone()));
+        }
+    }
+
+    /// The leader's view: a newer epoch of a shard (a failover it decided) is adopted.
+    fn adopt(&mut self, ctx: &mut dyn Context, shards: &[RaftShard]) {
+        let now = ctx.now_ns();
+        for (s, v) in self.shards.iter_mut().zip(shards) {
+            if v.epoch > s.epoch {
+                s.epoch = v.epoch;
+                s.primary = v.primary;
+                s.missed_polls = 0;
+            }
+            s.blocked_until_ns = s.blocked_until_ns.max(now.saturating_add(v.blocked_for_ns));
+        }
     }
 
     fn poll(&mut self, ctx: &mut dyn Context) {
@@ -338,6 +455,7 @@ impl Orchestrator {
             let answered = |n: NodeId, a: &BTreeMap<NodeId, Answer>, seq| {
                 a.get(&n).is_some_and(|x: &Answer| x.seq == seq)
             };
+            self.adopt_answers(i);
             let primary = self.shards[i].primary;
             if answered(primary, &self.answers, self.seq) {
                 let shard = &mut self.shards[i];
@@ -348,13 +466,37 @@ impl Orchestrator {
             } else {
                 self.shards[i].missed_polls += 1;
                 if self.shards[i].missed_polls >= self.config.failed_polls
+                    && self.leads()
                     && self.recoverable(ctx, i)
                     && self.decided(ctx, i)
                 {
                     self.fail_over(ctx, i);
                 }
             }
-            self.fence(ctx, i);
+            if self.leads() {
+                self.fence(ctx, i);
+            }
+        }
+    }
+
+    /// A member that answers as the primary of a newer epoch than ours (a failover another
+    /// orchestrator of the group decided) is the shard's primary.
+    fn adopt_answers(&mut self, i: usize) {
+        let newest = self.shards[i]
+            .members
+            .iter()
+            .filter_map(|&m| {
+                self.answers
+                    .get(&m)
+                    .filter(|a| a.seq == self.seq && a.primary)
+                    .map(|a| (a.epoch, m))
+            })
+            .max();
+        let shard = &mut self.shards[i];
+        if let Some((epoch, m)) = newest.filter(|&(e, _)| e > shard.epoch) {
+            shard.epoch = epoch;
+            shard.primary = m;
+            shard.missed_polls = 0;
         }
     }
 
@@ -570,9 +712,37 @@ impl Component for Orchestrator {
         // The first poll at a random phase: crashes do not line up with polls in production.
         let phase = ms_to_ns(self.config.poll_interval_ms * ctx.rng().unit_open0());
         ctx.set_timer(phase, Timer::Tick { kind: TICK_POLL });
+        if let Some(e) = self.election.as_mut() {
+            e.start(ctx);
+            self.raft_tick(ctx);
+        }
     }
 
-    fn on_message(&mut self, _ctx: &mut dyn Context, from: NodeId, msg: Msg) {
+    fn on_message(&mut self, ctx: &mut dyn Context, from: NodeId, msg: Msg) {
+        if let Msg::Repl(ReplMsg::RaftHeartbeat { term, shards }) = &msg {
+            let current = self
+                .election
+                .as_mut()
+                .is_some_and(|e| e.on_heartbeat(ctx, from, *term));
+            if current {
+                self.adopt(ctx, shards);
+            }
+            return;
+        }
+        if let Msg::Repl(
+            m
+            @ (ReplMsg::RaftVote { .. } | ReplMsg::RaftVoteReply { .. } | ReplMsg::RaftAck { .. }),
+        ) = &msg
+        {
+            let lead = self
+                .election
+                .as_mut()
+                .is_some_and(|e| e.on_message(ctx, from, m));
+            if lead {
+                self.raft_heartbeat(ctx);
+            }
+            return;
+        }
         if let Msg::Repl(ReplMsg::ProbeReply {
             seq,
             primary,
@@ -598,8 +768,10 @@ impl Component for Orchestrator {
     }
 
     fn on_timer(&mut self, ctx: &mut dyn Context, timer: Timer) {
-        if timer == (Timer::Tick { kind: TICK_POLL }) {
-            self.poll(ctx);
+        match timer {
+            Timer::Tick { kind: TICK_POLL } => self.poll(ctx),
+            Timer::Tick { kind: TICK_RAFT } => self.raft_tick(ctx),
+            _ => {}
         }
     }
 

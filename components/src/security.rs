@@ -114,6 +114,7 @@ pub fn designed_flows() -> Vec<Allow> {
         g("store", "service", &[StoreReply, Repl]),
         g("store", "store", &[Repl]),
         g("orchestrator", "store", &[Repl]),
+        g("orchestrator", "orchestrator", &[Repl]),
         g("store", "orchestrator", &[Repl]),
         g("orchestrator", "service", &[Repl]),
         g("mirror-job", "store", &[Mirror]),

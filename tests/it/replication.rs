@@ -406,3 +406,42 @@ fn an_operator_reclone_discards_the_errant_records_and_the_member_replicates_aga
         .detail
         .contains("store-0 is detached"));
 }
+
+#[test]
+fn an_orchestrator_group_on_raft_stops_the_minority_zone_from_failing_over_and_loses_nothing() {
+    // zone-partition.toml: az-a (store-0's primary, store-1's replica r2, half the services)
+    // is cut off for 20 s. One orchestrator in az-a fails store-1 over to r2, which lacks
+    // writes semi-sync acknowledged through r1: lost. Three on raft, one per zone: the one in
+    // az-a loses its lease, the majority's leader fails store-0 over instead, nothing lost.
+    let mut s = shipped("zone-partition");
+    let single = go(&s, 1);
+    assert!(single.summary.lost_writes_total.unwrap() > 0);
+    assert!(!check(&single, "durability").passed());
+    s.topology.stores.orchestrator.raft_nodes = 3;
+    let raft = go(&s, 1);
+    assert_eq!(raft.summary.lost_writes_total, Some(0));
+    assert!(check(&raft, "durability").passed());
+    let failovers = |n: &str| orchestrator_at(&raft, n, "orchestrator_failovers_total");
+    assert_eq!(
+        failovers("orchestrator-0"),
+        0.0,
+        "az-a's orchestrator stood down"
+    );
+    assert_eq!(
+        failovers("orchestrator-1") + failovers("orchestrator-2"),
+        1.0
+    );
+    let led: f64 = ["orchestrator-0", "orchestrator-1", "orchestrator-2"]
+        .iter()
+        .map(|n| orchestrator_at(&raft, n, "orchestrator_terms_led_total"))
+        .sum();
+    assert!(led >= 1.0);
+    assert!(check(&raft, "convergence")
+        .detail
+        .contains("shard 0: store-0 is detached"));
+}
+
+fn orchestrator_at(o: &RunOutcome, node: &str, metric: &str) -> f64 {
+    o.value(node, metric)
+        .unwrap_or_else(|| panic!("no {metric} at {node}"))
+}

@@ -497,6 +497,12 @@ pub static CATALOG: &[Def] = &[
         "Time from a primary's failure to the orchestrator declaring it dead.",
     ),
     def(
+        "orchestrator_elections_total",
+        Counter,
+        "count",
+        "Elections this orchestrator of a raft group started.",
+    ),
+    def(
         "orchestrator_failovers_total",
         Counter,
         "count",
@@ -525,6 +531,12 @@ pub static CATALOG: &[Def] = &[
         Counter,
         "count",
         "Dead primaries left alone because a recovery of their shard ran within recovery_block_ms.",
+    ),
+    def(
+        "orchestrator_terms_led_total",
+        Counter,
+        "count",
+        "Raft terms this orchestrator led (only the leader recovers).",
     ),
     def(
         "orchestrator_unreachable_master_total",

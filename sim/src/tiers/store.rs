@@ -90,7 +90,15 @@ impl Tier for Stores {
             }
         }
         if t.replicas > 0 {
-            plan.add("orchestrator".into(), &zs[0], ORCHESTRATOR, 0, 0);
+            let n = t.orchestrator.raft_nodes;
+            if n <= 1 {
+                plan.add("orchestrator".into(), &zs[0], ORCHESTRATOR, 0, 0);
+            }
+            // A raft group: one orchestrator per store zone in turn.
+            for i in (0..n).filter(|_| n > 1) {
+                let zone = &zs[i as usize % zs.len()];
+                plan.add(format!("orchestrator-{i}"), zone, ORCHESTRATOR, 0, i);
+            }
         }
     }
 
@@ -123,14 +131,24 @@ impl Tier for Stores {
                 ));
             }
         }
-        if let Some(id) = plan.one(ORCHESTRATOR) {
+        let group = plan.ids(ORCHESTRATOR);
+        for &id in &group {
             // Routes go to the services and to the mirror jobs, which read from primaries.
             let mut routed = plan.ids(SERVICE);
             routed.extend(plan.ids(MIRROR_JOB));
             let config = t.orchestrator.clone();
+            let shards = shards.clone();
+            let peers: Vec<NodeId> = group.iter().copied().filter(|&p| p != id).collect();
             out.push((
                 id,
-                Box::new(move || Box::new(Orchestrator::new(config.clone(), &shards, &routed))),
+                Box::new(move || {
+                    let o = Orchestrator::new(config.clone(), &shards, &routed);
+                    Box::new(if peers.is_empty() {
+                        o
+                    } else {
+                        o.in_group(peers.clone())
+                    })
+                }),
             ));
         }
     }
