@@ -4,9 +4,14 @@
 //! Raft's election and leader lease, without the log (the orchestrator's state that matters,
 //! each shard's primary and epoch, lives in the stores, which report it to every probe; the
 //! leader also hands its view to followers with each heartbeat):
-//! - a follower that hears no leader for a randomized election timeout (in [T, 2T]) becomes a
-//!   candidate of the next term, votes for itself and asks the others;
-//! - a node grants one vote per term, to the first candidate of a term at least its own;
+//! - a follower that hears no leader for a randomized election timeout (in [T, 2T]) first asks
+//!   the others whether they would vote for it (pre-vote, as hashicorp/raft and etcd do): only
+//!   with a majority of yeses does it become a candidate of the next term, so a node cut off in
+//!   a minority never raises its term and never disrupts the leader when it comes back;
+//! - a node says yes, and votes, only while it has not heard a leader within the election
+//!   timeout (leader stickiness), and only for a candidate that knows at least as much as it
+//!   does (the sum of the shards' epochs: raft's up-to-date check, with the failovers as its
+//!   log), one vote per term;
 //! - a candidate with a majority leads: it sends a heartbeat every tick, and steps down when it
 //!   has not heard a majority (itself included) acknowledge one within the lease (hashicorp/raft's
 //!   LeaderLeaseTimeout), so a leader cut off in a minority zone stops recovering;
@@ -25,6 +30,8 @@ use std::collections::BTreeMap;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RaftRole {
     Follower,
+    /// Asking for pre-votes, still in its term.
+    PreCandidate,
     Candidate,
     Leader,
 }
@@ -43,6 +50,10 @@ pub struct Election {
     voted_for: Option<NodeId>,
     role: RaftRole,
     votes: usize,
+    /// What this node knows (the sum of the shards' epochs): a candidate must know as much.
+    known: u64,
+    /// When a current leader was last heard (local clock).
+    leader_heard_ns: Option<u64>,
     /// A follower or candidate: when it starts the next election (local clock).
     deadline_ns: u64,
     /// The leader: when each peer last acknowledged one of its heartbeats.
@@ -62,6 +73,8 @@ impl Election {
             voted_for: None,
             role: RaftRole::Follower,
             votes: 0,
+            known: 0,
+            leader_heard_ns: None,
             deadline_ns: 0,
             acked_ns: BTreeMap::new(),
             became_leader_ns: 0,
@@ -90,6 +103,22 @@ impl Election {
 
     pub fn peers(&self) -> &[NodeId] {
         &self.peers
+    }
+
+    /// What this node knows now (the sum of the shards' epochs it knows).
+    pub fn set_known(&mut self, known: u64) {
+        self.known = known;
+    }
+
+    /// Whether this node would vote for a candidate knowing `known` now: it leads nobody and
+    /// has heard no leader within the election timeout, and the candidate is up to date.
+    fn would_vote(&self, ctx: &dyn Context, known: u64) -> bool {
+        let timeout = ms_to_ns(self.timing.election_timeout_ms);
+        let leader_alive = self.role == RaftRole::Leader
+            || self
+                .leader_heard_ns
+                .is_some_and(|t| ctx.now_ns().saturating_sub(t) < timeout);
+        !leader_alive && known >= self.known
     }
 
     fn majority(&self) -> usize {
@@ -141,20 +170,34 @@ impl Election {
                 true
             }
             _ if now >= self.deadline_ns => {
-                self.term += 1;
-                self.voted_for = Some(ctx.me());
-                self.role = RaftRole::Candidate;
+                // Pre-vote first: ask for the next term without raising ours.
+                self.role = RaftRole::PreCandidate;
                 self.votes = 1;
                 self.reset_deadline(ctx);
-                if let Some(c) = self.elections {
-                    ctx.metrics().add(c, 1);
-                }
-                let term = self.term;
-                self.broadcast(ctx, &ReplMsg::RaftVote { term });
-                self.maybe_lead(ctx)
+                let (term, known) = (self.term + 1, self.known);
+                self.broadcast(ctx, &ReplMsg::RaftPreVote { term, known });
+                self.maybe_campaign(ctx)
             }
             _ => false,
         }
+    }
+
+    /// A pre-candidate with a majority of yeses becomes a candidate of the next term.
+    fn maybe_campaign(&mut self, ctx: &mut dyn Context) -> bool {
+        if self.role != RaftRole::PreCandidate || self.votes < self.majority() {
+            return false;
+        }
+        self.term += 1;
+        self.voted_for = Some(ctx.me());
+        self.role = RaftRole::Candidate;
+        self.votes = 1;
+        self.reset_deadline(ctx);
+        if let Some(c) = self.elections {
+            ctx.metrics().add(c, 1);
+        }
+        let (term, known) = (self.term, self.known);
+        self.broadcast(ctx, &ReplMsg::RaftVote { term, known });
+        self.maybe_lead(ctx)
     }
 
     fn maybe_lead(&mut self, ctx: &mut dyn Context) -> bool {
@@ -175,11 +218,29 @@ impl Election {
     /// first heartbeat should go now).
     pub fn on_message(&mut self, ctx: &mut dyn Context, from: NodeId, msg: &ReplMsg) -> bool {
         match *msg {
-            ReplMsg::RaftVote { term } => {
-                if term > self.term {
+            ReplMsg::RaftPreVote { term, known } => {
+                let granted = term > self.term && self.would_vote(ctx, known);
+                let reply = ReplMsg::RaftPreVoteReply {
+                    term: self.term,
+                    granted,
+                };
+                ctx.send(from, Msg::Repl(reply));
+                false
+            }
+            ReplMsg::RaftPreVoteReply { granted, .. } => {
+                if granted && self.role == RaftRole::PreCandidate {
+                    self.votes += 1;
+                    return self.maybe_campaign(ctx);
+                }
+                false
+            }
+            ReplMsg::RaftVote { term, known } => {
+                let willing = self.would_vote(ctx, known);
+                if term > self.term && willing {
                     self.follow(ctx, term);
                 }
-                let granted = term == self.term && self.voted_for.is_none_or(|v| v == from);
+                let granted =
+                    willing && term == self.term && self.voted_for.is_none_or(|v| v == from);
                 if granted {
                     self.voted_for = Some(from);
                     self.reset_deadline(ctx);
@@ -219,6 +280,7 @@ impl Election {
     pub fn on_heartbeat(&mut self, ctx: &mut dyn Context, from: NodeId, term: u64) -> bool {
         let current = term >= self.term;
         if current {
+            self.leader_heard_ns = Some(ctx.now_ns());
             if term > self.term || self.role != RaftRole::Follower {
                 self.follow(ctx, term);
             } else {
@@ -243,8 +305,8 @@ mod tests {
     }
 
     /// Three members (ids 0, 1, 2) exchanging messages in order, every 250 ms; `cut` (a node,
-    /// from a time) drops everything to and from that node from then on.
-    fn group(cut: Option<(NodeId, u64)>, ticks: u64) -> (Vec<Election>, Vec<TestContext>) {
+    /// from a time, to a time) drops everything to and from that node meanwhile.
+    fn group(cut: Option<(NodeId, u64, u64)>, ticks: u64) -> (Vec<Election>, Vec<TestContext>) {
         let ids: [NodeId; 3] = [0, 1, 2];
         let mut es: Vec<Election> = ids
             .iter()
@@ -283,8 +345,8 @@ mod tests {
                 let mut moved = false;
                 for i in 0..3 {
                     for (to, msg) in cs[i].take_sent() {
-                        let cut_off = cut.is_some_and(|(n, from_ns)| {
-                            now >= from_ns && (i as NodeId == n || to == n)
+                        let cut_off = cut.is_some_and(|(n, from_ns, to_ns)| {
+                            (from_ns..to_ns).contains(&now) && (i as NodeId == n || to == n)
                         });
                         if cut_off {
                             continue;
@@ -322,7 +384,7 @@ mod tests {
         // Who leads after 10 s; then the same run with that leader cut off from 10 s on.
         let (es, _) = group(None, 40);
         let leader = (0..3).find(|&i| es[i].is_leader()).expect("a leader") as NodeId;
-        let (es, _) = group(Some((leader, 10_000_000_000)), 80);
+        let (es, _) = group(Some((leader, 10_000_000_000, u64::MAX)), 80);
         assert!(
             !es[leader as usize].is_leader(),
             "a leader alone cannot keep its lease"
@@ -334,5 +396,21 @@ mod tests {
             es[others[0]].role(),
             es[others[1]].role()
         );
+    }
+
+    #[test]
+    fn a_follower_back_from_a_minority_does_not_disrupt_the_leader() {
+        // Without pre-vote it would have raised its term while cut off, and its first answer
+        // after the heal would have made the leader step down.
+        let (es, _) = group(None, 40);
+        let leader = (0..3).find(|&i| es[i].is_leader()).expect("a leader");
+        let term = es[leader].term();
+        let follower = ((leader + 1) % 3) as NodeId;
+        let (es, _) = group(Some((follower, 10_000_000_000, 30_000_000_000)), 160);
+        assert!(
+            es[leader].is_leader(),
+            "the leader kept its lease throughout"
+        );
+        assert!(es.iter().all(|e| e.term() == term), "no term was raised");
     }
 }

@@ -120,9 +120,20 @@ pub enum ReplMsg {
         lsn_epoch: u64,
         state: Vec<(u64, u64)>,
     },
+    /// Orchestrator group (raft): would you vote for me in `term`, knowing `known` (the sum of
+    /// the shards' epochs I know)? Changes nothing at the voter (raft's pre-vote).
+    RaftPreVote {
+        term: u64,
+        known: u64,
+    },
+    RaftPreVoteReply {
+        term: u64,
+        granted: bool,
+    },
     /// Orchestrator group (raft): a candidate asks for votes in `term`.
     RaftVote {
         term: u64,
+        known: u64,
     },
     RaftVoteReply {
         term: u64,
@@ -389,10 +400,19 @@ impl Orchestrator {
     fn raft_tick(&mut self, ctx: &mut dyn Context) {
         let period = ms_to_ns(self.config.raft_election_timeout_ms / 2.0);
         ctx.set_timer(period, Timer::Tick { kind: TICK_RAFT });
-        let lead = self.election.as_mut().is_some_and(|e| e.tick(ctx));
+        let known = self.known();
+        let lead = self.election.as_mut().is_some_and(|e| {
+            e.set_known(known);
+            e.tick(ctx)
+        });
         if lead {
             self.raft_heartbeat(ctx);
         }
+    }
+
+    /// What this orchestrator knows of the failovers: the sum of the shards' epochs.
+    fn known(&self) -> u64 {
+        self.shards.iter().map(|s| s.epoch).sum()
     }
 
     fn raft_heartbeat(&mut self, ctx: &mut dyn Context) {
@@ -730,14 +750,18 @@ impl Component for Orchestrator {
             return;
         }
         if let Msg::Repl(
-            m
-            @ (ReplMsg::RaftVote { .. } | ReplMsg::RaftVoteReply { .. } | ReplMsg::RaftAck { .. }),
+            m @ (ReplMsg::RaftPreVote { .. }
+            | ReplMsg::RaftPreVoteReply { .. }
+            | ReplMsg::RaftVote { .. }
+            | ReplMsg::RaftVoteReply { .. }
+            | ReplMsg::RaftAck { .. }),
         ) = &msg
         {
-            let lead = self
-                .election
-                .as_mut()
-                .is_some_and(|e| e.on_message(ctx, from, m));
+            let known = self.known();
+            let lead = self.election.as_mut().is_some_and(|e| {
+                e.set_known(known);
+                e.on_message(ctx, from, m)
+            });
             if lead {
                 self.raft_heartbeat(ctx);
             }
