@@ -19,8 +19,8 @@ impl Store {
     /// A message from a primary of `epoch`: fence it if stale, follow it if newer.
     /// Returns false when the message must be ignored.
     fn accept_primary(&mut self, ctx: &mut dyn Context, from: NodeId, epoch: u64) -> bool {
-        if epoch < self.epoch {
-            return false;
+        if epoch < self.epoch || ctx.now_ns() < self.connected_ns {
+            return false; // stale, or our IO thread is not connected yet
         }
         if epoch > self.epoch || self.role == Role::Primary {
             if epoch == self.epoch {
@@ -34,6 +34,20 @@ impl Store {
             self.primary_link_down = false;
         }
         ours
+    }
+
+    /// The IO thread is connected (`replica_connect` after the start): ask for what we miss.
+    pub(super) fn connected(&mut self, ctx: &mut dyn Context) {
+        if let Role::Replica { primary } = self.role {
+            tracing::debug!(
+                primary,
+                lsn = self.tail_lsn(),
+                "replica connected to its primary"
+            );
+            self.primary_heard_ns = ctx.now_ns();
+            self.fetch_after_ns = 0;
+            self.fetch(ctx, primary);
+        }
     }
 
     pub(super) fn become_replica(&mut self, ctx: &mut dyn Context, primary: NodeId, epoch: u64) {
