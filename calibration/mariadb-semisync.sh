@@ -18,9 +18,9 @@
 #                                   this script measured that floor. mariadbd's own start-up,
 #                                   about 150 ms before it registers, is not counted: the twin
 #                                   has no process start-up.) The twin: from the restart to
-#                                   semi-sync back on; its replica_connect (2.5 ms) was set
-#                                   from this measurement, so this row is calibrated, not
-#                                   predicted.
+#                                   semi-sync back on; its replica_connect (log-normal, median
+#                                   4.5 ms) was set from this measurement, so this row is
+#                                   calibrated, not predicted.
 # Stops every process it started by pid. Then runs the twin's
 # scenarios/semisync-replica-stop.toml on as many seeds, with the disk's sync latency set to
 # two fsyncs (binlog and redo) of this machine as measured here, and prints real against twin.

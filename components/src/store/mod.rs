@@ -113,11 +113,12 @@ pub struct StoreConfig {
     pub replica_net_timeout_ms: f64,
     /// After its process starts, a replica's IO thread connects and registers, and the
     /// primary's binlog dump thread finds the replica's position in the binlog: until then
-    /// nothing the primary streams reaches it. Default 2.5 ms, calibrated (not predicted):
-    /// MariaDB 10.11 on loopback, from the replica's semi-sync registration at the primary to
-    /// semi-sync back on, 1.8-3.0 ms (calibration/mariadb-semisync.sh), less the twin's 0.3 ms
-    /// for the first event's round trip. The process's own start-up before it connects (about
-    /// 150 ms for mariadbd here) is not modelled: a restart fault starts the process at once.
+    /// nothing the primary streams reaches it. Default log-normal, median 4.5 ms, sigma 0.6,
+    /// calibrated (not predicted): MariaDB 10.11 on loopback, from the replica's semi-sync
+    /// registration at the primary to semi-sync back on, 1.8-12.5 ms over 10 trials, median
+    /// 5.0 (calibration/mariadb-semisync.sh), less the twin's 0.3 ms for the first event's
+    /// round trip. The process's own start-up before it connects (about 150 ms for mariadbd
+    /// here) is not modelled: a restart fault starts the process at once.
     pub replica_connect: Dist,
     /// Records resent per fetch when a replica finds a gap.
     pub fetch_batch: u32,
@@ -151,7 +152,10 @@ impl Default for StoreConfig {
             semi_sync_ack_after_sync: false,
             heartbeat_interval_ms: 1_000.0,
             replica_net_timeout_ms: 60_000.0,
-            replica_connect: Dist::Constant { ms: 2.5 },
+            replica_connect: Dist::Lognormal {
+                median_ms: 4.5,
+                sigma: 0.6,
+            },
             fetch_batch: 512,
             replication_delay_ms: 0.0,
             purge_after_records: 20_000,
