@@ -163,18 +163,23 @@ impl FileLog {
         self.file.sync_data()
     }
 
+    /// Writes `<log>.snap`: the magic, `lsn`, the length and the bytes, atomically.
+    fn write_snapshot(&self, lsn: u64, snapshot: &[u8]) -> io::Result<()> {
+        let mut snap = Vec::with_capacity(24 + snapshot.len());
+        snap.extend_from_slice(SNAP_MAGIC);
+        snap.extend_from_slice(&lsn.to_le_bytes());
+        snap.extend_from_slice(&(snapshot.len() as u64).to_le_bytes());
+        snap.extend_from_slice(snapshot);
+        write_atomically(&snapshot_path(&self.path), &snap)
+    }
+
     /// Replaces everything with `snapshot` as the state at `lsn` (a re-clone): the records
     /// go first (durably), then the snapshot, then the log restarts at `lsn`. A crash between
     /// steps leaves either the old checkpoint with no records, or the new snapshot over an
     /// empty log that starts before it: never an old record after the new state.
     pub fn install(&mut self, lsn: u64, snapshot: &[u8]) -> io::Result<()> {
         self.truncate(self.base_lsn)?;
-        let mut snap = Vec::with_capacity(24 + snapshot.len());
-        snap.extend_from_slice(SNAP_MAGIC);
-        snap.extend_from_slice(&lsn.to_le_bytes());
-        snap.extend_from_slice(&(snapshot.len() as u64).to_le_bytes());
-        snap.extend_from_slice(snapshot);
-        write_atomically(&snapshot_path(&self.path), &snap)?;
+        self.write_snapshot(lsn, snapshot)?;
         write_atomically(&self.path, &header(lsn))?;
         self.file = OpenOptions::new().read(true).write(true).open(&self.path)?;
         self.file.seek(SeekFrom::End(0))?;
@@ -192,12 +197,7 @@ impl FileLog {
                 self.tail_lsn()
             )));
         }
-        let mut snap = Vec::with_capacity(24 + snapshot.len());
-        snap.extend_from_slice(SNAP_MAGIC);
-        snap.extend_from_slice(&lsn.to_le_bytes());
-        snap.extend_from_slice(&(snapshot.len() as u64).to_le_bytes());
-        snap.extend_from_slice(snapshot);
-        write_atomically(&snapshot_path(&self.path), &snap)?;
+        self.write_snapshot(lsn, snapshot)?;
         // Rewrite the log with the records after `lsn`.
         let first = (lsn - self.base_lsn) as usize;
         let (from, to) = (self.offsets[first], *self.offsets.last().expect("end"));
