@@ -559,3 +559,55 @@ pub fn knee(
         Ok(())
     })
 }
+
+/// The archiver's days (`archive.csv`): hot fraction and storage efficiency against the day;
+/// None when the run has no archiver.
+pub fn archive(o: &RunOutcome) -> Option<Result<String, String>> {
+    let t = o.tables.iter().find(|t| t.file == "archive.csv")?;
+    let col = |name: &str| t.header.iter().position(|h| *h == name);
+    let (day, hot, eff) = (
+        col("day")?,
+        col("hot_fraction")?,
+        col("storage_efficiency")?,
+    );
+    let points = |c: usize| -> Vec<(f64, f64)> {
+        t.rows
+            .iter()
+            .filter_map(|r| Some((r.get(day)?.parse().ok()?, r.get(c)?.parse().ok()?)))
+            .collect()
+    };
+    let (hot, eff) = (points(hot), points(eff));
+    Some(svg(960, 360, |root| {
+        let days = hot.iter().map(|p| p.0).fold(1.0, f64::max);
+        let mut c = ChartBuilder::on(root)
+            .caption(
+                "archive: hot fraction and storage efficiency per day",
+                ("sans-serif", 18),
+            )
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..days, 0f64..1.05)?;
+        c.configure_mesh()
+            .x_desc("simulated day")
+            .y_desc("fraction")
+            .draw()?;
+        for (i, (label, series)) in [
+            ("hot fraction (logical bytes in the hot tier)", &hot),
+            ("storage efficiency (logical / billed bytes)", &eff),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            c.draw_series(LineSeries::new(series.iter().copied(), &colour(i)))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], colour(i)));
+        }
+        c.configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
+            .draw()?;
+        Ok(())
+    }))
+}

@@ -155,8 +155,14 @@ fn replay(args: &RunArgs, seed: u64) -> String {
         .variant
         .as_ref()
         .map_or(String::new(), |v| format!(" --variant {v}"));
+    // The overrides too, quoted for a POSIX shell, or the command would replay another run.
+    let sets: String = args
+        .set
+        .iter()
+        .map(|s| format!(" --set '{}'", s.replace('\'', "'\\''")))
+        .collect();
     format!(
-        "minitwin run {}{variant} --seed {seed}",
+        "minitwin run {}{variant}{sets} --seed {seed}",
         args.scenario.display()
     )
 }
@@ -428,6 +434,22 @@ pub fn run_report(o: &RunOutcome) -> crate::html::Report {
             .map(|c| vec![c.name.to_string(), c.label().to_string(), c.detail.clone()])
             .collect(),
     );
+    if let Some(svg) = crate::plot::archive(o) {
+        r.figure(
+            "fig-archive",
+            "The archiver's days: hot fraction and storage efficiency (archive.csv)",
+            svg,
+        );
+    }
+    if o.summary.requests_total == 0 {
+        // Nothing to draw per request (an archiver's run, say): say so rather than draw empty
+        // axes.
+        r.text(
+            "Requests",
+            vec!["No requests in this run: the per-request figures are left out.".into()],
+        );
+        return r;
+    }
     r.figure(
         "fig-requests",
         "Requests per simulated second: sent, answered ok, failed",

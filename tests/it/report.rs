@@ -139,6 +139,24 @@ fn every_report_renders_the_figures_it_lists_with_data_in_them() {
             "fig-latency-cdf"
         ]
     );
+    // An archiver's run leads with its days (10 of them here, to be quick); its replay command
+    // carries the override.
+    let o = crate::minitwin(&[
+        "run",
+        &s("archive-90d.toml"),
+        "--set",
+        "duration_s=864000",
+        "-q",
+        "--out",
+        out,
+    ]);
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains("archive-90d.toml --set 'duration_s=864000' --seed 1"),
+        "{said}"
+    );
+    let ids = check(&dir.join("archive-90d.set/seed-1/report.html"));
+    assert_eq!(ids[0], "fig-archive", "{ids:?}");
     minitwin(&[
         "sweep",
         &s("primary-crash-async.toml"),
