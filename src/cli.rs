@@ -73,9 +73,39 @@ pub enum Command {
     /// compare-and-set on one register that starts empty). Exit 0 all linearizable, 3 one is
     /// not, 5 one is undecided within the search budget, 2 a file is unreadable.
     Lincheck(LincheckArgs),
+    /// Read an nginx access log into what a scenario needs: the arrival rate per window
+    /// (rates.csv, a `trace` rate curve), errors and latency per window (windows.csv), the
+    /// request mix (routes.csv) and the upstreams (upstreams.csv). Streams any size in bounded
+    /// memory; malformed lines are counted and the first ones shown with their line numbers.
+    /// Exit 0, or 2 when the file cannot be read or the format is bad.
+    Import(ImportArgs),
     /// List every metric the twin's nodes register (name, type, unit, help): what a
     /// `[monitoring]` rule or detector may name, and what metrics.csv and monitoring.csv hold.
     Metrics(MetricsArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  minitwin import access.log                               nginx's `combined` format
+  minitwin import access.log --format upstream             combined + $request_time $upstream_addr
+                                                           $upstream_response_time $upstream_status
+  minitwin import access.log --format \"$(grep log_format /etc/nginx/nginx.conf)\"
+                                                           whatever your log_format line says
+Then use DIR/<log>/rates.csv as [workload] rate = { curve = \"trace\", file = \"...\" }.")]
+pub struct ImportArgs {
+    /// The access log (a file, read line by line; `-` for standard input).
+    pub log: PathBuf,
+    /// Its format: `combined` (nginx's default), `upstream` (combined plus the four upstream
+    /// fields), a format string of `$variables`, or a whole `log_format NAME '...';` line.
+    #[arg(long, default_value = "combined")]
+    pub format: String,
+    /// Seconds per window (rates, errors and latency are per window).
+    #[arg(long, default_value_t = 1)]
+    pub window_s: u64,
+    /// Where the files go: DIR/<log file name>/{rates,windows,routes,upstreams}.csv.
+    #[arg(long, default_value = "results/import")]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Debug)]

@@ -16,6 +16,7 @@ mod check_cmd;
 mod cli;
 mod compare_cmd;
 mod html;
+mod import_cmd;
 mod interrupt;
 mod lincheck_cmd;
 mod merge_cmd;
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         cli::Command::Merge(a) => merge_cmd::main(a),
         cli::Command::Brief(a) => brief_cmd::main(a),
         cli::Command::Lincheck(a) => lincheck_cmd::main(a),
+        cli::Command::Import(a) => import_cmd::main(a),
         cli::Command::Metrics(a) => metrics_cmd::main(a),
     };
     ExitCode::from(code)

@@ -31,6 +31,8 @@
 //! - [`stats`]: means, confidence intervals, paired and unpaired differences.
 //! - [`sweep`]: parameter axes, replications, derived seeds, shards across machines.
 //! - [`oracle`]: analytic queueing formulas (Erlang B/C, M/M/c, M/M/1) for the twin's tests.
+//! - [`import`]: what production leaves behind (nginx access logs) read into rate curves and
+//!   per-window error and latency series.
 //!
 //! Architecture invariant: nothing in a run reads the wall clock, OS randomness or a hash
 //! map's iteration order, and nothing in a run spawns a thread.
@@ -43,6 +45,7 @@ pub mod disk;
 pub mod evidence;
 pub mod gauges;
 pub mod heap;
+pub mod import;
 pub mod kernel;
 pub mod lincheck;
 pub mod net;

@@ -36,6 +36,7 @@ mod determinism;
 mod faults;
 mod fuzz;
 mod golden;
+mod import;
 mod inputs;
 mod lincheck;
 mod mirror;

@@ -1,0 +1,301 @@
+//! What production leaves behind, read into what a scenario needs (issue #11, first part).
+//!
+//! - [`nginx`]: access log lines against their `log_format`.
+//! - this file: one log streamed line by line, its memory set by its time span, not its size
+//!   (per time window: requests, status classes, a latency histogram of about 0.6 KB; per route
+//!   and upstream: counts, capped), malformed
+//!   lines counted and the first few kept with their line numbers, and the CSV files a scenario
+//!   and a person read: `rates.csv` (a `trace` rate curve), `windows.csv`, `routes.csv`,
+//!   `upstreams.csv`.
+
+pub mod nginx;
+
+use minitwin_components::math;
+use std::collections::BTreeMap;
+use std::io::BufRead;
+
+/// Malformed lines kept with their numbers for the report (all are counted).
+pub const MALFORMED_KEPT: usize = 10;
+/// Distinct routes and upstreams kept by name; the rest are counted as `(other)`.
+pub const NAMES_KEPT: usize = 1_000;
+
+/// Latencies in buckets 10 % wide (a quantile is within 10 % of the truth), grown only as far
+/// as the largest value seen: about 150 counters up to a second.
+#[derive(Clone, Debug, Default)]
+pub struct LogHist {
+    counts: Vec<u32>,
+    total: u64,
+}
+
+const BUCKET_GROWTH: f64 = 1.1;
+
+impl LogHist {
+    pub fn record_us(&mut self, us: f64) {
+        let i = (math::ln(us.max(1.0)) / math::ln(BUCKET_GROWTH)) as usize;
+        if i >= self.counts.len() {
+            self.counts.resize(i + 1, 0);
+        }
+        self.counts[i] = self.counts[i].saturating_add(1);
+        self.total += 1;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// The upper edge (µs) of the bucket holding quantile `q`.
+    pub fn quantile_us(&self, q: f64) -> f64 {
+        let rank = ((q * self.total as f64).ceil() as u64).max(1);
+        let mut seen = 0u64;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += u64::from(c);
+            if seen >= rank {
+                return math::exp((i + 1) as f64 * math::ln(BUCKET_GROWTH));
+            }
+        }
+        0.0
+    }
+}
+
+/// One window of the log.
+#[derive(Clone, Debug, Default)]
+pub struct Window {
+    pub requests: u64,
+    pub errors_4xx: u64,
+    pub errors_5xx: u64,
+    /// `$request_time` (empty without it).
+    pub latency: LogHist,
+}
+
+/// A log read so far.
+#[derive(Debug)]
+pub struct Import {
+    pub window_s: u64,
+    pub lines: u64,
+    pub parsed: u64,
+    pub malformed: u64,
+    /// The first malformed lines: (line number, why).
+    pub first_malformed: Vec<(u64, String)>,
+    /// Windows by their start (Unix seconds, a multiple of `window_s`).
+    pub windows: BTreeMap<u64, Window>,
+    pub routes: BTreeMap<String, u64>,
+    pub upstreams: BTreeMap<String, u64>,
+    pub has_latency: bool,
+}
+
+impl Import {
+    pub fn new(window_s: u64) -> Import {
+        assert!(window_s > 0, "a window lasts at least a second");
+        Import {
+            window_s,
+            lines: 0,
+            parsed: 0,
+            malformed: 0,
+            first_malformed: Vec::new(),
+            windows: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            upstreams: BTreeMap::new(),
+            has_latency: false,
+        }
+    }
+
+    /// Reads every line of `input` against `format`; only an I/O error stops it.
+    pub fn read(&mut self, format: &nginx::LogFormat, input: impl BufRead) -> std::io::Result<()> {
+        let mut input = input;
+        let mut buf = Vec::with_capacity(512);
+        loop {
+            buf.clear();
+            if input.read_until(b'\n', &mut buf)? == 0 {
+                return Ok(());
+            }
+            let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            self.lines += 1;
+            if line.is_empty() {
+                continue;
+            }
+            match std::str::from_utf8(line) {
+                Ok(text) => match format.line(text) {
+                    Ok(e) => self.add(&e),
+                    Err(why) => self.bad(why.to_string()),
+                },
+                Err(_) => self.bad("not UTF-8 (nginx escapes such bytes: a damaged file?)".into()),
+            }
+        }
+    }
+
+    fn bad(&mut self, why: String) {
+        self.malformed += 1;
+        if self.first_malformed.len() < MALFORMED_KEPT {
+            self.first_malformed.push((self.lines, why));
+        }
+    }
+
+    fn add(&mut self, e: &nginx::Entry) {
+        self.parsed += 1;
+        let t = e.time_s.max(0.0) as u64;
+        let w = self.windows.entry(t - t % self.window_s).or_default();
+        w.requests += 1;
+        w.errors_4xx += u64::from((400..500).contains(&e.status));
+        w.errors_5xx += u64::from(e.status >= 500);
+        if let Some(rt) = e.request_time_s {
+            self.has_latency = true;
+            w.latency.record_us(rt * 1e6);
+        }
+        count(&mut self.routes, &format!("{} {}", e.method, e.path));
+        for a in &e.upstream_addrs {
+            count(&mut self.upstreams, a);
+        }
+    }
+
+    /// The first and last window starts (Unix seconds).
+    pub fn span(&self) -> Option<(u64, u64)> {
+        Some((
+            *self.windows.keys().next()?,
+            *self.windows.keys().next_back()?,
+        ))
+    }
+
+    /// Requests per second in each window from the first one's start to the last one's,
+    /// empty windows included, as `(t_s from the start, rps)`.
+    pub fn rates(&self) -> Vec<(u64, f64)> {
+        let Some((first, last)) = self.span() else {
+            return Vec::new();
+        };
+        (first..=last)
+            .step_by(self.window_s as usize)
+            .map(|t| {
+                let n = self.windows.get(&t).map_or(0, |w| w.requests);
+                (t - first, n as f64 / self.window_s as f64)
+            })
+            .collect()
+    }
+}
+
+fn count(map: &mut BTreeMap<String, u64>, name: &str) {
+    if let Some(n) = map.get_mut(name) {
+        *n += 1;
+    } else if map.len() < NAMES_KEPT {
+        map.insert(name.to_string(), 1);
+    } else {
+        *map.entry("(other)".to_string()).or_insert(0) += 1;
+    }
+}
+
+/// `rates.csv`: a scenario's `trace` rate curve (`t_s,rps`).
+pub fn rates_csv(import: &Import) -> String {
+    let mut out = String::from("t_s,rps\n");
+    for (t, r) in import.rates() {
+        out.push_str(&format!("{t},{r}\n"));
+    }
+    out
+}
+
+/// `windows.csv`: per window, from the first one's start: requests, errors, latency.
+pub fn windows_csv(import: &Import) -> String {
+    let mut out = String::from(
+        "t_s,requests,rps,errors_4xx,errors_5xx,error_ratio_5xx,latency_ms_p50,latency_ms_p99\n",
+    );
+    let Some((first, _)) = import.span() else {
+        return out;
+    };
+    for (&t, w) in &import.windows {
+        let q = |p: f64| {
+            if w.latency.is_empty() {
+                String::new()
+            } else {
+                format!("{:.3}", w.latency.quantile_us(p) / 1e3)
+            }
+        };
+        out.push_str(&format!(
+            "{},{},{},{},{},{:.6},{},{}\n",
+            t - first,
+            w.requests,
+            w.requests as f64 / import.window_s as f64,
+            w.errors_4xx,
+            w.errors_5xx,
+            w.errors_5xx as f64 / w.requests.max(1) as f64,
+            q(0.5),
+            q(0.99)
+        ));
+    }
+    out
+}
+
+/// `routes.csv` or `upstreams.csv`: name, count and share, most first.
+pub fn counts_csv(header: &str, map: &BTreeMap<String, u64>) -> String {
+    let total: u64 = map.values().sum();
+    let mut rows: Vec<(&String, &u64)> = map.iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let mut out = format!("{header},requests,share\n");
+    for (name, n) in rows {
+        let name = if name.contains([',', '"']) {
+            format!("\"{}\"", name.replace('"', "\"\""))
+        } else {
+            name.clone()
+        };
+        out.push_str(&format!(
+            "{name},{n},{:.6}\n",
+            *n as f64 / total.max(1) as f64
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(t: &str, path: &str, status: u16, rt: f64, up: &str) -> String {
+        format!(
+            r#"10.0.0.1 - - [{t} +0000] "GET {path} HTTP/1.1" {status} 12 "-" "wrk" {rt} {up} 0.001 {status}"#
+        )
+    }
+
+    #[test]
+    fn a_log_becomes_windows_rates_routes_and_upstreams_and_bad_lines_are_counted_with_their_numbers(
+    ) {
+        let f = nginx::LogFormat::parse("upstream").unwrap();
+        let mut text = String::new();
+        for i in 0..10 {
+            text += &line("01/Dec/2026:10:00:00", "/a", 200, 0.010, "u1:80");
+            text += "\n";
+            if i % 2 == 0 {
+                text += &line("01/Dec/2026:10:00:02", "/b?q=1", 502, 0.002, "u2:80");
+                text += "\n";
+            }
+        }
+        text += "this is not a log line\n\n";
+        text += &line("01/Dec/2026:10:00:02", "/a", 200, 0.020, "u1:80");
+        text += "\n";
+        let mut im = Import::new(1);
+        im.read(&f, text.as_bytes()).unwrap();
+        assert_eq!((im.lines, im.parsed, im.malformed), (18, 16, 1));
+        assert_eq!(im.first_malformed[0].0, 16, "line numbers count from 1");
+        assert_eq!(im.rates(), vec![(0, 10.0), (1, 0.0), (2, 6.0)]);
+        let w2 = &im.windows[&(im.span().unwrap().1)];
+        assert_eq!((w2.requests, w2.errors_5xx), (6, 5));
+        assert_eq!(im.routes["GET /a"], 11);
+        assert_eq!(im.routes["GET /b"], 5);
+        assert_eq!(im.upstreams["u2:80"], 5);
+        let csv = windows_csv(&im);
+        // 10 ms lands in a bucket 10 % wide whose upper edge, 10.354 ms, is the quantile.
+        assert!(
+            csv.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("0,10,10,0,0,0.000000,10.354"),
+            "{csv}"
+        );
+        assert!(rates_csv(&im).starts_with("t_s,rps\n0,10\n1,0\n2,6\n"));
+    }
+
+    #[test]
+    fn bytes_that_are_not_text_are_a_malformed_line_not_a_stop() {
+        let f = nginx::LogFormat::parse("combined").unwrap();
+        let mut im = Import::new(1);
+        im.read(&f, &b"\xff\xfe\n"[..]).unwrap();
+        assert_eq!((im.lines, im.malformed), (1, 1));
+        assert!(im.first_malformed[0].1.contains("UTF-8"));
+    }
+}

@@ -1,0 +1,125 @@
+//! `minitwin import`: an nginx access log read into rate, error and latency series, the
+//! request mix and the upstreams (see `minitwin_sim::import`).
+
+use crate::cli::ImportArgs;
+use minitwin_sim::import::{self, nginx::LogFormat, Import};
+use std::io::BufReader;
+use std::path::Path;
+
+pub fn main(args: ImportArgs) -> u8 {
+    match import(&args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("minitwin import: {e}");
+            2
+        }
+    }
+}
+
+fn import(args: &ImportArgs) -> Result<(), String> {
+    if args.window_s == 0 || args.window_s > 86_400 {
+        return Err(format!(
+            "--window-s {}: give 1 to 86,400 seconds",
+            args.window_s
+        ));
+    }
+    let format = LogFormat::parse(&args.format).map_err(|e| {
+        format!("--format: {e} (give combined, upstream, a $variable string or a log_format line)")
+    })?;
+    let name = args.log.display().to_string();
+    let mut im = Import::new(args.window_s);
+    let read = if name == "-" {
+        im.read(&format, std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(&args.log).map_err(|e| format!("{name}: {e}"))?;
+        im.read(&format, BufReader::with_capacity(1 << 20, file))
+    };
+    read.map_err(|e| format!("{name}: read error after line {}: {e}", im.lines))?;
+    for (line, why) in &im.first_malformed {
+        eprintln!("{name}:{line}: malformed: {why}");
+    }
+    if im.malformed > im.first_malformed.len() as u64 {
+        eprintln!(
+            "{name}: {} more malformed lines not shown",
+            im.malformed - im.first_malformed.len() as u64
+        );
+    }
+    let stem = Path::new(&name)
+        .file_name()
+        .map_or("stdin".into(), |s| s.to_string_lossy().into_owned());
+    let dir = args
+        .out
+        .join(if name == "-" { "stdin".into() } else { stem });
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let files = [
+        ("rates.csv", import::rates_csv(&im)),
+        ("windows.csv", import::windows_csv(&im)),
+        ("routes.csv", import::counts_csv("route", &im.routes)),
+        (
+            "upstreams.csv",
+            import::counts_csv("upstream", &im.upstreams),
+        ),
+    ];
+    for (file, text) in &files {
+        let path = dir.join(file);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    summary(&name, &im, &dir);
+    Ok(())
+}
+
+fn summary(name: &str, im: &Import, dir: &Path) {
+    println!(
+        "{name}: {} lines, {} requests read, {} malformed",
+        im.lines, im.parsed, im.malformed
+    );
+    let Some((first, last)) = im.span() else {
+        println!("no request to describe");
+        return;
+    };
+    let rates = im.rates();
+    let seconds = (last - first + im.window_s) as f64;
+    let peak = rates.iter().map(|r| r.1).fold(0.0, f64::max);
+    let errors: u64 = im.windows.values().map(|w| w.errors_5xx).sum();
+    println!(
+        "  span      {seconds} s from Unix time {first}; mean {:.2} req/s, peak {peak:.2} req/s (windows of {} s)",
+        im.parsed as f64 / seconds,
+        im.window_s
+    );
+    println!(
+        "  errors    {errors} answered 5xx ({:.5} of the requests){}",
+        errors as f64 / im.parsed.max(1) as f64,
+        if im.has_latency {
+            ""
+        } else {
+            "; no $request_time in this format: no latency"
+        }
+    );
+    let mut routes: Vec<_> = im.routes.iter().collect();
+    routes.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let top: Vec<String> = routes
+        .iter()
+        .take(3)
+        .map(|(r, n)| format!("{r} {:.1} %", 100.0 * **n as f64 / im.parsed as f64))
+        .collect();
+    println!(
+        "  routes    {} distinct; most: {}",
+        im.routes.len(),
+        top.join(", ")
+    );
+    if !im.upstreams.is_empty() {
+        let ups: Vec<&String> = im.upstreams.keys().collect();
+        println!(
+            "  upstreams {}",
+            ups.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    println!(
+        "files: {}/{{rates,windows,routes,upstreams}}.csv; rates.csv is a scenario rate curve: [workload] rate = {{ curve = \"trace\", file = \"{}/rates.csv\" }} (the path relative to the scenario file)",
+        dir.display(),
+        dir.display()
+    );
+}

@@ -1,0 +1,92 @@
+//! `minitwin import`: an nginx access log in, a rate curve a scenario loads and per-window
+//! series out; bad lines counted with their numbers, bad input refused with exit 2.
+
+use crate::minitwin;
+
+fn line(s: u32, status: u16) -> String {
+    format!(
+        r#"10.0.0.1 - - [01/Dec/2026:10:00:{s:02} +0000] "POST /api/order HTTP/1.1" {status} 12 "-" "wrk" 0.012 127.0.0.1:9001 0.011 {status}"#
+    )
+}
+
+#[test]
+fn an_access_log_becomes_a_rate_curve_a_scenario_loads_and_bad_lines_are_named() {
+    let dir = std::env::temp_dir().join(format!("minitwin-import-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut log = String::new();
+    for s in 0..4 {
+        for _ in 0..(10 * (s + 1)) {
+            log += &line(s, if s == 3 { 502 } else { 200 });
+            log += "\n";
+        }
+    }
+    log.insert_str(0, "not a line nginx wrote\n");
+    let path = dir.join("access.log");
+    std::fs::write(&path, log).unwrap();
+    let out = dir.join("out");
+    let o = minitwin(&[
+        "import",
+        path.to_str().unwrap(),
+        "--format",
+        "upstream",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stderr.contains("access.log:1: malformed"), "{stderr}");
+    assert!(
+        stdout.contains("101 lines, 100 requests read, 1 malformed"),
+        "{stdout}"
+    );
+    let rates = std::fs::read_to_string(out.join("access.log/rates.csv")).unwrap();
+    assert_eq!(rates, "t_s,rps\n0,10\n1,20\n2,30\n3,40\n");
+    let windows = std::fs::read_to_string(out.join("access.log/windows.csv")).unwrap();
+    assert!(
+        windows
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("3,40,40,0,40,1.000000,12.528"),
+        "{windows}"
+    );
+    // The curve is a scenario's workload as it is.
+    let scenario = dir.join("replayed.toml");
+    let text = std::fs::read_to_string(crate::root().join("scenarios/steady.toml"))
+        .unwrap()
+        .replace(
+            "rate = { curve = \"constant\", rps = 2000.0 }",
+            "rate = { curve = \"trace\", file = \"out/access.log/rates.csv\" }",
+        );
+    assert!(
+        text.contains("curve = \"trace\""),
+        "steady.toml's rate line moved"
+    );
+    std::fs::write(&scenario, text).unwrap();
+    let o = minitwin(&["check", scenario.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bad_format_or_a_missing_log_exits_2_and_says_why() {
+    let o = minitwin(&["import", "/nonexistent/access.log"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/access.log"));
+    let o = minitwin(&["import", "Cargo.toml", "--format", "$remote_addr $status"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--format") && err.contains("$time_local"),
+        "{err}"
+    );
+}
