@@ -90,3 +90,38 @@ fn a_bad_format_or_a_missing_log_exits_2_and_says_why() {
         "{err}"
     );
 }
+
+#[test]
+fn the_recorded_nginx_incident_shows_the_two_failed_attempts_no_client_saw() {
+    // tests/data/incident-nginx: real nginx, a backend SIGKILLed at +10 s and back at +25 s.
+    let dir = std::env::temp_dir().join(format!("minitwin-incident-{}", std::process::id()));
+    let log = crate::root().join("tests/data/incident-nginx/access.log");
+    let o = minitwin(&[
+        "import",
+        log.to_str().unwrap(),
+        "--format",
+        "upstream",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("0 malformed"), "{stdout}");
+    assert!(stdout.contains("0 answered 5xx"), "{stdout}");
+    assert!(
+        stdout.contains("routes    1 distinct; most: GET /api/item/{id} 100.0 %"),
+        "{stdout}"
+    );
+    let windows = std::fs::read_to_string(dir.join("access.log/windows.csv")).unwrap();
+    let failed: Vec<u64> = windows
+        .lines()
+        .skip(1)
+        .filter(|l| !l.ends_with(",0"))
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    // At the kill (+10 s) and at nginx's next try, fail_timeout (10 s) later, still down.
+    assert_eq!(failed.len(), 2, "{windows}");
+    assert!((9..=11).contains(&failed[0]), "{failed:?}");
+    assert!((19..=22).contains(&failed[1]), "{failed:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -63,6 +63,9 @@ pub struct Window {
     pub requests: u64,
     pub errors_4xx: u64,
     pub errors_5xx: u64,
+    /// Attempts at an upstream that failed (`$upstream_status` 5xx, or `-` for no answer),
+    /// including those nginx then passed to the next upstream: an incident clients never saw.
+    pub upstream_failures: u64,
     /// `$request_time` (empty without it).
     pub latency: LogHist,
 }
@@ -138,11 +141,19 @@ impl Import {
         w.requests += 1;
         w.errors_4xx += u64::from((400..500).contains(&e.status));
         w.errors_5xx += u64::from(e.status >= 500);
+        w.upstream_failures += e
+            .upstream_statuses
+            .iter()
+            .filter(|s| s.starts_with('5') || s.as_str() == "-")
+            .count() as u64;
         if let Some(rt) = e.request_time_s {
             self.has_latency = true;
             w.latency.record_us(rt * 1e6);
         }
-        count(&mut self.routes, &format!("{} {}", e.method, e.path));
+        count(
+            &mut self.routes,
+            &format!("{} {}", e.method, route(&e.path)),
+        );
         for a in &e.upstream_addrs {
             count(&mut self.upstreams, a);
         }
@@ -172,6 +183,22 @@ impl Import {
     }
 }
 
+/// A path as a route: segments that are ids (all digits, or hex of 16 and more with a digit,
+/// or a UUID) become `{id}`, so `/api/item/497` and `/api/item/988` are one route.
+pub fn route(path: &str) -> String {
+    let id = |seg: &str| {
+        let digits = !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit());
+        let hex = seg.len() >= 16
+            && seg.bytes().any(|b| b.is_ascii_digit())
+            && seg.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        digits || hex
+    };
+    path.split('/')
+        .map(|seg| if id(seg) { "{id}" } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn count(map: &mut BTreeMap<String, u64>, name: &str) {
     if let Some(n) = map.get_mut(name) {
         *n += 1;
@@ -194,7 +221,7 @@ pub fn rates_csv(import: &Import) -> String {
 /// `windows.csv`: per window, from the first one's start: requests, errors, latency.
 pub fn windows_csv(import: &Import) -> String {
     let mut out = String::from(
-        "t_s,requests,rps,errors_4xx,errors_5xx,error_ratio_5xx,latency_ms_p50,latency_ms_p99\n",
+        "t_s,requests,rps,errors_4xx,errors_5xx,error_ratio_5xx,latency_ms_p50,latency_ms_p99,upstream_failures\n",
     );
     let Some((first, _)) = import.span() else {
         return out;
@@ -208,7 +235,7 @@ pub fn windows_csv(import: &Import) -> String {
             }
         };
         out.push_str(&format!(
-            "{},{},{},{},{},{:.6},{},{}\n",
+            "{},{},{},{},{},{:.6},{},{},{}\n",
             t - first,
             w.requests,
             w.requests as f64 / import.window_s as f64,
@@ -216,7 +243,8 @@ pub fn windows_csv(import: &Import) -> String {
             w.errors_5xx,
             w.errors_5xx as f64 / w.requests.max(1) as f64,
             q(0.5),
-            q(0.99)
+            q(0.99),
+            w.upstream_failures
         ));
     }
     out
@@ -288,6 +316,17 @@ mod tests {
             "{csv}"
         );
         assert!(rates_csv(&im).starts_with("t_s,rps\n0,10\n1,0\n2,6\n"));
+    }
+
+    #[test]
+    fn ids_in_paths_collapse_into_one_route() {
+        assert_eq!(route("/api/item/497"), "/api/item/{id}");
+        assert_eq!(
+            route("/u/3f2a9c1e-0b7d-4c1a-9e2f-1a2b3c4d5e6f/feed"),
+            "/u/{id}/feed"
+        );
+        assert_eq!(route("/static/app.js"), "/static/app.js");
+        assert_eq!(route("/"), "/");
     }
 
     #[test]
