@@ -84,6 +84,8 @@ pub struct Import {
     pub routes: BTreeMap<String, u64>,
     pub upstreams: BTreeMap<String, u64>,
     pub has_latency: bool,
+    /// A route's name, built in place for each line.
+    key: String,
 }
 
 impl Import {
@@ -99,6 +101,7 @@ impl Import {
             routes: BTreeMap::new(),
             upstreams: BTreeMap::new(),
             has_latency: false,
+            key: String::new(),
         }
     }
 
@@ -142,19 +145,19 @@ impl Import {
         w.errors_4xx += u64::from((400..500).contains(&e.status));
         w.errors_5xx += u64::from(e.status >= 500);
         w.upstream_failures += e
-            .upstream_statuses
-            .iter()
-            .filter(|s| s.starts_with('5') || s.as_str() == "-")
+            .upstream_statuses()
+            .filter(|s| s.starts_with('5') || *s == "-")
             .count() as u64;
         if let Some(rt) = e.request_time_s {
             self.has_latency = true;
             w.latency.record_us(rt * 1e6);
         }
-        count(
-            &mut self.routes,
-            &format!("{} {}", e.method, route(&e.path)),
-        );
-        for a in &e.upstream_addrs {
+        self.key.clear();
+        self.key.push_str(e.method);
+        self.key.push(' ');
+        push_route(&mut self.key, e.path);
+        count(&mut self.routes, &self.key);
+        for a in e.upstream_addrs() {
             count(&mut self.upstreams, a);
         }
     }
@@ -186,6 +189,12 @@ impl Import {
 /// A path as a route: segments that are ids (all digits, or hex of 16 and more with a digit,
 /// or a UUID) become `{id}`, so `/api/item/497` and `/api/item/988` are one route.
 pub fn route(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    push_route(&mut out, path);
+    out
+}
+
+fn push_route(out: &mut String, path: &str) {
     let id = |seg: &str| {
         let digits = !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit());
         let hex = seg.len() >= 16
@@ -193,10 +202,12 @@ pub fn route(path: &str) -> String {
             && seg.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
         digits || hex
     };
-    path.split('/')
-        .map(|seg| if id(seg) { "{id}" } else { seg })
-        .collect::<Vec<_>>()
-        .join("/")
+    for (i, seg) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(if id(seg) { "{id}" } else { seg });
+    }
 }
 
 fn count(map: &mut BTreeMap<String, u64>, name: &str) {

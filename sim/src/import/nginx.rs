@@ -127,7 +127,7 @@ impl LogFormat {
     }
 
     /// One line's entry, or why it does not match.
-    pub fn line(&self, line: &str) -> Result<Entry, Malformed> {
+    pub fn line<'a>(&self, line: &'a str) -> Result<Entry<'a>, Malformed> {
         let mut rest = line
             .strip_prefix(self.lead.as_str())
             .ok_or(Malformed::Shape("does not start as the format does"))?;
@@ -154,9 +154,9 @@ impl LogFormat {
                 }
                 Field::Request => {
                     let mut words = value.split(' ');
-                    e.method = words.next().unwrap_or("").to_string();
+                    e.method = words.next().unwrap_or("");
                     let target = words.next().unwrap_or("");
-                    e.path = target.split('?').next().unwrap_or("").to_string();
+                    e.path = target.split('?').next().unwrap_or("");
                 }
                 Field::Status => {
                     e.status = value
@@ -170,9 +170,9 @@ impl LogFormat {
                             .map_err(|_| Malformed::Field("request_time", value.into()))?,
                     )
                 }
-                Field::UpstreamAddr => e.upstream_addrs = list(value),
-                Field::UpstreamResponseTime => e.upstream_times = list(value),
-                Field::UpstreamStatus => e.upstream_statuses = list(value),
+                Field::UpstreamAddr => e.upstream_addr = value,
+                Field::UpstreamResponseTime => e.upstream_response_time = value,
+                Field::UpstreamStatus => e.upstream_status = value,
                 Field::Other => {}
             }
         }
@@ -219,17 +219,15 @@ fn directive_text(s: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// nginx's lists of upstream values: `a, b : c` (tried in turn, `:` an internal redirect).
-fn list(value: &str) -> Vec<String> {
-    if value == "-" {
-        return Vec::new();
-    }
+/// nginx's lists of upstream values: `a, b : c` (tried in turn, `:` an internal redirect);
+/// a lone `-` is no upstream at all.
+fn list(value: &str) -> impl Iterator<Item = &str> {
+    let none = value == "-" || value.is_empty();
     value
         .split(", ")
         .flat_map(|v| v.split(" : "))
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .collect()
+        .map(str::trim)
+        .filter(move |v| !none && !v.is_empty())
 }
 
 const MONTHS: [&str; 12] = [
@@ -274,19 +272,32 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// One request, as its log line tells it.
+/// One request, as its log line tells it (borrowing the line: nothing is copied).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Entry {
+pub struct Entry<'a> {
     /// Unix seconds (whole seconds with `$time_local`).
     pub time_s: f64,
-    pub method: String,
+    pub method: &'a str,
     /// The request's path without its query string.
-    pub path: String,
+    pub path: &'a str,
     pub status: u16,
     pub request_time_s: Option<f64>,
-    pub upstream_addrs: Vec<String>,
-    pub upstream_times: Vec<String>,
-    pub upstream_statuses: Vec<String>,
+    /// The raw upstream fields; [`Entry::upstream_addrs`] and the like split their lists.
+    pub upstream_addr: &'a str,
+    pub upstream_response_time: &'a str,
+    pub upstream_status: &'a str,
+}
+
+impl<'a> Entry<'a> {
+    /// The upstreams tried, in order.
+    pub fn upstream_addrs(&self) -> impl Iterator<Item = &'a str> {
+        list(self.upstream_addr)
+    }
+
+    /// Each attempt's status (`-`: no answer).
+    pub fn upstream_statuses(&self) -> impl Iterator<Item = &'a str> {
+        list(self.upstream_status)
+    }
 }
 
 /// Why a line does not match its format.
@@ -317,10 +328,7 @@ mod tests {
             .unwrap();
         // 2000-10-10 20:55:36 UTC.
         assert_eq!(e.time_s, 971_211_336.0);
-        assert_eq!(
-            (e.method.as_str(), e.path.as_str(), e.status),
-            ("GET", "/apache_pb.gif", 200)
-        );
+        assert_eq!((e.method, e.path, e.status), ("GET", "/apache_pb.gif", 200));
         assert!(!f.has_upstream());
     }
 
@@ -338,8 +346,9 @@ mod tests {
             .unwrap();
         assert_eq!(e.status, 502);
         assert_eq!(e.request_time_s, Some(0.004));
-        assert_eq!(e.upstream_addrs, ["127.0.0.1:9001", "127.0.0.1:9002"]);
-        assert_eq!(e.upstream_statuses, ["502", "502"]);
+        let addrs: Vec<&str> = e.upstream_addrs().collect();
+        assert_eq!(addrs, ["127.0.0.1:9001", "127.0.0.1:9002"]);
+        assert_eq!(e.upstream_statuses().collect::<Vec<_>>(), ["502", "502"]);
     }
 
     #[test]
