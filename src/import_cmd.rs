@@ -6,6 +6,9 @@ use minitwin_sim::import::{self, nginx::LogFormat, Import};
 use std::io::BufReader;
 use std::path::Path;
 
+/// rates.csv holds every window of the span, empty ones too: at most this many.
+const MAX_WINDOWS: u64 = 10_000_000;
+
 pub fn main(args: ImportArgs) -> u8 {
     match import(&args) {
         Ok(()) => 0,
@@ -35,6 +38,16 @@ fn import(args: &ImportArgs) -> Result<(), String> {
         im.read(&format, BufReader::with_capacity(1 << 20, file))
     };
     read.map_err(|e| format!("{name}: read error after line {}: {e}", im.lines))?;
+    if let Some((first, last)) = im.span() {
+        let windows = (last - first) / args.window_s + 1;
+        if windows > MAX_WINDOWS {
+            return Err(format!(
+                "{name}: its requests span {} s ({windows} windows of {} s, more than {MAX_WINDOWS}): a wider --window-s, or a log of one incident",
+                last - first,
+                args.window_s
+            ));
+        }
+    }
     for (line, why) in &im.first_malformed {
         eprintln!("{name}:{line}: malformed: {why}");
     }
@@ -69,24 +82,26 @@ fn import(args: &ImportArgs) -> Result<(), String> {
 }
 
 fn summary(name: &str, im: &Import, dir: &Path) {
-    println!(
+    crate::say!(
         "{name}: {} lines, {} requests read, {} malformed",
-        im.lines, im.parsed, im.malformed
+        im.lines,
+        im.parsed,
+        im.malformed
     );
     let Some((first, last)) = im.span() else {
-        println!("no request to describe");
+        crate::say!("no request to describe");
         return;
     };
     let rates = im.rates();
     let seconds = (last - first + im.window_s) as f64;
     let peak = rates.iter().map(|r| r.1).fold(0.0, f64::max);
     let errors: u64 = im.windows.values().map(|w| w.errors_5xx).sum();
-    println!(
+    crate::say!(
         "  span      {seconds} s from Unix time {first}; mean {:.2} req/s, peak {peak:.2} req/s (windows of {} s)",
         im.parsed as f64 / seconds,
         im.window_s
     );
-    println!(
+    crate::say!(
         "  errors    {errors} answered 5xx ({:.5} of the requests){}",
         errors as f64 / im.parsed.max(1) as f64,
         if im.has_latency {
@@ -102,14 +117,14 @@ fn summary(name: &str, im: &Import, dir: &Path) {
         .take(3)
         .map(|(r, n)| format!("{r} {:.1} %", 100.0 * **n as f64 / im.parsed as f64))
         .collect();
-    println!(
+    crate::say!(
         "  routes    {} distinct; most: {}",
         im.routes.len(),
         top.join(", ")
     );
     if !im.upstreams.is_empty() {
         let ups: Vec<&String> = im.upstreams.keys().collect();
-        println!(
+        crate::say!(
             "  upstreams {}",
             ups.iter()
                 .map(|s| s.as_str())
@@ -117,7 +132,7 @@ fn summary(name: &str, im: &Import, dir: &Path) {
                 .join(", ")
         );
     }
-    println!(
+    crate::say!(
         "files: {}/{{rates,windows,routes,upstreams}}.csv; rates.csv is a scenario rate curve: [workload] rate = {{ curve = \"trace\", file = \"{}/rates.csv\" }} (the path relative to the scenario file)",
         dir.display(),
         dir.display()

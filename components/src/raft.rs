@@ -413,4 +413,23 @@ mod tests {
         );
         assert!(es.iter().all(|e| e.term() == term), "no term was raised");
     }
+
+    #[test]
+    fn a_group_size_without_a_majority_or_a_lease_longer_than_an_election_is_refused() {
+        use crate::repl::OrchestratorConfig;
+        let with = |nodes: u32, lease_ms: f64| OrchestratorConfig {
+            raft_nodes: nodes,
+            raft_lease_ms: lease_ms,
+            ..OrchestratorConfig::default()
+        };
+        assert!(with(3, 500.0).validate().is_ok());
+        let e = with(2, 500.0).validate().unwrap_err().to_string();
+        assert!(e.contains("raft_nodes"), "{e}");
+        let e = with(3, 2_000.0).validate().unwrap_err().to_string();
+        assert!(
+            e.contains("raft_lease_ms") && e.contains("election timeout"),
+            "{e}"
+        );
+        assert!(with(3, f64::NAN).validate().is_err());
+    }
 }

@@ -247,7 +247,8 @@ impl Default for OrchestratorConfig {
 impl OrchestratorConfig {
     /// Ranges: `poll_interval_ms` 100-1e9; `failed_polls` 1-100; `operator_delay` a duration
     /// distribution; `recovery_block_ms` 0-1e10; `reclone_after` a duration distribution;
-    /// `raft_nodes` 1, 3 or 5; `raft_election_timeout_ms` and `raft_lease_ms` 10-1e9.
+    /// `raft_nodes` 1, 3 or 5; `raft_election_timeout_ms` and `raft_lease_ms` 10-1e9, the lease
+    /// at most the election timeout (as hashicorp/raft requires).
     pub fn validate(&self) -> Checked {
         config::ms("poll_interval_ms", self.poll_interval_ms, 100.0)?;
         config::range("recovery_block_ms", self.recovery_block_ms, 0.0, 1e10)?;
@@ -271,7 +272,15 @@ impl OrchestratorConfig {
             self.raft_election_timeout_ms,
             10.0,
         )?;
-        config::ms("raft_lease_ms", self.raft_lease_ms, 10.0)
+        config::ms("raft_lease_ms", self.raft_lease_ms, 10.0)?;
+        config::rule(
+            self.raft_lease_ms <= self.raft_election_timeout_ms,
+            "raft_lease_ms",
+            format!(
+                "a lease of {} ms outlives the election timeout ({} ms): a new leader could be elected while the old one still acts; give at most raft_election_timeout_ms",
+                self.raft_lease_ms, self.raft_election_timeout_ms
+            ),
+        )
     }
 }
 

@@ -90,6 +90,30 @@ fn the_control_tier_monitor_and_security_layer_replay_byte_for_byte() {
 }
 
 #[test]
+fn fencing_reclones_the_raft_group_and_the_store_fed_archiver_replay_byte_for_byte() {
+    // Whole runs: an old primary fenced and re-cloned, a partition under three orchestrators
+    // on raft (elections with random timeouts), and a day of store writes archived.
+    let mut recloned = shipped("primary-crash-async");
+    recloned.topology.stores.orchestrator.reclone_after =
+        Some(minitwin_components::rng::Dist::Constant { ms: 5_000.0 });
+    let mut raft = shipped("zone-partition");
+    raft.topology.stores.orchestrator.raft_nodes = 3;
+    let mut archive = shipped("archive-from-store");
+    archive.duration_s = 86_400.0;
+    archive.workload.rate = minitwin_sim::workload::RateCurve::Constant { rps: 5.0 };
+    for s in [recloned, raft, archive] {
+        let a = run_recorded(&s, 42);
+        let b = run_recorded(&s, 42);
+        assert!(
+            a.0.events_total > 10_000,
+            "{}: the run did something",
+            s.name
+        );
+        assert_same_run(&a, &b);
+    }
+}
+
+#[test]
 fn a_faulty_run_with_buggify_is_deterministic_too() {
     let mut s = short(shipped("shard-crash"));
     s.faults[0] = minitwin_sim::scenario::Fault::Crash {

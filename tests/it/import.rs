@@ -125,3 +125,63 @@ fn the_recorded_nginx_incident_shows_the_two_failed_attempts_no_client_saw() {
     assert!((19..=22).contains(&failed[1]), "{failed:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn damaged_lines_a_span_too_long_and_a_closed_stdout_get_an_answer_never_a_hang() {
+    let dir = std::env::temp_dir().join(format!("minitwin-import-bad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fmt = "$msec $status $request_time";
+    let run = |log: &str, extra: &[&str]| {
+        let path = dir.join("a.log");
+        std::fs::write(&path, log).unwrap();
+        let mut args = vec!["import", path.to_str().unwrap(), "--format", fmt, "--out"];
+        let out = dir.join("out");
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(extra);
+        minitwin(&args)
+    };
+    // Times at the end of time, negative or NaN, an infinite latency: malformed, counted.
+    let o = run(
+        "1e300 200 0.1\n-5 200 0.1\nnan 200 0.1\n100.5 200 inf\n100.5 200 0.1\n",
+        &[],
+    );
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("5 lines, 1 requests read, 4 malformed"),
+        "{said}"
+    );
+    // Two good lines 30 years apart: 946 million one-second windows are refused, not written.
+    let o = run("1000000000 200 0.1\n1946080000 200 0.1\n", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--window-s"), "{err}");
+    // --window-s 0 and an unwritable --out.
+    let o = run("100 200 0.1\n", &["--window-s", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    let path = dir.join("a.log");
+    let o = minitwin(&[
+        "import",
+        path.to_str().unwrap(),
+        "--format",
+        fmt,
+        "--out",
+        "/proc/minitwin",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/proc/minitwin"));
+    // A reader that went away (`| head`): the files are still written, exit 0.
+    let out = dir.join("closed");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_minitwin"))
+        .args(["import", path.to_str().unwrap(), "--format", fmt, "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(out.join("a.log/rates.csv").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -146,11 +146,12 @@ impl LogFormat {
             match field {
                 Field::TimeLocal => time = Some(time_local(value)?),
                 Field::Msec => {
-                    time = Some(
-                        value
-                            .parse::<f64>()
-                            .map_err(|_| Malformed::Field("msec", value.into()))?,
-                    )
+                    let t = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|t| (0.0..=LAST_TIME_S).contains(t))
+                        .ok_or_else(|| Malformed::Field("msec", value.into()))?;
+                    time = Some(t)
                 }
                 Field::Request => {
                     let mut words = value.split(' ');
@@ -164,11 +165,12 @@ impl LogFormat {
                         .map_err(|_| Malformed::Field("status", value.into()))?
                 }
                 Field::RequestTime => {
-                    e.request_time_s = Some(
-                        value
-                            .parse()
-                            .map_err(|_| Malformed::Field("request_time", value.into()))?,
-                    )
+                    let t = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|t| t.is_finite() && *t >= 0.0)
+                        .ok_or_else(|| Malformed::Field("request_time", value.into()))?;
+                    e.request_time_s = Some(t)
                 }
                 Field::UpstreamAddr => e.upstream_addr = value,
                 Field::UpstreamResponseTime => e.upstream_response_time = value,
@@ -230,6 +232,9 @@ fn list(value: &str) -> impl Iterator<Item = &str> {
         .filter(move |v| !none && !v.is_empty())
 }
 
+/// The last second of 9999-12-31 UTC: later (or negative) times are a damaged field.
+const LAST_TIME_S: f64 = 253_402_300_799.0;
+
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
@@ -257,8 +262,15 @@ fn time_local(v: &str) -> Result<f64, Malformed> {
     }
     let zone_s: i64 = hhmm[..2].parse::<i64>().map_err(|_| bad())? * 3600
         + hhmm[2..].parse::<i64>().map_err(|_| bad())? * 60;
+    if !(1970..=9999).contains(&year) {
+        return Err(bad());
+    }
     let days = days_from_civil(year, month, day);
-    Ok((days * 86_400 + h * 3600 + m * 60 + s - sign * zone_s) as f64)
+    let t = (days * 86_400 + h * 3600 + m * 60 + s - sign * zone_s) as f64;
+    if !(0.0..=LAST_TIME_S).contains(&t) {
+        return Err(bad());
+    }
+    Ok(t)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -358,6 +370,23 @@ mod tests {
         assert!(e.to_string().contains("ends before the format does"), "{e}");
         let e = f
             .line(r#"1.2.3.4 - - [10/Foo/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 1 "-" "-""#)
+            .unwrap_err();
+        assert!(e.to_string().contains("$time_local"), "{e}");
+        // Values nginx never writes, from a damaged file: refused, never a window at the end of
+        // time or a histogram of infinite width.
+        let f2 = LogFormat::parse("$msec $status $request_time").unwrap();
+        for bad in [
+            "1e300 200 0.1",
+            "-5 200 0.1",
+            "nan 200 0.1",
+            "1.5 200 inf",
+            "1.5 200 -1",
+            "1.5 200 NaN",
+        ] {
+            assert!(f2.line(bad).is_err(), "{bad}");
+        }
+        let e = f
+            .line(r#"1.2.3.4 - - [10/Oct/99999:13:55:36 -0700] "GET / HTTP/1.0" 200 1 "-" "-""#)
             .unwrap_err();
         assert!(e.to_string().contains("$time_local"), "{e}");
         assert!(LogFormat::parse("$remote_addr $status").is_err(), "no time");
