@@ -3,13 +3,15 @@
 
   backend.py serve PORT DELAY_MS
       An upstream for nginx on 127.0.0.1:PORT: answers every request with 200 and a 2-byte
-      body after DELAY_MS (one connection per request, as nginx talks HTTP/1.0 upstream).
+      body after DELAY_MS (one connection per request, as nginx talks HTTP/1.0 upstream);
+      GET /metrics answers at once in the Prometheus text format (backend_requests_total).
 
   backend.py load URL_PREFIX RATE_PER_S DURATION_S SEED [ZIPF_N ZIPF_ALPHA]
       An open-loop load: Poisson arrivals at RATE_PER_S for DURATION_S, each request on its own
       connection (as the twin's users), GET URL_PREFIX + a key (a Zipf rank over 1..ZIPF_N with
       exponent ZIPF_ALPHA when given, else a sequence number). Prints one CSV line per request:
-      sent_s,status,latency_ms (status 0: the connection failed or no answer in 90 s).
+      sent_s,status,latency_ms (status 0: the connection failed or no answer in 90 s, or in
+      the environment's LOAD_TIMEOUT_S: the client then closes its connection, as users give up).
 
   backend.py redis-incr PORT RATE_PER_S
       A steady write load on one Redis Cluster master: INCR of one counter whose hash slot is in
@@ -19,16 +21,33 @@
 """
 import asyncio
 import bisect
+import os
 import random
 import sys
 import time
 
 
 async def serve(port, delay_ms):
+    served = [0]
+
     async def handle(reader, writer):
         try:
-            await reader.readuntil(b"\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            if head.startswith(b"GET /metrics "):
+                body = (
+                    "# HELP backend_requests_total Requests answered.\n"
+                    "# TYPE backend_requests_total counter\n"
+                    f"backend_requests_total {served[0]}\n"
+                ).encode()
+                writer.write(
+                    b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                    + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                    + body
+                )
+                await writer.drain()
+                return
             await asyncio.sleep(delay_ms / 1000.0)
+            served[0] += 1
             writer.write(
                 b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n"
                 b"Content-Length: 2\r\nConnection: close\r\n\r\nok"
@@ -52,19 +71,26 @@ def zipf_sampler(n, alpha, rng):
     return lambda: bisect.bisect_left(cum, rng.random() * total) + 1
 
 
-async def one(host, port, path, t0, out):
+async def one(host, port, path, t0, out, timeout_s):
     sent = time.monotonic()
     status = 0
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 90)
+    writer = None
+
+    async def exchange():
+        nonlocal status, writer
+        reader, writer = await asyncio.open_connection(host, port)
         writer.write(f"GET {path} HTTP/1.0\r\nHost: cal\r\n\r\n".encode())
         await writer.drain()
-        line = await asyncio.wait_for(reader.readline(), 90)
+        line = await reader.readline()
         status = int(line.split()[1]) if line else 0
-        await asyncio.wait_for(reader.read(), 90)
-        writer.close()
+        await reader.read()
+
+    try:
+        await asyncio.wait_for(exchange(), timeout_s)
     except (OSError, asyncio.TimeoutError, ValueError, IndexError):
-        status = status or 0
+        status = 0
+    if writer is not None:
+        writer.close()
     out.append((sent - t0, status, (time.monotonic() - sent) * 1000.0))
 
 
@@ -74,6 +100,7 @@ async def load(prefix, rate, duration, seed, zipf):
     host, _, port = hostport.partition(":")
     rng = random.Random(seed)
     key = zipf_sampler(zipf[0], zipf[1], rng) if zipf else None
+    timeout_s = float(os.environ.get("LOAD_TIMEOUT_S", "90"))
     out, tasks, t0 = [], [], time.monotonic()
     t, seq = 0.0, 0
     while True:
@@ -85,7 +112,7 @@ async def load(prefix, rate, duration, seed, zipf):
             await asyncio.sleep(delay)
         seq += 1
         k = key() if key else seq
-        tasks.append(asyncio.create_task(one(host, int(port), f"/{path}{k}", t0, out)))
+        tasks.append(asyncio.create_task(one(host, int(port), f"/{path}{k}", t0, out, timeout_s)))
     await asyncio.gather(*tasks)
     for sent, status, ms in sorted(out):
         print(f"{sent:.4f},{status},{ms:.2f}")

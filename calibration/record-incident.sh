@@ -1,23 +1,35 @@
 #!/usr/bin/env bash
-# Records a small production incident from real software, for `minitwin import` and the
-# incident-replay work (issue #11, point 6): nginx in front of three local backends
+# Records a small production incident from real software, for `minitwin import` and
+# `minitwin replay` (issue #11, point 6): nginx in front of three local backends
 # (calibration/backend.py, 5 ms each), an open-loop Poisson load of 50 GET/s for 40 s, one
-# backend SIGKILLed at 10 s and started again at 25 s. nginx logs in the `upstream` format
-# (combined + $request_time $upstream_addr $upstream_response_time $upstream_status): clients
-# see no error (nginx passes a refused request to the next upstream), the log shows the failed
-# attempts. Writes tests/data/incident-nginx/{access.log,timeline.txt,README.md}; stops what it
-# started by pid.
-# Needs nginx and python3 (Debian: apt-get install nginx python3).
-# Usage: calibration/record-incident.sh
+# backend in trouble from 10 s to 25 s. nginx logs in the `upstream` format (combined +
+# $request_time $upstream_addr $upstream_response_time $upstream_status).
+#   kill (default): the backend is SIGKILLed and started again. Clients see no error (nginx
+#     passes a refused request to the next upstream); the log shows the failed attempts.
+#     Writes tests/data/incident-nginx/{access.log,timeline.txt}.
+#   hang: the backend is SIGSTOPped and SIGCONTinued (a process stuck in a GC pause, a full
+#     disk, a deadlock). Its kernel still accepts connections, so nginx sends it its share and
+#     waits (proxy_read_timeout 60 s); the users give up after 1 s. Prometheus (1 s scrapes)
+#     watches the backends. Writes tests/data/incident-hang/{access.log,timeline.toml,
+#     prometheus-up.json,prometheus-up.csv}.
+# Stops what it started by pid.
+# Needs nginx and python3, and prometheus for `hang` (Debian: apt-get install nginx python3
+# prometheus).
+# Usage: calibration/record-incident.sh [kill|hang]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for tool in nginx python3; do
+mode=${1:-kill}
+case "$mode" in
+  kill) out=tests/data/incident-nginx; tools="nginx python3" ;;
+  hang) out=tests/data/incident-hang; tools="nginx python3 prometheus" ;;
+  *) echo "record-incident: unknown mode '$mode': give kill or hang" >&2; exit 2 ;;
+esac
+for tool in $tools; do
   command -v "$tool" >/dev/null || {
-    echo "record-incident: $tool is missing: install it (Debian: apt-get install nginx python3)" >&2
+    echo "record-incident: $tool is missing: install it (Debian: apt-get install $tool)" >&2
     exit 2
   }
 done
-out=tests/data/incident-nginx
 mkdir -p "$out"
 work=$(mktemp -d)
 pids=()
@@ -52,24 +64,77 @@ for p in 31001 31002 31003; do wait_port $p; done
 nginx -c "$work/nginx.conf" -p "$work" >/dev/null 2>&1 &
 pids+=($!)
 wait_port 31080
+if [ "$mode" = hang ]; then
+  cat >"$work/prometheus.yml" <<CONF
+global: { scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s }
+scrape_configs:
+  - job_name: backends
+    static_configs: [ { targets: ['127.0.0.1:31001', '127.0.0.1:31002', '127.0.0.1:31003'] } ]
+CONF
+  prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
+    --web.listen-address=127.0.0.1:31090 >"$work/prometheus.log" 2>&1 &
+  pids+=($!)
+  wait_port 31090
+  sleep 3
+fi
 start=$(date -u +%s.%N)
-"$py" calibration/backend.py load http://127.0.0.1:31080/api/item/ 50 40 1 >"$work/load.csv" &
+LOAD_TIMEOUT_S=$([ "$mode" = hang ] && echo 1 || echo 90) "$py" calibration/backend.py load http://127.0.0.1:31080/api/item/ 50 40 1 >"$work/load.csv" &
 load=$!
 sleep 10
-kill -9 "$victim"
-killed=$(date -u +%s.%N)
+if [ "$mode" = kill ]; then kill -9 "$victim"; else kill -STOP "$victim"; fi
+down=$(date -u +%s.%N)
 sleep 15
-backend 31002
+if [ "$mode" = kill ]; then backend 31002; else kill -CONT "$victim"; fi
 back=$(date -u +%s.%N)
 wait "$load"
-sleep 0.5
+sleep 3
+if [ "$mode" = hang ]; then
+  python3 - "$start" "$out" <<'PY'
+import json, sys, urllib.request, urllib.parse
+start, out = float(sys.argv[1]), sys.argv[2]
+q = urllib.parse.urlencode({"query": "up", "start": f"{start - 5:.3f}", "end": f"{start + 45:.3f}", "step": "1"})
+body = urllib.request.urlopen(f"http://127.0.0.1:31090/api/v1/query_range?{q}", timeout=10).read()
+open(f"{out}/prometheus-up.json", "wb").write(body)
+# The same series as Grafana's "Download CSV" lays them out: a time column, one per series.
+res = json.loads(body)["data"]["result"]
+names = [r["metric"]["instance"] for r in res]
+rows = {}
+for i, r in enumerate(res):
+    for t, v in r["values"]:
+        rows.setdefault(t, [""] * len(res))[i] = v
+with open(f"{out}/prometheus-up.csv", "w") as f:
+    f.write("Time," + ",".join(f'"up{{instance=""{n}""}}"' for n in names) + "\n")
+    for t in sorted(rows):
+        f.write(f"{int(t) * 1000}," + ",".join(rows[t]) + "\n")
+PY
+fi
 stop_all
 cp "$work/access.log" "$out/access.log"
-python3 - "$start" "$killed" "$back" >"$out/timeline.txt" <<'PY'
+if [ "$mode" = kill ]; then
+  python3 - "$start" "$down" "$back" >"$out/timeline.txt" <<'PY'
 import sys
 s, k, b = map(float, sys.argv[1:])
 print(f"load start (Unix s) {s:.3f}")
 print(f"backend 127.0.0.1:31002 SIGKILL at {k:.3f} (+{k - s:.1f} s)")
 print(f"backend 127.0.0.1:31002 started at {b:.3f} (+{b - s:.1f} s)")
 PY
-echo "record-incident: $(wc -l <"$out/access.log") lines in $out/access.log; timeline in $out/timeline.txt; nginx $(nginx -v 2>&1 | cut -d/ -f2)" >&2
+else
+  python3 - "$start" "$down" "$back" >"$out/timeline.toml" <<'PY'
+import sys
+s, d, b = map(float, sys.argv[1:])
+print("# What the operator saw, as recorded by calibration/record-incident.sh hang.")
+print(f"start_unix_s = {s:.3f}  # the load started")
+print()
+print("[[events]]")
+print(f"at_unix_s = {d:.3f}  # +{d - s:.1f} s")
+print('kind = "node_down"')
+print('node = "127.0.0.1:31002"')
+print('how = "hang"  # SIGSTOP: the kernel accepts connections, nothing answers')
+print()
+print("[[events]]")
+print(f"at_unix_s = {b:.3f}  # +{b - s:.1f} s")
+print('kind = "node_up"')
+print('node = "127.0.0.1:31002"')
+PY
+fi
+echo "record-incident: $(wc -l <"$out/access.log") lines in $out/access.log; timeline in $out; nginx $(nginx -v 2>&1 | cut -d/ -f2)" >&2
