@@ -79,6 +79,18 @@ pub enum Command {
     /// memory; malformed lines are counted and the first ones shown with their line numbers.
     /// Exit 0, or 2 when the file cannot be read or the format is bad.
     Import(ImportArgs),
+    /// Replay a production incident: read what it left behind (an nginx access log, Prometheus
+    /// `up` series, an incident timeline) into a scenario a person can read and edit, run it on
+    /// many seeds in parallel, score each run against the log window by window (users' error
+    /// ratio and p99), name the seeds that reproduce the incident (its SLO-breach windows) with
+    /// their replay commands, and show a what-if beside it on the same seeds. Exit 0 when a
+    /// seed reproduces the incident, 3 when none does, 2 on bad input.
+    Replay(ReplayArgs),
+    /// Shrink a failing scenario: delta debugging over its faults, then their times and
+    /// durations, then the run's length and load, keeping every step that still fails the same
+    /// way (the same checks fail), into the smallest scenario; written for
+    /// scenarios/regressions/ with a comment saying what it reproduces.
+    Shrink(ShrinkArgs),
     /// List every metric the twin's nodes register (name, type, unit, help): what a
     /// `[monitoring]` rule or detector may name, and what metrics.csv and monitoring.csv hold.
     Metrics(MetricsArgs),
@@ -106,6 +118,92 @@ pub struct ImportArgs {
     /// Where the files go: DIR/<log file name>/{rates,windows,routes,upstreams}.csv.
     #[arg(long, default_value = "results/import")]
     pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  minitwin replay tests/data/incident-hang --timeline tests/data/incident-hang/timeline.toml
+                          the recorded incident, its timeline saying what happened when
+  minitwin replay tests/data/incident-hang --seeds 20
+                          faults inferred from the log and Prometheus; 20 seeds searched
+  minitwin replay tests/data/incident-hang --what-if topology.gateways.config.proxy_timeout_ms=500
+                          the same seeds with nginx's proxy_read_timeout at 500 ms
+Files in DIR: access.log (or the one *.log), prometheus*.json (query_range answers) and
+prometheus*.csv (dashboard exports); their `up` series say when a target was down.
+Writes OUT/<name>/: scenario.toml and rates.csv (the derived scenario: edit and `minitwin run`
+it), match.csv (the best seed's windows beside the log's), seeds.csv, report.html.")]
+pub struct ReplayArgs {
+    /// The incident's directory (an access log, Prometheus exports).
+    pub dir: PathBuf,
+    /// The access log, if not DIR/access.log or DIR's only *.log.
+    #[arg(long)]
+    pub log: Option<PathBuf>,
+    /// The log's format, as for `minitwin import`.
+    #[arg(long, default_value = "upstream")]
+    pub format: String,
+    /// The incident timeline (TOML: node_down/node_up, partition, deploy, config_change,
+    /// traffic_spike, with times); without it, faults are inferred from the log and Prometheus.
+    #[arg(long)]
+    pub timeline: Option<PathBuf>,
+    /// Leave Prometheus exports in DIR unread.
+    #[arg(long)]
+    pub no_metrics: bool,
+    /// Seconds per window (the arrival-rate curve's resolution and the scoring's).
+    #[arg(long, default_value_t = 1)]
+    pub window_s: u64,
+    /// Seeds to run (seed search): FIRST..FIRST+N-1.
+    #[arg(long, default_value_t = 10)]
+    pub seeds: u64,
+    #[arg(long, default_value_t = 1)]
+    pub first_seed: u64,
+    /// A window breaches the SLO when its users' error ratio is above this...
+    #[arg(long, default_value_t = 0.01)]
+    pub slo_error_ratio: f64,
+    /// ...or its p99 (of the requests answered) is above this.
+    #[arg(long, default_value_t = 500.0)]
+    pub slo_p99_ms: f64,
+    /// What-if: run the derived scenario with this field changed (dotted path=value; repeat
+    /// for several) on the same seeds, beside the incident.
+    #[arg(long = "what-if", value_name = "PATH=VALUE")]
+    pub what_if: Vec<String>,
+    /// The derived scenario's name (default: replay-<DIR's name>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where it goes: OUT/<name>/.
+    #[arg(long, default_value = "results/replay")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub many: Many,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  minitwin shrink results/replay/replay-incident-hang/scenario.toml --seed 1
+  minitwin shrink scenarios/primary-crash-async.toml --seed 1 --out scenarios/regressions/lost-writes.toml
+The shrunk scenario keeps a [regression] table (what it reproduces, the seed, the checks it
+fails); `cargo test` runs every file in scenarios/regressions/ and fails when one no longer
+fails that way (the twin stopped reproducing it) or, with expect = \"pass\", when it fails.")]
+pub struct ShrinkArgs {
+    /// The failing scenario.
+    pub scenario: PathBuf,
+    /// The seed that fails.
+    #[arg(long)]
+    pub seed: u64,
+    /// Where the shrunk scenario goes (with its rate trace beside it, if it keeps one).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// What it reproduces, for the file's comment (default: the failing checks' messages).
+    #[arg(long)]
+    pub what: Option<String>,
+    /// Every candidate must fail the same way on this many seeds, SEED and the next ones: a
+    /// regression that holds on one seed only breaks at the next change of a random stream.
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    /// At most this many candidates.
+    #[arg(long, default_value_t = 400)]
+    pub max_runs: u64,
 }
 
 #[derive(Args, Debug)]

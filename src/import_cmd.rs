@@ -20,43 +20,8 @@ pub fn main(args: ImportArgs) -> u8 {
 }
 
 fn import(args: &ImportArgs) -> Result<(), String> {
-    if args.window_s == 0 || args.window_s > 86_400 {
-        return Err(format!(
-            "--window-s {}: give 1 to 86,400 seconds",
-            args.window_s
-        ));
-    }
-    let format = LogFormat::parse(&args.format).map_err(|e| {
-        format!("--format: {e} (give combined, upstream, a $variable string or a log_format line)")
-    })?;
+    let im = read(&args.log, &args.format, args.window_s)?;
     let name = args.log.display().to_string();
-    let mut im = Import::new(args.window_s);
-    let read = if name == "-" {
-        im.read(&format, std::io::stdin().lock())
-    } else {
-        let file = std::fs::File::open(&args.log).map_err(|e| format!("{name}: {e}"))?;
-        im.read(&format, BufReader::with_capacity(1 << 20, file))
-    };
-    read.map_err(|e| format!("{name}: read error after line {}: {e}", im.lines))?;
-    if let Some((first, last)) = im.span() {
-        let windows = (last - first) / args.window_s + 1;
-        if windows > MAX_WINDOWS {
-            return Err(format!(
-                "{name}: its requests span {} s ({windows} windows of {} s, more than {MAX_WINDOWS}): a wider --window-s, or a log of one incident",
-                last - first,
-                args.window_s
-            ));
-        }
-    }
-    for (line, why) in &im.first_malformed {
-        eprintln!("{name}:{line}: malformed: {why}");
-    }
-    if im.malformed > im.first_malformed.len() as u64 {
-        eprintln!(
-            "{name}: {} more malformed lines not shown",
-            im.malformed - im.first_malformed.len() as u64
-        );
-    }
     let stem = Path::new(&name)
         .file_name()
         .map_or("stdin".into(), |s| s.to_string_lossy().into_owned());
@@ -79,6 +44,45 @@ fn import(args: &ImportArgs) -> Result<(), String> {
     }
     summary(&name, &im, &dir);
     Ok(())
+}
+
+/// Reads the log at `log` (`-`: standard input) against `format` in windows of `window_s`,
+/// printing its first malformed lines with their numbers; errors name the file or the flag.
+pub fn read(log: &Path, format: &str, window_s: u64) -> Result<Import, String> {
+    if window_s == 0 || window_s > 86_400 {
+        return Err(format!("--window-s {window_s}: give 1 to 86,400 seconds"));
+    }
+    let format = LogFormat::parse(format).map_err(|e| {
+        format!("--format: {e} (give combined, upstream, a $variable string or a log_format line)")
+    })?;
+    let name = log.display().to_string();
+    let mut im = Import::new(window_s);
+    let read = if name == "-" {
+        im.read(&format, std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(log).map_err(|e| format!("{name}: {e}"))?;
+        im.read(&format, BufReader::with_capacity(1 << 20, file))
+    };
+    read.map_err(|e| format!("{name}: read error after line {}: {e}", im.lines))?;
+    if let Some((first, last)) = im.span() {
+        let windows = (last - first) / window_s + 1;
+        if windows > MAX_WINDOWS {
+            return Err(format!(
+                "{name}: its requests span {} s ({windows} windows of {window_s} s, more than {MAX_WINDOWS}): a wider --window-s, or a log of one incident",
+                last - first
+            ));
+        }
+    }
+    for (line, why) in &im.first_malformed {
+        eprintln!("{name}:{line}: malformed: {why}");
+    }
+    if im.malformed > im.first_malformed.len() as u64 {
+        eprintln!(
+            "{name}: {} more malformed lines not shown",
+            im.malformed - im.first_malformed.len() as u64
+        );
+    }
+    Ok(im)
 }
 
 fn summary(name: &str, im: &Import, dir: &Path) {

@@ -23,7 +23,9 @@ mod merge_cmd;
 mod metrics_cmd;
 mod plot;
 mod pool;
+mod replay_cmd;
 mod run_cmd;
+mod shrink_cmd;
 mod sweep_cmd;
 
 use clap::Parser;
@@ -42,6 +44,8 @@ fn main() -> ExitCode {
         cli::Command::Brief(a) => brief_cmd::main(a),
         cli::Command::Lincheck(a) => lincheck_cmd::main(a),
         cli::Command::Import(a) => import_cmd::main(a),
+        cli::Command::Replay(a) => replay_cmd::main(a),
+        cli::Command::Shrink(a) => shrink_cmd::main(a),
         cli::Command::Metrics(a) => metrics_cmd::main(a),
     };
     ExitCode::from(code)

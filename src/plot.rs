@@ -611,3 +611,85 @@ pub fn archive(o: &RunOutcome) -> Option<Result<String, String>> {
         Ok(())
     }))
 }
+
+/// An incident replayed: the log's users' error ratio and p99 against the twin's, window by
+/// window, on one time axis (error ratio above, p99 below, on a log scale).
+pub fn replay(
+    title: &str,
+    windows: &[minitwin_sim::replay::WindowMatch],
+    slo_p99_ms: f64,
+) -> Result<String, String> {
+    use minitwin_sim::replay::WindowMatch;
+    let end = windows.last().map_or(1, |w| w.t_s + 1).max(1) as f64;
+    svg(960, 560, |root| {
+        let (top, bottom) = root.split_vertically(260);
+        let mut c = ChartBuilder::on(&top)
+            .caption(
+                format!("{title}: users' error ratio per window"),
+                ("sans-serif", 18),
+            )
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..end, 0f64..1.0)?;
+        c.configure_mesh()
+            .x_desc("s from the log's start")
+            .y_desc("error ratio")
+            .draw()?;
+        let lines: [Line<WindowMatch, f64>; 2] = [
+            ("observed (log)", |w| w.observed_error_ratio),
+            ("simulated (twin)", |w| w.simulated_error_ratio),
+        ];
+        for (i, (label, f)) in lines.iter().enumerate() {
+            let points: Vec<(f64, f64)> = windows.iter().map(|w| (w.t_s as f64, f(w))).collect();
+            let col = colour(i);
+            c.draw_series(LineSeries::new(points, col.stroke_width(2)))?
+                .label(*label)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], col));
+        }
+        legend(&mut c)?;
+        let p_max = windows
+            .iter()
+            .flat_map(|w| [w.observed_p99_ms, w.simulated_p99_ms])
+            .flatten()
+            .fold(slo_p99_ms, f64::max);
+        let p_min = windows
+            .iter()
+            .flat_map(|w| [w.observed_p99_ms, w.simulated_p99_ms])
+            .flatten()
+            .fold(f64::INFINITY, f64::min)
+            .min(slo_p99_ms);
+        let mut c = ChartBuilder::on(&bottom)
+            .caption(
+                "p99 of the requests answered, per window (ms, log scale)",
+                ("sans-serif", 18),
+            )
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..end, (p_min * 0.8..p_max * 1.25).log_scale())?;
+        c.configure_mesh()
+            .x_desc("s from the log's start")
+            .y_desc("ms")
+            .draw()?;
+        let lines: [Line<WindowMatch, Option<f64>>; 2] = [
+            ("observed (log)", |w| w.observed_p99_ms),
+            ("simulated (twin)", |w| w.simulated_p99_ms),
+        ];
+        for (i, (label, f)) in lines.iter().enumerate() {
+            let points: Vec<(f64, f64)> = windows
+                .iter()
+                .filter_map(|w| f(w).map(|p| (w.t_s as f64, p)))
+                .collect();
+            let col = colour(i);
+            c.draw_series(LineSeries::new(points, col.stroke_width(2)))?
+                .label(*label)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], col));
+        }
+        let slo = RGBColor(120, 120, 120);
+        c.draw_series(LineSeries::new([(0.0, slo_p99_ms), (end, slo_p99_ms)], slo))?
+            .label("SLO p99")
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], slo));
+        legend(&mut c)
+    })
+}

@@ -41,6 +41,51 @@ pub fn threads(jobs: Option<usize>, runs: usize) -> Result<usize, String> {
 
 /// Runs every `(scenario, seed)` of `jobs` on `threads` threads; results in the order given.
 pub fn run_all(jobs: &[(&Scenario, u64)], threads: usize, quiet: bool, what: &str) -> Vec<Fate> {
+    map(jobs, threads, quiet, what, &|scenario, seed, options| {
+        runner::run(scenario, seed, options, &mut |_| {})
+    })
+    .into_iter()
+    .map(|f| match f {
+        Mapped::Ran(o) => Fate::Ran(Box::new(o)),
+        Mapped::Crashed(m) => Fate::Crashed(m),
+        Mapped::Skipped => Fate::Skipped,
+    })
+    .collect()
+}
+
+/// What became of one run of [`map`].
+pub enum Mapped<T> {
+    Ran(T),
+    Crashed(String),
+    Skipped,
+}
+
+/// Something with a run's event count, for the progress bar.
+pub trait Events {
+    fn events_total(&self) -> u64;
+}
+
+impl Events for minitwin_sim::outcome::RunOutcome {
+    fn events_total(&self) -> u64 {
+        self.events_total
+    }
+}
+
+impl<A: Events, B> Events for (A, B) {
+    fn events_total(&self) -> u64 {
+        self.0.events_total()
+    }
+}
+
+/// [`run_all`] with the run of each job made by `run` (which may keep what it streams), its
+/// options carrying the interrupt.
+pub fn map<T: Send + Events>(
+    jobs: &[(&Scenario, u64)],
+    threads: usize,
+    quiet: bool,
+    what: &str,
+    run: &(dyn Fn(&Scenario, u64, &RunOptions) -> T + Sync),
+) -> Vec<Mapped<T>> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.clamp(1, max_jobs()))
         .build()
@@ -55,10 +100,10 @@ pub fn run_all(jobs: &[(&Scenario, u64)], threads: usize, quiet: bool, what: &st
     let fates = pool.install(|| {
         jobs.par_iter()
             .map(|&(scenario, seed)| {
-                let fate = run_one(scenario, seed);
-                if let Fate::Ran(o) = &fate {
-                    let total =
-                        events.fetch_add(o.events_total, Ordering::Relaxed) + o.events_total;
+                let fate = run_one(scenario, seed, run);
+                if let Mapped::Ran(o) = &fate {
+                    let n = o.events_total();
+                    let total = events.fetch_add(n, Ordering::Relaxed) + n;
                     let wall = started.elapsed().as_secs_f64().max(1e-9);
                     bar.set_message(format!("{:.2} M events/s", total as f64 / wall / 1e6));
                 }
@@ -72,18 +117,23 @@ pub fn run_all(jobs: &[(&Scenario, u64)], threads: usize, quiet: bool, what: &st
     fates
 }
 
-fn run_one(scenario: &Scenario, seed: u64) -> Fate {
+fn run_one<T>(
+    scenario: &Scenario,
+    seed: u64,
+    run: &(dyn Fn(&Scenario, u64, &RunOptions) -> T + Sync),
+) -> Mapped<T> {
     if crate::interrupt::requested() {
-        return Fate::Skipped;
+        return Mapped::Skipped;
     }
     let options = RunOptions {
         stop: Some(&crate::interrupt::STOP),
         ..RunOptions::default()
     };
-    let run = || runner::run(scenario, seed, &options, &mut |_| {});
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
-        Ok(o) => Fate::Ran(Box::new(o)),
-        Err(p) => Fate::Crashed(
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run(scenario, seed, &options)
+    })) {
+        Ok(o) => Mapped::Ran(o),
+        Err(p) => Mapped::Crashed(
             p.downcast_ref::<String>()
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))

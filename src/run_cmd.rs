@@ -235,7 +235,7 @@ fn run_with_log(
         stop: Some(&crate::interrupt::STOP),
         ..RunOptions::default()
     };
-    let mut on_second = |row: &SecondRow| series.write(row);
+    let mut on_second = |row: &SecondRow, _: &[u32]| series.write(row);
     let run = || runner::run_with(scenario, seed, &options, &mut on_progress, &mut on_second);
     let result = match log {
         None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)),

@@ -32,7 +32,9 @@
 //! - [`sweep`]: parameter axes, replications, derived seeds, shards across machines.
 //! - [`oracle`]: analytic queueing formulas (Erlang B/C, M/M/c, M/M/1) for the twin's tests.
 //! - [`import`]: what production leaves behind (nginx access logs) read into rate curves and
-//!   per-window error and latency series.
+//!   per-window error and latency series, incident timelines, Prometheus range results.
+//! - [`replay`]: an incident's evidence turned into a scenario, a run scored against it window
+//!   by window, the incident's signature; [`shrink`]: a failing scenario minimized.
 //!
 //! Architecture invariant: nothing in a run reads the wall clock, OS randomness or a hash
 //! map's iteration order, and nothing in a run spawns a thread.
@@ -53,11 +55,13 @@ pub mod oracle;
 pub mod outcome;
 pub mod plan;
 pub mod register;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod security;
 pub mod series;
+pub mod shrink;
 pub mod stats;
 pub mod sweep;
 pub mod tiers;

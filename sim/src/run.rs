@@ -41,17 +41,18 @@ pub fn run(
     options: &RunOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> RunOutcome {
-    run_with(scenario, seed, options, progress, &mut |_| {})
+    run_with(scenario, seed, options, progress, &mut |_, _| {})
 }
 
 /// [`run`], handing every simulated second of the users' time series to `on_second` as soon as
-/// it is final (the CLI streams them to `timeseries.csv`).
+/// it is final, with its latency histogram ([`crate::workload::Second::log2_buckets`]): the
+/// CLI streams them to `timeseries.csv`, the replay merges them into windows.
 pub fn run_with(
     scenario: &Scenario,
     seed: u64,
     options: &RunOptions,
     progress: &mut dyn FnMut(Progress),
-    on_second: &mut dyn FnMut(&SecondRow),
+    on_second: &mut dyn FnMut(&SecondRow, &[u32]),
 ) -> RunOutcome {
     let mut world = build(scenario, seed, options.record_trace);
     for tier in TIERS {
@@ -77,7 +78,7 @@ pub fn run_with(
         }
         for (t, s) in &out.seconds {
             let row = SecondRow::of(*t, s);
-            on_second(&row);
+            on_second(&row, &s.log2_buckets);
             series.push_second(row, &s.log2_buckets);
         }
         for c in checkers.borrow_mut().iter_mut() {

@@ -53,6 +53,27 @@ pub struct Scenario {
     /// compare`): each overrides fields by dotted path.
     #[serde(default)]
     pub variants: Vec<Variant>,
+    /// A regression scenario's record (scenarios/regressions/, written by `minitwin shrink`):
+    /// what it reproduces and how its seed must end.
+    pub regression: Option<Regression>,
+}
+
+/// What a regression scenario stands for: the test suite runs `seed` and expects the checks
+/// in `failing_checks` to fail and no other (`expect = "fail"`: the twin still reproduces the
+/// incident), or every check to pass (`expect = "pass"`: after the fix was written in).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Regression {
+    pub reproduces: String,
+    pub seed: u64,
+    #[serde(default = "default_expect")]
+    pub expect: String,
+    #[serde(default)]
+    pub failing_checks: Vec<String>,
+}
+
+fn default_expect() -> String {
+    "fail".into()
 }
 
 /// A variant of a scenario: `set` overrides fields by dotted path (`"topology.stores.shards" =
@@ -557,28 +578,31 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
 
 /// The scenario without its variants, parsed and validated.
 fn parse_base(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
-    let scenario: Scenario = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map(|s| s.start).unwrap_or(0);
-        let (line, column) = line_col(text, offset);
-        ScenarioError {
-            file: path.to_path_buf(),
-            line,
-            column,
-            field: field_at(text, offset),
-            message: e.message().trim().to_string(),
-            source_line: text
-                .lines()
-                .nth(line.saturating_sub(1))
-                .unwrap_or("")
-                .to_string(),
-        }
-    })?;
+    let scenario: Scenario = toml::from_str(text).map_err(|e| de_error(path, text, &e))?;
     let mut scenario = scenario;
     load_trace(path, text, &mut scenario)?;
     if let Err((field, message)) = validate(&scenario) {
         return Err(located(path, text, &field, message));
     }
     Ok(scenario)
+}
+
+/// A TOML file's syntax or shape error with its line, column and field.
+pub(crate) fn de_error(path: &Path, text: &str, e: &toml::de::Error) -> ScenarioError {
+    let offset = e.span().map(|s| s.start).unwrap_or(0);
+    let (line, column) = line_col(text, offset);
+    ScenarioError {
+        file: path.to_path_buf(),
+        line,
+        column,
+        field: field_at(text, offset),
+        message: e.message().trim().to_string(),
+        source_line: text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .unwrap_or("")
+            .to_string(),
+    }
 }
 
 /// Reads the points of a `trace` rate curve from its CSV, next to the scenario file.
@@ -832,6 +856,18 @@ pub fn count_and_zones(
 /// Checks what the types cannot: names that must exist, ranges, times inside the run.
 pub fn validate(s: &Scenario) -> Result<(), Invalid> {
     within(valid_name(&s.name), &["name"])?;
+    if let Some(r) = &s.regression {
+        check(
+            r.expect == "fail" || r.expect == "pass",
+            &["regression", "expect"],
+            "\"fail\" (the checks in failing_checks fail, and no other) or \"pass\" (every check passes)",
+        )?;
+        check(
+            r.expect == "pass" || !r.failing_checks.is_empty(),
+            &["regression", "failing_checks"],
+            "name the checks that fail (expect = \"fail\")",
+        )?;
+    }
     within(
         config::range("duration_s", s.duration_s, 1e-3, MAX_RUN_S),
         &[],

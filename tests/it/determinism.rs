@@ -17,7 +17,7 @@ fn run_recorded(s: &Scenario, seed: u64) -> (RunOutcome, Vec<SecondRow>) {
             ..RunOptions::default()
         },
         &mut |_| {},
-        &mut |r| rows.push(*r),
+        &mut |r, _| rows.push(*r),
     );
     (o, rows)
 }

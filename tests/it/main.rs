@@ -16,6 +16,9 @@
 //! - `monitoring`: the metric catalogue, alerts and anomaly detectors on faults, alert-driven
 //!   scaling.
 //! - `oracle`: the twin against queueing theory (Erlang C, Little's law).
+//! - `regressions`: every shrunk scenario in scenarios/regressions/ still ends as recorded.
+//! - `replay`: incidents recorded from real software replayed, scored, searched, shrunk,
+//!   what-if'd; bad evidence refused.
 //! - `replication`: replicated shards, failover, and the durability, split-brain and
 //!   convergence checkers each catching the bug it looks for.
 //! - `report`: the HTML reports render every figure they list, with data in it.
@@ -42,6 +45,8 @@ mod lincheck;
 mod mirror;
 mod monitoring;
 mod oracle;
+mod regressions;
+mod replay;
 mod replication;
 mod report;
 mod reshard;

@@ -1,6 +1,10 @@
 //! What production leaves behind, read into what a scenario needs (issue #11, first part).
 //!
 //! - [`nginx`]: access log lines against their `log_format`.
+//! - [`timeline`]: an incident timeline in TOML (node down and up, partition, deploy, config
+//!   change, traffic spike), with times.
+//! - [`prom`]: Prometheus range-query results (the HTTP API's JSON, a Grafana CSV export), and
+//!   the down intervals of an `up` series.
 //! - this file: one log streamed line by line, its memory set by its time span, not its size
 //!   (per time window: requests, status classes, a latency histogram of about 0.6 KB; per route
 //!   and upstream: counts, capped), malformed
@@ -9,6 +13,8 @@
 //!   `upstreams.csv`.
 
 pub mod nginx;
+pub mod prom;
+pub mod timeline;
 
 use minitwin_components::math;
 use std::collections::BTreeMap;
@@ -18,6 +24,9 @@ use std::io::BufRead;
 pub const MALFORMED_KEPT: usize = 10;
 /// Distinct routes and upstreams kept by name; the rest are counted as `(other)`.
 pub const NAMES_KEPT: usize = 1_000;
+/// Distinct ids (the `{id}` segments of paths) counted for the popularity fit; later new ids
+/// are left out of the fit (a million ids fit a Zipf exponent well).
+pub const IDS_KEPT: usize = 1_000_000;
 
 /// Latencies in buckets 10 % wide (a quantile is within 10 % of the truth), grown only as far
 /// as the largest value seen: about 150 counters up to a second.
@@ -43,6 +52,16 @@ impl LogHist {
         self.total == 0
     }
 
+    pub fn merge(&mut self, other: &LogHist) {
+        if other.counts.len() > self.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a = a.saturating_add(*b);
+        }
+        self.total += other.total;
+    }
+
     /// The upper edge (µs) of the bucket holding quantile `q`.
     pub fn quantile_us(&self, q: f64) -> f64 {
         let rank = ((q * self.total as f64).ceil() as u64).max(1);
@@ -66,8 +85,30 @@ pub struct Window {
     /// Attempts at an upstream that failed (`$upstream_status` 5xx, or `-` for no answer),
     /// including those nginx then passed to the next upstream: an incident clients never saw.
     pub upstream_failures: u64,
+    /// Status 499: the client closed the connection before the answer (gave up waiting).
+    pub client_closed: u64,
     /// `$request_time` (empty without it).
     pub latency: LogHist,
+    /// `$request_time` of the requests answered below 400 (the twin's latency is of those).
+    pub latency_ok: LogHist,
+}
+
+impl Window {
+    /// What the users counted as failed: answered 5xx, or given up on (499).
+    pub fn user_errors(&self) -> u64 {
+        self.errors_5xx + self.client_closed
+    }
+}
+
+/// One upstream's attempts in one window.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Attempts {
+    pub ok: u64,
+    /// 5xx, or no answer (`-`).
+    pub failed: u64,
+    /// Failed attempts that took half a second or more (`$upstream_response_time`): the
+    /// upstream was silent rather than refusing.
+    pub failed_slow: u64,
 }
 
 /// A log read so far.
@@ -83,6 +124,12 @@ pub struct Import {
     pub windows: BTreeMap<u64, Window>,
     pub routes: BTreeMap<String, u64>,
     pub upstreams: BTreeMap<String, u64>,
+    /// Per kept upstream, its attempts by window start.
+    pub upstream_windows: BTreeMap<String, BTreeMap<u64, Attempts>>,
+    /// `$upstream_response_time` of requests answered 2xx by their first upstream.
+    pub upstream_latency: LogHist,
+    /// Requests per id (the last `{id}` segment of a path), for the popularity fit.
+    pub ids: BTreeMap<u64, u32>,
     pub has_latency: bool,
     /// A route's name, built in place for each line.
     key: String,
@@ -100,6 +147,9 @@ impl Import {
             windows: BTreeMap::new(),
             routes: BTreeMap::new(),
             upstreams: BTreeMap::new(),
+            upstream_windows: BTreeMap::new(),
+            upstream_latency: LogHist::default(),
+            ids: BTreeMap::new(),
             has_latency: false,
             key: String::new(),
         }
@@ -144,13 +194,54 @@ impl Import {
         w.requests += 1;
         w.errors_4xx += u64::from((400..500).contains(&e.status));
         w.errors_5xx += u64::from(e.status >= 500);
-        w.upstream_failures += e
-            .upstream_statuses()
-            .filter(|s| s.starts_with('5') || *s == "-")
-            .count() as u64;
+        w.client_closed += u64::from(e.status == 499);
+        // An attempt without a status (a lone `-`: no answer) is a failed one.
+        let statuses: Vec<&str> = e.upstream_statuses().collect();
+        let status_of = |i: usize| statuses.get(i).copied().unwrap_or("-");
+        let addrs = e.upstream_addrs().count().max(statuses.len());
+        w.upstream_failures += (0..addrs).filter(|&i| failed_attempt(status_of(i))).count() as u64;
+        let window = t - t % self.window_s;
+        let times = list_times(e.upstream_response_time);
+        for (i, addr) in e.upstream_addrs().enumerate() {
+            let status = status_of(i);
+            if !self.upstream_windows.contains_key(addr)
+                && self.upstream_windows.len() >= NAMES_KEPT
+            {
+                continue;
+            }
+            let a = self
+                .upstream_windows
+                .entry(addr.to_string())
+                .or_default()
+                .entry(window)
+                .or_default();
+            if failed_attempt(status) {
+                a.failed += 1;
+                a.failed_slow += u64::from(times.get(i).is_some_and(|&t| t >= 0.5));
+            } else {
+                a.ok += 1;
+            }
+        }
+        if (200..300).contains(&e.status) && !e.upstream_response_time.contains(',') {
+            if let Ok(s) = e.upstream_response_time.parse::<f64>() {
+                if s.is_finite() && s >= 0.0 {
+                    self.upstream_latency.record_us(s * 1e6);
+                }
+            }
+        }
+        if let Some(id) = last_id(e.path) {
+            if let Some(n) = self.ids.get_mut(&id) {
+                *n = n.saturating_add(1);
+            } else if self.ids.len() < IDS_KEPT {
+                self.ids.insert(id, 1);
+            }
+        }
         if let Some(rt) = e.request_time_s {
             self.has_latency = true;
             w.latency.record_us(rt * 1e6);
+            if e.status < 400 {
+                w.latency_ok.record_us(rt * 1e6);
+            }
         }
         self.key.clear();
         self.key.push_str(e.method);
@@ -184,6 +275,60 @@ impl Import {
             })
             .collect()
     }
+}
+
+/// `$upstream_response_time`'s list (`0.001, 1.002 : 0.004`) as seconds; `-` is 0.
+fn list_times(v: &str) -> Vec<f64> {
+    v.split([',', ':'])
+        .map(|t| {
+            t.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .unwrap_or(0.0)
+        })
+        .collect()
+}
+
+/// An upstream attempt that failed: a 5xx, or no answer (`-`).
+fn failed_attempt(status: &str) -> bool {
+    status.starts_with('5') || status == "-"
+}
+
+/// The last all-digit segment of a path, as a number (the key a request names).
+fn last_id(path: &str) -> Option<u64> {
+    path.rsplit('/')
+        .find(|seg| !seg.is_empty() && seg.len() <= 19 && seg.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|seg| seg.parse().ok())
+}
+
+/// The Zipf exponent that fits the ids' counts: a least-squares line through
+/// (ln rank, ln count) over the ranks holding 90 % of the requests (the tail of ids seen once
+/// is flat by sampling, not by popularity), clamped to the scenario's range 0.01-10. None
+/// with fewer than 10 ids.
+pub fn zipf_alpha(ids: &BTreeMap<u64, u32>) -> Option<f64> {
+    if ids.len() < 10 {
+        return None;
+    }
+    let mut counts: Vec<u32> = ids.values().copied().collect();
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+    let mut seen = 0u64;
+    let mut points = Vec::new();
+    for (i, &c) in counts.iter().enumerate() {
+        points.push((math::ln((i + 1) as f64), math::ln(f64::from(c))));
+        seen += u64::from(c);
+        if seen * 10 >= total * 9 && points.len() >= 10 {
+            break;
+        }
+    }
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx) * (p.0 - mx)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    Some((-slope).clamp(0.01, 10.0))
 }
 
 /// A path as a route: segments that are ids (all digits, or hex of 16 and more with a digit,
@@ -232,7 +377,7 @@ pub fn rates_csv(import: &Import) -> String {
 /// `windows.csv`: per window, from the first one's start: requests, errors, latency.
 pub fn windows_csv(import: &Import) -> String {
     let mut out = String::from(
-        "t_s,requests,rps,errors_4xx,errors_5xx,error_ratio_5xx,latency_ms_p50,latency_ms_p99,upstream_failures\n",
+        "t_s,requests,rps,errors_4xx,errors_5xx,error_ratio_5xx,latency_ms_p50,latency_ms_p99,upstream_failures,client_closed_499\n",
     );
     let Some((first, _)) = import.span() else {
         return out;
@@ -246,7 +391,7 @@ pub fn windows_csv(import: &Import) -> String {
             }
         };
         out.push_str(&format!(
-            "{},{},{},{},{},{:.6},{},{},{}\n",
+            "{},{},{},{},{},{:.6},{},{},{},{}\n",
             t - first,
             w.requests,
             w.requests as f64 / import.window_s as f64,
@@ -255,7 +400,8 @@ pub fn windows_csv(import: &Import) -> String {
             w.errors_5xx as f64 / w.requests.max(1) as f64,
             q(0.5),
             q(0.99),
-            w.upstream_failures
+            w.upstream_failures,
+            w.client_closed
         ));
     }
     out
