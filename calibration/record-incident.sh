@@ -15,13 +15,15 @@
 # Stops what it started by pid.
 # Needs nginx and python3, and prometheus for `hang` (Debian: apt-get install nginx python3
 # prometheus).
-# Usage: calibration/record-incident.sh [kill|hang]
+# Usage: calibration/record-incident.sh [kill|hang] (environment: OUT, another directory to
+# write to; PROXY_READ_TIMEOUT, nginx's proxy_read_timeout, 60s by default: the what-if of the
+# README's walk-through held against real nginx)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-kill}
 case "$mode" in
-  kill) out=tests/data/incident-nginx; tools="nginx python3" ;;
-  hang) out=tests/data/incident-hang; tools="nginx python3 prometheus" ;;
+  kill) out=${OUT:-tests/data/incident-nginx}; tools="nginx python3" ;;
+  hang) out=${OUT:-tests/data/incident-hang}; tools="nginx python3 prometheus" ;;
   *) echo "record-incident: unknown mode '$mode': give kill or hang" >&2; exit 2 ;;
 esac
 for tool in $tools; do
@@ -56,7 +58,7 @@ http {
   client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
   uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
   upstream backends { server 127.0.0.1:31001; server 127.0.0.1:31002; server 127.0.0.1:31003; }
-  server { listen 127.0.0.1:31080; location / { proxy_pass http://backends; } }
+  server { listen 127.0.0.1:31080; location / { proxy_pass http://backends; proxy_read_timeout ${PROXY_READ_TIMEOUT:-60s}; } }
 }
 CONF
 backend 31001; backend 31002; victim=${pids[-1]}; backend 31003

@@ -163,6 +163,11 @@ pub struct ReplayArgs {
     /// ...or its p99 (of the requests answered) is above this.
     #[arg(long, default_value_t = 500.0)]
     pub slo_p99_ms: f64,
+    /// A field of the derived scenario set from what you know (dotted path=value; repeat for
+    /// several), e.g. your nginx's topology.gateways.config.proxy_timeout_ms=500; written into
+    /// scenario.toml.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
     /// What-if: run the derived scenario with this field changed (dotted path=value; repeat
     /// for several) on the same seeds, beside the incident.
     #[arg(long = "what-if", value_name = "PATH=VALUE")]

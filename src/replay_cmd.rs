@@ -11,6 +11,9 @@ use minitwin_sim::run::run_with;
 use minitwin_sim::scenario::{self, Scenario};
 use std::path::{Path, PathBuf};
 
+/// Seeds shown in the table (all are in seeds.csv).
+const SHOWN: usize = 10;
+
 /// At most this many seeds in one search.
 const MAX_SEEDS: u64 = 10_000;
 
@@ -72,6 +75,7 @@ fn replay(args: &ReplayArgs) -> Result<u8, String> {
         down,
         slo,
         seeds: seeds.clone(),
+        set: sets(&args.set)?,
     })?;
     let dir = args.out.join(&name);
     std::fs::create_dir_all(&dir).map_err(|e| format!("--out {}: {e}", dir.display()))?;
@@ -190,6 +194,19 @@ fn replay(args: &ReplayArgs) -> Result<u8, String> {
         dir.display()
     );
     Ok(if reproducing > 0 { 0 } else { 3 })
+}
+
+/// `--set PATH=VALUE`s as (path, value).
+fn sets(args: &[String]) -> Result<Vec<(String, toml::Value)>, String> {
+    args.iter()
+        .map(|a| {
+            let axis = minitwin_sim::sweep::Axis::parse(a).map_err(|e| format!("--set {e}"))?;
+            match axis.values.as_slice() {
+                [one] => Ok((axis.path, one.clone())),
+                _ => Err(format!("--set {a}: give one value")),
+            }
+        })
+        .collect()
 }
 
 fn slo(args: &ReplayArgs) -> Result<Slo, String> {
@@ -326,8 +343,17 @@ fn what_if(args: &ReplayArgs, path: &Path, base: &Scenario) -> Result<Option<Sce
 /// Prints each seed's match and replay command; returns how many reproduce the incident.
 fn report_seeds(runs: &[Scored], scenario_path: &Path, log: &Import, slo: Slo) -> usize {
     let observed = runs[0].matched.observed_breaches();
+    let mut answered = minitwin_sim::import::LogHist::default();
+    let (mut requests, mut errors) = (0u64, 0u64);
+    for w in log.windows.values() {
+        answered.merge(&w.latency_ok);
+        requests += w.requests;
+        errors += w.user_errors();
+    }
     say!(
-        "observed: {} of {} windows breach the SLO (error ratio > {}, or p99 > {} ms){}",
+        "observed: error_ratio {:.5} (5xx and 499), p99 {} of the requests answered; {} of {} windows breach the SLO (error ratio > {}, or p99 > {} ms){}",
+        errors as f64 / requests.max(1) as f64,
+        if answered.is_empty() { "unknown".to_string() } else { format!("{:.1} ms", answered.quantile_us(0.99) / 1e3) },
         observed.len(),
         runs[0].matched.windows.len(),
         slo.error_ratio,
@@ -338,11 +364,14 @@ fn report_seeds(runs: &[Scored], scenario_path: &Path, log: &Import, slo: Slo) -
         say!("  nothing breached this SLO in the log, so no run can reproduce a breach: give a tighter --slo-error-ratio or --slo-p99-ms to replay a milder incident");
     }
     say!("seed  error_ratio  p99_ms  breach windows  overlap  distance  reproduces");
-    let mut n = 0;
-    for r in runs {
+    let n = runs.iter().filter(|r| r.matched.reproduces()).count();
+    for (i, r) in runs.iter().enumerate() {
+        if i == SHOWN && runs.len() > SHOWN {
+            say!("... {} more seeds in seeds.csv", runs.len() - SHOWN);
+            break;
+        }
         let m = &r.matched;
         let rep = m.reproduces();
-        n += usize::from(rep);
         say!(
             "{:<5} {:<12.5} {:<7.1} {:<15} {:<8.2} {:<9.3} {}",
             r.seed,
@@ -358,6 +387,14 @@ fn report_seeds(runs: &[Scored], scenario_path: &Path, log: &Import, slo: Slo) -
             if rep { "yes" } else { "no" }
         );
     }
+    let mut overlaps: Vec<f64> = runs.iter().map(|r| r.matched.signature_overlap()).collect();
+    overlaps.sort_by(f64::total_cmp);
+    say!(
+        "signature overlap over the seeds: min {:.2}, median {:.2}, max {:.2}",
+        overlaps[0],
+        overlaps[overlaps.len() / 2],
+        overlaps[overlaps.len() - 1]
+    );
     say!(
         "{n} of {} seeds reproduce the incident (its breach windows overlap the log's by {} or more: |both| / |either|); distance per window = |error ratio difference| + |log2 of the p99s' ratio|",
         runs.len(),

@@ -31,6 +31,8 @@ pub struct Inputs<'a> {
     pub slo: Slo,
     /// Seeds the derived scenario lists.
     pub seeds: Vec<u64>,
+    /// Fields set by dotted path (what the operator knows: their nginx's timeouts).
+    pub set: Vec<(String, toml::Value)>,
 }
 
 /// A derived scenario.
@@ -121,7 +123,14 @@ pub fn derive(inputs: &Inputs) -> Result<Derived, String> {
     );
     let mut text = t;
     if !set.is_empty() {
-        text = apply_config(&text, &set)?;
+        text = apply_config(
+            &text,
+            &set,
+            "the timeline's config changes, set for the whole replay",
+        )?;
+    }
+    if !inputs.set.is_empty() {
+        text = apply_config(&text, &inputs.set, "set by minitwin replay --set")?;
     }
     Ok(Derived {
         text,
@@ -424,27 +433,37 @@ fn inferred_faults(
             (same_host.len() == 1 && nodes.iter().filter(|(a, _)| a.starts_with(host)).count() == 1)
                 .then(|| same_host[0].1)
         });
+        // When its first failed attempt began, in [from, to]: earlier than a scrape can see.
+        let began = |from: f64, to: f64| {
+            windows
+                .values()
+                .map(|a| a.first_failed_start_s)
+                .filter(|&t| t >= from - 5.0 && t <= to)
+                .fold(from, f64::min)
+        };
         if let Some(intervals) = prom {
-            for &(from, to) in intervals {
+            for &(up_from, to) in intervals {
+                let from = began(up_from, to);
                 out.push(Fault {
                     at_s: (from - first as f64).max(0.0),
                     until_s: Some((to - first as f64).max(0.0)),
                     node: node.clone(),
                     how,
                     why: format!(
-                        "Prometheus: up{{instance=\"{addr}\"}} was 0 from {from:.0} to {to:.0}; {failed} failed attempts in the log{}",
+                        "Prometheus: up{{instance=\"{addr}\"}} was 0 from {up_from:.0} to {to:.0}; {failed} failed attempts in the log, the first begun at +{:.1} s{}",
+                        from - first as f64,
                         if how == How::Hang { ", most of them silent for 0.5 s or more" } else { "" }
                     ),
                 });
             }
             continue;
         }
-        let mut down_since: Option<(u64, u64)> = None;
+        let mut down_since: Option<(f64, u64)> = None;
         for (&w, a) in windows {
             match down_since {
-                None if a.failed > 0 => down_since = Some((w, a.failed)),
+                None if a.failed > 0 => down_since = Some((a.first_failed_start_s, a.failed)),
                 Some((from, n)) if a.ok > 0 => {
-                    out.push(log_fault(node, addr, from, w, n, first, how));
+                    out.push(log_fault(node, addr, from, w as f64, n, first, how));
                     down_since = None;
                 }
                 Some((from, n)) => down_since = Some((from, n + a.failed)),
@@ -461,21 +480,16 @@ fn inferred_faults(
     out
 }
 
-fn log_fault(node: &str, addr: &str, from: u64, to: u64, n: u64, first: u64, how: How) -> Fault {
+fn log_fault(node: &str, addr: &str, from: f64, to: f64, n: u64, first: u64, how: How) -> Fault {
+    let (from, to) = ((from - first as f64).max(0.0), (to - first as f64).max(0.0));
     Fault {
-        at_s: (from - first) as f64,
-        until_s: Some((to - first) as f64),
+        at_s: from,
+        until_s: Some(to),
         node: node.to_string(),
         how,
         why: format!(
-            "the log: {n} failed attempts at {addr} from +{} s, its next answer at +{} s{}",
-            from - first,
-            to - first,
-            if how == How::Hang {
-                " (most silent for 0.5 s or more: a hang)"
-            } else {
-                " (refused or quick errors: a dead process)"
-            }
+            "the log: {n} failed attempts at {addr}, the first begun at +{from:.1} s, its next answer at +{to:.0} s{}",
+            if how == How::Hang { " (most silent for 0.5 s or more: a hang)" } else { " (refused or quick errors: a dead process)" }
         ),
     }
 }
@@ -558,9 +572,9 @@ fn latency_step(log: &Import, first: u64, faults: &[Fault]) -> Option<(f64, f64,
 }
 
 /// The scenario text with the timeline's config changes set (dotted paths, as variants do).
-fn apply_config(text: &str, set: &[(String, toml::Value)]) -> Result<String, String> {
+fn apply_config(text: &str, set: &[(String, toml::Value)], why: &str) -> Result<String, String> {
     let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
-    let mut note = String::from("\n# the timeline's config changes, set for the whole replay:");
+    let mut note = format!("\n# {why}:");
     for (path, value) in set {
         let mut item = doc.as_item_mut();
         let parts: Vec<&str> = path.split('.').collect();

@@ -49,8 +49,7 @@ fn the_recorded_hang_replays_from_its_timeline_and_every_seed_reproduces_it() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("observed: 15 of 41 windows breach the SLO")
-            && stdout.contains("(+11..+25 s)"),
+        stdout.contains("; 15 of 41 windows breach the SLO") && stdout.contains("(+11..+25 s)"),
         "{stdout}"
     );
     assert!(
@@ -119,7 +118,7 @@ fn without_a_timeline_the_hang_is_inferred_from_the_log_and_from_prometheus() {
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(
         stdout.contains(
-            "service-1 hung at +11.0 s for 14.0 s: the log: 216 failed attempts at 127.0.0.1:31002"
+            "service-1 hung at +10.5 s for 14.5 s: the log: 216 failed attempts at 127.0.0.1:31002, the first begun at +10.5 s"
         ),
         "{stdout}"
     );
@@ -182,9 +181,9 @@ fn a_killed_backend_nginx_routed_around_breaches_no_slo_and_reproduces_nothing()
         out.to_str().unwrap(),
     ]);
     assert_eq!(code, Some(3), "{stdout}{stderr}");
-    assert!(stdout.contains("service-1 killed at +10.0 s"), "{stdout}");
+    assert!(stdout.contains("service-1 killed at +10.5 s"), "{stdout}");
     assert!(
-        stdout.contains("observed: 0 of 41 windows breach the SLO"),
+        stdout.contains("; 0 of 41 windows breach the SLO"),
         "{stdout}"
     );
 }
@@ -339,4 +338,58 @@ fn ddmin_over_a_scenario_drops_the_faults_that_do_not_matter() {
     ]);
     assert_eq!(code, Some(2), "{stdout}");
     assert!(stdout.contains("nothing to shrink"), "{stdout}");
+}
+
+#[test]
+fn the_what_if_holds_against_real_nginx_run_with_that_timeout() {
+    // The twin's what-if: the recorded 60 s incident with proxy_timeout_ms = 500.
+    let out = tmp("held");
+    let o = out.to_str().unwrap();
+    let (code, stdout, stderr) = run(&[
+        "replay",
+        &hang(),
+        "--seeds",
+        "5",
+        "-q",
+        "--out",
+        o,
+        "--what-if",
+        "topology.gateways.config.proxy_timeout_ms=500",
+    ]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("breach_windows          15.0000       2.0000"),
+        "{stdout}"
+    );
+    // Real nginx run with proxy_read_timeout 500ms, replayed with that setting: the twin's
+    // breach windows are the real ones, and neither has a user error.
+    let real = root().join("tests/data/incident-hang-timeout500");
+    let timeline = real.join("timeline.toml");
+    let (code, stdout, stderr) = run(&[
+        "replay",
+        real.to_str().unwrap(),
+        "--timeline",
+        timeline.to_str().unwrap(),
+        "--seeds",
+        "5",
+        "-q",
+        "--out",
+        o,
+        "--set",
+        "topology.gateways.config.proxy_timeout_ms=500",
+    ]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("observed: error_ratio 0.00000")
+            && stdout.contains("2 of 41 windows breach the SLO"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(+11, +22 s)"), "{stdout}");
+    assert!(
+        stdout.contains("signature overlap over the seeds: min 1.00"),
+        "{stdout}"
+    );
+    let text =
+        std::fs::read_to_string(out.join("replay-incident-hang-timeout500/scenario.toml")).unwrap();
+    assert!(text.contains("proxy_timeout_ms = 500"), "{text}");
 }

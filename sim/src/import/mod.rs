@@ -101,7 +101,7 @@ impl Window {
 }
 
 /// One upstream's attempts in one window.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Attempts {
     pub ok: u64,
     /// 5xx, or no answer (`-`).
@@ -109,6 +109,21 @@ pub struct Attempts {
     /// Failed attempts that took half a second or more (`$upstream_response_time`): the
     /// upstream was silent rather than refusing.
     pub failed_slow: u64,
+    /// When the earliest failed attempt of the window began (Unix seconds): the line's time
+    /// less its `$request_time` (a `$time_local` of whole seconds counts from the middle of
+    /// its second). Infinite without a failed attempt.
+    pub first_failed_start_s: f64,
+}
+
+impl Default for Attempts {
+    fn default() -> Attempts {
+        Attempts {
+            ok: 0,
+            failed: 0,
+            failed_slow: 0,
+            first_failed_start_s: f64::INFINITY,
+        }
+    }
 }
 
 /// A log read so far.
@@ -217,6 +232,13 @@ impl Import {
                 .or_default();
             if failed_attempt(status) {
                 a.failed += 1;
+                let end = if e.time_s.fract() == 0.0 {
+                    e.time_s + 0.5
+                } else {
+                    e.time_s
+                };
+                let began = end - e.request_time_s.unwrap_or(0.0);
+                a.first_failed_start_s = a.first_failed_start_s.min(began);
                 a.failed_slow += u64::from(times.get(i).is_some_and(|&t| t >= 0.5));
             } else {
                 a.ok += 1;
