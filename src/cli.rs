@@ -104,12 +104,15 @@ Examples:
                                                            $upstream_response_time $upstream_status
   minitwin import access.log --format \"$(grep log_format /etc/nginx/nginx.conf)\"
                                                            whatever your log_format line says
+  minitwin import run.jsonl --format json                  minitwin's own JSON log (minitwin run --log)
 Then use DIR/<log>/rates.csv as [workload] rate = { curve = \"trace\", file = \"...\" }.")]
 pub struct ImportArgs {
     /// The access log (a file, read line by line; `-` for standard input).
     pub log: PathBuf,
     /// Its format: `combined` (nginx's default), `upstream` (combined plus the four upstream
-    /// fields), a format string of `$variables`, or a whole `log_format NAME '...';` line.
+    /// fields), a format string of `$variables`, a whole `log_format NAME '...';` line, or
+    /// `json` (minitwin's own JSON logs: the gateway's access events, from `minitwin run --log`
+    /// or a production process).
     #[arg(long, default_value = "combined")]
     pub format: String,
     /// Seconds per window (rates, errors and latency are per window).

@@ -2,7 +2,7 @@
 //! request mix and the upstreams (see `minitwin_sim::import`).
 
 use crate::cli::ImportArgs;
-use minitwin_sim::import::{self, nginx::LogFormat, Import};
+use minitwin_sim::import::{self, Format, Import};
 use std::io::BufReader;
 use std::path::Path;
 
@@ -52,8 +52,8 @@ pub fn read(log: &Path, format: &str, window_s: u64) -> Result<Import, String> {
     if window_s == 0 || window_s > 86_400 {
         return Err(format!("--window-s {window_s}: give 1 to 86,400 seconds"));
     }
-    let format = LogFormat::parse(format).map_err(|e| {
-        format!("--format: {e} (give combined, upstream, a $variable string or a log_format line)")
+    let format = Format::parse(format).map_err(|e| {
+        format!("--format: {e} (give combined, upstream, json, a $variable string or a log_format line)")
     })?;
     let name = log.display().to_string();
     let mut im = Import::new(window_s);
@@ -92,6 +92,12 @@ fn summary(name: &str, im: &Import, dir: &Path) {
         im.parsed,
         im.malformed
     );
+    if im.other_events > 0 {
+        crate::say!(
+            "  {} other events (JSON lines that are not requests) left out",
+            im.other_events
+        );
+    }
     let Some((first, last)) = im.span() else {
         crate::say!("no request to describe");
         return;

@@ -198,15 +198,10 @@ fn replay(args: &ReplayArgs) -> Result<u8, String> {
 
 /// `--set PATH=VALUE`s as (path, value).
 fn sets(args: &[String]) -> Result<Vec<(String, toml::Value)>, String> {
-    args.iter()
-        .map(|a| {
-            let axis = minitwin_sim::sweep::Axis::parse(a).map_err(|e| format!("--set {e}"))?;
-            match axis.values.as_slice() {
-                [one] => Ok((axis.path, one.clone())),
-                _ => Err(format!("--set {a}: give one value")),
-            }
-        })
-        .collect()
+    Ok(crate::run_cmd::single_values("--set", args)?
+        .into_iter()
+        .map(|a| (a.path, a.values[0].clone()))
+        .collect())
 }
 
 fn slo(args: &ReplayArgs) -> Result<Slo, String> {
@@ -316,26 +311,11 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
 
 /// The derived scenario with the `--what-if` fields set.
 fn what_if(args: &ReplayArgs, path: &Path, base: &Scenario) -> Result<Option<Scenario>, String> {
-    use minitwin_sim::sweep::{self, Axis};
     if args.what_if.is_empty() {
         return Ok(None);
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let axes: Vec<Axis> = args
-        .what_if
-        .iter()
-        .map(|a| {
-            let axis = Axis::parse(a).map_err(|e| format!("--what-if {e}"))?;
-            if axis.values.len() != 1 {
-                return Err(format!("--what-if {a}: give one value"));
-            }
-            Ok(axis)
-        })
-        .collect::<Result<_, String>>()?;
-    let points = sweep::points(&axes);
-    let mut s = sweep::scenarios(path, &text, &axes, &points)
-        .map_err(|e| format!("--what-if: {e}"))?
-        .remove(0);
+    let mut s = crate::run_cmd::with_fields(path, &text, "--what-if", &args.what_if)?;
     s.name = format!("{}.what-if", base.name);
     Ok(Some(s))
 }

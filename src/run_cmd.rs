@@ -65,27 +65,43 @@ fn load(args: &RunArgs) -> Result<Scenario, String> {
 /// The scenario with its `--set` fields overridden, named `<scenario>.set` (its results go
 /// beside the base's, not over them).
 fn load_with_sets(args: &RunArgs) -> Result<Scenario, String> {
-    use minitwin_sim::sweep::{self, Axis};
     let text = scenario::read_limited(&args.scenario, scenario::MAX_SCENARIO_BYTES)
         .map_err(|m| format!("{}: {m}", args.scenario.display()))?;
-    let axes: Vec<Axis> = args
-        .set
-        .iter()
-        .map(|a| {
-            let axis = Axis::parse(a).map_err(|e| format!("--set {e}"))?;
-            if axis.values.len() != 1 {
-                return Err(format!("--set {a}: give one value (sweep takes several)"));
-            }
-            Ok(axis)
-        })
-        .collect::<Result<_, String>>()?;
-    let points = sweep::points(&axes);
-    let mut s = sweep::scenarios(&args.scenario, &text, &axes, &points)
-        .map_err(|e| e.to_string())?
-        .remove(0);
+    let mut s = with_fields(&args.scenario, &text, "--set", &args.set)?;
     let base = scenario::parse(&args.scenario, &text).map_err(|e| e.to_string())?;
     s.name = format!("{}.set", base.name);
     Ok(s)
+}
+
+/// `PATH=VALUE` arguments of `flag`, each with one TOML value.
+pub fn single_values(
+    flag: &str,
+    args: &[String],
+) -> Result<Vec<minitwin_sim::sweep::Axis>, String> {
+    args.iter()
+        .map(|a| {
+            let axis = minitwin_sim::sweep::Axis::parse(a).map_err(|e| format!("{flag} {e}"))?;
+            if axis.values.len() != 1 {
+                return Err(format!("{flag} {a}: give one value (sweep takes several)"));
+            }
+            Ok(axis)
+        })
+        .collect()
+}
+
+/// The scenario at `path` (its `text`) with the `PATH=VALUE` fields of `flag` set, validated.
+pub fn with_fields(
+    path: &Path,
+    text: &str,
+    flag: &str,
+    args: &[String],
+) -> Result<Scenario, String> {
+    use minitwin_sim::sweep;
+    let axes = single_values(flag, args)?;
+    let points = sweep::points(&axes);
+    Ok(sweep::scenarios(path, text, &axes, &points)
+        .map_err(|e| format!("{flag}: {e}"))?
+        .remove(0))
 }
 
 /// Everything that can be refused before simulating anything: the budget, the log path, the

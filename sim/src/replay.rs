@@ -94,6 +94,7 @@ pub fn derive(inputs: &Inputs) -> Result<Derived, String> {
     for f in &faults {
         fault_toml(f, duration_s, &mut fault_text);
     }
+    let mut step_line = None;
     if inputs.timeline.is_none() {
         if let Some((at, dur, extra)) = latency_step(log, first, &faults) {
             let _ = write!(
@@ -103,13 +104,9 @@ pub fn derive(inputs: &Inputs) -> Result<Derived, String> {
                 num(extra),
                 num(dur)
             );
-            faults.push(Fault {
-                at_s: at,
-                until_s: Some(at + dur),
-                node: "edge-app".into(),
-                how: How::Kill,
-                why: format!("latency step of {extra:.1} ms"),
-            });
+            step_line = Some(format!(
+                "edge-app latency +{extra:.1} ms at +{at:.1} s for {dur:.1} s: the log's p99 stepped up with no upstream failing"
+            ));
         }
     }
     header(inputs, duration_s, first, &mut t);
@@ -151,6 +148,7 @@ pub fn derive(inputs: &Inputs) -> Result<Derived, String> {
                     f.why
                 )
             })
+            .chain(step_line)
             .collect(),
     })
 }
@@ -814,6 +812,111 @@ mod tests {
             ..WindowMatch::default()
         };
         assert!((w.distance() - 2.2).abs() < 1e-9);
+    }
+
+    fn log_of(lines: &[String]) -> Import {
+        let mut im = Import::new(1);
+        let f = crate::import::Format::parse("upstream").unwrap();
+        im.read(&f, lines.join("\n").as_bytes()).unwrap();
+        im
+    }
+
+    fn nginx_line(s: u32, status: u16, rt: f64, up: &str, up_status: &str) -> String {
+        format!(
+            r#"10.0.0.1 - - [01/Dec/2026:10:{:02}:{:02} +0000] "GET /api/item/{s} HTTP/1.1" {status} 2 "-" "-" {rt:.3} {up} {rt:.3} {up_status}"#,
+            s / 60,
+            s % 60
+        )
+    }
+
+    fn inputs(log: &Import) -> Inputs<'_> {
+        Inputs {
+            name: "t".into(),
+            log,
+            timeline: None,
+            down: BTreeMap::new(),
+            slo: Slo {
+                error_ratio: 0.01,
+                p99_ms: 500.0,
+            },
+            seeds: vec![1],
+            set: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_p99_step_with_no_upstream_failing_is_inferred_as_a_latency_spike() {
+        let mut lines = Vec::new();
+        for s in 0..60u32 {
+            for i in 0..20 {
+                let slow = (20..30).contains(&s);
+                let rt = if slow { 0.200 } else { 0.005 };
+                let up = ["10.0.0.2:80", "10.0.0.3:80"][i % 2];
+                lines.push(nginx_line(s, 200, rt, up, "200"));
+            }
+        }
+        let log = log_of(&lines);
+        let d = derive(&inputs(&log)).unwrap();
+        assert!(
+            d.text.contains("kind = \"latency_spike\"\nat_s = 20.0"),
+            "{}",
+            d.text
+        );
+        assert!(d.text.contains("duration_s = 10.0"), "{}", d.text);
+        assert_eq!(d.faults.len(), 1, "{:?}", d.faults);
+        assert!(
+            d.faults[0].starts_with("edge-app latency +"),
+            "{:?}",
+            d.faults
+        );
+        // The scenario it derives is one the twin loads.
+        let s = crate::scenario::parse(
+            std::path::Path::new("d.toml"),
+            &d.text.replace(
+                "curve = \"trace\", file = \"rates.csv\"",
+                "curve = \"constant\", rps = 20.0",
+            ),
+        );
+        assert!(s.is_ok(), "{:?}", s.err());
+    }
+
+    #[test]
+    fn an_upstream_that_refuses_until_it_answers_again_is_inferred_as_killed() {
+        let mut lines = Vec::new();
+        for s in 0..40u32 {
+            for i in 0..10 {
+                let down = (10..20).contains(&s);
+                if i % 2 == 0 && down {
+                    lines.push(nginx_line(
+                        s,
+                        200,
+                        0.001,
+                        "10.0.0.2:80, 10.0.0.3:80",
+                        "502, 200",
+                    ));
+                } else {
+                    lines.push(nginx_line(
+                        s,
+                        200,
+                        0.005,
+                        ["10.0.0.2:80", "10.0.0.3:80"][i % 2],
+                        "200",
+                    ));
+                }
+            }
+        }
+        let log = log_of(&lines);
+        let d = derive(&inputs(&log)).unwrap();
+        assert_eq!(
+            d.nodes[0],
+            ("10.0.0.2:80".to_string(), "service-0".to_string())
+        );
+        assert!(
+            d.faults[0].starts_with("service-0 killed at +10.5 s for 9.5 s"),
+            "{:?}",
+            d.faults
+        );
+        assert!(d.text.contains("kind = \"kill\""), "{}", d.text);
     }
 
     #[test]

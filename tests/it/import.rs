@@ -185,3 +185,99 @@ fn damaged_lines_a_span_too_long_and_a_closed_stdout_get_an_answer_never_a_hang(
     assert!(out.join("a.log/rates.csv").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_gateways_own_json_log_imports_as_its_access_log_would_and_replays_its_fault() {
+    // A run of upstream-kill (service-1 killed at 5 s) with its JSON log: the gateway writes
+    // one access event per answered request, as a production gateway will.
+    let dir = std::env::temp_dir().join(format!("minitwin-import-json-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("run.jsonl");
+    let scenario = crate::root().join("scenarios/upstream-kill.toml");
+    let o = minitwin(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--seed",
+        "1",
+        "-q",
+        "--log",
+        log.to_str().unwrap(),
+        "--out",
+        dir.join("results").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let metrics =
+        std::fs::read_to_string(dir.join("results/upstream-kill/seed-1/metrics.csv")).unwrap();
+    let metric = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.contains(&format!(",gateway-0,{name},")))
+            .and_then(|l| l.split(',').nth(5))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    let answered = metric("gateway_responses_2xx_total")
+        + metric("gateway_responses_4xx_total")
+        + metric("gateway_responses_5xx_total");
+    let failed_attempts = metric("gateway_upstream_refused_total")
+        + metric("gateway_upstream_resets_total")
+        + metric("gateway_upstream_timeouts_total");
+    let out = dir.join("import");
+    let o = minitwin(&[
+        "import",
+        log.to_str().unwrap(),
+        "--format",
+        "json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{answered} requests read, 0 malformed")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("other events (JSON lines that are not requests) left out"),
+        "{stdout}"
+    );
+    let windows = std::fs::read_to_string(out.join("run.jsonl/windows.csv")).unwrap();
+    let failures: Vec<(u64, u64)> = windows
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (c[0].parse().unwrap(), c[8].parse().unwrap())
+        })
+        .filter(|w| w.1 > 0)
+        .collect();
+    assert_eq!(
+        failures.iter().map(|w| w.1).sum::<u64>(),
+        failed_attempts,
+        "{windows}"
+    );
+    assert_eq!(failures[0].0, 5, "the kill at 5 s: {windows}");
+    // Replayed, the log gives back the fault that made it.
+    let o = minitwin(&[
+        "replay",
+        dir.to_str().unwrap(),
+        "--log",
+        log.to_str().unwrap(),
+        "--format",
+        "json",
+        "--seeds",
+        "1",
+        "-q",
+        "--out",
+        dir.join("replay").to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("service-1 killed at +5.0 s"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -23,6 +23,8 @@ use serde::Deserialize;
 use swrr::Swrr;
 
 /// Responses served from the cache (the name of the counter, for readers of the registry).
+/// The tracing target of the gateway's access-log events (see `Gateway::access`).
+pub const ACCESS_TARGET: &str = "minitwin::access";
 pub const CACHE_HITS_TOTAL: &str = "gateway_cache_hits_total";
 /// Cacheable requests the cache could not serve.
 pub const CACHE_MISSES_TOTAL: &str = "gateway_cache_misses_total";
@@ -250,6 +252,58 @@ impl Gateway {
         ctx.send(to, Msg::Response(Response { id, status, value }));
     }
 
+    /// One access-log event per answered request, as nginx's access log has a line: target
+    /// `minitwin::access`, message `request`, with the fields `minitwin import --format json`
+    /// reads (`t_ns`, `request_id`, `route`, `key`, `status`, `request_time_ms`, and for a
+    /// request that went upstream `upstream` (the node that answered or failed last) and
+    /// `upstream_failed` (the nodes whose attempts failed, space-separated)). Formatted only
+    /// when a subscriber wants it.
+    fn access(
+        &self,
+        ctx: &dyn Context,
+        request: &Request,
+        start_ns: u64,
+        status: Status,
+        upstream: Option<(&Pending, bool)>,
+    ) {
+        if !tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
+            return;
+        }
+        let now = ctx.now_ns();
+        let route = match request.route {
+            Route::Static => "static",
+            Route::Read => "read",
+            Route::Write => "write",
+        };
+        let (last, failed) = match upstream {
+            Some((p, last_failed)) => {
+                let last = self.balancer.node(p.peer);
+                let mut mask = p.tried_mask;
+                if !last_failed {
+                    mask &= !(1u64 << p.peer);
+                }
+                let failed: Vec<String> = (0..64)
+                    .filter(|i| mask & (1u64 << i) != 0)
+                    .map(|i| self.balancer.node(i).to_string())
+                    .collect();
+                (last.to_string(), failed.join(" "))
+            }
+            None => (String::new(), String::new()),
+        };
+        tracing::info!(
+            target: ACCESS_TARGET,
+            t_ns = now,
+            request_id = request.id,
+            route,
+            key = request.key,
+            status = status.code(),
+            request_time_ms = now.saturating_sub(start_ns) as f64 / 1e6,
+            upstream = last.as_str(),
+            upstream_failed = failed.as_str(),
+            "request"
+        );
+    }
+
     fn on_request(&mut self, ctx: &mut dyn Context, client: NodeId, request: Request) {
         self.count(ctx, |i| i.requests);
         let route = self.ids().by_route[request.route as usize];
@@ -265,6 +319,8 @@ impl Gateway {
                     self.count(ctx, |i| i.limited);
                     let status =
                         Status::from_code(self.config.rate_limit_status).expect("validated status");
+                    let now = ctx.now_ns();
+                    self.access(ctx, &request, now, status, None);
                     return self.reply(ctx, client, request.id, status, None);
                 }
                 Verdict::Delay(after_ns) => {
@@ -286,6 +342,8 @@ impl Gateway {
             }
             if self.cache.get(request.key, ctx.now_ns()) {
                 self.count(ctx, |i| i.cache_hits);
+                let now = ctx.now_ns();
+                self.access(ctx, &request, now, Status::Ok, None);
                 return self.reply(ctx, client, request.id, Status::Ok, None);
             }
             self.count(ctx, |i| i.cache_misses);
@@ -318,6 +376,8 @@ impl Gateway {
             tracing::debug!(request = p.request.id, "no live upstream");
             self.count(ctx, |i| i.no_live_upstream);
             self.pending.remove(id);
+            let tried = (p.attempt > 0).then_some((&p, true));
+            self.access(ctx, &p.request, p.start_ns, Status::BadGateway, tried);
             return self.reply(ctx, p.client, p.request.id, Status::BadGateway, None);
         };
         let attempt = p.attempt + 1;
@@ -347,6 +407,7 @@ impl Gateway {
             return self.forward(ctx, id);
         }
         self.pending.remove(id);
+        self.access(ctx, &p.request, p.start_ns, final_status, Some((&p, true)));
         self.reply(ctx, p.client, p.request.id, final_status, None);
     }
 
@@ -375,6 +436,7 @@ impl Gateway {
             let g = self.ids().cache_entries;
             ctx.metrics().set(g, self.cache.len() as f64);
         }
+        self.access(ctx, &p.request, p.start_ns, r.status, Some((&p, false)));
         self.reply(ctx, p.client, p.request.id, r.status, r.value);
     }
 

@@ -1,6 +1,8 @@
 //! What production leaves behind, read into what a scenario needs (issue #11, first part).
 //!
 //! - [`nginx`]: access log lines against their `log_format`.
+//! - [`json`]: minitwin's own JSON logs (tracing-subscriber lines; the gateway's access events
+//!   are the requests), from a simulated run's `--log` or a production process.
 //! - [`timeline`]: an incident timeline in TOML (node down and up, partition, deploy, config
 //!   change, traffic spike), with times.
 //! - [`prom`]: Prometheus range-query results (the HTTP API's JSON, a Grafana CSV export), and
@@ -12,6 +14,7 @@
 //!   and a person read: `rates.csv` (a `trace` rate curve), `windows.csv`, `routes.csv`,
 //!   `upstreams.csv`.
 
+pub mod json;
 pub mod nginx;
 pub mod prom;
 pub mod timeline;
@@ -20,13 +23,32 @@ use minitwin_components::math;
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
+/// What a log's lines are.
+#[derive(Clone, Debug)]
+pub enum Format {
+    Nginx(nginx::LogFormat),
+    /// minitwin's JSON logs (see [`json`]).
+    Json,
+}
+
+impl Format {
+    /// `json`, or an nginx format as [`nginx::LogFormat::parse`] reads it.
+    pub fn parse(spec: &str) -> Result<Format, String> {
+        if spec.trim() == "json" {
+            return Ok(Format::Json);
+        }
+        nginx::LogFormat::parse(spec).map(Format::Nginx)
+    }
+}
+
 /// Malformed lines kept with their numbers for the report (all are counted).
 pub const MALFORMED_KEPT: usize = 10;
 /// Distinct routes and upstreams kept by name; the rest are counted as `(other)`.
 pub const NAMES_KEPT: usize = 1_000;
 /// Distinct ids (the `{id}` segments of paths) counted for the popularity fit; later new ids
-/// are left out of the fit (a million ids fit a Zipf exponent well).
-pub const IDS_KEPT: usize = 1_000_000;
+/// are left out of the fit (the fit reads the ranks holding most requests; 100,000 ids, about
+/// 5 MB, are plenty).
+pub const IDS_KEPT: usize = 100_000;
 
 /// Latencies in buckets 10 % wide (a quantile is within 10 % of the truth), grown only as far
 /// as the largest value seen: about 150 counters up to a second.
@@ -133,6 +155,8 @@ pub struct Import {
     pub lines: u64,
     pub parsed: u64,
     pub malformed: u64,
+    /// JSON lines that are other events than requests (left out, not malformed).
+    pub other_events: u64,
     /// The first malformed lines: (line number, why).
     pub first_malformed: Vec<(u64, String)>,
     /// Windows by their start (Unix seconds, a multiple of `window_s`).
@@ -158,6 +182,7 @@ impl Import {
             lines: 0,
             parsed: 0,
             malformed: 0,
+            other_events: 0,
             first_malformed: Vec::new(),
             windows: BTreeMap::new(),
             routes: BTreeMap::new(),
@@ -171,7 +196,7 @@ impl Import {
     }
 
     /// Reads every line of `input` against `format`; only an I/O error stops it.
-    pub fn read(&mut self, format: &nginx::LogFormat, input: impl BufRead) -> std::io::Result<()> {
+    pub fn read(&mut self, format: &Format, input: impl BufRead) -> std::io::Result<()> {
         let mut input = input;
         let mut buf = Vec::with_capacity(512);
         loop {
@@ -185,12 +210,19 @@ impl Import {
             if line.is_empty() {
                 continue;
             }
-            match std::str::from_utf8(line) {
-                Ok(text) => match format.line(text) {
+            match (std::str::from_utf8(line), format) {
+                (Ok(text), Format::Nginx(f)) => match f.line(text) {
                     Ok(e) => self.add(&e),
                     Err(why) => self.bad(why.to_string()),
                 },
-                Err(_) => self.bad("not UTF-8 (nginx escapes such bytes: a damaged file?)".into()),
+                (Ok(text), Format::Json) => match json::line(text) {
+                    Ok(Some(o)) => self.add(&o.entry()),
+                    Ok(None) => self.other_events += 1,
+                    Err(why) => self.bad(why.to_string()),
+                },
+                (Err(_), _) => {
+                    self.bad("not UTF-8 (nginx escapes such bytes: a damaged file?)".into())
+                }
             }
         }
     }
@@ -210,40 +242,45 @@ impl Import {
         w.errors_4xx += u64::from((400..500).contains(&e.status));
         w.errors_5xx += u64::from(e.status >= 500);
         w.client_closed += u64::from(e.status == 499);
-        // An attempt without a status (a lone `-`: no answer) is a failed one.
-        let statuses: Vec<&str> = e.upstream_statuses().collect();
-        let status_of = |i: usize| statuses.get(i).copied().unwrap_or("-");
-        let addrs = e.upstream_addrs().count().max(statuses.len());
-        w.upstream_failures += (0..addrs).filter(|&i| failed_attempt(status_of(i))).count() as u64;
+        // Attempts in step: address, status (none left, or a lone `-`: no answer, a failed
+        // attempt), time. Nothing is allocated but a new upstream's name.
         let window = t - t % self.window_s;
-        let times = list_times(e.upstream_response_time);
-        for (i, addr) in e.upstream_addrs().enumerate() {
-            let status = status_of(i);
-            if !self.upstream_windows.contains_key(addr)
-                && self.upstream_windows.len() >= NAMES_KEPT
-            {
-                continue;
+        let end = if e.time_s.fract() == 0.0 {
+            e.time_s + 0.5
+        } else {
+            e.time_s
+        };
+        let began = end - e.request_time_s.unwrap_or(0.0);
+        let mut statuses = e.upstream_statuses();
+        let mut times = e.upstream_response_time.split([',', ':']);
+        let mut failures = 0u64;
+        for addr in e.upstream_addrs() {
+            let failed = failed_attempt(statuses.next().unwrap_or("-"));
+            let slow = times
+                .next()
+                .and_then(|t| t.trim().parse::<f64>().ok())
+                .is_some_and(|t| t >= 0.5);
+            failures += u64::from(failed);
+            if !self.upstream_windows.contains_key(addr) {
+                if self.upstream_windows.len() >= NAMES_KEPT {
+                    continue;
+                }
+                self.upstream_windows
+                    .insert(addr.to_string(), BTreeMap::new());
             }
-            let a = self
-                .upstream_windows
-                .entry(addr.to_string())
-                .or_default()
-                .entry(window)
-                .or_default();
-            if failed_attempt(status) {
+            let per_window = self.upstream_windows.get_mut(addr).expect("inserted above");
+            let a = per_window.entry(window).or_default();
+            if failed {
                 a.failed += 1;
-                let end = if e.time_s.fract() == 0.0 {
-                    e.time_s + 0.5
-                } else {
-                    e.time_s
-                };
-                let began = end - e.request_time_s.unwrap_or(0.0);
                 a.first_failed_start_s = a.first_failed_start_s.min(began);
-                a.failed_slow += u64::from(times.get(i).is_some_and(|&t| t >= 0.5));
+                a.failed_slow += u64::from(slow);
             } else {
                 a.ok += 1;
             }
         }
+        // Statuses beyond the addresses (a damaged line) count as failures when they are.
+        failures += statuses.filter(|s| failed_attempt(s)).count() as u64;
+        w.upstream_failures += failures;
         if (200..300).contains(&e.status) && !e.upstream_response_time.contains(',') {
             if let Ok(s) = e.upstream_response_time.parse::<f64>() {
                 if s.is_finite() && s >= 0.0 {
@@ -297,19 +334,6 @@ impl Import {
             })
             .collect()
     }
-}
-
-/// `$upstream_response_time`'s list (`0.001, 1.002 : 0.004`) as seconds; `-` is 0.
-fn list_times(v: &str) -> Vec<f64> {
-    v.split([',', ':'])
-        .map(|t| {
-            t.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|x| x.is_finite())
-                .unwrap_or(0.0)
-        })
-        .collect()
 }
 
 /// An upstream attempt that failed: a 5xx, or no answer (`-`).
@@ -462,7 +486,7 @@ mod tests {
     #[test]
     fn a_log_becomes_windows_rates_routes_and_upstreams_and_bad_lines_are_counted_with_their_numbers(
     ) {
-        let f = nginx::LogFormat::parse("upstream").unwrap();
+        let f = Format::parse("upstream").unwrap();
         let mut text = String::new();
         for i in 0..10 {
             text += &line("01/Dec/2026:10:00:00", "/a", 200, 0.010, "u1:80");
@@ -510,7 +534,7 @@ mod tests {
 
     #[test]
     fn bytes_that_are_not_text_are_a_malformed_line_not_a_stop() {
-        let f = nginx::LogFormat::parse("combined").unwrap();
+        let f = Format::parse("combined").unwrap();
         let mut im = Import::new(1);
         im.read(&f, &b"\xff\xfe\n"[..]).unwrap();
         assert_eq!((im.lines, im.malformed), (1, 1));
