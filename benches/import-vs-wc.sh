@@ -23,7 +23,7 @@ with open(sys.argv[1], "w") as f:
         s = int(t)
         status = 502 if random.random() < 0.001 else 200
         f.write(f'10.0.{i % 250}.{i % 7} - - [01/Dec/2026:{s // 3600 % 24:02d}:{s // 60 % 60:02d}:{s % 60:02d} +0000] '
-                f'"GET {routes[i % 4]}?id={i} HTTP/1.1" {status} 512 "-" "Mozilla/5.0" '
+                f'"GET {routes[i % 4]}/{random.randrange(1000000)}?id={i} HTTP/1.1" {status} 512 "-" "Mozilla/5.0" '
                 f'{random.random() / 100:.3f} 127.0.0.1:900{i % 3} 0.004 {status}\n')
 PY
 bytes=$(stat -c %s "$work/access.log")
