@@ -671,6 +671,9 @@ pub fn replay(
         c.configure_mesh()
             .x_desc("s from the log's start")
             .y_desc("ms")
+            .y_labels(6)
+            .max_light_lines(1)
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .draw()?;
         let lines: [Line<WindowMatch, Option<f64>>; 2] = [
             ("observed (log)", |w| w.observed_p99_ms),
