@@ -65,6 +65,12 @@ pub fn derive(inputs: &Inputs) -> Result<Derived, String> {
     let log = inputs.log;
     let (first, last) = log.span().ok_or("the log holds no request to replay")?;
     let duration_s = (last - first + log.window_s) as f64;
+    if duration_s > crate::workload::MAX_RUN_S {
+        return Err(format!(
+            "the log spans {duration_s} s, more than a scenario runs ({} s): cut it to the incident's hours",
+            crate::workload::MAX_RUN_S
+        ));
+    }
     let nodes: Vec<(String, String)> = log
         .upstream_windows
         .keys()
