@@ -32,6 +32,10 @@ Examples:
   minitwin capacity scenarios/steady.toml                  max QPS under the scenario's SLO,
                                                           tier utilization, the bottleneck
   minitwin brief                                           the brief's table, regenerated
+  minitwin replay tests/data/incident-hang                 a recorded incident's logs into a
+                                                          scenario, its seeds searched and scored
+  minitwin shrink SCENARIO --seed 1                        a failing scenario minimized into
+                                                          scenarios/regressions/
 
 Exit codes: 0 all checks passed, 1 the simulator crashed, 2 bad input (the error names the
             file, line and field) or an output that cannot be written, 3 a correctness check
@@ -158,6 +162,7 @@ pub struct ReplayArgs {
     /// Seeds to run (seed search): FIRST..FIRST+N-1.
     #[arg(long, default_value_t = 10)]
     pub seeds: u64,
+    /// The first seed of the search.
     #[arg(long, default_value_t = 1)]
     pub first_seed: u64,
     /// A window breaches the SLO when its users' error ratio is above this...
