@@ -120,9 +120,11 @@ fn replay(args: &ReplayArgs) -> Result<u8, String> {
         scenario_path.display()
     );
     let base = scenario::load(&scenario_path).map_err(|e| {
-        format!(
-            "the derived scenario does not load (a bug in minitwin replay, please report it): {e}"
-        )
+        if args.set.is_empty() && args.timeline.is_none() {
+            format!("the derived scenario does not load (a bug in minitwin replay, please report it): {e}")
+        } else {
+            format!("the derived scenario does not load: {e}\nCheck --set and the timeline's node names (or edit the file and `minitwin run` it).")
+        }
     })?;
     let what_if = what_if(args, &scenario_path, &base)?;
     let mut arms: Vec<(&str, &Scenario)> = vec![("incident", &base)];

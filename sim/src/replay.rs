@@ -35,6 +35,9 @@ pub struct Inputs<'a> {
     pub set: Vec<(String, toml::Value)>,
 }
 
+/// The most services a derived topology has (a tier's `count` limit).
+const MAX_SERVICES: usize = 64;
+
 /// A derived scenario.
 #[derive(Clone, Debug)]
 pub struct Derived {
@@ -78,6 +81,12 @@ pub fn derive(inputs: &Inputs) -> Result<Derived, String> {
         .enumerate()
         .map(|(i, a)| (a.clone(), format!("service-{i}")))
         .collect();
+    if nodes.len() > MAX_SERVICES {
+        return Err(format!(
+            "the log names {} upstream addresses; a tier of the twin has at most {MAX_SERVICES}: replay the log of one upstream group (grep its addresses)",
+            nodes.len()
+        ));
+    }
     let mut t = String::new();
     let mut faults = Vec::new();
     let mut set: Vec<(String, toml::Value)> = Vec::new();
@@ -338,9 +347,10 @@ fn timeline_faults(
             return Ok(n.clone());
         }
         if nodes.iter().any(|(_, n)| n == name)
-            || name.starts_with("gateway-")
+            || ["gateway-", "store-", "zone:"]
+                .iter()
+                .any(|p| name.starts_with(p))
             || name.contains('*')
-            || name.starts_with("zone:")
         {
             return Ok(name.to_string());
         }
@@ -505,8 +515,10 @@ fn fault_toml(f: &Fault, duration_s: f64, t: &mut String) {
             let until = f.until_s.unwrap_or(duration_s).max(f.at_s + 0.001);
             let _ = write!(
                 t,
-                "# A hung process: connections accepted, nothing answered until it resumes, then what it\n# queued is answered (the gateway waits; a clog: delay, not drop).\nkind = \"clog\"\nat_s = {}\na = [\"gateway-*\"]\nb = [\"{}\"]\nduration_s = {}\n",
+                "# A hung process: connections accepted, nothing answered until it resumes, then what it\n# queued is answered (the gateway waits; a clog: delay, not drop).\nkind = \"clog\"\nat_s = {}\na = [\"{}\"]\nb = [\"{}\"]\nduration_s = {}\n",
                 num(f.at_s),
+                // A service's callers are the gateways; any other node's, everyone.
+                if f.node.starts_with("service-") { "gateway-*" } else { "*" },
                 f.node,
                 num(until - f.at_s)
             );
@@ -923,6 +935,16 @@ mod tests {
             d.faults
         );
         assert!(d.text.contains("kind = \"kill\""), "{}", d.text);
+    }
+
+    #[test]
+    fn a_log_naming_more_upstreams_than_a_tier_holds_is_refused_with_what_to_do() {
+        let lines: Vec<String> = (0..65u32)
+            .map(|i| nginx_line(i, 200, 0.005, &format!("10.0.1.{i}:80"), "200"))
+            .collect();
+        let log = log_of(&lines);
+        let e = derive(&inputs(&log)).unwrap_err();
+        assert!(e.contains("65 upstream addresses"), "{e}");
     }
 
     #[test]

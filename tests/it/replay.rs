@@ -247,6 +247,20 @@ fn bad_evidence_is_refused_with_the_file_line_and_field() {
     let (code, _, stderr) = run(&["replay", &hang(), "--slo-error-ratio", "1.5", "--out", o]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("--slo-error-ratio 1.5"), "{stderr}");
+    let (code, _, stderr) = run(&[
+        "replay",
+        &hang(),
+        "--set",
+        "topology.gateways.config.max_fails=-3",
+        "--out",
+        o,
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("field `topology.gateways.config.max_fails`")
+            && stderr.contains("Check --set"),
+        "{stderr}"
+    );
 }
 
 #[test]
