@@ -45,6 +45,13 @@ fn shrink_file(args: &ShrinkArgs) -> Result<u8, String> {
         .map_err(|m| format!("{}: {m}", path.display()))?;
     let base = scenario::parse(path, &text).map_err(|e| e.to_string())?;
     let table = variants::base_table(path, &text).map_err(|e| e.to_string())?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("scenarios/regressions").join(format!("{}-seed{}.toml", base.name, args.seed))
+    });
+    // Where it goes, made before any run: an unwritable place is refused at once.
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("--out {}: {e}", dir.display()))?;
+    }
     if args.seeds == 0 || args.seeds > 100 {
         return Err(format!("--seeds {}: give 1 to 100", args.seeds));
     }
@@ -107,13 +114,7 @@ fn shrink_file(args: &ShrinkArgs) -> Result<u8, String> {
             .collect::<Vec<_>>()
             .join("; ")
     });
-    let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("scenarios/regressions").join(format!("{}-seed{}.toml", base.name, seed))
-    });
     let body = regression_text(&shrunk.table, &base, path, &seeds, &want, &what, &shrunk)?;
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
     copy_trace(&shrunk.table, path, &out)?;
     std::fs::write(&out, body).map_err(|e| format!("{}: {e}", out.display()))?;
     let check = scenario::load(&out)

@@ -407,3 +407,58 @@ fn the_what_if_holds_against_real_nginx_run_with_that_timeout() {
         std::fs::read_to_string(out.join("replay-incident-hang-timeout500/scenario.toml")).unwrap();
     assert!(text.contains("proxy_timeout_ms = 500"), "{text}");
 }
+
+#[test]
+fn a_replay_run_twice_writes_the_same_bytes_and_trace_hashes() {
+    let files = ["scenario.toml", "rates.csv", "match.csv", "seeds.csv"];
+    let mut seen: Vec<Vec<Vec<u8>>> = Vec::new();
+    for (i, jobs) in ["1", "2"].iter().enumerate() {
+        let out = tmp(&format!("twice{i}"));
+        let (code, stdout, stderr) = run(&[
+            "replay",
+            &hang(),
+            "--seeds",
+            "4",
+            "-q",
+            "--jobs",
+            jobs,
+            "--out",
+            out.to_str().unwrap(),
+            "--what-if",
+            "topology.gateways.config.proxy_timeout_ms=500",
+        ]);
+        assert_eq!(code, Some(0), "{stdout}{stderr}");
+        let dir = out.join("replay-incident-hang");
+        seen.push(
+            files
+                .iter()
+                .map(|f| std::fs::read(dir.join(f)).unwrap())
+                .collect(),
+        );
+    }
+    for (k, f) in files.iter().enumerate() {
+        assert!(
+            seen[0][k] == seen[1][k],
+            "{f} differs between two replays (1 and 2 threads)"
+        );
+    }
+}
+
+#[test]
+fn shrink_refuses_an_unwritable_out_before_running_anything() {
+    let reg = root().join("scenarios/regressions/incident-hang.toml");
+    let (code, stdout, stderr) = run(&[
+        "shrink",
+        reg.to_str().unwrap(),
+        "--seed",
+        "1",
+        "--out",
+        "/proc/no-such-dir/x.toml",
+    ]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("--out /proc/no-such-dir"), "{stderr}");
+    assert!(
+        !stdout.contains("shrinking"),
+        "it ran before refusing: {stdout}"
+    );
+}
