@@ -1,6 +1,6 @@
 //! A client of a node: says hello as a given node id, sends messages, awaits answers.
 
-use crate::net::MAGIC;
+use crate::net::{hello, parse_hello, CONNECT_TIMEOUT};
 use minitwin_components::codec::{self, FrameDecoder};
 use minitwin_components::{Msg, NodeId};
 use std::io;
@@ -18,22 +18,30 @@ pub struct Client {
 impl Client {
     /// Connects to the node at `addr`, introducing itself as node `me`; the node says hello back.
     pub async fn connect(addr: SocketAddr, me: NodeId) -> io::Result<Client> {
-        let mut stream = TcpStream::connect(addr).await?;
+        let mut stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
+        {
+            Ok(connected) => connected?,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{addr} did not accept a connection in {CONNECT_TIMEOUT:?}"),
+                ))
+            }
+        };
         stream.set_nodelay(true)?;
-        let mut hello = MAGIC.to_vec();
-        hello.extend_from_slice(&me.to_le_bytes());
-        stream.write_all(&hello).await?;
+        stream.write_all(&hello(me)).await?;
         stream.flush().await?;
         let mut answer = [0u8; 8];
         let read =
             tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut answer)).await;
         match read {
-            Ok(Ok(_)) if &answer[..4] == MAGIC => {}
             Ok(Ok(_)) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{addr} is not a minitwin node (bad hello)"),
-                ))
+                if let Err(why) = parse_hello(&answer) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{addr} {why}"),
+                    ));
+                }
             }
             Ok(Err(e)) => return Err(e),
             Err(_) => {

@@ -9,8 +9,15 @@
 //! A checkpoint writes `<log>.snap` (`MTSNAP1`, the lsn, the bytes) to a temporary file,
 //! syncs and renames it, then rewrites the log with only the records after that lsn the same
 //! way. A crash between the two leaves a log that starts before the snapshot: recovery skips
-//! the records the snapshot covers. Blocking std::fs calls run on the node's task: fine for
-//! logs this size, and `tokio::fs` is not available inside madsim.
+//! the records the snapshot covers. Appends, cuts and checkpoints are std::fs calls on the
+//! node's task (`tokio::fs` is not available inside madsim); the sync of appended records,
+//! the one that waits for the device, runs on a blocking thread through [`FileLog::sync_handle`]
+//! and reports back with [`FileLog::synced`]. A cut or rewrite bumps [`FileLog::generation`],
+//! so a sync that raced with one is not taken for what it no longer covers.
+//!
+//! Under madsim a killed node's files keep everything written to them, synced or not; the
+//! [`crash`] module remembers how much of each file was made durable so that a test can cut
+//! them back to it, as a power loss would, and a missing sync is seen.
 
 use minitwin_components::Recovered;
 use std::fs::{File, OpenOptions};
@@ -28,6 +35,50 @@ pub struct FileLog {
     base_lsn: u64,
     /// Byte offset where each record starts, plus the end.
     offsets: Vec<u64>,
+    /// Bumped by every cut and rewrite of the file.
+    generation: u64,
+}
+
+/// How much of each log file was made durable, for madsim's kills (see the module's doc).
+#[cfg(madsim)]
+pub mod crash {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static DURABLE: Mutex<BTreeMap<PathBuf, u64>> = Mutex::new(BTreeMap::new());
+
+    pub(crate) fn durable(path: &Path, len: u64) {
+        DURABLE
+            .lock()
+            .expect("durable lock")
+            .insert(path.to_path_buf(), len);
+    }
+
+    /// Cuts every log file under `dir` back to what was made durable (call between madsim's
+    /// `kill` and `restart`); returns the bytes lost.
+    pub fn lose_unsynced(dir: &Path) -> u64 {
+        let durable = DURABLE.lock().expect("durable lock");
+        let mut lost = 0;
+        for (path, &len) in durable.range(dir.to_path_buf()..) {
+            if !path.starts_with(dir) {
+                break;
+            }
+            let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) else {
+                continue;
+            };
+            let now = f.metadata().map_or(0, |m| m.len());
+            if now > len && f.set_len(len).is_ok() {
+                lost += now - len;
+            }
+        }
+        lost
+    }
+}
+
+#[cfg(not(madsim))]
+mod crash {
+    pub(crate) fn durable(_path: &std::path::Path, _len: u64) {}
 }
 
 fn bad_data(path: &Path, what: &str) -> io::Error {
@@ -111,11 +162,13 @@ impl FileLog {
         // A crash between writing the snapshot and rewriting the log: skip what it covers.
         let covered = ((snap_lsn - file_base) as usize).min(records.len());
         records.drain(..covered);
+        crash::durable(path, end);
         let log = FileLog {
             path: path.to_path_buf(),
             file,
             base_lsn: file_base,
             offsets: offsets.into_iter().map(|o| o + HEADER_LEN).collect(),
+            generation: 0,
         };
         Ok((log, Recovered { snapshot, records }))
     }
@@ -144,7 +197,29 @@ impl FileLog {
     /// Makes every appended record durable; returns the lsn covered.
     pub fn sync(&mut self) -> io::Result<u64> {
         self.file.sync_data()?;
+        self.synced(self.end_offset());
         Ok(self.tail_lsn())
+    }
+
+    /// The file's length: where the next record goes.
+    pub fn end_offset(&self) -> u64 {
+        *self.offsets.last().expect("end offset")
+    }
+
+    /// Bumped by every cut and rewrite: a sync begun in another generation covers an older
+    /// file.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// A handle to the same file, for a sync on another thread.
+    pub fn sync_handle(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
+    /// A sync begun when the file was `end` bytes long finished.
+    pub fn synced(&mut self, end: u64) {
+        crash::durable(&self.path, end);
     }
 
     /// Cuts the log to its first `lsn` records, durably.
@@ -158,9 +233,12 @@ impl FileLog {
         let keep = ((lsn - self.base_lsn) as usize).min(self.offsets.len() - 1);
         self.offsets.truncate(keep + 1);
         let end = self.offsets[keep];
+        self.generation += 1;
         self.file.set_len(end)?;
         self.file.seek(SeekFrom::Start(end))?;
-        self.file.sync_data()
+        self.file.sync_data()?;
+        crash::durable(&self.path, end);
+        Ok(())
     }
 
     /// Writes `<log>.snap`: the magic, `lsn`, the length and the bytes, atomically.
@@ -185,6 +263,8 @@ impl FileLog {
         self.file.seek(SeekFrom::End(0))?;
         self.offsets = vec![HEADER_LEN];
         self.base_lsn = lsn;
+        self.generation += 1;
+        crash::durable(&self.path, HEADER_LEN);
         Ok(())
     }
 
@@ -214,6 +294,8 @@ impl FileLog {
             .map(|o| o - from + HEADER_LEN)
             .collect();
         self.base_lsn = lsn;
+        self.generation += 1;
+        crash::durable(&self.path, self.end_offset());
         Ok(())
     }
 }

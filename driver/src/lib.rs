@@ -2,10 +2,13 @@
 //! simulator runs, on tokio, with TCP between nodes and a real file as each node's disk.
 //!
 //! Map of the crate:
-//! - [`disk`]: the write-ahead log as a file (length-prefixed records, `sync_data`, torn tails
-//!   ignored on recovery).
-//! - [`net`]: TCP transport: a hello frame names the sender, then `components::codec` frames;
-//!   bad bytes from a peer close that connection with an error naming the peer.
+//! - [`clock`]: one clock epoch across the cluster's nodes (wall time read once, monotonic
+//!   after).
+//! - [`disk`]: the write-ahead log as a file (length-prefixed records, `sync_data` on a
+//!   blocking thread, torn tails ignored on recovery; under madsim, what a kill loses).
+//! - [`net`]: TCP transport: a versioned hello names the sender, then `components::codec`
+//!   frames of every message family; bad bytes from a peer close that connection with a logged
+//!   reason and a count; dialling retries with backoff and jitter; writes time out.
 //! - [`node`]: one task per node owns the component and its [`node::TokioContext`], and handles
 //!   its mailbox (messages, timers, disk completions) one event at a time.
 //! - [`client`]: a small client for tests and tools.
@@ -14,6 +17,7 @@
 //! inside madsim's deterministic simulator. This is the only crate that may read the wall clock.
 
 pub mod client;
+pub mod clock;
 pub mod disk;
 pub mod net;
 pub mod node;

@@ -1,20 +1,93 @@
-//! TCP between nodes. Every connection opens with a hello (magic `MTW1`, then the sender's
-//! node id as a little-endian u32) and then carries `components::codec` frames both ways: a node
-//! answers a peer over the connection the peer opened, so clients need no address of their own.
-//! Bytes that do not decode close that connection, with an error naming the peer; the node
-//! keeps serving everyone else.
+//! TCP between nodes. Every connection opens with a hello (magic `MTW`, the wire version, then
+//! the sender's node id as a little-endian u32) and then carries `components::codec` frames
+//! both ways: a node answers a peer over the connection the peer opened, so clients need no
+//! address of their own. Bytes that do not decode close that connection, with a logged reason
+//! naming the peer and a count in [`Peers::protocol_errors`]; the node keeps serving everyone
+//! else.
+//!
+//! Dialling: a message to a peer with no connection dials it; a failed connect is tried again
+//! after an exponential backoff with jitter ([`Backoff`]), each try bounded by
+//! [`CONNECT_TIMEOUT`]; after [`DIAL_ATTEMPTS`] the frames queued for it are dropped (as a
+//! network may drop them: the components' own timeouts and retries take over) and the next
+//! message dials again. A write that does not finish within [`WRITE_TIMEOUT`] (a peer that
+//! stopped reading) closes the connection.
 
-use minitwin_components::codec::{self, FrameDecoder};
+use minitwin_components::codec::{self, FrameDecoder, WIRE_VERSION};
+use minitwin_components::rng::Rng;
 use minitwin_components::{Msg, NodeId};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-pub const MAGIC: &[u8; 4] = b"MTW1";
+/// The hello: these three bytes, the wire version, the sender's node id.
+pub const MAGIC: &[u8; 3] = b"MTW";
+/// How long one connect may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long one frame's write may take before the connection is given up.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connects tried before queued frames are dropped.
+pub const DIAL_ATTEMPTS: u32 = 8;
+
+/// The 8-byte hello `me` sends first.
+pub fn hello(me: NodeId) -> [u8; 8] {
+    let mut h = [0u8; 8];
+    h[..3].copy_from_slice(MAGIC);
+    h[3] = WIRE_VERSION;
+    h[4..].copy_from_slice(&me.to_le_bytes());
+    h
+}
+
+/// The node id a hello names, or why it is refused.
+pub fn parse_hello(h: &[u8; 8]) -> Result<NodeId, String> {
+    if &h[..3] != MAGIC {
+        return Err(format!("sent no minitwin hello (got {:?})", &h[..4]));
+    }
+    if h[3] != WIRE_VERSION {
+        return Err(format!(
+            "speaks wire version {}, this node version {WIRE_VERSION} (a node of another release?)",
+            h[3]
+        ));
+    }
+    Ok(u32::from_le_bytes(h[4..].try_into().expect("4 bytes")))
+}
+
+/// Exponential backoff with equal jitter: the n-th wait is half of min(cap, base * 2^n) plus
+/// a random part of the other half, so that peers that lost a node together do not dial it
+/// back in step.
+#[derive(Debug)]
+pub struct Backoff {
+    base_ms: u64,
+    cap_ms: u64,
+    attempt: u32,
+    rng: Rng,
+}
+
+impl Backoff {
+    pub fn new(base_ms: u64, cap_ms: u64, rng: Rng) -> Backoff {
+        Backoff {
+            base_ms,
+            cap_ms,
+            attempt: 0,
+            rng,
+        }
+    }
+
+    /// The next wait.
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self
+            .base_ms
+            .saturating_mul(1u64 << self.attempt.min(30))
+            .min(self.cap_ms);
+        self.attempt += 1;
+        let half = ceiling / 2;
+        Duration::from_millis(half + self.rng.below(ceiling - half + 1))
+    }
+}
 
 /// What the network hands the node.
 pub type Inbox = mpsc::UnboundedSender<(NodeId, Msg)>;
@@ -25,15 +98,21 @@ pub struct Peers {
     writers: Arc<Mutex<BTreeMap<NodeId, mpsc::UnboundedSender<Vec<u8>>>>>,
     book: Arc<BTreeMap<NodeId, SocketAddr>>,
     inbox: Option<Inbox>,
+    /// Seeds the dialler's jitter.
+    seed: u64,
     /// Connections closed because a peer sent bytes that did not decode.
     pub protocol_errors: Arc<AtomicU64>,
+    /// Connects that failed (each try), and frames dropped after the last one.
+    pub dial_failures: Arc<AtomicU64>,
+    pub frames_dropped: Arc<AtomicU64>,
 }
 
 impl Peers {
-    pub fn new(book: BTreeMap<NodeId, SocketAddr>, inbox: Inbox) -> Peers {
+    pub fn new(book: BTreeMap<NodeId, SocketAddr>, inbox: Inbox, seed: u64) -> Peers {
         Peers {
             book: Arc::new(book),
             inbox: Some(inbox),
+            seed,
             ..Peers::default()
         }
     }
@@ -43,7 +122,7 @@ impl Peers {
     pub fn send(&self, me: NodeId, to: NodeId, msg: &Msg) -> bool {
         let mut frame = Vec::new();
         if let Err(e) = codec::encode(msg, &mut frame) {
-            eprintln!("minitwin-driver: node {me}: cannot send to {to}: {e}");
+            tracing::error!(node = me, peer = to, error = %e, "cannot encode a message; dropped");
             return false;
         }
         let mut writers = self.writers.lock().expect("peers lock");
@@ -72,25 +151,32 @@ impl Peers {
     }
 }
 
-/// Connects to `addr` (a few tries with backoff), says hello, then writes frames from `rx`.
+/// Connects to `addr` (tries with backoff and jitter), says hello, then writes frames from
+/// `rx` and reads what the peer answers on the same connection.
 async fn dial(
     me: NodeId,
     to: NodeId,
     addr: SocketAddr,
-    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
     peers: Peers,
 ) {
-    let mut backoff_ms = 10;
-    for _ in 0..6 {
-        match TcpStream::connect(addr).await {
-            Ok(stream) => {
+    let rng = Rng::stream(peers.seed, &format!("dial {me}->{to}"));
+    let mut backoff = Backoff::new(10, 2_000, rng);
+    for attempt in 1..=DIAL_ATTEMPTS {
+        let error = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 let (mut reader, writer) = tokio::io::split(stream);
-                tokio::spawn(write_frames(me, writer, rx));
+                tokio::spawn(write_frames(me, to, writer, rx, peers.clone()));
                 // Answers may come back on this connection too, after the peer's hello.
-                let mut hello = [0u8; 8];
-                if reader.read_exact(&mut hello).await.is_err() || &hello[..4] != MAGIC {
-                    eprintln!("minitwin-driver: node {me}: node {to} at {addr} sent no minitwin hello; closing");
+                let mut h = [0u8; 8];
+                if let Err(e) = reader.read_exact(&mut h).await {
+                    tracing::warn!(node = me, peer = to, %addr, error = %e, "connection closed before the peer's hello");
+                    peers.forget(to);
+                    return;
+                }
+                if let Err(why) = parse_hello(&h) {
+                    tracing::warn!(node = me, peer = to, %addr, reason = %why, "protocol error; closing");
                     peers.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     peers.forget(to);
                     return;
@@ -98,30 +184,53 @@ async fn dial(
                 read_frames(me, reader, to, addr, peers).await;
                 return;
             }
-            Err(_) => {
-                tokio::time::sleep(std::time::Duration::from_millis(backoff_ms)).await;
-                backoff_ms *= 2;
-            }
-        }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer in {CONNECT_TIMEOUT:?}"),
+        };
+        peers.dial_failures.fetch_add(1, Ordering::Relaxed);
+        let wait = backoff.next_delay();
+        tracing::debug!(node = me, peer = to, %addr, attempt, error = %error, ?wait, "connect failed; trying again");
+        tokio::time::sleep(wait).await;
     }
-    eprintln!("minitwin-driver: node {me}: cannot connect to node {to} at {addr}");
     peers.forget(to);
+    rx.close();
+    let mut dropped = 0u64;
+    while rx.try_recv().is_ok() {
+        dropped += 1;
+    }
+    peers.frames_dropped.fetch_add(dropped, Ordering::Relaxed);
+    tracing::warn!(node = me, peer = to, %addr, attempts = DIAL_ATTEMPTS, dropped, "peer unreachable; queued messages dropped, the next message dials again");
 }
 
+/// Writes the hello, then every frame from `rx`; a write that fails or takes longer than
+/// [`WRITE_TIMEOUT`] ends the connection (the next message dials again).
 async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
     me: NodeId,
+    peer: NodeId,
     mut w: W,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    peers: Peers,
 ) {
-    let mut hello = MAGIC.to_vec();
-    hello.extend_from_slice(&me.to_le_bytes());
-    if w.write_all(&hello).await.is_err() || w.flush().await.is_err() {
-        return;
-    }
-    while let Some(frame) = rx.recv().await {
-        if w.write_all(&frame).await.is_err() || w.flush().await.is_err() {
-            return;
+    let mut next = Some(hello(me).to_vec());
+    while let Some(bytes) = next {
+        let write = async {
+            w.write_all(&bytes).await?;
+            w.flush().await
+        };
+        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(node = me, peer, error = %e, "write failed; connection closed");
+                peers.forget(peer);
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(node = me, peer, timeout = ?WRITE_TIMEOUT, "peer not reading; connection closed");
+                peers.forget(peer);
+                return;
+            }
         }
+        next = rx.recv().await;
     }
 }
 
@@ -139,21 +248,20 @@ pub async fn serve(me: NodeId, listener: TcpListener, peers: Peers) {
 /// Reads a hello, then frames; registers the connection as the way back to that peer.
 async fn read_connection(me: NodeId, stream: TcpStream, addr: SocketAddr, peers: Peers) {
     let (mut reader, writer) = tokio::io::split(stream);
-    let mut hello = [0u8; 8];
-    if reader.read_exact(&mut hello).await.is_err() {
+    let mut h = [0u8; 8];
+    if reader.read_exact(&mut h).await.is_err() {
         return;
     }
-    if &hello[..4] != MAGIC {
-        eprintln!(
-            "minitwin-driver: node {me}: peer {addr} sent no minitwin hello (got {:?}); closing",
-            &hello[..4]
-        );
-        peers.protocol_errors.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    let peer = u32::from_le_bytes(hello[4..].try_into().expect("4 bytes"));
+    let peer = match parse_hello(&h) {
+        Ok(peer) => peer,
+        Err(why) => {
+            tracing::warn!(node = me, %addr, reason = %why, "protocol error; closing the connection");
+            peers.protocol_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(write_frames(me, writer, rx));
+    tokio::spawn(write_frames(me, peer, writer, rx, peers.clone()));
     peers.register(peer, tx);
     read_frames(me, reader, peer, addr, peers).await;
 }
@@ -186,7 +294,7 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    eprintln!("minitwin-driver: node {me}: peer {addr} (node {peer}) sent a bad frame: {e}; closing the connection");
+                    tracing::warn!(node = me, peer, %addr, reason = %e, "bad frame; closing the connection");
                     peers.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     peers.forget(peer);
                     return;
@@ -195,4 +303,116 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
         }
     }
     peers.forget(peer);
+}
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use super::*;
+    use minitwin_components::msg::{Request, Route};
+
+    #[test]
+    fn backoff_grows_to_its_cap_with_jitter_in_the_upper_half() {
+        let mut b = Backoff::new(10, 2_000, Rng::stream(1, "b"));
+        let delays: Vec<u64> = (0..12).map(|_| b.next_delay().as_millis() as u64).collect();
+        for (n, &d) in delays.iter().enumerate() {
+            let ceiling = (10u64 << n).min(2_000);
+            assert!(
+                d >= ceiling / 2 && d <= ceiling,
+                "wait {n}: {d} ms, ceiling {ceiling}"
+            );
+        }
+        let mut other = Backoff::new(10, 2_000, Rng::stream(2, "b"));
+        let others: Vec<u64> = (0..12)
+            .map(|_| other.next_delay().as_millis() as u64)
+            .collect();
+        assert_ne!(delays, others, "two dialers do not retry in step");
+    }
+
+    #[test]
+    fn a_hello_of_another_wire_version_is_refused_naming_both() {
+        let mut h = hello(7);
+        assert_eq!(parse_hello(&h), Ok(7));
+        h[3] = WIRE_VERSION + 1;
+        let why = parse_hello(&h).unwrap_err();
+        assert!(
+            why.contains(&format!("wire version {}", WIRE_VERSION + 1)),
+            "{why}"
+        );
+        assert!(parse_hello(b"GET / HT")
+            .unwrap_err()
+            .contains("no minitwin hello"));
+    }
+
+    #[test]
+    fn a_message_to_a_peer_that_starts_late_arrives_after_backoff() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // A free port, closed again: nothing listens there yet.
+            let addr = TcpListener::bind("127.0.0.1:0")
+                .await
+                .unwrap()
+                .local_addr()
+                .unwrap();
+            let (tx, _rx) = mpsc::unbounded_channel();
+            let book = BTreeMap::from([(2, addr)]);
+            let sender = Peers::new(book, tx, 1);
+            let msg = Msg::Request(Request {
+                id: 1,
+                route: Route::Read,
+                key: 5,
+                value: 0,
+            });
+            assert!(sender.send(1, 2, &msg));
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let listener = TcpListener::bind(addr).await.unwrap();
+            let (inbox_tx, mut inbox_rx) = mpsc::unbounded_channel();
+            let receiver = Peers::new(BTreeMap::new(), inbox_tx, 2);
+            tokio::spawn(serve(2, listener, receiver));
+            let got = tokio::time::timeout(Duration::from_secs(5), inbox_rx.recv())
+                .await
+                .expect("delivered once the peer listens");
+            assert_eq!(got, Some((1, msg)));
+            assert!(sender.dial_failures.load(Ordering::Relaxed) >= 1);
+            assert_eq!(sender.frames_dropped.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    #[test]
+    fn queued_messages_to_a_peer_that_never_answers_are_dropped_and_counted() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let addr = TcpListener::bind("127.0.0.1:0")
+                .await
+                .unwrap()
+                .local_addr()
+                .unwrap();
+            let (tx, _rx) = mpsc::unbounded_channel();
+            let sender = Peers::new(BTreeMap::from([(2, addr)]), tx, 1);
+            let req = Msg::Request(Request {
+                id: 1,
+                route: Route::Read,
+                key: 5,
+                value: 0,
+            });
+            assert!(sender.send(1, 2, &req));
+            assert!(sender.send(1, 2, &req));
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if sender.frames_dropped.load(Ordering::Relaxed) > 0 {
+                    break;
+                }
+            }
+            assert_eq!(
+                sender.dial_failures.load(Ordering::Relaxed),
+                u64::from(DIAL_ATTEMPTS)
+            );
+            assert_eq!(sender.frames_dropped.load(Ordering::Relaxed), 2);
+        });
+    }
 }

@@ -1,5 +1,6 @@
 //! A node: one task owns the component and its context and handles one event at a time.
 
+use crate::clock::Clock;
 use crate::disk::FileLog;
 use crate::net::{self, Peers};
 use minitwin_components::metrics::Metrics;
@@ -12,7 +13,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 
 /// How to start a node.
 #[derive(Clone, Debug)]
@@ -27,18 +27,53 @@ pub struct NodeConfig {
     pub peers: BTreeMap<NodeId, SocketAddr>,
     /// Seed of the node's RNG stream (production runs pick one at start).
     pub seed: u64,
+    /// The cluster's clock epoch as a Unix time in ns, the same for every node (see
+    /// [`crate::clock`]); None: the node's own start (a node on its own, tests).
+    pub epoch_unix_ns: Option<u64>,
+    /// PLANTED BUG (madsim builds only): acknowledge a sync without making anything durable.
+    /// The madsim suite must see acknowledged writes lost on a kill.
+    #[cfg(madsim)]
+    pub bug_skip_fsync: bool,
+}
+
+impl NodeConfig {
+    /// A node named `name` with id `id`, listening at `listen`, its disk in `data_dir`, no
+    /// peers, seed 1, its own clock epoch.
+    pub fn new(id: NodeId, name: &str, listen: SocketAddr, data_dir: PathBuf) -> NodeConfig {
+        NodeConfig {
+            id,
+            name: name.to_string(),
+            listen,
+            data_dir,
+            peers: BTreeMap::new(),
+            seed: 1,
+            epoch_unix_ns: None,
+            #[cfg(madsim)]
+            bug_skip_fsync: false,
+        }
+    }
 }
 
 enum Event {
     Message(NodeId, Msg),
     Timer(TimerId, Timer),
     Disk(DiskEvent),
+    /// A sync asked at `lsn` (the file then `end` bytes long, in its `generation`) finished
+    /// on a blocking thread.
+    SyncDone {
+        lsn: u64,
+        end: u64,
+        generation: u64,
+        result: std::io::Result<()>,
+    },
 }
 
-/// The production [`Context`]: real time since the node started, real TCP, a real file.
+/// The production [`Context`]: the cluster's clock, real TCP, a real file.
 pub struct TokioContext {
     me: NodeId,
-    started: Instant,
+    clock: Clock,
+    #[cfg(madsim)]
+    bug_skip_fsync: bool,
     rng: Rng,
     metrics: Metrics,
     log: FileLog,
@@ -51,7 +86,7 @@ pub struct TokioContext {
 
 impl Context for TokioContext {
     fn now_ns(&self) -> u64 {
-        self.started.elapsed().as_nanos() as u64
+        self.clock.now_ns()
     }
     fn me(&self) -> NodeId {
         self.me
@@ -84,60 +119,60 @@ impl Context for TokioContext {
     }
     fn disk_append(&mut self, record: &[u8]) -> Result<u64, DiskError> {
         self.log.append(record).map_err(|e| {
-            eprintln!(
-                "minitwin-driver: node {}: append to {} failed: {e}",
-                self.me,
-                self.log.path().display()
-            );
+            tracing::error!(node = self.me, path = %self.log.path().display(), error = %e, "append failed");
             DiskError::Io
         })
     }
     fn disk_sync(&mut self) {
-        let event = match self.log.sync() {
-            Ok(lsn) => DiskEvent::Synced { lsn },
+        let (lsn, end, generation) = (
+            self.log.tail_lsn(),
+            self.log.end_offset(),
+            self.log.generation(),
+        );
+        #[cfg(madsim)]
+        if self.bug_skip_fsync {
+            let _ = self.events.send(Event::Disk(DiskEvent::Synced { lsn }));
+            return;
+        }
+        // fsync blocks for milliseconds: it runs on a blocking thread, never on the runtime's
+        // workers; its completion comes back as an event, as it does in the simulator.
+        let file = match self.log.sync_handle() {
+            Ok(f) => f,
             Err(e) => {
-                eprintln!(
-                    "minitwin-driver: node {}: sync of {} failed: {e}",
-                    self.me,
-                    self.log.path().display()
-                );
-                DiskEvent::SyncFailed {
-                    lsn: self.log.tail_lsn(),
-                }
+                tracing::error!(node = self.me, path = %self.log.path().display(), error = %e, "cannot open the log for a sync");
+                let _ = self.events.send(Event::Disk(DiskEvent::SyncFailed { lsn }));
+                return;
             }
         };
-        // Completion arrives as a later event, as it does in the simulator.
-        let _ = self.events.send(Event::Disk(event));
+        let events = self.events.clone();
+        #[allow(deprecated)] // madsim runs blocking closures as tasks and says so
+        drop(tokio::task::spawn_blocking(move || {
+            let result = file.sync_data();
+            let _ = events.send(Event::SyncDone {
+                lsn,
+                end,
+                generation,
+                result,
+            });
+        }));
     }
     fn disk_recover(&mut self) -> Recovered {
         std::mem::take(&mut self.recovered)
     }
     fn disk_truncate(&mut self, lsn: u64) {
         if let Err(e) = self.log.truncate(lsn) {
-            eprintln!(
-                "minitwin-driver: node {}: truncate of {} failed: {e}",
-                self.me,
-                self.log.path().display()
-            );
+            tracing::error!(node = self.me, path = %self.log.path().display(), lsn, error = %e, "truncate failed");
         }
     }
     fn disk_install(&mut self, lsn: u64, snapshot: Vec<u8>) {
         if let Err(e) = self.log.install(lsn, &snapshot) {
-            eprintln!(
-                "minitwin-driver: node {}: installing a clone at {lsn} in {} failed: {e}",
-                self.me,
-                self.log.path().display()
-            );
+            tracing::error!(node = self.me, path = %self.log.path().display(), lsn, error = %e, "installing a clone failed");
         }
     }
     fn disk_checkpoint(&mut self, lsn: u64, snapshot: Vec<u8>) {
         if let Err(e) = self.log.checkpoint(lsn, &snapshot) {
             // The log keeps its records: nothing is lost, the next checkpoint tries again.
-            eprintln!(
-                "minitwin-driver: node {}: checkpoint of {} at {lsn} failed: {e}",
-                self.me,
-                self.log.path().display()
-            );
+            tracing::error!(node = self.me, path = %self.log.path().display(), lsn, error = %e, "checkpoint failed");
         }
     }
     fn power(&mut self, node: NodeId, on: bool) {
@@ -203,11 +238,13 @@ pub async fn spawn_node(
     let local_addr = listener.local_addr()?;
     let (events_tx, events_rx) = mpsc::unbounded_channel::<Event>();
     let (inbox_tx, inbox_rx) = mpsc::unbounded_channel::<(NodeId, Msg)>();
-    let peers = Peers::new(config.peers.clone(), inbox_tx);
+    let peers = Peers::new(config.peers.clone(), inbox_tx, config.seed);
     let server = tokio::spawn(net::serve(config.id, listener, peers.clone()));
     let ctx = TokioContext {
         me: config.id,
-        started: Instant::now(),
+        clock: Clock::new(config.epoch_unix_ns),
+        #[cfg(madsim)]
+        bug_skip_fsync: config.bug_skip_fsync,
         rng: Rng::stream(config.seed, &config.name),
         metrics: Metrics::new(),
         log,
@@ -255,6 +292,24 @@ async fn run(
                 }
             }
             Event::Disk(e) => component.on_disk(&mut ctx, e),
+            Event::SyncDone {
+                lsn,
+                end,
+                generation,
+                result,
+            } => match result {
+                Err(e) => {
+                    tracing::error!(node = ctx.me, path = %ctx.log.path().display(), error = %e, "sync failed");
+                    component.on_disk(&mut ctx, DiskEvent::SyncFailed { lsn });
+                }
+                // The log was cut or rewritten while the sync ran: what it covered may no
+                // longer be the records up to `lsn`; sync the log as it is now instead.
+                Ok(()) if generation != ctx.log.generation() => ctx.disk_sync(),
+                Ok(()) => {
+                    ctx.log.synced(end);
+                    component.on_disk(&mut ctx, DiskEvent::Synced { lsn });
+                }
+            },
         }
     }
 }

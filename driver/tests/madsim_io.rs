@@ -25,14 +25,7 @@ fn seeds() -> Vec<u64> {
 }
 
 fn store_node(dir: std::path::PathBuf) -> NodeConfig {
-    NodeConfig {
-        id: 0,
-        name: "store-0".into(),
-        listen: "10.0.0.1:7000".parse().unwrap(),
-        data_dir: dir,
-        peers: BTreeMap::new(),
-        seed: 1,
-    }
+    NodeConfig::new(0, "store-0", "10.0.0.1:7000".parse().unwrap(), dir)
 }
 
 fn write(id: u64, key: u64, value: u64) -> Msg {

@@ -18,14 +18,12 @@ fn data_dir(test: &str) -> PathBuf {
 }
 
 fn config(dir: &std::path::Path) -> NodeConfig {
-    NodeConfig {
-        id: 0,
-        name: "store-0".into(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.to_path_buf(),
-        peers: BTreeMap::new(),
-        seed: 1,
-    }
+    NodeConfig::new(
+        0,
+        "store-0",
+        "127.0.0.1:0".parse().unwrap(),
+        dir.to_path_buf(),
+    )
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
