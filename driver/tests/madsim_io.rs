@@ -1,21 +1,33 @@
-//! The production I/O path (framing, connections, the node loop, the real log file) under
-//! madsim's deterministic network and clock. Compiled only with `RUSTFLAGS="--cfg madsim"`:
+//! The production I/O path (framing, connections, dialling, the node loop, the real log file)
+//! under madsim's deterministic network and clock. Compiled only with `RUSTFLAGS="--cfg madsim"`:
 //!
 //!     RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/madsim cargo test -p minitwin-driver
 //!
-//! Seeds: `MINITWIN_MADSIM_SEEDS` (comma-separated), default 1,2,3.
+//! Seeds: `MINITWIN_MADSIM_SEEDS` (comma-separated), default 1,2,3. A small cluster: a store
+//! node (10.0.0.1), a service node in front of it (10.0.0.2) and the users' client
+//! (10.0.0.3); the tests kill and restart, partition and clog it and see it recover. Files
+//! outlive a madsim kill with everything written to them, so every kill here is followed by
+//! `crash::lose_unsynced`, which cuts them back to what was synced: a missing fsync loses
+//! acknowledged writes, and the planted `bug_skip_fsync` shows that this suite sees it.
 #![cfg(madsim)]
 
-use madsim::runtime::{Handle, Runtime};
+use madsim::net::NetSim;
+use madsim::runtime::{Handle, NodeHandle, Runtime};
+use minitwin_components::msg::{Request, Response, Route, Status};
 use minitwin_components::msg::{StoreOp, StoreRequest, StoreResponse, StoreResult};
+use minitwin_components::service::{Service, ServiceConfig};
 use minitwin_components::store::{Store, StoreConfig};
 use minitwin_components::Msg;
+use minitwin_driver::disk::crash;
 use minitwin_driver::{spawn_node, Client, NodeConfig};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(5);
+const WAIT: Duration = Duration::from_secs(10);
+const STORE: &str = "10.0.0.1:7000";
+const SERVICE: &str = "10.0.0.2:7000";
 
 fn seeds() -> Vec<u64> {
     std::env::var("MINITWIN_MADSIM_SEEDS")
@@ -24,22 +36,21 @@ fn seeds() -> Vec<u64> {
         .unwrap_or_else(|| vec![1, 2, 3])
 }
 
-fn store_node(dir: std::path::PathBuf) -> NodeConfig {
-    NodeConfig::new(0, "store-0", "10.0.0.1:7000".parse().unwrap(), dir)
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
 }
 
-fn write(id: u64, key: u64, value: u64) -> Msg {
-    Msg::Store(StoreRequest {
-        id,
-        op: StoreOp::Write { key, value },
-    })
+fn data_dir(test: &str, seed: u64) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "minitwin-madsim-{}-{test}-{seed}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }
 
-fn read(id: u64, key: u64) -> Msg {
-    Msg::Store(StoreRequest {
-        id,
-        op: StoreOp::Read { key },
-    })
+fn store_msg(id: u64, op: StoreOp) -> Msg {
+    Msg::Store(StoreRequest { id, op })
 }
 
 fn result(m: Msg) -> StoreResult {
@@ -49,79 +60,313 @@ fn result(m: Msg) -> StoreResult {
     }
 }
 
+/// Starts the store node (id 1) on `handle`; `bug_skip_fsync` plants the missing fsync.
+fn store_node(handle: &Handle, dir: PathBuf, bug_skip_fsync: bool) -> NodeHandle {
+    handle
+        .create_node()
+        .name("store")
+        .ip(addr(STORE).ip())
+        .init(move || {
+            let dir = dir.clone();
+            async move {
+                let mut config = NodeConfig::new(1, "store-0", addr(STORE), dir);
+                config.bug_skip_fsync = bug_skip_fsync;
+                let node = spawn_node(config, Box::new(Store::new(StoreConfig::default())))
+                    .await
+                    .expect("the store node starts");
+                std::future::pending::<()>().await;
+                drop(node);
+            }
+        })
+        .build()
+}
+
+/// Starts the service node (id 0), which calls the store node.
+fn service_node(handle: &Handle, dir: PathBuf) -> NodeHandle {
+    handle
+        .create_node()
+        .name("service")
+        .ip(addr(SERVICE).ip())
+        .init(move || {
+            let dir = dir.clone();
+            async move {
+                let mut config = NodeConfig::new(0, "service-0", addr(SERVICE), dir);
+                config.peers = BTreeMap::from([(1, addr(STORE))]);
+                let service = Service::new(ServiceConfig::default(), &[1]);
+                let node = spawn_node(config, Box::new(service))
+                    .await
+                    .expect("the service node starts");
+                std::future::pending::<()>().await;
+                drop(node);
+            }
+        })
+        .build()
+}
+
+fn client_node(handle: &Handle) -> NodeHandle {
+    handle
+        .create_node()
+        .name("client")
+        .ip("10.0.0.3".parse().unwrap())
+        .build()
+}
+
+/// Connects to `at`, trying every 200 ms for up to 10 s (a node restarting).
+async fn connect(at: SocketAddr) -> Client {
+    let mut tries = 0;
+    loop {
+        match Client::connect(at, 99).await {
+            Ok(c) => return c,
+            Err(e) if tries < 50 => {
+                tries += 1;
+                let _ = e;
+                madsim::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("no connection to {at}: {e}"),
+        }
+    }
+}
+
+/// A user's request through the service; the status it got.
+async fn ask(c: &mut Client, id: u64, route: Route, key: u64, value: u64) -> Response {
+    let msg = Msg::Request(Request {
+        id,
+        route,
+        key,
+        value,
+    });
+    match c.call(&msg, WAIT).await.expect("the service answers") {
+        Msg::Response(r) => r,
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+/// Asks until a request succeeds; the simulated seconds it took. Fails after 60 s.
+async fn until_ok(c: &mut Client, first_id: u64, route: Route, key: u64, value: u64) -> f64 {
+    let start = madsim::time::Instant::now();
+    for n in 0..60 {
+        if ask(c, first_id + n, route, key, value).await.status == Status::Ok {
+            return start.elapsed().as_secs_f64();
+        }
+        madsim::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the cluster did not recover in 60 s");
+}
+
 #[test]
 fn a_write_survives_a_server_kill_and_restart_and_the_client_reconnects() {
     for seed in seeds() {
-        let dir =
-            std::env::temp_dir().join(format!("minitwin-madsim-{}-{seed}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = data_dir("kill", seed);
         let rt = Runtime::with_seed_and_config(seed, madsim::Config::default());
-        let server_dir = dir.clone();
+        let store_dir = dir.clone();
         rt.block_on(async move {
             let handle = Handle::current();
-            let server = handle
-                .create_node()
-                .name("store")
-                .ip("10.0.0.1".parse().unwrap())
-                .init(move || {
-                    let dir = server_dir.clone();
-                    async move {
-                        let node = spawn_node(
-                            store_node(dir),
-                            Box::new(Store::new(StoreConfig::default())),
-                        )
-                        .await
-                        .expect("the store node starts");
-                        std::future::pending::<()>().await;
-                        drop(node);
-                    }
-                })
-                .build();
-            let client = handle
-                .create_node()
-                .name("client")
-                .ip("10.0.0.2".parse().unwrap())
-                .build();
-            let addr: SocketAddr = "10.0.0.1:7000".parse().unwrap();
+            let server = store_node(&handle, store_dir.clone(), false);
+            let client = client_node(&handle);
             client
                 .spawn(async move {
                     madsim::time::sleep(Duration::from_millis(100)).await;
-                    let mut c = Client::connect(addr, 99).await.expect("connect");
+                    let mut c = connect(addr(STORE)).await;
+                    let write = store_msg(1, StoreOp::Write { key: 7, value: 42 });
                     assert_eq!(
-                        result(c.call(&write(1, 7, 42), WAIT).await.unwrap()),
+                        result(c.call(&write, WAIT).await.unwrap()),
                         StoreResult::Written { lsn: 1, epoch: 1 }
-                    );
-                    assert_eq!(
-                        result(c.call(&read(2, 7), WAIT).await.unwrap()),
-                        StoreResult::Value(Some(42))
                     );
                 })
                 .await
                 .unwrap();
             handle.kill(server.id());
+            crash::lose_unsynced(&store_dir);
             handle.restart(server.id());
             client
                 .spawn(async move {
-                    let mut tries = 0;
-                    let mut c = loop {
-                        madsim::time::sleep(Duration::from_millis(200)).await;
-                        match Client::connect(addr, 99).await {
-                            Ok(c) => break c,
-                            Err(e) if tries < 20 => {
-                                tries += 1;
-                                let _ = e;
-                            }
-                            Err(e) => panic!("no reconnect after restart: {e}"),
-                        }
-                    };
+                    let mut c = connect(addr(STORE)).await;
+                    let read = store_msg(2, StoreOp::Read { key: 7 });
                     assert_eq!(
-                        result(c.call(&read(3, 7), WAIT).await.unwrap()),
-                        StoreResult::Value(Some(42))
+                        result(c.call(&read, WAIT).await.unwrap()),
+                        StoreResult::Value(Some(42)),
+                        "an acknowledged write is on disk after a kill"
                     );
                 })
                 .await
                 .unwrap();
         });
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Writes through the store directly, kills it, cuts its files back to what was synced,
+/// restarts it and reads: the value read back.
+fn acked_write_after_a_kill(seed: u64, bug_skip_fsync: bool) -> StoreResult {
+    let dir = data_dir(if bug_skip_fsync { "nofsync" } else { "fsync" }, seed);
+    let rt = Runtime::with_seed_and_config(seed, madsim::Config::default());
+    let store_dir = dir.clone();
+    let read = rt.block_on(async move {
+        let handle = Handle::current();
+        let server = store_node(&handle, store_dir.clone(), bug_skip_fsync);
+        let client = client_node(&handle);
+        client
+            .spawn(async move {
+                madsim::time::sleep(Duration::from_millis(100)).await;
+                let mut c = connect(addr(STORE)).await;
+                let write = store_msg(1, StoreOp::Write { key: 7, value: 42 });
+                let written = result(c.call(&write, WAIT).await.unwrap());
+                assert!(
+                    matches!(written, StoreResult::Written { .. }),
+                    "{written:?}"
+                );
+            })
+            .await
+            .unwrap();
+        handle.kill(server.id());
+        let lost = crash::lose_unsynced(&store_dir);
+        assert_eq!(lost > 0, bug_skip_fsync, "bytes lost by the kill: {lost}");
+        handle.restart(server.id());
+        client
+            .spawn(async move {
+                let mut c = connect(addr(STORE)).await;
+                let read = store_msg(2, StoreOp::Read { key: 7 });
+                result(c.call(&read, WAIT).await.unwrap())
+            })
+            .await
+            .unwrap()
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    read
+}
+
+#[test]
+fn an_acknowledged_write_is_synced_so_a_kill_that_drops_unsynced_data_keeps_it() {
+    for seed in seeds() {
+        assert_eq!(
+            acked_write_after_a_kill(seed, false),
+            StoreResult::Value(Some(42))
+        );
+    }
+}
+
+#[test]
+fn a_planted_missing_fsync_loses_the_acknowledged_write_on_a_kill_and_is_seen() {
+    for seed in seeds() {
+        assert_eq!(
+            acked_write_after_a_kill(seed, true),
+            StoreResult::Value(None),
+            "without the fsync the acknowledged write is gone: the check above would fail"
+        );
+    }
+}
+
+/// The three-node cluster: the store and service nodes, and the client's node; `body` runs
+/// inside the simulation with their handles.
+fn cluster<F, Fut>(test: &str, seed: u64, body: F)
+where
+    F: FnOnce(Handle, NodeHandle, NodeHandle, NodeHandle) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let dir = data_dir(test, seed);
+    let rt = Runtime::with_seed_and_config(seed, madsim::Config::default());
+    let d = dir.clone();
+    rt.block_on(async move {
+        let handle = Handle::current();
+        let store = store_node(&handle, d.join("store"), false);
+        let service = service_node(&handle, d.join("service"));
+        let client = client_node(&handle);
+        body(handle, store, service, client).await;
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writes key 3 through the service: the cluster works before the fault.
+async fn write_before(client: &NodeHandle) {
+    client
+        .spawn(async move {
+            madsim::time::sleep(Duration::from_millis(100)).await;
+            let mut c = connect(addr(SERVICE)).await;
+            assert_eq!(ask(&mut c, 1, Route::Write, 3, 33).await.status, Status::Ok);
+        })
+        .await
+        .unwrap();
+}
+
+/// Asks while the fault lasts: the service answers (an error, not silence) within its store
+/// timeout and retries.
+async fn fails_during(client: &NodeHandle) {
+    client
+        .spawn(async move {
+            let mut c = connect(addr(SERVICE)).await;
+            let r = ask(&mut c, 2, Route::Read, 3, 0).await;
+            assert_ne!(r.status, Status::Ok, "the store is cut off: {r:?}");
+        })
+        .await
+        .unwrap();
+}
+
+/// After the fault: requests succeed again and read the write made before it. Returns the
+/// simulated seconds to the first success.
+async fn recovers_after(client: &NodeHandle) -> f64 {
+    client
+        .spawn(async move {
+            let mut c = connect(addr(SERVICE)).await;
+            let took_s = until_ok(&mut c, 10, Route::Read, 3, 0).await;
+            let r = ask(&mut c, 100, Route::Read, 3, 0).await;
+            assert_eq!((r.status, r.value), (Status::Ok, Some(33)));
+            took_s
+        })
+        .await
+        .unwrap()
+}
+
+#[test]
+fn the_service_reconnects_to_a_killed_and_restarted_store_and_the_cluster_serves_again() {
+    for seed in seeds() {
+        let dir = data_dir("restart", seed).join("store");
+        cluster(
+            "restart",
+            seed,
+            move |handle, store, _service, client| async move {
+                write_before(&client).await;
+                handle.kill(store.id());
+                crash::lose_unsynced(&dir);
+                fails_during(&client).await;
+                handle.restart(store.id());
+                recovers_after(&client).await;
+            },
+        );
+    }
+}
+
+#[test]
+fn a_partition_between_service_and_store_fails_requests_and_healing_it_recovers() {
+    for seed in seeds() {
+        cluster(
+            "partition",
+            seed,
+            |_handle, store, service, client| async move {
+                write_before(&client).await;
+                let net = NetSim::current();
+                // A partition: both directions cut (madsim's `disconnect2` is this).
+                net.clog_link(service.id(), store.id());
+                net.clog_link(store.id(), service.id());
+                fails_during(&client).await;
+                net.unclog_link(service.id(), store.id());
+                net.unclog_link(store.id(), service.id());
+                recovers_after(&client).await;
+            },
+        );
+    }
+}
+
+#[test]
+fn a_clogged_link_holds_the_store_calls_and_unclogging_recovers() {
+    for seed in seeds() {
+        cluster("clog", seed, |_handle, store, service, client| async move {
+            write_before(&client).await;
+            let net = NetSim::current();
+            // One direction only: the service's calls are held, the store's answers flow.
+            net.clog_link(service.id(), store.id());
+            fails_during(&client).await;
+            net.unclog_link(service.id(), store.id());
+            recovers_after(&client).await;
+        });
     }
 }
