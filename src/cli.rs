@@ -95,6 +95,28 @@ pub enum Command {
     /// way (the same checks fail), into the smallest scenario; written for
     /// scenarios/regressions/ with a comment saying what it reproduces.
     Shrink(ShrinkArgs),
+    /// Run one node of a real cluster: the twin's own component (the same plan, node id and
+    /// configuration as in simulation, from the scenario the cluster file names) as a process,
+    /// over TCP to its peers, with its log on disk. Serves HTTP: /healthz, /metrics (Prometheus
+    /// text, the twin's metric names), and on a gateway the users' routes (GET /static/N.js,
+    /// GET /users/N, PUT /users/N with the value as the body). Logs JSON to stderr (the
+    /// gateway's access events carry request ids: `minitwin replay --format json` reads them).
+    /// SIGTERM or Ctrl-C drains: no new requests, those in flight answered, then exit 0.
+    Node(NodeArgs),
+    /// Start a whole real cluster on this machine: every node of the cluster file as a
+    /// `minitwin node` process (JSON logs in the logs directory), wait until each answers
+    /// /healthz, print where each listens; then run until --for elapses or Ctrl-C/SIGTERM, and
+    /// stop every process it started by its pid (SIGTERM, then SIGKILL after the drain).
+    /// `--kill store-0@10` SIGKILLs a node at +10 s (a failover drill); `--restart store-0@20`
+    /// starts it again.
+    Up(UpArgs),
+    /// Drive a real cluster's gateways with the scenario's own workload: open loop (arrivals
+    /// on a seeded Poisson schedule whatever the answers), the scenario's rate curve, request
+    /// mix and Zipf popularity, HTTP/1.1 keep-alive; bounded by --for. Prints and writes
+    /// (CSV per second) throughput, latency percentiles and every error by kind: a request
+    /// refused by the connection cap, timed out or unanswered at the end is counted, never
+    /// dropped from the tally.
+    Load(LoadArgs),
     /// List every metric the twin's nodes register (name, type, unit, help): what a
     /// `[monitoring]` rule or detector may name, and what metrics.csv and monitoring.csv hold.
     Metrics(MetricsArgs),
@@ -217,6 +239,86 @@ pub struct ShrinkArgs {
     /// At most this many candidates.
     #[arg(long, default_value_t = 400)]
     pub max_runs: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// The cluster file: its scenario's workload, its gateways' HTTP addresses.
+    pub config: PathBuf,
+    /// Seconds of load (the scenario's duration by default).
+    #[arg(long = "for")]
+    pub for_s: Option<f64>,
+    /// A constant rate in requests per second instead of the scenario's curve.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Send to this address (host:port) instead of the cluster's gateways.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// At most this many connections open at once; an arrival that finds all busy is
+    /// counted as refused by the load generator (it would otherwise close the loop).
+    #[arg(long, default_value_t = 512)]
+    pub connections: usize,
+    /// Seed of the arrival schedule and the keys.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Seconds at the start left out of the summary (as the scenario's warmup_s).
+    #[arg(long)]
+    pub warmup_s: Option<f64>,
+    /// Where the per-second CSV goes (default: results/load/<scenario>-seed<S>.csv).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// The cluster file (see deploy/loopback/cluster.toml).
+    pub config: PathBuf,
+    /// Stop everything after this many seconds (default: run until Ctrl-C or SIGTERM).
+    #[arg(long = "for")]
+    pub for_s: Option<f64>,
+    /// NAME@SECONDS: SIGKILL that node then (repeatable).
+    #[arg(long)]
+    pub kill: Vec<String>,
+    /// NAME@SECONDS: start that node again then (repeatable).
+    #[arg(long)]
+    pub restart: Vec<String>,
+    /// Delete the cluster's data directory first (a fresh cluster).
+    #[arg(long)]
+    pub fresh: bool,
+    /// Where the nodes' JSON logs go (default: `logs` beside the data directory).
+    #[arg(long)]
+    pub logs: Option<PathBuf>,
+    /// Log level of the nodes.
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// The cluster file (see deploy/loopback/cluster.toml).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Which kind of node: gateway, service, store, orchestrator, session, mirror, archiver,
+    /// scaler, monitor, resharder.
+    #[arg(long, required_unless_present = "name")]
+    pub role: Option<String>,
+    /// Which node of that role (0: the first in the plan; `minitwin up` lists them).
+    #[arg(long, default_value_t = 0)]
+    pub index: usize,
+    /// The node by its plan name instead (store-0-r1, gateway-0, ...).
+    #[arg(long, conflicts_with = "role")]
+    pub name: Option<String>,
+    /// The cluster's clock epoch, Unix ms, the same for every node (default: the cluster
+    /// file's `epoch_unix_ms`, else this node's start: timestamps that cross nodes are then
+    /// not comparable).
+    #[arg(long)]
+    pub epoch_unix_ms: Option<u64>,
+    /// Seed of the node's random streams (default: from the wall clock at start).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
 }
 
 #[derive(Args, Debug)]

@@ -34,6 +34,23 @@ pub fn install() {
     }
 }
 
+#[cfg(unix)]
+extern "C" fn on_sigterm(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// SIGTERM sets the same flag (for commands that supervise processes: `minitwin up`).
+pub fn install_term() {
+    #[cfg(unix)]
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(
+            libc::SIGTERM,
+            on_sigterm as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+}
+
 pub fn requested() -> bool {
     STOP.load(Ordering::Relaxed)
 }

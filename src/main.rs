@@ -19,14 +19,17 @@ mod html;
 mod import_cmd;
 mod interrupt;
 mod lincheck_cmd;
+mod load_cmd;
 mod merge_cmd;
 mod metrics_cmd;
+mod node_cmd;
 mod plot;
 mod pool;
 mod replay_cmd;
 mod run_cmd;
 mod shrink_cmd;
 mod sweep_cmd;
+mod up_cmd;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -47,6 +50,9 @@ fn main() -> ExitCode {
         cli::Command::Replay(a) => replay_cmd::main(a),
         cli::Command::Shrink(a) => shrink_cmd::main(a),
         cli::Command::Metrics(a) => metrics_cmd::main(a),
+        cli::Command::Node(a) => node_cmd::main(a),
+        cli::Command::Up(a) => up_cmd::main(a),
+        cli::Command::Load(a) => load_cmd::main(a),
     };
     ExitCode::from(code)
 }

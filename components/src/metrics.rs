@@ -242,6 +242,49 @@ impl Metrics {
     }
 }
 
+/// Turns a registry into a scrape's samples, as a node's process answers a monitor (the
+/// simulator's kernel and the production driver alike): histograms as their count and the
+/// 99th percentile of what was recorded since the previous scrape.
+#[derive(Clone, Debug, Default)]
+pub struct Scraper {
+    prev: Vec<Option<Histogram<u64>>>,
+}
+
+impl Scraper {
+    pub fn samples(&mut self, metrics: &Metrics) -> Vec<crate::monitor::Sample> {
+        use crate::monitor::{Part, Sample};
+        let entries = metrics.entries();
+        let mut out = Vec::with_capacity(entries.len() + 8);
+        self.prev.resize(entries.len(), None);
+        for (e, prev) in entries.iter().zip(self.prev.iter_mut()) {
+            match &e.value {
+                Value::Counter(c) => out.push(Sample::new(e.name, Part::Value, *c as f64)),
+                Value::Gauge(g) => out.push(Sample::new(e.name, Part::Value, *g)),
+                Value::Level { value, .. } => {
+                    out.push(Sample::new(e.name, Part::Value, *value as f64))
+                }
+                Value::Histogram(h) => {
+                    out.push(Sample::new(e.name, Part::Count, h.len() as f64));
+                    // Over the interval: what was recorded since the last scrape (all of it
+                    // after a reset left fewer than then).
+                    let mut window = (**h).clone();
+                    if let Some(p) = prev.as_ref() {
+                        if window.subtract(p).is_err() {
+                            window = (**h).clone();
+                        }
+                    }
+                    if !window.is_empty() {
+                        let p99 = window.value_at_quantile(0.99) as f64 / 1e6;
+                        out.push(Sample::new(e.name, Part::P99Ms, p99));
+                    }
+                    *prev = Some((**h).clone());
+                }
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

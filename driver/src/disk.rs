@@ -201,6 +201,11 @@ impl FileLog {
         Ok(self.tail_lsn())
     }
 
+    /// Records in the file (after its checkpoint).
+    pub fn records(&self) -> u64 {
+        (self.offsets.len() - 1) as u64
+    }
+
     /// The file's length: where the next record goes.
     pub fn end_offset(&self) -> u64 {
         *self.offsets.last().expect("end offset")

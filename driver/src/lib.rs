@@ -11,6 +11,9 @@
 //!   reason and a count; dialling retries with backoff and jitter; writes time out.
 //! - [`node`]: one task per node owns the component and its [`node::TokioContext`], and handles
 //!   its mailbox (messages, timers, disk completions) one event at a time.
+//! - [`http`]: the HTTP/1.1 front (hyper): `/healthz`, `/metrics`, and a gateway's users'
+//!   routes; drains on shutdown. Not built under madsim.
+//! - [`prom`]: a node's registry in Prometheus' text format, under the twin's metric names.
 //! - [`client`]: a small client for tests and tools.
 //!
 //! tokio comes through `madsim-tokio`: built with `RUSTFLAGS="--cfg madsim"` the same code runs
@@ -19,8 +22,11 @@
 pub mod client;
 pub mod clock;
 pub mod disk;
+#[cfg(not(madsim))]
+pub mod http;
 pub mod net;
 pub mod node;
+pub mod prom;
 
 pub use client::Client;
-pub use node::{spawn_node, NodeConfig, NodeHandle};
+pub use node::{spawn_node, NodeConfig, NodeHandle, NodeLink};

@@ -5,11 +5,14 @@
 //! naming the peer and a count in [`Peers::protocol_errors`]; the node keeps serving everyone
 //! else.
 //!
-//! Dialling: a message to a peer with no connection dials it; a failed connect is tried again
-//! after an exponential backoff with jitter ([`Backoff`]), each try bounded by
-//! [`CONNECT_TIMEOUT`]; after [`DIAL_ATTEMPTS`] the frames queued for it are dropped (as a
-//! network may drop them: the components' own timeouts and retries take over) and the next
-//! message dials again. A write that does not finish within [`WRITE_TIMEOUT`] (a peer that
+//! Dialling: a message to a peer with no connection dials it. A connect refused (the host is
+//! up, nothing listens) hands every queued message back to the node as [`Msg::Refused`], as
+//! the simulator's kernel does; other failures (timeouts, unreachable) are tried again after an
+//! exponential backoff with jitter ([`Backoff`]), each try bounded by [`CONNECT_TIMEOUT`];
+//! after [`DIAL_ATTEMPTS`] the frames queued for it are dropped (as a network may drop them:
+//! the components' own timeouts and retries take over) and the next message dials again. A
+//! connection to a peer that ends (the peer's process died, the peer closed it) is reported
+//! to the node as [`Msg::Reset`] from that peer, as a kill is in the simulator. A write that does not finish within [`WRITE_TIMEOUT`] (a peer that
 //! stopped reading) closes the connection.
 
 use minitwin_components::codec::{self, FrameDecoder, WIRE_VERSION};
@@ -100,11 +103,21 @@ pub struct Peers {
     inbox: Option<Inbox>,
     /// Seeds the dialler's jitter.
     seed: u64,
+    /// How long one connect may take.
+    pub connect_timeout: Duration,
+    /// Tests: every connect fails as to a host that does not answer (loopback cannot).
+    #[cfg(test)]
+    unreachable: bool,
     /// Connections closed because a peer sent bytes that did not decode.
     pub protocol_errors: Arc<AtomicU64>,
     /// Connects that failed (each try), and frames dropped after the last one.
     pub dial_failures: Arc<AtomicU64>,
     pub frames_dropped: Arc<AtomicU64>,
+    /// Messages handed back because the peer refused the connection.
+    pub refused: Arc<AtomicU64>,
+    /// In-process endpoints (a node's HTTP front): messages to these ids go to the channel,
+    /// never to a socket.
+    locals: Arc<Mutex<BTreeMap<NodeId, mpsc::UnboundedSender<Msg>>>>,
 }
 
 impl Peers {
@@ -113,13 +126,31 @@ impl Peers {
             book: Arc::new(book),
             inbox: Some(inbox),
             seed,
+            connect_timeout: CONNECT_TIMEOUT,
             ..Peers::default()
         }
+    }
+
+    /// Routes messages to `id` into a channel of this process.
+    pub fn attach_local(&self, id: NodeId) -> mpsc::UnboundedReceiver<Msg> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.locals.lock().expect("locals lock").insert(id, tx);
+        rx
+    }
+
+    /// Hands `msg` to the node as if `from` had sent it.
+    pub fn inject(&self, from: NodeId, msg: Msg) -> bool {
+        self.inbox
+            .as_ref()
+            .is_some_and(|inbox| inbox.send((from, msg)).is_ok())
     }
 
     /// Queues `msg` for `to`, dialling it if it is in the address book and not connected.
     /// Returns false when `to` cannot be reached (the message is dropped, as the network may).
     pub fn send(&self, me: NodeId, to: NodeId, msg: &Msg) -> bool {
+        if let Some(local) = self.locals.lock().expect("locals lock").get(&to) {
+            return local.send(msg.clone()).is_ok();
+        }
         let mut frame = Vec::new();
         if let Err(e) = codec::encode(msg, &mut frame) {
             tracing::error!(node = me, peer = to, error = %e, "cannot encode a message; dropped");
@@ -163,7 +194,14 @@ async fn dial(
     let rng = Rng::stream(peers.seed, &format!("dial {me}->{to}"));
     let mut backoff = Backoff::new(10, 2_000, rng);
     for attempt in 1..=DIAL_ATTEMPTS {
-        let error = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        let connect = async {
+            #[cfg(test)]
+            if peers.unreachable {
+                return Err(std::io::Error::from(std::io::ErrorKind::HostUnreachable));
+            }
+            TcpStream::connect(addr).await
+        };
+        let error = match tokio::time::timeout(peers.connect_timeout, connect).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 let (mut reader, writer) = tokio::io::split(stream);
@@ -184,8 +222,14 @@ async fn dial(
                 read_frames(me, reader, to, addr, peers).await;
                 return;
             }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                peers.forget(to);
+                let handed_back = refuse_queued(to, &mut rx, &peers);
+                tracing::debug!(node = me, peer = to, %addr, handed_back, "connection refused");
+                return;
+            }
             Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no answer in {CONNECT_TIMEOUT:?}"),
+            Err(_) => format!("no answer in {:?}", peers.connect_timeout),
         };
         peers.dial_failures.fetch_add(1, Ordering::Relaxed);
         let wait = backoff.next_delay();
@@ -204,6 +248,22 @@ async fn dial(
 
 /// Writes the hello, then every frame from `rx`; a write that fails or takes longer than
 /// [`WRITE_TIMEOUT`] ends the connection (the next message dials again).
+/// Hands every message queued for `to` back to the node as refused; returns how many.
+fn refuse_queued(to: NodeId, rx: &mut mpsc::UnboundedReceiver<Vec<u8>>, peers: &Peers) -> u64 {
+    rx.close();
+    let mut decoder = FrameDecoder::new();
+    while let Ok(frame) = rx.try_recv() {
+        decoder.push(&frame);
+    }
+    let mut n = 0;
+    while let Ok(Some(msg)) = decoder.next_msg() {
+        n += 1;
+        peers.inject(to, Msg::Refused(Box::new(msg)));
+    }
+    peers.refused.fetch_add(n, Ordering::Relaxed);
+    n
+}
+
 async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
     me: NodeId,
     peer: NodeId,
@@ -281,7 +341,12 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
+            Ok(0) | Err(_) => {
+                // The peer's process died or closed the connection: whatever was in flight
+                // to it has failed.
+                let _ = inbox.send((peer, Msg::Reset));
+                break;
+            }
             Ok(n) => n,
         };
         decoder.push(&buf[..n]);
@@ -343,65 +408,59 @@ mod tests {
             .contains("no minitwin hello"));
     }
 
-    #[test]
-    fn a_message_to_a_peer_that_starts_late_arrives_after_backoff() {
-        let rt = tokio::runtime::Builder::new_current_thread()
+    fn request() -> Msg {
+        Msg::Request(Request {
+            id: 1,
+            route: Route::Read,
+            key: 5,
+            value: 0,
+        })
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
-        rt.block_on(async {
+            .unwrap()
+    }
+
+    #[test]
+    fn a_refused_connect_hands_the_message_back_and_the_next_send_dials_again() {
+        runtime().block_on(async {
             // A free port, closed again: nothing listens there yet.
             let addr = TcpListener::bind("127.0.0.1:0")
                 .await
                 .unwrap()
                 .local_addr()
                 .unwrap();
-            let (tx, _rx) = mpsc::unbounded_channel();
-            let book = BTreeMap::from([(2, addr)]);
-            let sender = Peers::new(book, tx, 1);
-            let msg = Msg::Request(Request {
-                id: 1,
-                route: Route::Read,
-                key: 5,
-                value: 0,
-            });
-            assert!(sender.send(1, 2, &msg));
-            tokio::time::sleep(Duration::from_millis(150)).await;
+            let (tx, mut back) = mpsc::unbounded_channel();
+            let sender = Peers::new(BTreeMap::from([(2, addr)]), tx, 1);
+            assert!(sender.send(1, 2, &request()));
+            let got = tokio::time::timeout(Duration::from_secs(5), back.recv())
+                .await
+                .expect("handed back");
+            assert_eq!(got, Some((2, Msg::Refused(Box::new(request())))));
+            assert_eq!(sender.refused.load(Ordering::Relaxed), 1);
             let listener = TcpListener::bind(addr).await.unwrap();
             let (inbox_tx, mut inbox_rx) = mpsc::unbounded_channel();
-            let receiver = Peers::new(BTreeMap::new(), inbox_tx, 2);
-            tokio::spawn(serve(2, listener, receiver));
+            tokio::spawn(serve(2, listener, Peers::new(BTreeMap::new(), inbox_tx, 2)));
+            assert!(sender.send(1, 2, &request()));
             let got = tokio::time::timeout(Duration::from_secs(5), inbox_rx.recv())
                 .await
                 .expect("delivered once the peer listens");
-            assert_eq!(got, Some((1, msg)));
-            assert!(sender.dial_failures.load(Ordering::Relaxed) >= 1);
-            assert_eq!(sender.frames_dropped.load(Ordering::Relaxed), 0);
+            assert_eq!(got, Some((1, request())));
         });
     }
 
     #[test]
-    fn queued_messages_to_a_peer_that_never_answers_are_dropped_and_counted() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let addr = TcpListener::bind("127.0.0.1:0")
-                .await
-                .unwrap()
-                .local_addr()
-                .unwrap();
+    fn messages_to_a_peer_that_never_answers_are_retried_with_backoff_then_dropped_and_counted() {
+        runtime().block_on(async {
+            let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
             let (tx, _rx) = mpsc::unbounded_channel();
-            let sender = Peers::new(BTreeMap::from([(2, addr)]), tx, 1);
-            let req = Msg::Request(Request {
-                id: 1,
-                route: Route::Read,
-                key: 5,
-                value: 0,
-            });
-            assert!(sender.send(1, 2, &req));
-            assert!(sender.send(1, 2, &req));
+            let mut sender = Peers::new(BTreeMap::from([(2, addr)]), tx, 1);
+            sender.unreachable = true;
+            assert!(sender.send(1, 2, &request()));
+            assert!(sender.send(1, 2, &request()));
             for _ in 0..100 {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 if sender.frames_dropped.load(Ordering::Relaxed) > 0 {
@@ -413,6 +472,7 @@ mod tests {
                 u64::from(DIAL_ATTEMPTS)
             );
             assert_eq!(sender.frames_dropped.load(Ordering::Relaxed), 2);
+            assert_eq!(sender.refused.load(Ordering::Relaxed), 0);
         });
     }
 }

@@ -3,7 +3,10 @@
 use crate::clock::Clock;
 use crate::disk::FileLog;
 use crate::net::{self, Peers};
+use crate::prom;
 use minitwin_components::metrics::Metrics;
+use minitwin_components::metrics::Scraper;
+use minitwin_components::monitor::MonitorMsg;
 use minitwin_components::rng::Rng;
 use minitwin_components::{
     Component, Context, DiskError, DiskEvent, Msg, NodeId, Observation, Recovered, Timer, TimerId,
@@ -68,9 +71,32 @@ enum Event {
     },
 }
 
+/// What the node's task is asked from outside its component (the HTTP front).
+enum Control {
+    /// The registry and the driver's counters in Prometheus' text format.
+    Metrics(oneshot::Sender<String>),
+}
+
+/// The node-level counters the simulator's kernel keeps too (same names).
+#[derive(Debug, Default)]
+struct NodeStats {
+    messages_sent: u64,
+    messages_received: u64,
+    timers_fired: u64,
+    appends: u64,
+    append_bytes: u64,
+    append_errors: u64,
+    syncs: u64,
+    sync_failures: u64,
+    checkpoints: u64,
+    truncations: u64,
+}
+
 /// The production [`Context`]: the cluster's clock, real TCP, a real file.
 pub struct TokioContext {
     me: NodeId,
+    stats: NodeStats,
+    scraper: Scraper,
     clock: Clock,
     #[cfg(madsim)]
     bug_skip_fsync: bool,
@@ -92,6 +118,7 @@ impl Context for TokioContext {
         self.me
     }
     fn send(&mut self, to: NodeId, msg: Msg) {
+        self.stats.messages_sent += 1;
         if to == self.me {
             let _ = self.events.send(Event::Message(to, msg));
             return;
@@ -118,12 +145,16 @@ impl Context for TokioContext {
         &mut self.rng
     }
     fn disk_append(&mut self, record: &[u8]) -> Result<u64, DiskError> {
+        self.stats.appends += 1;
+        self.stats.append_bytes += record.len() as u64;
         self.log.append(record).map_err(|e| {
+            self.stats.append_errors += 1;
             tracing::error!(node = self.me, path = %self.log.path().display(), error = %e, "append failed");
             DiskError::Io
         })
     }
     fn disk_sync(&mut self) {
+        self.stats.syncs += 1;
         let (lsn, end, generation) = (
             self.log.tail_lsn(),
             self.log.end_offset(),
@@ -160,6 +191,7 @@ impl Context for TokioContext {
         std::mem::take(&mut self.recovered)
     }
     fn disk_truncate(&mut self, lsn: u64) {
+        self.stats.truncations += 1;
         if let Err(e) = self.log.truncate(lsn) {
             tracing::error!(node = self.me, path = %self.log.path().display(), lsn, error = %e, "truncate failed");
         }
@@ -170,6 +202,7 @@ impl Context for TokioContext {
         }
     }
     fn disk_checkpoint(&mut self, lsn: u64, snapshot: Vec<u8>) {
+        self.stats.checkpoints += 1;
         if let Err(e) = self.log.checkpoint(lsn, &snapshot) {
             // The log keeps its records: nothing is lost, the next checkpoint tries again.
             tracing::error!(node = self.me, path = %self.log.path().display(), lsn, error = %e, "checkpoint failed");
@@ -196,15 +229,113 @@ impl Context for TokioContext {
     }
 }
 
+impl TokioContext {
+    /// Writes the node-level metrics (the simulator's kernel names) into the registry.
+    fn export_node_metrics(&mut self) {
+        let st = &self.stats;
+        let values: [(&'static str, &'static str, f64); 13] = [
+            ("node_up", "bool", 1.0),
+            ("node_messages_sent_total", "count", st.messages_sent as f64),
+            (
+                "node_messages_received_total",
+                "count",
+                st.messages_received as f64,
+            ),
+            ("node_timers_fired_total", "count", st.timers_fired as f64),
+            ("disk_appends_total", "count", st.appends as f64),
+            ("disk_append_bytes_total", "bytes", st.append_bytes as f64),
+            ("disk_append_errors_total", "count", st.append_errors as f64),
+            ("disk_syncs_total", "count", st.syncs as f64),
+            ("disk_sync_failures_total", "count", st.sync_failures as f64),
+            ("disk_log_records", "records", self.log.records() as f64),
+            ("disk_checkpoints_total", "count", st.checkpoints as f64),
+            ("disk_truncations_total", "count", st.truncations as f64),
+            ("node_clock_offset_ms", "ms", 0.0),
+        ];
+        for (name, unit, v) in values {
+            let id = self.metrics.gauge(name, unit);
+            self.metrics.set(id, v);
+        }
+    }
+
+    /// The driver's own series (not in the twin: the real network's troubles).
+    fn driver_series(&self) -> Vec<prom::Extra> {
+        let p = &self.peers;
+        let load =
+            |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        vec![
+            prom::Extra {
+                name: "driver_protocol_errors_total",
+                help: "Connections closed because the peer sent bytes that did not decode (bad hello, bad frame, another wire version).",
+                counter: true,
+                value: load(&p.protocol_errors),
+            },
+            prom::Extra {
+                name: "driver_dial_failures_total",
+                help: "Connects to peers that failed and were tried again after a backoff.",
+                counter: true,
+                value: load(&p.dial_failures),
+            },
+            prom::Extra {
+                name: "driver_frames_dropped_total",
+                help: "Messages dropped because their peer stayed unreachable through every connect attempt.",
+                counter: true,
+                value: load(&p.frames_dropped),
+            },
+            prom::Extra {
+                name: "driver_refused_total",
+                help: "Messages handed back to the component because the peer refused the connection.",
+                counter: true,
+                value: load(&p.refused),
+            },
+        ]
+    }
+}
+
 /// A running node.
 pub struct NodeHandle {
     local_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     done: Option<oneshot::Receiver<()>>,
     peers: Peers,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+/// What the node's HTTP front holds: a way to the component and to its metrics.
+#[derive(Clone)]
+pub struct NodeLink {
+    peers: Peers,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+impl NodeLink {
+    /// Messages the component sends to `id` come to the returned channel.
+    pub fn attach(&self, id: NodeId) -> mpsc::UnboundedReceiver<Msg> {
+        self.peers.attach_local(id)
+    }
+
+    /// Hands `msg` to the component as sent by `from`; false once the node stopped.
+    pub fn inject(&self, from: NodeId, msg: Msg) -> bool {
+        self.peers.inject(from, msg)
+    }
+
+    /// The registry in Prometheus' text format; None once the node stopped.
+    pub async fn metrics_text(&self) -> Option<String> {
+        let (tx, rx) = oneshot::channel();
+        self.control.send(Control::Metrics(tx)).ok()?;
+        rx.await.ok()
+    }
 }
 
 impl NodeHandle {
+    /// A handle for the node's HTTP front.
+    pub fn link(&self) -> NodeLink {
+        NodeLink {
+            peers: self.peers.clone(),
+            control: self.control.clone(),
+        }
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -242,6 +373,8 @@ pub async fn spawn_node(
     let server = tokio::spawn(net::serve(config.id, listener, peers.clone()));
     let ctx = TokioContext {
         me: config.id,
+        stats: NodeStats::default(),
+        scraper: Scraper::default(),
         clock: Clock::new(config.epoch_unix_ns),
         #[cfg(madsim)]
         bug_skip_fsync: config.bug_skip_fsync,
@@ -256,8 +389,9 @@ pub async fn spawn_node(
     };
     let (stop_tx, stop_rx) = oneshot::channel();
     let (done_tx, done_rx) = oneshot::channel();
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        run(component, ctx, events_rx, inbox_rx, stop_rx).await;
+        run(component, ctx, events_rx, inbox_rx, control_rx, stop_rx).await;
         server.abort();
         let _ = done_tx.send(());
     });
@@ -266,6 +400,7 @@ pub async fn spawn_node(
         stop: Some(stop_tx),
         done: Some(done_rx),
         peers,
+        control: control_tx,
     })
 }
 
@@ -274,6 +409,7 @@ async fn run(
     mut ctx: TokioContext,
     mut events: mpsc::UnboundedReceiver<Event>,
     mut inbox: mpsc::UnboundedReceiver<(NodeId, Msg)>,
+    mut control: mpsc::UnboundedReceiver<Control>,
     mut stop: oneshot::Receiver<()>,
 ) {
     component.start(&mut ctx);
@@ -282,12 +418,28 @@ async fn run(
             _ = &mut stop => return,
             Some(e) = events.recv() => e,
             Some((from, msg)) = inbox.recv() => Event::Message(from, msg),
+            Some(Control::Metrics(reply)) = control.recv() => {
+                ctx.export_node_metrics();
+                let _ = reply.send(prom::render(&ctx.metrics, &ctx.driver_series()));
+                continue;
+            }
             else => return,
         };
         match event {
-            Event::Message(from, msg) => component.on_message(&mut ctx, from, msg),
+            // The node's process answers a monitor's scrape itself, as in the simulator.
+            Event::Message(from, Msg::Monitor(MonitorMsg::Scrape { seq })) => {
+                ctx.stats.messages_received += 1;
+                ctx.export_node_metrics();
+                let samples = ctx.scraper.samples(&ctx.metrics);
+                ctx.send(from, Msg::Monitor(MonitorMsg::Samples { seq, samples }));
+            }
+            Event::Message(from, msg) => {
+                ctx.stats.messages_received += 1;
+                component.on_message(&mut ctx, from, msg)
+            }
             Event::Timer(id, timer) => {
                 if !ctx.cancelled.remove(&id.slot) {
+                    ctx.stats.timers_fired += 1;
                     component.on_timer(&mut ctx, timer);
                 }
             }
@@ -299,6 +451,7 @@ async fn run(
                 result,
             } => match result {
                 Err(e) => {
+                    ctx.stats.sync_failures += 1;
                     tracing::error!(node = ctx.me, path = %ctx.log.path().display(), error = %e, "sync failed");
                     component.on_disk(&mut ctx, DiskEvent::SyncFailed { lsn });
                 }

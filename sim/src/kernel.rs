@@ -17,7 +17,7 @@ use minitwin_components::{
 use std::collections::BTreeMap;
 
 /// Builds a fresh component (at boot and at every restart).
-pub type Factory = Box<dyn Fn() -> Box<dyn Component>>;
+pub type Factory = Box<dyn Fn() -> Box<dyn Component + Send> + Send + Sync>;
 
 /// Sees every observation as it is made: (simulated time, node, observation). For checkers.
 pub type Observer = Box<dyn FnMut(u64, NodeId, &Observation)>;
@@ -246,7 +246,7 @@ pub struct NodeEnv {
     pub timers_fired_total: u64,
     /// Each histogram as the last scrape saw it (by registry index), so that a scrape's p99
     /// is over the interval since, as `histogram_quantile(0.99, rate(...))` is.
-    scraped_histograms: Vec<Option<hdrhistogram::Histogram<u64>>>,
+    scraper: minitwin_components::metrics::Scraper,
 }
 
 impl NodeEnv {
@@ -321,38 +321,8 @@ impl NodeEnv {
 
     /// The registry as samples for a scrape (after exporting the node-level metrics).
     pub fn scrape(&mut self, now_ns: u64) -> Vec<minitwin_components::monitor::Sample> {
-        use minitwin_components::metrics::Value;
-        use minitwin_components::monitor::{Part, Sample};
         self.export_node_metrics(now_ns);
-        let mut out = Vec::with_capacity(self.metrics.entries().len() + 8);
-        let prev = &mut self.scraped_histograms;
-        prev.resize(self.metrics.entries().len(), None);
-        for (i, e) in self.metrics.entries().iter().enumerate() {
-            match &e.value {
-                Value::Counter(c) => out.push(Sample::new(e.name, Part::Value, *c as f64)),
-                Value::Gauge(g) => out.push(Sample::new(e.name, Part::Value, *g)),
-                Value::Level { value, .. } => {
-                    out.push(Sample::new(e.name, Part::Value, *value as f64))
-                }
-                Value::Histogram(h) => {
-                    out.push(Sample::new(e.name, Part::Count, h.len() as f64));
-                    // Over the interval: what was recorded since the last scrape (all of it
-                    // after a reset left fewer than then).
-                    let mut window = (**h).clone();
-                    if let Some(p) = &prev[i] {
-                        if window.subtract(p).is_err() {
-                            window = (**h).clone();
-                        }
-                    }
-                    if !window.is_empty() {
-                        let p99 = window.value_at_quantile(0.99) as f64 / 1e6;
-                        out.push(Sample::new(e.name, Part::P99Ms, p99));
-                    }
-                    prev[i] = Some((**h).clone());
-                }
-            }
-        }
-        out
+        self.scraper.samples(&self.metrics)
     }
 }
 
@@ -685,7 +655,7 @@ impl Sim {
                     messages_sent_total: 0,
                     messages_received_total: 0,
                     timers_fired_total: 0,
-                    scraped_histograms: Vec::new(),
+                    scraper: Default::default(),
                 },
                 factory: spec.factory,
                 starts_up: spec.starts_up,

@@ -16,6 +16,8 @@
 //! - [`tiers`]: one module per tier (validate, plan, build, collect, report) and their registry.
 //! - [`workload`]: the users' client (open-loop Poisson arrivals on a rate curve, Zipf
 //!   popularity, a request mix); [`register`]: a Jepsen-style register workload.
+//! - [`cluster`]: a production cluster file: the scenario the real processes run and where each
+//!   node listens.
 //! - [`world`]: builds a simulation from a plan and a seed; compiles faults to actions.
 //! - [`security`]: the layer in front of every process under `[security]`: the access
 //!   policy's decisions, refusals counted, and what was served against it (for the check).
@@ -41,6 +43,7 @@
 
 pub mod capacity;
 pub mod checks;
+pub mod cluster;
 pub mod compare;
 pub mod cost;
 pub mod disk;

@@ -588,7 +588,7 @@ fn parse_base(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
 }
 
 /// A TOML file's syntax or shape error with its line, column and field.
-pub(crate) fn de_error(path: &Path, text: &str, e: &toml::de::Error) -> ScenarioError {
+pub fn de_error(path: &Path, text: &str, e: &toml::de::Error) -> ScenarioError {
     let offset = e.span().map(|s| s.start).unwrap_or(0);
     let (line, column) = line_col(text, offset);
     ScenarioError {

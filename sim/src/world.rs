@@ -25,9 +25,10 @@ pub fn s_to_ns(s: f64) -> u64 {
     ms_to_ns(s * 1000.0)
 }
 
-/// Builds the scenario's world for `seed`. The scenario must have passed validation.
-pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
-    let t = &s.topology;
+/// The scenario's plan and every node's factory, in id order: what the simulator runs, and
+/// what a production node (`minitwin node`) builds its component from. The scenario must have
+/// passed validation.
+pub fn factories(s: &Scenario) -> (Plan, Vec<Factory>) {
     let plan = tiers::plan(s);
     let end_ns = s_to_ns(s.duration_s);
     let mut built: Vec<(NodeId, Factory)> = Vec::with_capacity(plan.len());
@@ -40,6 +41,20 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
         assert!(slot.is_none(), "{}: built twice", plan.name(id));
         *slot = Some(factory);
     }
+    let factories = plan
+        .nodes
+        .iter()
+        .zip(factories)
+        .map(|(n, f)| f.unwrap_or_else(|| panic!("{}: no tier built it", n.name)))
+        .collect();
+    (plan, factories)
+}
+
+/// Builds the scenario's world for `seed`. The scenario must have passed validation.
+pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
+    let t = &s.topology;
+    let (plan, factories) = factories(s);
+    let end_ns = s_to_ns(s.duration_s);
     let specs: Vec<NodeSpec> = plan
         .nodes
         .iter()
@@ -47,7 +62,7 @@ pub fn build(s: &Scenario, seed: u64, record_trace: bool) -> World {
         .map(|(n, factory)| NodeSpec {
             name: n.name.clone(),
             zone: n.zone,
-            factory: factory.unwrap_or_else(|| panic!("{}: no tier built it", n.name)),
+            factory,
             disk: t.stores.disk.clone(),
             clock_offset_ns: 0,
             starts_up: !n.starts_down,
