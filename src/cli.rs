@@ -254,6 +254,10 @@ pub struct LoadArgs {
     /// Send to this address (host:port) instead of the cluster's gateways.
     #[arg(long)]
     pub target: Option<String>,
+    /// The request mix as STATIC,READ,WRITE fractions (default: the scenario's), e.g. 0,1,0
+    /// for reads only.
+    #[arg(long)]
+    pub mix: Option<String>,
     /// At most this many connections open at once; an arrival that finds all busy is
     /// counted as refused by the load generator (it would otherwise close the loop).
     #[arg(long, default_value_t = 512)]

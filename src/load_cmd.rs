@@ -254,9 +254,37 @@ async fn one(
     }
 }
 
+/// `--mix S,R,W` into the workload's mix.
+fn parse_mix(text: &str, w: &mut WorkloadConfig) -> Result<(), String> {
+    let parts: Vec<f64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("--mix {text}: give three numbers STATIC,READ,WRITE"))?;
+    let [st, r, wr] = parts[..] else {
+        return Err(format!(
+            "--mix {text}: give three numbers STATIC,READ,WRITE"
+        ));
+    };
+    let sum = st + r + wr;
+    if [st, r, wr].iter().any(|x| !(0.0..=1.0).contains(x)) || (sum - 1.0).abs() > 1e-6 {
+        return Err(format!(
+            "--mix {text}: fractions between 0 and 1 adding up to 1 (these add up to {sum})"
+        ));
+    }
+    w.mix.static_ = st;
+    w.mix.read = r;
+    w.mix.write = wr;
+    Ok(())
+}
+
 fn load(args: &LoadArgs) -> Result<u8, String> {
     let cluster = Cluster::load(&args.config)?;
-    let w = &cluster.scenario.workload;
+    let mut w = cluster.scenario.workload.clone();
+    if let Some(m) = &args.mix {
+        parse_mix(m, &mut w)?;
+    }
+    let w = &w;
     let for_s = args.for_s.unwrap_or(cluster.scenario.duration_s);
     if !(for_s.is_finite() && for_s > 0.0 && for_s <= 86_400.0) {
         return Err(format!("--for {for_s}: give 0 to 86400 seconds"));

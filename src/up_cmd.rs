@@ -74,10 +74,13 @@ fn start(
     epoch_ms: u64,
     log: &Path,
     level: &str,
+    truncate: bool,
 ) -> Result<Child, String> {
     let file = std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
+        .append(!truncate)
+        .write(true)
+        .truncate(truncate)
         .open(log)
         .map_err(|e| format!("{}: {e}", log.display()))?;
     Command::new(exe)
@@ -150,7 +153,15 @@ fn up(args: &UpArgs) -> Result<u8, String> {
     let mut procs = Vec::new();
     for node in cluster.nodes.iter().filter(|n| n.runs) {
         let log = logs.join(format!("{}.jsonl", node.name));
-        let child = start(&exe, &args.config, node, epoch_ms, &log, &args.log_level);
+        let child = start(
+            &exe,
+            &args.config,
+            node,
+            epoch_ms,
+            &log,
+            &args.log_level,
+            args.fresh,
+        );
         let child = match child {
             Ok(c) => c,
             Err(e) => {
@@ -238,7 +249,11 @@ fn up(args: &UpArgs) -> Result<u8, String> {
                 if let Some(c) = p.child.as_mut() {
                     signal(c, libc::SIGKILL);
                     let _ = c.wait();
-                    say!("+{t:.1} s: killed {name} (SIGKILL, pid {})", c.id());
+                    say!(
+                        "+{t:.1} s: killed {name} (SIGKILL, pid {}) at Unix ms {}",
+                        c.id(),
+                        unix_ms()
+                    );
                 }
                 p.child = None;
             }
@@ -258,6 +273,7 @@ fn up(args: &UpArgs) -> Result<u8, String> {
                         epoch_ms,
                         &p.log,
                         &args.log_level,
+                        false,
                     ) {
                         Ok(c) => {
                             say!("+{t:.1} s: restarted {name} (pid {})", c.id());

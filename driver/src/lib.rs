@@ -14,6 +14,8 @@
 //! - [`http`]: the HTTP/1.1 front (hyper): `/healthz`, `/metrics`, and a gateway's users'
 //!   routes; drains on shutdown. Not built under madsim.
 //! - [`prom`]: a node's registry in Prometheus' text format, under the twin's metric names.
+//! - [`timers`]: a node's timers on a thread of their own (tokio's wheel ticks in whole
+//!   milliseconds; a component's 50 us wait must not take one).
 //! - [`client`]: a small client for tests and tools.
 //!
 //! tokio comes through `madsim-tokio`: built with `RUSTFLAGS="--cfg madsim"` the same code runs
@@ -27,6 +29,7 @@ pub mod http;
 pub mod net;
 pub mod node;
 pub mod prom;
+pub mod timers;
 
 pub use client::Client;
 pub use node::{spawn_node, NodeConfig, NodeHandle, NodeLink};

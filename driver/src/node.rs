@@ -4,6 +4,7 @@ use crate::clock::Clock;
 use crate::disk::FileLog;
 use crate::net::{self, Peers};
 use crate::prom;
+use crate::timers::{Due, Timers};
 use minitwin_components::metrics::Metrics;
 use minitwin_components::metrics::Scraper;
 use minitwin_components::monitor::MonitorMsg;
@@ -11,7 +12,7 @@ use minitwin_components::rng::Rng;
 use minitwin_components::{
     Component, Context, DiskError, DiskEvent, Msg, NodeId, Observation, Recovered, Timer, TimerId,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tokio::net::TcpListener;
@@ -59,7 +60,8 @@ impl NodeConfig {
 
 enum Event {
     Message(NodeId, Msg),
-    Timer(TimerId, Timer),
+    /// The timer with this slot is due (it may have been cancelled since).
+    TimerDue(u32),
     Disk(DiskEvent),
     /// A sync asked at `lsn` (the file then `end` bytes long, in its `generation`) finished
     /// on a blocking thread.
@@ -106,8 +108,19 @@ pub struct TokioContext {
     recovered: Recovered,
     peers: Peers,
     next_timer: u32,
-    cancelled: BTreeSet<u32>,
+    /// Timers set and neither fired nor cancelled, by slot.
+    timers_pending: BTreeMap<u32, Timer>,
+    timers: Timers,
     events: mpsc::UnboundedSender<Event>,
+}
+
+/// Hands due timers to the node's loop.
+struct TimerEvents(mpsc::UnboundedSender<Event>);
+
+impl Due for TimerEvents {
+    fn due(&self, token: u64) {
+        let _ = self.0.send(Event::TimerDue(token as u32));
+    }
 }
 
 impl Context for TokioContext {
@@ -131,15 +144,15 @@ impl Context for TokioContext {
             slot: self.next_timer,
             generation: 0,
         };
-        let events = self.events.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_nanos(after_ns)).await;
-            let _ = events.send(Event::Timer(id, timer));
-        });
+        self.timers_pending.insert(id.slot, timer);
+        self.timers.set(
+            std::time::Duration::from_nanos(after_ns),
+            u64::from(id.slot),
+        );
         id
     }
     fn cancel_timer(&mut self, id: TimerId) {
-        self.cancelled.insert(id.slot);
+        self.timers_pending.remove(&id.slot);
     }
     fn rng(&mut self) -> &mut Rng {
         &mut self.rng
@@ -384,7 +397,8 @@ pub async fn spawn_node(
         recovered,
         peers: peers.clone(),
         next_timer: 0,
-        cancelled: BTreeSet::new(),
+        timers_pending: BTreeMap::new(),
+        timers: Timers::new(&config.name, TimerEvents(events_tx.clone()))?,
         events: events_tx,
     };
     let (stop_tx, stop_rx) = oneshot::channel();
@@ -437,8 +451,8 @@ async fn run(
                 ctx.stats.messages_received += 1;
                 component.on_message(&mut ctx, from, msg)
             }
-            Event::Timer(id, timer) => {
-                if !ctx.cancelled.remove(&id.slot) {
+            Event::TimerDue(slot) => {
+                if let Some(timer) = ctx.timers_pending.remove(&slot) {
                     ctx.stats.timers_fired += 1;
                     component.on_timer(&mut ctx, timer);
                 }

@@ -16,6 +16,8 @@
 //! - `monitoring`: the metric catalogue, alerts and anomaly detectors on faults, alert-driven
 //!   scaling.
 //! - `oracle`: the twin against queueing theory (Erlang C, Little's law).
+//! - `production`: the real loopback cluster (`minitwin up`, `load`, `node`): it serves,
+//!   fails over on a SIGKILL, drains on SIGTERM and leaves no process behind.
 //! - `regressions`: every shrunk scenario in scenarios/regressions/ still ends as recorded.
 //! - `replay`: incidents recorded from real software replayed, scored, searched, shrunk,
 //!   what-if'd; bad evidence refused.
@@ -45,6 +47,7 @@ mod lincheck;
 mod mirror;
 mod monitoring;
 mod oracle;
+mod production;
 mod regressions;
 mod replay;
 mod replication;

@@ -1,0 +1,204 @@
+//! The production binaries: `minitwin up` starts the loopback cluster as real processes,
+//! `minitwin load` drives it, a shard primary is SIGKILLed and the failover shows in the logs
+//! and metrics; every process is gone afterwards. Bad cluster files and flags are refused.
+
+use crate::{minitwin, root};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// A copy of the loopback cluster file with its own ports and data directory (tests of
+/// several checkouts may run at once).
+fn cluster_file(test: &str, base: u16) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("minitwin-prod-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        root().join("deploy/loopback/scenario.toml"),
+        dir.join("scenario.toml"),
+    )
+    .unwrap();
+    let path = dir.join("cluster.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "scenario = \"scenario.toml\"\ndata_dir = \"data\"\nbase_port = {base}\nhttp_base_port = {}\ndrain_s = 2.0\n",
+            base + 100
+        ),
+    )
+    .unwrap();
+    (path, dir)
+}
+
+/// A port base unlikely to collide: derived from the process id.
+fn base_port() -> u16 {
+    21_000 + (std::process::id() % 400) as u16 * 100
+}
+
+fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.get(9..12)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+#[test]
+fn a_real_loopback_cluster_serves_fails_over_and_stops_every_process() {
+    let base = base_port();
+    let (cluster, dir) = cluster_file("failover", base);
+    let cluster_s = cluster.to_str().unwrap();
+    let mut up = Command::new(env!("CARGO_BIN_EXE_minitwin"))
+        .args([
+            "up",
+            cluster_s,
+            "--fresh",
+            "--for",
+            "9",
+            "--kill",
+            "store-0@4",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(up.stdout.take().unwrap());
+    let mut table = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "up ended early: {table}"
+        );
+        table.push_str(&line);
+        if line.contains("Ctrl-C stops every process") {
+            break;
+        }
+    }
+    let pids: Vec<u32> = table
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 12, "{table}");
+    let gateway_http = format!("127.0.0.1:{}", base + 100);
+    let (status, body) = http_get(&gateway_http, "/healthz").unwrap();
+    assert_eq!((status, body.trim()), (200, "ok gateway"));
+    let load = minitwin(&[
+        "load",
+        cluster_s,
+        "--for",
+        "6",
+        "--rate",
+        "100",
+        "--warmup-s",
+        "0",
+        "--out",
+        dir.join("load.csv").to_str().unwrap(),
+    ]);
+    let load_out = String::from_utf8_lossy(&load.stdout);
+    assert!(
+        load.status.success(),
+        "{load_out}{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let sent: u64 = load_out
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("requests"))
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{load_out}"));
+    assert!(sent > 400, "{load_out}");
+    let (status, metrics) = http_get(&gateway_http, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    let answered: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gateway_requests_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(answered >= sent as f64, "{answered} < {sent}");
+    assert!(metrics.contains("# TYPE gateway_upstream_latency_ns summary"));
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let status = up.wait().unwrap();
+    let mut err = String::new();
+    up.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success(), "{table}{rest}{err}");
+    assert!(rest.contains("killed store-0 (SIGKILL"), "{rest}");
+    assert!(
+        !err.contains("did not stop") && !err.contains("ended with"),
+        "{err}"
+    );
+    for pid in pids {
+        assert!(!pid_alive(pid), "process {pid} outlived `minitwin up`");
+    }
+    // The failover, in the replica's JSON log and the gateway's access events.
+    let logs = dir.join("logs");
+    let replica = std::fs::read_to_string(logs.join("store-0-r1.jsonl")).unwrap();
+    assert!(replica.contains("promoted to primary"), "{replica}");
+    let gateway = std::fs::read_to_string(logs.join("gateway-0.jsonl")).unwrap();
+    assert!(
+        gateway.contains("\"target\":\"minitwin::access\"") && gateway.contains("\"request_id\":")
+    );
+    assert!(
+        gateway.contains("\"signal\":\"SIGTERM\"") && gateway.contains("\"stopped\""),
+        "drained on SIGTERM"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_cluster_files_and_flags_are_refused_naming_what_to_fix() {
+    let (cluster, dir) = cluster_file("bad", base_port() + 50);
+    let c = cluster.to_str().unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["node", "--config", "nope.toml", "--role", "store"],
+            "nope.toml",
+        ),
+        (
+            &["node", "--config", c, "--role", "db"],
+            "the roles are gateway, service, store",
+        ),
+        (
+            &["node", "--config", c, "--role", "store", "--index", "7"],
+            "has 4 store node(s)",
+        ),
+        (
+            &["node", "--config", c, "--name", "client"],
+            "`minitwin load`",
+        ),
+        (
+            &["up", c, "--kill", "store-9@3"],
+            "no running node \"store-9\"",
+        ),
+        (&["load", c, "--mix", "1,1,1"], "adding up to 1"),
+    ];
+    for (args, want) in cases {
+        let out = minitwin(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    std::fs::write(&cluster, "scenario = \"scenario.toml\"\nbase_prot = 1\n").unwrap();
+    let out = minitwin(&["up", c]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cluster.toml:2") && err.contains("base_prot"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
