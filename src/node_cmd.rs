@@ -6,7 +6,7 @@ use crate::cli::NodeArgs;
 use minitwin_driver::{spawn_node, NodeConfig};
 use minitwin_sim::cluster::{Cluster, ClusterNode};
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 pub fn main(args: NodeArgs) -> u8 {
@@ -69,14 +69,6 @@ pub fn main(args: NodeArgs) -> u8 {
     }
 }
 
-/// `host:port` as a socket address (a name is looked up).
-fn resolve(addr: &str) -> Result<SocketAddr, String> {
-    addr.to_socket_addrs()
-        .map_err(|e| format!("{addr}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{addr}: no address"))
-}
-
 /// Where to bind for `addr`: its own IP, or every interface when it names a host.
 fn bind_addr(addr: &str) -> Result<SocketAddr, String> {
     if let Ok(a) = addr.parse::<SocketAddr>() {
@@ -97,17 +89,14 @@ fn clock_seed() -> u64 {
 }
 
 async fn serve(cluster: &Cluster, node: &ClusterNode, args: &NodeArgs) -> Result<(), String> {
-    let mut peers = BTreeMap::new();
-    for n in cluster.nodes.iter().filter(|n| n.runs && n.id != node.id) {
-        match resolve(&n.peer_addr) {
-            Ok(a) => {
-                peers.insert(n.id, a);
-            }
-            Err(e) => {
-                tracing::warn!(peer = %n.name, error = %e, "peer address not resolved; messages to it are dropped")
-            }
-        }
-    }
+    // Every node of the plan but the users, pod slots included (a slot that is not running
+    // refuses, as a down upstream does); names are looked up when dialled.
+    let peers: BTreeMap<u32, String> = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.role.is_some() && n.id != node.id)
+        .map(|n| (n.id, n.peer_addr.clone()))
+        .collect();
     let epoch_ms = args.epoch_unix_ms.or(cluster.epoch_unix_ms);
     if epoch_ms.is_none() {
         tracing::warn!("no cluster clock epoch (--epoch-unix-ms or epoch_unix_ms): this node's timestamps count from its own start");

@@ -99,7 +99,9 @@ pub type Inbox = mpsc::UnboundedSender<(NodeId, Msg)>;
 #[derive(Clone, Default)]
 pub struct Peers {
     writers: Arc<Mutex<BTreeMap<NodeId, mpsc::UnboundedSender<Vec<u8>>>>>,
-    book: Arc<BTreeMap<NodeId, SocketAddr>>,
+    /// Where each peer listens, as `host:port`: a name is looked up at each dial (a container
+    /// or pod that is not there yet does not resolve; when it is, it does).
+    book: Arc<BTreeMap<NodeId, String>>,
     inbox: Option<Inbox>,
     /// Seeds the dialler's jitter.
     seed: u64,
@@ -121,7 +123,7 @@ pub struct Peers {
 }
 
 impl Peers {
-    pub fn new(book: BTreeMap<NodeId, SocketAddr>, inbox: Inbox, seed: u64) -> Peers {
+    pub fn new(book: BTreeMap<NodeId, String>, inbox: Inbox, seed: u64) -> Peers {
         Peers {
             book: Arc::new(book),
             inbox: Some(inbox),
@@ -163,7 +165,7 @@ impl Peers {
             }
             writers.remove(&to);
         }
-        let Some(&addr) = self.book.get(&to) else {
+        let Some(addr) = self.book.get(&to).cloned() else {
             return false;
         };
         let (tx, rx) = mpsc::unbounded_channel();
@@ -187,10 +189,26 @@ impl Peers {
 async fn dial(
     me: NodeId,
     to: NodeId,
-    addr: SocketAddr,
+    addr: String,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
     peers: Peers,
 ) {
+    // A name that does not resolve is a peer that is not there: as a refused connect.
+    let addr: SocketAddr = match addr.parse() {
+        Ok(a) => a,
+        Err(_) => match tokio::net::lookup_host(addr.as_str())
+            .await
+            .map(|mut a| a.next())
+        {
+            Ok(Some(a)) => a,
+            Ok(None) | Err(_) => {
+                peers.forget(to);
+                let handed_back = refuse_queued(to, &mut rx, &peers);
+                tracing::debug!(node = me, peer = to, %addr, handed_back, "peer's name does not resolve");
+                return;
+            }
+        },
+    };
     let rng = Rng::stream(peers.seed, &format!("dial {me}->{to}"));
     let mut backoff = Backoff::new(10, 2_000, rng);
     for attempt in 1..=DIAL_ATTEMPTS {
@@ -434,7 +452,7 @@ mod tests {
                 .local_addr()
                 .unwrap();
             let (tx, mut back) = mpsc::unbounded_channel();
-            let sender = Peers::new(BTreeMap::from([(2, addr)]), tx, 1);
+            let sender = Peers::new(BTreeMap::from([(2, addr.to_string())]), tx, 1);
             assert!(sender.send(1, 2, &request()));
             let got = tokio::time::timeout(Duration::from_secs(5), back.recv())
                 .await
@@ -457,7 +475,7 @@ mod tests {
         runtime().block_on(async {
             let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
             let (tx, _rx) = mpsc::unbounded_channel();
-            let mut sender = Peers::new(BTreeMap::from([(2, addr)]), tx, 1);
+            let mut sender = Peers::new(BTreeMap::from([(2, addr.to_string())]), tx, 1);
             sender.unreachable = true;
             assert!(sender.send(1, 2, &request()));
             assert!(sender.send(1, 2, &request()));

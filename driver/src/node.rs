@@ -28,7 +28,8 @@ pub struct NodeConfig {
     /// The node's log file lives here.
     pub data_dir: PathBuf,
     /// Where the other nodes listen.
-    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Where the other nodes listen (`host:port`; names are looked up at each dial).
+    pub peers: BTreeMap<NodeId, String>,
     /// Seed of the node's RNG stream (production runs pick one at start).
     pub seed: u64,
     /// The cluster's clock epoch as a Unix time in ns, the same for every node (see

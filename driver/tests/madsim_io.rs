@@ -91,7 +91,7 @@ fn service_node(handle: &Handle, dir: PathBuf) -> NodeHandle {
             let dir = dir.clone();
             async move {
                 let mut config = NodeConfig::new(0, "service-0", addr(SERVICE), dir);
-                config.peers = BTreeMap::from([(1, addr(STORE))]);
+                config.peers = BTreeMap::from([(1, STORE.to_string())]);
                 let service = Service::new(ServiceConfig::default(), &[1]);
                 let node = spawn_node(config, Box::new(service))
                     .await

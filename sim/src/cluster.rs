@@ -11,6 +11,8 @@
 //! http_base_port = 9100        # node id i: HTTP (/metrics, /healthz, a gateway's routes)
 //! drain_s = 5                  # SIGTERM: stop accepting, answer what is in flight, exit
 //! # epoch_unix_ms = 0          # the cluster's clock epoch (`minitwin up` sets it)
+//! # same_ports = false         # true: every node on base_port and http_base_port (one node
+//! #                            # per host: containers, pods), told apart by [addresses]
 //! [addresses]                  # optional: a node's peer address by name (compose, k8s)
 //! "store-0" = "store-0:7100"
 //! ```
@@ -39,6 +41,8 @@ struct ClusterFile {
     drain_s: f64,
     #[serde(default)]
     epoch_unix_ms: Option<u64>,
+    #[serde(default)]
+    same_ports: bool,
     #[serde(default)]
     addresses: BTreeMap<String, String>,
 }
@@ -143,8 +147,9 @@ impl Cluster {
         }
         let mut nodes = Vec::with_capacity(plan.nodes.len());
         for n in &plan.nodes {
+            let offset = if file.same_ports { 0 } else { n.id };
             let port = |base: u16, what: &str| -> Result<u16, String> {
-                u16::try_from(u32::from(base) + n.id).map_err(|_| {
+                u16::try_from(u32::from(base) + offset).map_err(|_| {
                     format!(
                         "{}: field `{what}`: {base} + node id {} ({}) is past port 65535",
                         path.display(),

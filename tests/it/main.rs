@@ -5,6 +5,8 @@
 //! - `brief`: the brief's table regenerated from the calibrated scenarios.
 //! - `capacity`: max QPS under an SLO against the M/M/c sojourn quantile; the bottleneck.
 //! - `compare`: variants on common random numbers against independent seeds.
+//! - `deploy`: the Dockerfile, compose file and Kubernetes manifests parse and use the
+//!   binary's real flags, nodes and the scenario's autoscaling policy.
 //! - `determinism`: same seed, same bytes and trace hash; different seeds differ.
 //! - `faults`: scripted fault scenarios and the checkers that must catch planted bugs.
 //! - `inputs`: bad files, paths, arguments, a closed stdout, Ctrl-C: an error and its exit
@@ -37,6 +39,7 @@ mod autoscale;
 mod brief;
 mod capacity;
 mod compare;
+mod deploy;
 mod determinism;
 mod faults;
 mod fuzz;

@@ -149,7 +149,7 @@ fn a_service_node_calls_a_store_node_over_tcp_and_answers_its_client() {
             .await
             .unwrap();
         let mut peers = BTreeMap::new();
-        peers.insert(1, store.local_addr());
+        peers.insert(1, store.local_addr().to_string());
         let service_cfg = NodeConfig {
             id: 0,
             name: "service-0".into(),
