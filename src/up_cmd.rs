@@ -150,6 +150,9 @@ fn up(args: &UpArgs) -> Result<u8, String> {
     });
     std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
     let epoch_ms = cluster.epoch_unix_ms.unwrap_or_else(unix_ms);
+    let prometheus = logs.join("prometheus.yml");
+    std::fs::write(&prometheus, prometheus_config(&cluster))
+        .map_err(|e| format!("{}: {e}", prometheus.display()))?;
     let mut procs = Vec::new();
     for node in cluster.nodes.iter().filter(|n| n.runs) {
         let log = logs.join(format!("{}.jsonl", node.name));
@@ -307,6 +310,24 @@ fn up(args: &UpArgs) -> Result<u8, String> {
     }
     stop_all(&mut procs, cluster.drain_s);
     Ok(code)
+}
+
+/// A Prometheus configuration that scrapes every running node's `/metrics` each second,
+/// labelled with the node's name and role.
+pub fn prometheus_config(cluster: &Cluster) -> String {
+    let mut out = format!(
+        "# Written by `minitwin up {}`: every node's /metrics.\nglobal:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: minitwin\n    static_configs:\n",
+        cluster.path.display()
+    );
+    for n in cluster.nodes.iter().filter(|n| n.runs) {
+        out.push_str(&format!(
+            "      - targets: [\"{}\"]\n        labels: {{ node: \"{}\", role: \"{}\" }}\n",
+            n.http_addr,
+            n.name,
+            n.role.unwrap_or("-")
+        ));
+    }
+    out
 }
 
 /// SIGTERM to every process still running, then SIGKILL to what outlives the drain.
