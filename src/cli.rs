@@ -117,6 +117,11 @@ pub enum Command {
     /// refused by the connection cap, timed out or unanswered at the end is counted, never
     /// dropped from the tally.
     Load(LoadArgs),
+    /// Measure one real store node's acknowledged writes per second: CLIENTS closed-loop
+    /// writers over the driver's protocol (each sends a write, waits for its acknowledgement,
+    /// sends the next), for --for seconds; every write is durable (fsync, group commit) before
+    /// it is acknowledged. For the comparison with MariaDB: calibration/store-vs-mariadb.sh.
+    BenchStore(BenchStoreArgs),
     /// List every metric the twin's nodes register (name, type, unit, help): what a
     /// `[monitoring]` rule or detector may name, and what metrics.csv and monitoring.csv hold.
     Metrics(MetricsArgs),
@@ -239,6 +244,18 @@ pub struct ShrinkArgs {
     /// At most this many candidates.
     #[arg(long, default_value_t = 400)]
     pub max_runs: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchStoreArgs {
+    /// The store node's peer address (host:port), e.g. from `minitwin up`'s table.
+    pub addr: String,
+    /// Writers at once.
+    #[arg(long, default_value_t = 16)]
+    pub clients: u32,
+    /// Seconds of writing.
+    #[arg(long = "for", default_value_t = 10.0)]
+    pub for_s: f64,
 }
 
 #[derive(Args, Debug)]

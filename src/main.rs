@@ -10,6 +10,7 @@
 #[macro_use]
 mod say;
 
+mod bench_store_cmd;
 mod brief_cmd;
 mod capacity_cmd;
 mod check_cmd;
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
         cli::Command::Node(a) => node_cmd::main(a),
         cli::Command::Up(a) => up_cmd::main(a),
         cli::Command::Load(a) => load_cmd::main(a),
+        cli::Command::BenchStore(a) => bench_store_cmd::main(a),
     };
     ExitCode::from(code)
 }
