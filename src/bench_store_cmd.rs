@@ -61,10 +61,12 @@ async fn writer(addr: SocketAddr, me: u32, for_s: f64) -> Result<Outcome, String
 }
 
 fn bench(args: &BenchStoreArgs) -> Result<(), String> {
-    let addr: SocketAddr = args
-        .addr
-        .parse()
-        .map_err(|_| format!("{}: give the store's host:port, e.g. 127.0.0.1:7103", args.addr))?;
+    let addr: SocketAddr = args.addr.parse().map_err(|_| {
+        format!(
+            "{}: give the store's host:port, e.g. 127.0.0.1:7103",
+            args.addr
+        )
+    })?;
     if !(1..=10_000).contains(&args.clients) {
         return Err(format!("--clients {}: give 1 to 10000", args.clients));
     }

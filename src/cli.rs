@@ -340,6 +340,10 @@ pub struct NodeArgs {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Runtime worker threads (the component itself is one event loop; more threads parse
+    /// more HTTP at once but wake each other across cores).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
 }
 
 #[derive(Args, Debug)]

@@ -48,8 +48,12 @@ pub fn main(args: NodeArgs) -> u8 {
         .with_writer(std::io::stderr)
         .finish();
     let _ = tracing::subscriber::set_global_default(subscriber);
+    if !(1..=256).contains(&args.threads) {
+        eprintln!("minitwin node: --threads {}: give 1 to 256", args.threads);
+        return 2;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(args.threads)
         .enable_all()
         .build()
     {

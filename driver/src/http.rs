@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// The node id the HTTP front speaks to its gateway component as.
 pub const HTTP_CLIENT: NodeId = u32::MAX - 1;
@@ -206,13 +206,11 @@ async fn handle(front: Arc<Front>, req: hyper::Request<Incoming>) -> Result<Answ
     Ok(answer(status, &request_id, body + "\n"))
 }
 
-/// Completes waiting requests with the component's answers.
-async fn dispatch(pending: Arc<Pending>, mut answers: mpsc::UnboundedReceiver<Msg>) {
-    while let Some(msg) = answers.recv().await {
-        if let Msg::Response(r) = msg {
-            if let Some(tx) = pending.waiting.lock().expect("pending lock").remove(&r.id) {
-                let _ = tx.send(r);
-            }
+/// Completes a waiting request with the component's answer (on the node's task: no hop).
+fn complete(pending: &Pending, msg: Msg) {
+    if let Msg::Response(r) = msg {
+        if let Some(tx) = pending.waiting.lock().expect("pending lock").remove(&r.id) {
+            let _ = tx.send(r);
         }
     }
 }
@@ -229,7 +227,8 @@ pub async fn serve(
 ) -> usize {
     let pending = gateway.then(|| {
         let pending = Arc::new(Pending::default());
-        tokio::spawn(dispatch(pending.clone(), link.attach(HTTP_CLIENT)));
+        let p = pending.clone();
+        link.attach(HTTP_CLIENT, Arc::new(move |msg| complete(&p, msg)));
         pending
     });
     let front = Arc::new(Front {

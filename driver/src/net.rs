@@ -92,6 +92,9 @@ impl Backoff {
     }
 }
 
+/// An in-process endpoint: called on the node's task with every message sent to it.
+pub type LocalEndpoint = Arc<dyn Fn(Msg) + Send + Sync>;
+
 /// What the network hands the node.
 pub type Inbox = mpsc::UnboundedSender<(NodeId, Msg)>;
 
@@ -119,7 +122,7 @@ pub struct Peers {
     pub refused: Arc<AtomicU64>,
     /// In-process endpoints (a node's HTTP front): messages to these ids go to the channel,
     /// never to a socket.
-    locals: Arc<Mutex<BTreeMap<NodeId, mpsc::UnboundedSender<Msg>>>>,
+    locals: Arc<Mutex<BTreeMap<NodeId, LocalEndpoint>>>,
 }
 
 impl Peers {
@@ -133,11 +136,12 @@ impl Peers {
         }
     }
 
-    /// Routes messages to `id` into a channel of this process.
-    pub fn attach_local(&self, id: NodeId) -> mpsc::UnboundedReceiver<Msg> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.locals.lock().expect("locals lock").insert(id, tx);
-        rx
+    /// Routes messages to `id` to `endpoint`, in this process.
+    pub fn attach_local(&self, id: NodeId, endpoint: LocalEndpoint) {
+        self.locals
+            .lock()
+            .expect("locals lock")
+            .insert(id, endpoint);
     }
 
     /// Hands `msg` to the node as if `from` had sent it.
@@ -150,8 +154,10 @@ impl Peers {
     /// Queues `msg` for `to`, dialling it if it is in the address book and not connected.
     /// Returns false when `to` cannot be reached (the message is dropped, as the network may).
     pub fn send(&self, me: NodeId, to: NodeId, msg: &Msg) -> bool {
-        if let Some(local) = self.locals.lock().expect("locals lock").get(&to) {
-            return local.send(msg.clone()).is_ok();
+        let local = self.locals.lock().expect("locals lock").get(&to).cloned();
+        if let Some(endpoint) = local {
+            endpoint(msg.clone());
+            return true;
         }
         let mut frame = Vec::new();
         if let Err(e) = codec::encode(msg, &mut frame) {

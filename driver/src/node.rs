@@ -323,9 +323,9 @@ pub struct NodeLink {
 }
 
 impl NodeLink {
-    /// Messages the component sends to `id` come to the returned channel.
-    pub fn attach(&self, id: NodeId) -> mpsc::UnboundedReceiver<Msg> {
-        self.peers.attach_local(id)
+    /// Messages the component sends to `id` go to `endpoint` (called on the node's task).
+    pub fn attach(&self, id: NodeId, endpoint: crate::net::LocalEndpoint) {
+        self.peers.attach_local(id, endpoint)
     }
 
     /// Hands `msg` to the component as sent by `from`; false once the node stopped.
