@@ -122,6 +122,11 @@ pub enum Command {
     /// sends the next), for --for seconds; every write is durable (fsync, group commit) before
     /// it is acknowledged. For the comparison with MariaDB: calibration/store-vs-mariadb.sh.
     BenchStore(BenchStoreArgs),
+    /// Make a development CA and a certificate for every node of a cluster (for its `[tls]`):
+    /// ca.pem and ca.key, and <node>.pem and <node>.key, each certificate for the DNS name
+    /// <node>.<domain> (the node's identity under mutual TLS; its role is the plan's). For
+    /// development and tests: production certificates come from your own CA.
+    Certs(CertsArgs),
     /// List every metric the twin's nodes register (name, type, unit, help): what a
     /// `[monitoring]` rule or detector may name, and what metrics.csv and monitoring.csv hold.
     Metrics(MetricsArgs),
@@ -244,6 +249,15 @@ pub struct ShrinkArgs {
     /// At most this many candidates.
     #[arg(long, default_value_t = 400)]
     pub max_runs: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct CertsArgs {
+    /// The cluster file.
+    pub config: PathBuf,
+    /// Where the files go (default: the cluster's `[tls] dir`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

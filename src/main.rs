@@ -13,6 +13,7 @@ mod say;
 mod bench_store_cmd;
 mod brief_cmd;
 mod capacity_cmd;
+mod certs_cmd;
 mod check_cmd;
 mod cli;
 mod compare_cmd;
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
         cli::Command::Up(a) => up_cmd::main(a),
         cli::Command::Load(a) => load_cmd::main(a),
         cli::Command::BenchStore(a) => bench_store_cmd::main(a),
+        cli::Command::Certs(a) => certs_cmd::main(a),
     };
     ExitCode::from(code)
 }

@@ -3,10 +3,12 @@
 //! and runs on the production driver (tokio, TCP, a log file), with an HTTP front.
 
 use crate::cli::NodeArgs;
+use minitwin_driver::tls::{Guard, NodeTls};
 use minitwin_driver::{spawn_node, NodeConfig};
 use minitwin_sim::cluster::{Cluster, ClusterNode};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub fn main(args: NodeArgs) -> u8 {
@@ -114,6 +116,9 @@ async fn serve(cluster: &Cluster, node: &ClusterNode, args: &NodeArgs) -> Result
     config.peers = peers;
     config.seed = args.seed.unwrap_or_else(clock_seed);
     config.epoch_unix_ns = epoch_ms.map(|ms| ms.saturating_mul(1_000_000));
+    if let Some(t) = &cluster.tls {
+        config.tls = Some(tls_of(cluster, t, node)?);
+    }
     let component = (cluster.factories()[node.id as usize])();
     let handle = spawn_node(config, component)
         .await
@@ -123,7 +128,7 @@ async fn serve(cluster: &Cluster, node: &ClusterNode, args: &NodeArgs) -> Result
         .await
         .map_err(|e| format!("cannot serve HTTP on {}: {e}", node.http_addr))?;
     let role = node.role.unwrap_or("node");
-    tracing::info!(node = %node.name, id = node.id, role, peers_at = %node.peer_addr, http_at = %node.http_addr, scenario = %cluster.scenario_path.display(), "started");
+    tracing::info!(node = %node.name, id = node.id, role, mtls = cluster.tls.is_some(), peers_at = %node.peer_addr, http_at = %node.http_addr, scenario = %cluster.scenario_path.display(), "started");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let drain = Duration::from_secs_f64(cluster.drain_s);
     let front = tokio::spawn(minitwin_driver::http::serve(
@@ -141,6 +146,39 @@ async fn serve(cluster: &Cluster, node: &ClusterNode, args: &NodeArgs) -> Result
     handle.shutdown().await;
     tracing::info!(node = %node.name, connections_cut = left, "stopped");
     Ok(())
+}
+
+/// The node's certificate and the cluster's access policy (the scenario's `[security]`, else
+/// the twin's designed flows, enforced).
+fn tls_of(
+    cluster: &Cluster,
+    t: &minitwin_sim::cluster::ClusterTls,
+    node: &ClusterNode,
+) -> Result<(Arc<NodeTls>, Arc<Guard>), String> {
+    let names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
+    let roles: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| n.plan_role.to_string())
+        .collect();
+    let tls = NodeTls::load(
+        &t.ca(),
+        &t.cert(&node.name),
+        &t.key(&node.name),
+        &t.domain,
+        names,
+    )
+    .map_err(|e| {
+        format!(
+            "{e} (make the certificates with `minitwin certs {}`)",
+            cluster.path.display()
+        )
+    })?;
+    let policy = cluster.scenario.security.clone().unwrap_or_default();
+    Ok((
+        Arc::new(tls),
+        Arc::new(Guard::new(&policy, &roles, node.id)),
+    ))
 }
 
 /// Waits for SIGTERM or Ctrl-C (SIGINT); names the one that came.

@@ -1,6 +1,6 @@
 //! A client of a node: says hello as a given node id, sends messages, awaits answers.
 
-use crate::net::{hello, parse_hello, CONNECT_TIMEOUT};
+use crate::net::{hello, parse_hello, Stream, CONNECT_TIMEOUT};
 use minitwin_components::codec::{self, FrameDecoder};
 use minitwin_components::{Msg, NodeId};
 use std::io;
@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     decoder: FrameDecoder,
     peer: SocketAddr,
 }
@@ -18,8 +18,28 @@ pub struct Client {
 impl Client {
     /// Connects to the node at `addr`, introducing itself as node `me`; the node says hello back.
     pub async fn connect(addr: SocketAddr, me: NodeId) -> io::Result<Client> {
-        let mut stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
-        {
+        let tcp = Client::tcp(addr).await?;
+        Client::handshake(Box::new(tcp), addr, me).await
+    }
+
+    /// Connects over mutual TLS with `tls`'s certificate to node `server` at `addr`.
+    #[cfg(not(madsim))]
+    pub async fn connect_tls(
+        addr: SocketAddr,
+        me: NodeId,
+        tls: &crate::tls::NodeTls,
+        server: NodeId,
+    ) -> io::Result<Client> {
+        let tcp = Client::tcp(addr).await?;
+        let name = tls
+            .server_name(server)
+            .ok_or_else(|| io::Error::other(format!("node {server} has no name")))?;
+        let stream = tls.connector.connect(name, tcp).await?;
+        Client::handshake(Box::new(stream), addr, me).await
+    }
+
+    async fn tcp(addr: SocketAddr) -> io::Result<TcpStream> {
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
             Ok(connected) => connected?,
             Err(_) => {
                 return Err(io::Error::new(
@@ -29,6 +49,14 @@ impl Client {
             }
         };
         stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    async fn handshake(
+        mut stream: Box<dyn Stream>,
+        addr: SocketAddr,
+        me: NodeId,
+    ) -> io::Result<Client> {
         stream.write_all(&hello(me)).await?;
         stream.flush().await?;
         let mut answer = [0u8; 8];

@@ -16,6 +16,8 @@
 //! - [`prom`]: a node's registry in Prometheus' text format, under the twin's metric names.
 //! - [`timers`]: a node's timers on a thread of their own (tokio's wheel ticks in whole
 //!   milliseconds; a component's 50 us wait must not take one).
+//! - [`tls`]: mutual TLS between nodes (identity from the certificate), the access policy on
+//!   the receiving side, development certificates. Not built under madsim.
 //! - [`client`]: a small client for tests and tools.
 //!
 //! tokio comes through `madsim-tokio`: built with `RUSTFLAGS="--cfg madsim"` the same code runs
@@ -30,6 +32,8 @@ pub mod net;
 pub mod node;
 pub mod prom;
 pub mod timers;
+#[cfg(not(madsim))]
+pub mod tls;
 
 pub use client::Client;
 pub use node::{spawn_node, NodeConfig, NodeHandle, NodeLink};

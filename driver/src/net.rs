@@ -92,6 +92,10 @@ impl Backoff {
     }
 }
 
+/// A connection's bytes: TCP, or TLS over TCP.
+pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
 /// An in-process endpoint: called on the node's task with every message sent to it.
 pub type LocalEndpoint = Arc<dyn Fn(Msg) + Send + Sync>;
 
@@ -123,6 +127,83 @@ pub struct Peers {
     /// In-process endpoints (a node's HTTP front): messages to these ids go to the channel,
     /// never to a socket.
     locals: Arc<Mutex<BTreeMap<NodeId, LocalEndpoint>>>,
+    /// Mutual TLS: every connection is TLS, peers are who their certificates say.
+    #[cfg(not(madsim))]
+    pub tls: Option<Arc<crate::tls::NodeTls>>,
+    /// The access policy applied to every message received (with `tls`).
+    #[cfg(not(madsim))]
+    pub guard: Option<Arc<crate::tls::Guard>>,
+}
+
+/// The dialling side's TLS: the peer must hold the certificate for `to`'s name.
+#[cfg(not(madsim))]
+async fn secure_dialled(
+    peers: &Peers,
+    to: NodeId,
+    tcp: TcpStream,
+) -> std::io::Result<Box<dyn Stream>> {
+    let Some(tls) = peers.tls.clone() else {
+        return Ok(Box::new(tcp));
+    };
+    let name = tls
+        .server_name(to)
+        .ok_or_else(|| std::io::Error::other(format!("node {to} has no name in the cluster")))?;
+    Ok(Box::new(tls.connector.connect(name, tcp).await?))
+}
+
+#[cfg(madsim)]
+async fn secure_dialled(_: &Peers, _: NodeId, tcp: TcpStream) -> std::io::Result<Box<dyn Stream>> {
+    Ok(Box::new(tcp))
+}
+
+/// The listening side's TLS: the handshake, and the certificate the peer presented.
+#[cfg(not(madsim))]
+async fn secure_accepted(
+    peers: &Peers,
+    tcp: TcpStream,
+) -> std::io::Result<(
+    Box<dyn Stream>,
+    Option<rustls::pki_types::CertificateDer<'static>>,
+)> {
+    let Some(tls) = peers.tls.clone() else {
+        return Ok((Box::new(tcp), None));
+    };
+    let conn = tls.acceptor.accept(tcp).await?;
+    let cert = conn
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.clone().into_owned());
+    Ok((Box::new(conn), cert))
+}
+
+/// The node a connection's certificate proves (None without TLS or without a certificate).
+#[cfg(not(madsim))]
+fn proven_peer(
+    peers: &Peers,
+    cert: &Option<rustls::pki_types::CertificateDer<'static>>,
+    claimed: NodeId,
+) -> Option<NodeId> {
+    let (tls, cert) = (peers.tls.as_ref()?, cert.as_ref()?);
+    tls.proven(cert, claimed)
+}
+
+/// Whether the policy lets `msg` through; refusals are counted by the guard.
+#[cfg(not(madsim))]
+fn admitted(peers: &Peers, proven: Option<NodeId>, claimed: NodeId, msg: &Msg) -> bool {
+    match &peers.guard {
+        None => true,
+        Some(g) => g
+            .admit(proven, claimed, minitwin_components::security::Family::of(msg))
+            .map_err(|r| tracing::debug!(peer = claimed, ?proven, refusal = ?r, "refused by the access policy"))
+            .is_ok(),
+    }
+}
+
+#[cfg(madsim)]
+fn admitted(_: &Peers, _: Option<NodeId>, _: NodeId, _: &Msg) -> bool {
+    true
 }
 
 impl Peers {
@@ -228,6 +309,15 @@ async fn dial(
         let error = match tokio::time::timeout(peers.connect_timeout, connect).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
+                let stream = match secure_dialled(&peers, to, stream).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(node = me, peer = to, %addr, error = %e, "TLS handshake failed; closing");
+                        peers.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                        peers.forget(to);
+                        return;
+                    }
+                };
                 let (mut reader, writer) = tokio::io::split(stream);
                 tokio::spawn(write_frames(me, to, writer, rx, peers.clone()));
                 // Answers may come back on this connection too, after the peer's hello.
@@ -243,7 +333,8 @@ async fn dial(
                     peers.forget(to);
                     return;
                 }
-                read_frames(me, reader, to, addr, peers).await;
+                // The peer we dialled is who its certificate names (checked by the handshake).
+                read_frames(me, reader, to, Some(to), addr, peers).await;
                 return;
             }
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
@@ -331,6 +422,18 @@ pub async fn serve(me: NodeId, listener: TcpListener, peers: Peers) {
 
 /// Reads a hello, then frames; registers the connection as the way back to that peer.
 async fn read_connection(me: NodeId, stream: TcpStream, addr: SocketAddr, peers: Peers) {
+    #[cfg(not(madsim))]
+    let (stream, cert) = match secure_accepted(&peers, stream).await {
+        Ok(x) => x,
+        Err(e) => {
+            // No certificate, or one our CA did not sign (another cluster): refused.
+            tracing::warn!(node = me, %addr, error = %e, "TLS handshake refused");
+            if let Some(g) = &peers.guard {
+                g.refuse_handshake();
+            }
+            return;
+        }
+    };
     let (mut reader, writer) = tokio::io::split(stream);
     let mut h = [0u8; 8];
     if reader.read_exact(&mut h).await.is_err() {
@@ -344,17 +447,23 @@ async fn read_connection(me: NodeId, stream: TcpStream, addr: SocketAddr, peers:
             return;
         }
     };
+    #[cfg(not(madsim))]
+    let proven = proven_peer(&peers, &cert, peer);
+    #[cfg(madsim)]
+    let proven = None;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(write_frames(me, peer, writer, rx, peers.clone()));
     peers.register(peer, tx);
-    read_frames(me, reader, peer, addr, peers).await;
+    read_frames(me, reader, peer, proven, addr, peers).await;
 }
 
-/// Decodes frames from `reader` and hands them to the node as `peer`'s messages.
+/// Decodes frames from `reader` and hands them to the node as `peer`'s messages, those the
+/// access policy admits from a sender whose certificate proved `proven`.
 async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
     me: NodeId,
     mut reader: R,
     peer: NodeId,
+    proven: Option<NodeId>,
     addr: SocketAddr,
     peers: Peers,
 ) {
@@ -377,6 +486,9 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
         loop {
             match decoder.next_msg() {
                 Ok(Some(msg)) => {
+                    if !admitted(&peers, proven, peer, &msg) {
+                        continue;
+                    }
                     if inbox.send((peer, msg)).is_err() {
                         return; // the node stopped
                     }

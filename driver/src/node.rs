@@ -15,6 +15,8 @@ use minitwin_components::{
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+#[cfg(not(madsim))]
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
@@ -35,6 +37,10 @@ pub struct NodeConfig {
     /// The cluster's clock epoch as a Unix time in ns, the same for every node (see
     /// [`crate::clock`]); None: the node's own start (a node on its own, tests).
     pub epoch_unix_ns: Option<u64>,
+    /// Mutual TLS and the access policy on this node's connections (None: plain TCP, every
+    /// message admitted).
+    #[cfg(not(madsim))]
+    pub tls: Option<(Arc<crate::tls::NodeTls>, Arc<crate::tls::Guard>)>,
     /// PLANTED BUG (madsim builds only): acknowledge a sync without making anything durable.
     /// The madsim suite must see acknowledged writes lost on a kill.
     #[cfg(madsim)]
@@ -53,6 +59,8 @@ impl NodeConfig {
             peers: BTreeMap::new(),
             seed: 1,
             epoch_unix_ns: None,
+            #[cfg(not(madsim))]
+            tls: None,
             #[cfg(madsim)]
             bug_skip_fsync: false,
         }
@@ -270,6 +278,14 @@ impl TokioContext {
             let id = self.metrics.gauge(name, unit);
             self.metrics.set(id, v);
         }
+        #[cfg(not(madsim))]
+        if let Some(guard) = &self.peers.guard {
+            for (name, n) in guard.counts() {
+                let id = self.metrics.counter(name);
+                let seen = self.metrics.counter_value(name).unwrap_or(0);
+                self.metrics.add(id, n.saturating_sub(seen));
+            }
+        }
     }
 
     /// The driver's own series (not in the twin: the real network's troubles).
@@ -383,7 +399,13 @@ pub async fn spawn_node(
     let local_addr = listener.local_addr()?;
     let (events_tx, events_rx) = mpsc::unbounded_channel::<Event>();
     let (inbox_tx, inbox_rx) = mpsc::unbounded_channel::<(NodeId, Msg)>();
-    let peers = Peers::new(config.peers.clone(), inbox_tx, config.seed);
+    #[allow(unused_mut)]
+    let mut peers = Peers::new(config.peers.clone(), inbox_tx, config.seed);
+    #[cfg(not(madsim))]
+    if let Some((tls, guard)) = &config.tls {
+        peers.tls = Some(tls.clone());
+        peers.guard = Some(guard.clone());
+    }
     let server = tokio::spawn(net::serve(config.id, listener, peers.clone()));
     let ctx = TokioContext {
         me: config.id,

@@ -13,6 +13,9 @@
 //! # epoch_unix_ms = 0          # the cluster's clock epoch (`minitwin up` sets it)
 //! # same_ports = false         # true: every node on base_port and http_base_port (one node
 //! #                            # per host: containers, pods), told apart by [addresses]
+//! [tls]                        # optional: mutual TLS between nodes (`minitwin certs`)
+//! dir = "certs"                # ca.pem, <node>.pem, <node>.key
+//! # domain = "loopback.minitwin" # certificates name <node>.<domain> (default: scenario name)
 //! [addresses]                  # optional: a node's peer address by name (compose, k8s)
 //! "store-0" = "store-0:7100"
 //! ```
@@ -44,7 +47,37 @@ struct ClusterFile {
     #[serde(default)]
     same_ports: bool,
     #[serde(default)]
+    tls: Option<TlsFile>,
+    #[serde(default)]
     addresses: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    dir: PathBuf,
+    domain: Option<String>,
+}
+
+/// Mutual TLS of a cluster: where the certificates are and the domain they name nodes in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterTls {
+    /// `ca.pem`, and `<node>.pem` and `<node>.key` for every node.
+    pub dir: PathBuf,
+    /// A node's certificate is for `<node name>.<domain>`.
+    pub domain: String,
+}
+
+impl ClusterTls {
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+    pub fn cert(&self, node: &str) -> PathBuf {
+        self.dir.join(format!("{node}.pem"))
+    }
+    pub fn key(&self, node: &str) -> PathBuf {
+        self.dir.join(format!("{node}.key"))
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -106,6 +139,8 @@ pub struct Cluster {
     pub data_dir: PathBuf,
     pub drain_s: f64,
     pub epoch_unix_ms: Option<u64>,
+    /// Mutual TLS between nodes, when the file has `[tls]`.
+    pub tls: Option<ClusterTls>,
 }
 
 fn production_role(plan_role: &str) -> Option<&'static str> {
@@ -134,6 +169,12 @@ impl Cluster {
             ));
         }
         let plan = tiers::plan(&scenario);
+        let tls = file.tls.clone().map(|t| ClusterTls {
+            dir: here.join(t.dir),
+            domain: t
+                .domain
+                .unwrap_or_else(|| format!("{}.minitwin", scenario.name)),
+        });
         let names: Vec<&str> = plan.nodes.iter().map(|n| n.name.as_str()).collect();
         for name in file.addresses.keys() {
             if !names.contains(&name.as_str()) {
@@ -189,6 +230,7 @@ impl Cluster {
             data_dir: here.join(&file.data_dir),
             drain_s: file.drain_s,
             epoch_unix_ms: file.epoch_unix_ms,
+            tls,
         })
     }
 

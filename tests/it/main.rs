@@ -17,6 +17,8 @@
 //! - `mirror`: cross-zone mirroring and the mirror check.
 //! - `monitoring`: the metric catalogue, alerts and anomaly detectors on faults, alert-driven
 //!   scaling.
+//! - `mtls`: mutual TLS between real nodes: identity from the certificate, the access policy
+//!   enforced, every refusal counted.
 //! - `oracle`: the twin against queueing theory (Erlang C, Little's law).
 //! - `production`: the real loopback cluster (`minitwin up`, `load`, `node`): it serves,
 //!   fails over on a SIGKILL, drains on SIGTERM and leaves no process behind.
@@ -49,6 +51,7 @@ mod inputs;
 mod lincheck;
 mod mirror;
 mod monitoring;
+mod mtls;
 mod oracle;
 mod production;
 mod regressions;
