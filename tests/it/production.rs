@@ -3,6 +3,7 @@
 //! and metrics; every process is gone afterwards. Bad cluster files and flags are refused.
 
 use crate::{minitwin, root};
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -33,7 +34,7 @@ fn cluster_file(test: &str, base: u16) -> (PathBuf, PathBuf) {
 
 /// A port base unlikely to collide: derived from the process id.
 fn base_port() -> u16 {
-    21_000 + (std::process::id() % 400) as u16 * 100
+    21_000 + (std::process::id() % 150) as u16 * 100
 }
 
 fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
@@ -201,4 +202,55 @@ fn bad_cluster_files_and_flags_are_refused_naming_what_to_fix() {
         "{err}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A cluster file for a shipped scenario, its own ports and data directory.
+fn cluster_for(scenario: &str, test: &str, base: u16) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("minitwin-prod-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("cluster.toml");
+    let scenario = root().join("scenarios").join(format!("{scenario}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "scenario = {:?}\ndata_dir = \"data\"\nbase_port = {base}\nhttp_base_port = {}\ndrain_s = 1.0\n",
+            scenario.to_str().unwrap(),
+            base + 100
+        ),
+    )
+    .unwrap();
+    (path, dir)
+}
+
+#[test]
+fn every_role_runs_as_a_real_process_and_stops_cleanly() {
+    // Together these shipped scenarios have every role `minitwin node --role` knows.
+    let cases = [
+        ("mirror-burst", "mirror"),
+        ("archive-from-store", "archiver"),
+        ("autoscale-step", "scaler"),
+        ("monitored-faults", "monitor"),
+        ("reshard-1-to-4", "resharder"),
+        ("session-failover", "session"),
+    ];
+    // Ports 40,000-62,300: apart from the other tests' 21,000-36,100.
+    let base = 40_000 + (std::process::id() % 15) as u16 * 1_500;
+    for (i, (scenario, role)) in cases.iter().enumerate() {
+        let (cluster, dir) = cluster_for(scenario, role, base + i as u16 * 200);
+        let out = minitwin(&["up", cluster.to_str().unwrap(), "--fresh", "--for", "2"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{scenario}: {text}{err}");
+        let roles: BTreeSet<&str> = text
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        assert!(roles.contains(role), "{scenario}: no {role} in {text}");
+        assert!(
+            !err.contains("did not stop") && !err.contains("ended with"),
+            "{scenario}: {err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
