@@ -287,22 +287,26 @@ fn load(args: &LoadArgs) -> Result<u8, String> {
     let w = &w;
     let for_s = args.for_s.unwrap_or(cluster.scenario.duration_s);
     if !(for_s.is_finite() && for_s > 0.0 && for_s <= 86_400.0) {
-        return Err(format!("--for {for_s}: give 0 to 86400 seconds"));
+        return Err(format!(
+            "--for {for_s}: give more than 0 and at most 86400 seconds"
+        ));
     }
     if let Some(r) = args.rate {
         if !(r.is_finite() && r > 0.0 && r <= 1e6) {
             return Err(format!(
-                "--rate {r}: give 0 to 1,000,000 requests per second"
+                "--rate {r}: give a rate above 0, at most 1,000,000 requests per second"
             ));
         }
     }
     if args.connections == 0 {
         return Err("--connections 0: give at least 1".into());
     }
-    let warmup_s = args
-        .warmup_s
-        .unwrap_or(cluster.scenario.warmup_s)
-        .min(for_s);
+    let warmup_s = args.warmup_s.unwrap_or(cluster.scenario.warmup_s);
+    if !(warmup_s.is_finite() && warmup_s >= 0.0) || warmup_s >= for_s {
+        return Err(format!(
+            "--for {for_s} leaves nothing after the warm-up of {warmup_s} s (the scenario's warmup_s unless --warmup-s): give a longer --for or --warmup-s 0"
+        ));
+    }
     let target = match &args.target {
         Some(t) => t.clone(),
         None => cluster
@@ -398,6 +402,13 @@ fn load(args: &LoadArgs) -> Result<u8, String> {
         "  generator    sent at most {late_ms:.1} ms late; per second: {}",
         out.display()
     );
+    if ok == 0 && sent > 0 {
+        eprintln!(
+            "minitwin load: no request succeeded at {target}: is the cluster up? (`minitwin up {}`)",
+            args.config.display()
+        );
+        return Ok(1);
+    }
     Ok(0)
 }
 

@@ -99,6 +99,22 @@ fn a_real_loopback_cluster_serves_fails_over_and_stops_every_process() {
     let gateway_http = format!("127.0.0.1:{}", base + 100);
     let (status, body) = http_get(&gateway_http, "/healthz").unwrap();
     assert_eq!((status, body.trim()), (200, "ok gateway"));
+    // Garbage on the HTTP port, and garbage on a node's peer port: answered or closed, and
+    // the nodes serve on.
+    let mut junk = std::net::TcpStream::connect(&gateway_http).unwrap();
+    junk.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    junk.write_all(b"\x00\xffGARBAGE / HTTP/9\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = junk.read_to_string(&mut answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
+    let mut junk = std::net::TcpStream::connect(format!("127.0.0.1:{}", base + 3)).unwrap();
+    junk.write_all(b"MTW\x02\x07\x00\x00\x00\xff\xff\xff\xff")
+        .unwrap();
+    let (status, _) = http_get(&gateway_http, "/users/1").unwrap();
+    assert_eq!(status, 200);
     let load = minitwin(&[
         "load",
         cluster_s,
