@@ -17,7 +17,7 @@ use minitwin_components::msg::{Request, Response, Route, Status};
 use minitwin_components::msg::{StoreOp, StoreRequest, StoreResponse, StoreResult};
 use minitwin_components::service::{Service, ServiceConfig};
 use minitwin_components::store::{Store, StoreConfig};
-use minitwin_components::Msg;
+use minitwin_components::{Component, Msg};
 use minitwin_driver::disk::crash;
 use minitwin_driver::{spawn_node, Client, NodeConfig};
 use std::collections::BTreeMap;
@@ -60,20 +60,24 @@ fn result(m: Msg) -> StoreResult {
     }
 }
 
-/// Starts the store node (id 1) on `handle`; `bug_skip_fsync` plants the missing fsync.
-fn store_node(handle: &Handle, dir: PathBuf, bug_skip_fsync: bool) -> NodeHandle {
+/// Starts a simulated host `host` at `at` whose process runs the node `make` builds (again
+/// at every restart).
+fn host<F>(handle: &Handle, host: &str, at: &str, make: F) -> NodeHandle
+where
+    F: Fn() -> (NodeConfig, Box<dyn Component + Send>) + Send + Sync + 'static,
+{
+    let make = std::sync::Arc::new(make);
     handle
         .create_node()
-        .name("store")
-        .ip(addr(STORE).ip())
+        .name(host)
+        .ip(addr(at).ip())
         .init(move || {
-            let dir = dir.clone();
+            let make = make.clone();
             async move {
-                let mut config = NodeConfig::new(1, "store-0", addr(STORE), dir);
-                config.bug_skip_fsync = bug_skip_fsync;
-                let node = spawn_node(config, Box::new(Store::new(StoreConfig::default())))
+                let (config, component) = make();
+                let node = spawn_node(config, component)
                     .await
-                    .expect("the store node starts");
+                    .expect("the node starts");
                 std::future::pending::<()>().await;
                 drop(node);
             }
@@ -81,26 +85,25 @@ fn store_node(handle: &Handle, dir: PathBuf, bug_skip_fsync: bool) -> NodeHandle
         .build()
 }
 
+/// Starts the store node (id 1) on `handle`; `bug_skip_fsync` plants the missing fsync.
+fn store_node(handle: &Handle, dir: PathBuf, bug_skip_fsync: bool) -> NodeHandle {
+    host(handle, "store", STORE, move || {
+        let mut config = NodeConfig::new(1, "store-0", addr(STORE), dir.clone());
+        config.bug_skip_fsync = bug_skip_fsync;
+        (config, Box::new(Store::new(StoreConfig::default())))
+    })
+}
+
 /// Starts the service node (id 0), which calls the store node.
 fn service_node(handle: &Handle, dir: PathBuf) -> NodeHandle {
-    handle
-        .create_node()
-        .name("service")
-        .ip(addr(SERVICE).ip())
-        .init(move || {
-            let dir = dir.clone();
-            async move {
-                let mut config = NodeConfig::new(0, "service-0", addr(SERVICE), dir);
-                config.peers = BTreeMap::from([(1, STORE.to_string())]);
-                let service = Service::new(ServiceConfig::default(), &[1]);
-                let node = spawn_node(config, Box::new(service))
-                    .await
-                    .expect("the service node starts");
-                std::future::pending::<()>().await;
-                drop(node);
-            }
-        })
-        .build()
+    host(handle, "service", SERVICE, move || {
+        let mut config = NodeConfig::new(0, "service-0", addr(SERVICE), dir.clone());
+        config.peers = BTreeMap::from([(1, STORE.to_string())]);
+        (
+            config,
+            Box::new(Service::new(ServiceConfig::default(), &[1])),
+        )
+    })
 }
 
 fn client_node(handle: &Handle) -> NodeHandle {
