@@ -101,7 +101,8 @@ impl End {
     }
 }
 
-/// A keep-alive connection.
+/// A keep-alive HTTP/1.1 connection. The answers it reads are minitwin's gateway's (a status
+/// line, headers with Content-Length, the body); chunked answers are not read.
 struct Conn {
     reader: BufReader<TcpStream>,
 }
