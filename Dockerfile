@@ -1,6 +1,6 @@
 # minitwin's production image: the one `minitwin` binary (simulator, CLI and `minitwin node`)
 # with the shipped scenarios and deploy files. Multi-stage: the build stage has the Rust
-# toolchain; the image has the binary on a slim Debian (not built here: no Docker daemon).
+# toolchain; the image has the binary on a slim Debian.
 #
 #   docker build -t minitwin .
 #   docker compose -f deploy/compose/compose.yaml up        # the loopback topology
