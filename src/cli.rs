@@ -36,6 +36,9 @@ Examples:
                                                           scenario, its seeds searched and scored
   minitwin shrink SCENARIO --seed 1                        a failing scenario minimized into
                                                           scenarios/regressions/
+  minitwin up deploy/loopback/cluster.toml --fresh         the same components as real processes
+                                                          on 127.0.0.1 (--kill store-0@10: a drill)
+  minitwin load deploy/loopback/cluster.toml --for 20      the scenario's users against them
 
 Exit codes: 0 all checks passed, 1 the simulator crashed, 2 bad input (the error names the
             file, line and field) or an output that cannot be written, 3 a correctness check
@@ -115,12 +118,13 @@ pub enum Command {
     /// mix and Zipf popularity, HTTP/1.1 keep-alive; bounded by --for. Prints and writes
     /// (CSV per second) throughput, latency percentiles and every error by kind: a request
     /// refused by the connection cap, timed out or unanswered at the end is counted, never
-    /// dropped from the tally.
+    /// dropped from the tally. Exit 0; 1 when no request succeeded (is the cluster up?); 2 on
+    /// bad input.
     Load(LoadArgs),
     /// Measure one real store node's acknowledged writes per second: CLIENTS closed-loop
     /// writers over the driver's protocol (each sends a write, waits for its acknowledgement,
     /// sends the next), for --for seconds; every write is durable (fsync, group commit) before
-    /// it is acknowledged. For the comparison with MariaDB: calibration/store-vs-mariadb.sh.
+    /// it is acknowledged. For the comparison with MariaDB: calibration/speed.sh.
     BenchStore(BenchStoreArgs),
     /// Make a development CA and a certificate for every node of a cluster (for its `[tls]`):
     /// ca.pem and ca.key, and <node>.pem and <node>.key, each certificate for the DNS name
