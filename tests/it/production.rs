@@ -32,9 +32,10 @@ fn cluster_file(test: &str, base: u16) -> (PathBuf, PathBuf) {
     (path, dir)
 }
 
-/// A port base unlikely to collide: derived from the process id.
+/// A port base unlikely to collide: derived from the process id, below Linux's ephemeral
+/// range (32,768 up), where other tests' outgoing connections take their ports.
 fn base_port() -> u16 {
-    21_000 + (std::process::id() % 150) as u16 * 100
+    21_000 + (std::process::id() % 40) as u16 * 100
 }
 
 fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
@@ -148,6 +149,22 @@ fn a_real_loopback_cluster_serves_fails_over_and_stops_every_process() {
         .unwrap_or_else(|| panic!("{metrics}"));
     assert!(answered >= sent as f64, "{answered} < {sent}");
     assert!(metrics.contains("# TYPE gateway_upstream_latency_ns summary"));
+    // The failover in the replica's metrics (store-0-r1 is node 4): promoted once.
+    let replica_http = format!("127.0.0.1:{}", base + 100 + 4);
+    let mut promotions = 0.0;
+    for _ in 0..40 {
+        let (_, m) = http_get(&replica_http, "/metrics").unwrap();
+        promotions = m
+            .lines()
+            .find_map(|l| l.strip_prefix("store_promotions_total "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        if promotions > 0.0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(promotions, 1.0, "store-0-r1 was promoted once");
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
     let status = up.wait().unwrap();
@@ -250,8 +267,8 @@ fn every_role_runs_as_a_real_process_and_stops_cleanly() {
         ("reshard-1-to-4", "resharder"),
         ("session-failover", "session"),
     ];
-    // Ports 40,000-62,300: apart from the other tests' 21,000-36,100.
-    let base = 40_000 + (std::process::id() % 15) as u16 * 1_500;
+    // Ports 25,200-32,500: apart from the other tests' 21,000-25,100, below the ephemeral range.
+    let base = 25_200 + (std::process::id() % 5) as u16 * 1_500;
     for (i, (scenario, role)) in cases.iter().enumerate() {
         let (cluster, dir) = cluster_for(scenario, role, base + i as u16 * 200);
         let out = minitwin(&["up", cluster.to_str().unwrap(), "--fresh", "--for", "2"]);
