@@ -3,7 +3,8 @@
 
 Starts deploy/loopback/cluster.toml as real processes (`minitwin up`), measures this machine's
 loopback once (a node-to-node hop from the gateway's upstream latency on reads, the users' HTTP
-hop from cache hits, an fdatasync of the data disk), writes those into
+hop from cache hits, a write's commit on a primary under load; a bare fdatasync for the
+record), writes those into
 results/loopback/calibrated.toml (the shipped scenario with its three `calibrated:` lines
 replaced), then for each offered rate runs the real cluster under `minitwin load` (open loop,
 the scenario's mix) and the twin (`minitwin run` on seeds 1-3), and kills the primary of shard

@@ -30,6 +30,11 @@ pub fn main(args: LoadArgs) -> u8 {
     }
 }
 
+/// Answers with a larger body are a connection error (the gateway's are a few bytes).
+const MAX_BODY_BYTES: usize = 16 << 20;
+/// The schedule is made before the first request: at most this many arrivals.
+const MAX_ARRIVALS: f64 = 20_000_000.0;
+
 /// One request of the schedule.
 #[derive(Clone, Debug)]
 struct Arrival {
@@ -154,7 +159,14 @@ impl Conn {
             }
             if let Some((k, v)) = l.split_once(':') {
                 if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
+                    length = v
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|&n| n <= MAX_BODY_BYTES)
+                        .ok_or_else(|| {
+                            std::io::Error::other(format!("bad Content-Length {:?}", v.trim()))
+                        })?;
                 }
             }
         }
@@ -303,7 +315,10 @@ fn load(args: &LoadArgs) -> Result<u8, String> {
         return Err("--connections 0: give at least 1".into());
     }
     let warmup_s = args.warmup_s.unwrap_or(cluster.scenario.warmup_s);
-    if !(warmup_s.is_finite() && warmup_s >= 0.0) || warmup_s >= for_s {
+    if !(warmup_s.is_finite() && warmup_s >= 0.0) {
+        return Err(format!("--warmup-s {warmup_s}: give 0 or more seconds"));
+    }
+    if warmup_s >= for_s {
         return Err(format!(
             "--for {for_s} leaves nothing after the warm-up of {warmup_s} s (the scenario's warmup_s unless --warmup-s): give a longer --for or --warmup-s 0"
         ));
@@ -323,6 +338,16 @@ fn load(args: &LoadArgs) -> Result<u8, String> {
     });
     if let Some(d) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(d).map_err(|e| format!("--out {}: {e}", d.display()))?;
+    }
+    // The schedule is made up front: its expected size (the curve's rate each second) is
+    // bounded before anything is drawn.
+    let expected: f64 = (0..for_s.ceil() as u64)
+        .map(|t| args.rate.unwrap_or_else(|| w.rate.rate(t as f64)))
+        .sum();
+    if expected > MAX_ARRIVALS {
+        return Err(format!(
+            "{expected:.0} requests over {for_s} s: at most {MAX_ARRIVALS:.0} in one run; shorten --for or lower --rate"
+        ));
     }
     let arrivals = schedule(w, args.rate, for_s, args.seed);
     let offered = arrivals.len();

@@ -3,6 +3,7 @@
 //! and runs on the production driver (tokio, TCP, a log file), with an HTTP front.
 
 use crate::cli::NodeArgs;
+use minitwin_driver::clock::unix_now_ns;
 use minitwin_driver::tls::{Guard, NodeTls};
 use minitwin_driver::{spawn_node, NodeConfig};
 use minitwin_sim::cluster::{Cluster, ClusterNode};
@@ -87,13 +88,6 @@ fn bind_addr(addr: &str) -> Result<SocketAddr, String> {
     Ok(SocketAddr::from(([0, 0, 0, 0], port)))
 }
 
-#[allow(clippy::disallowed_methods)] // a production process picks its seed from the clock
-fn clock_seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64)
-}
-
 async fn serve(cluster: &Cluster, node: &ClusterNode, args: &NodeArgs) -> Result<(), String> {
     // Every node of the plan but the users, pod slots included (a slot that is not running
     // refuses, as a down upstream does); names are looked up when dialled.
@@ -104,6 +98,13 @@ async fn serve(cluster: &Cluster, node: &ClusterNode, args: &NodeArgs) -> Result
         .map(|n| (n.id, n.peer_addr.clone()))
         .collect();
     let epoch_ms = args.epoch_unix_ms.or(cluster.epoch_unix_ms);
+    let now_ms = unix_now_ns() / 1_000_000;
+    if let Some(e) = epoch_ms.filter(|&e| e > now_ms + 60_000) {
+        return Err(format!(
+            "the cluster's clock epoch {e} (Unix ms) is {} s after this machine's clock: give an epoch before the cluster started (or check the clock)",
+            (e - now_ms) / 1000
+        ));
+    }
     if epoch_ms.is_none() {
         tracing::warn!("no cluster clock epoch (--epoch-unix-ms or epoch_unix_ms): this node's timestamps count from its own start");
     }
@@ -114,7 +115,8 @@ async fn serve(cluster: &Cluster, node: &ClusterNode, args: &NodeArgs) -> Result
         cluster.data_dir.join(&node.name),
     );
     config.peers = peers;
-    config.seed = args.seed.unwrap_or_else(clock_seed);
+    // A production process picks its seed from the clock.
+    config.seed = args.seed.unwrap_or_else(unix_now_ns);
     config.epoch_unix_ns = epoch_ms.map(|ms| ms.saturating_mul(1_000_000));
     if let Some(t) = &cluster.tls {
         config.tls = Some(tls_of(cluster, t, node)?);

@@ -29,7 +29,9 @@ fn parse_at(flag: &str, v: &str, cluster: &Cluster) -> Result<(String, f64), Str
         .parse()
         .ok()
         .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-        .ok_or_else(|| format!("--{flag} {v}: {at:?} is not a number of seconds"))?;
+        .ok_or_else(|| {
+            format!("--{flag} {v}: {at:?} is not a number of seconds from the start (0 or more)")
+        })?;
     if !cluster.nodes.iter().any(|n| n.runs && n.name == name) {
         return Err(format!(
             "--{flag} {v}: no running node {name:?}; the cluster runs {}",
@@ -54,11 +56,8 @@ fn now() -> Instant {
     Instant::now()
 }
 
-#[allow(clippy::disallowed_methods)]
 fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    minitwin_driver::clock::unix_now_ns() / 1_000_000
 }
 
 struct Proc {
@@ -99,7 +98,8 @@ fn start(
 
 /// GET `path` on `addr`: the status code, or None if nothing answered.
 pub fn http_status(addr: &str, path: &str, timeout: Duration) -> Option<u16> {
-    let sock = addr.parse().ok()?;
+    use std::net::ToSocketAddrs;
+    let sock = addr.to_socket_addrs().ok()?.next()?;
     let mut s = TcpStream::connect_timeout(&sock, timeout).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;
     write!(

@@ -236,11 +236,12 @@ impl FileLog {
             )));
         }
         let keep = ((lsn - self.base_lsn) as usize).min(self.offsets.len() - 1);
-        self.offsets.truncate(keep + 1);
         let end = self.offsets[keep];
-        self.generation += 1;
+        // The file first: if cutting it fails, the log's view of it stays as it was.
         self.file.set_len(end)?;
         self.file.seek(SeekFrom::Start(end))?;
+        self.offsets.truncate(keep + 1);
+        self.generation += 1;
         self.file.sync_data()?;
         crash::durable(&self.path, end);
         Ok(())

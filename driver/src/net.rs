@@ -33,6 +33,8 @@ pub const MAGIC: &[u8; 3] = b"MTW";
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long one frame's write may take before the connection is given up.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection may take to say hello (its TLS handshake included).
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connects tried before queued frames are dropped.
 pub const DIAL_ATTEMPTS: u32 = 8;
 
@@ -309,12 +311,24 @@ async fn dial(
         let error = match tokio::time::timeout(peers.connect_timeout, connect).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                let stream = match secure_dialled(&peers, to, stream).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(node = me, peer = to, %addr, error = %e, "TLS handshake failed; closing");
+                let secured =
+                    tokio::time::timeout(HELLO_TIMEOUT, secure_dialled(&peers, to, stream)).await;
+                let stream = match secured {
+                    Ok(Ok(s)) => s,
+                    failed => {
+                        let e = failed.map_or_else(
+                            |_| "timed out".to_string(),
+                            |r| r.err().map(|e| e.to_string()).unwrap_or_default(),
+                        );
                         peers.protocol_errors.fetch_add(1, Ordering::Relaxed);
                         peers.forget(to);
+                        rx.close();
+                        let mut dropped = 0;
+                        while rx.try_recv().is_ok() {
+                            dropped += 1;
+                        }
+                        peers.frames_dropped.fetch_add(dropped, Ordering::Relaxed);
+                        tracing::warn!(node = me, peer = to, %addr, error = %e, dropped, "TLS handshake failed; queued messages dropped");
                         return;
                     }
                 };
@@ -334,7 +348,7 @@ async fn dial(
                     return;
                 }
                 // The peer we dialled is who its certificate names (checked by the handshake).
-                read_frames(me, reader, to, Some(to), addr, peers).await;
+                read_frames(me, reader, to, Some(to), true, addr, peers).await;
                 return;
             }
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
@@ -412,8 +426,14 @@ async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
 /// Accepts connections and feeds their messages to the node until the listener fails.
 pub async fn serve(me: NodeId, listener: TcpListener, peers: Peers) {
     loop {
-        let Ok((stream, addr)) = listener.accept().await else {
-            return;
+        let (stream, addr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like pass: never stop accepting.
+                tracing::warn!(node = me, error = %e, "accept failed; trying again in 100 ms");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         tokio::spawn(read_connection(me, stream, addr, peers.clone()));
@@ -423,7 +443,11 @@ pub async fn serve(me: NodeId, listener: TcpListener, peers: Peers) {
 /// Reads a hello, then frames; registers the connection as the way back to that peer.
 async fn read_connection(me: NodeId, stream: TcpStream, addr: SocketAddr, peers: Peers) {
     #[cfg(not(madsim))]
-    let (stream, cert) = match secure_accepted(&peers, stream).await {
+    let secured = tokio::time::timeout(HELLO_TIMEOUT, secure_accepted(&peers, stream))
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::from(std::io::ErrorKind::TimedOut)));
+    #[cfg(not(madsim))]
+    let (stream, cert) = match secured {
         Ok(x) => x,
         Err(e) => {
             // No certificate, or one our CA did not sign (another cluster): refused.
@@ -436,8 +460,14 @@ async fn read_connection(me: NodeId, stream: TcpStream, addr: SocketAddr, peers:
     };
     let (mut reader, writer) = tokio::io::split(stream);
     let mut h = [0u8; 8];
-    if reader.read_exact(&mut h).await.is_err() {
-        return;
+    match tokio::time::timeout(HELLO_TIMEOUT, reader.read_exact(&mut h)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return,
+        Err(_) => {
+            tracing::warn!(node = me, %addr, timeout = ?HELLO_TIMEOUT, "no hello; closing");
+            peers.protocol_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
     }
     let peer = match parse_hello(&h) {
         Ok(peer) => peer,
@@ -451,10 +481,20 @@ async fn read_connection(me: NodeId, stream: TcpStream, addr: SocketAddr, peers:
     let proven = proven_peer(&peers, &cert, peer);
     #[cfg(madsim)]
     let proven = None;
+    // Under mTLS a connection speaks for the node its certificate proves, never for the one
+    // its hello claims: only a proven peer becomes the way back to that node (a claim that
+    // its certificate does not back gets no traffic meant for the claimed node; its messages
+    // meet the policy as anonymous, and its end resets nothing).
+    #[cfg(not(madsim))]
+    let trusted = peers.tls.is_none() || proven == Some(peer);
+    #[cfg(madsim)]
+    let trusted = true;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(write_frames(me, peer, writer, rx, peers.clone()));
-    peers.register(peer, tx);
-    read_frames(me, reader, peer, proven, addr, peers).await;
+    if trusted {
+        peers.register(peer, tx);
+    }
+    read_frames(me, reader, peer, proven, trusted, addr, peers).await;
 }
 
 /// Decodes frames from `reader` and hands them to the node as `peer`'s messages, those the
@@ -464,6 +504,7 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
     mut reader: R,
     peer: NodeId,
     proven: Option<NodeId>,
+    trusted: bool,
     addr: SocketAddr,
     peers: Peers,
 ) {
@@ -477,8 +518,11 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
             Ok(0) | Err(_) => {
                 // The peer's process died or closed the connection: whatever was in flight
                 // to it has failed.
-                let _ = inbox.send((peer, Msg::Reset));
-                break;
+                if trusted {
+                    let _ = inbox.send((peer, Msg::Reset));
+                    peers.forget(peer);
+                }
+                return;
             }
             Ok(n) => n,
         };
@@ -497,13 +541,14 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
                 Err(e) => {
                     tracing::warn!(node = me, peer, %addr, reason = %e, "bad frame; closing the connection");
                     peers.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                    peers.forget(peer);
+                    if trusted {
+                        peers.forget(peer);
+                    }
                     return;
                 }
             }
         }
     }
-    peers.forget(peer);
 }
 
 #[cfg(all(test, not(madsim)))]

@@ -192,6 +192,7 @@ impl Context for TokioContext {
         let file = match self.log.sync_handle() {
             Ok(f) => f,
             Err(e) => {
+                self.stats.sync_failures += 1;
                 tracing::error!(node = self.me, path = %self.log.path().display(), error = %e, "cannot open the log for a sync");
                 let _ = self.events.send(Event::Disk(DiskEvent::SyncFailed { lsn }));
                 return;
@@ -291,34 +292,21 @@ impl TokioContext {
     /// The driver's own series (not in the twin: the real network's troubles).
     fn driver_series(&self) -> Vec<prom::Extra> {
         let p = &self.peers;
-        let load =
-            |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;
-        vec![
-            prom::Extra {
-                name: "driver_protocol_errors_total",
-                help: "Connections closed because the peer sent bytes that did not decode (bad hello, bad frame, another wire version).",
+        let counters: [(&'static str, &'static str, &std::sync::atomic::AtomicU64); 4] = [
+            ("driver_protocol_errors_total", "Connections closed because the peer sent bytes that did not decode (bad hello, bad frame, another wire version).", &p.protocol_errors),
+            ("driver_dial_failures_total", "Connects to peers that failed and were tried again after a backoff.", &p.dial_failures),
+            ("driver_frames_dropped_total", "Messages dropped because their peer stayed unreachable through every connect attempt.", &p.frames_dropped),
+            ("driver_refused_total", "Messages handed back to the component because the peer refused the connection.", &p.refused),
+        ];
+        counters
+            .into_iter()
+            .map(|(name, help, n)| prom::Extra {
+                name,
+                help,
                 counter: true,
-                value: load(&p.protocol_errors),
-            },
-            prom::Extra {
-                name: "driver_dial_failures_total",
-                help: "Connects to peers that failed and were tried again after a backoff.",
-                counter: true,
-                value: load(&p.dial_failures),
-            },
-            prom::Extra {
-                name: "driver_frames_dropped_total",
-                help: "Messages dropped because their peer stayed unreachable through every connect attempt.",
-                counter: true,
-                value: load(&p.frames_dropped),
-            },
-            prom::Extra {
-                name: "driver_refused_total",
-                help: "Messages handed back to the component because the peer refused the connection.",
-                counter: true,
-                value: load(&p.refused),
-            },
-        ]
+                value: n.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            })
+            .collect()
     }
 }
 
