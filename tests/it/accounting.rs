@@ -82,9 +82,10 @@ restart_after_s = 15.0
 
 #[test]
 fn sweep_counts_session_failovers_in_its_failover_distribution() {
+    let dir = crate::scratch("accounting-sweep");
     let out = Command::new(env!("CARGO_BIN_EXE_minitwin"))
         .args(["sweep", "--seeds", "2", "--quiet", "--out"])
-        .arg(std::env::temp_dir().join(format!("minitwin-sweep-{}", std::process::id())))
+        .arg(&dir)
         .arg(crate::root().join("scenarios/session-failover.toml"))
         .output()
         .unwrap();

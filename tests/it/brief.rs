@@ -6,8 +6,7 @@ use std::process::Command;
 
 #[test]
 fn the_brief_command_measures_every_cell_writes_its_files_and_keeps_the_briefs_directions() {
-    let dir = std::env::temp_dir().join(format!("minitwin-brief-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = crate::scratch("brief");
     let root = crate::root();
     let o = Command::new(env!("CARGO_BIN_EXE_minitwin"))
         .args([

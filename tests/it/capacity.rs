@@ -143,8 +143,7 @@ fn a_store_with_slow_queries_is_named_the_bottleneck() {
 
 #[test]
 fn capacity_prints_its_steps_the_rate_found_and_the_bottleneck_and_writes_its_tables() {
-    let dir = std::env::temp_dir().join(format!("minitwin-capacity-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::scratch("capacity");
     let file = dir.join("mmc.toml");
     std::fs::write(&file, mmc_text(4, None).replace("300.0", "60.0")).unwrap();
     let (file, out) = (file.to_str().unwrap(), dir.to_str().unwrap());

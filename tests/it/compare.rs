@@ -117,7 +117,7 @@ fn every_arm_of_a_paired_comparison_runs_the_same_seeds_and_variants_run_under_t
 
 #[test]
 fn compare_prints_paired_differences_writes_its_tables_and_names_the_replay_of_a_variant() {
-    let out = std::env::temp_dir().join(format!("minitwin-compare-{}", std::process::id()));
+    let out = crate::scratch("compare");
     let scenario = crate::root().join("scenarios/compare-replication.toml");
     let o = minitwin(&[
         "compare",

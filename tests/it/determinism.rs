@@ -208,12 +208,7 @@ fn sweep_compare_and_capacity_write_the_same_bytes_on_one_thread_or_two() {
     for command in commands {
         let mut outputs = Vec::new();
         for jobs in ["1", "2"] {
-            let out = std::env::temp_dir().join(format!(
-                "minitwin-threads-{}-{}-{jobs}",
-                std::process::id(),
-                command[0]
-            ));
-            let _ = std::fs::remove_dir_all(&out);
+            let out = crate::scratch(&format!("threads-{}-{jobs}", command[0]));
             let mut args: Vec<&str> = command.iter().map(String::as_str).collect();
             args.extend(["--jobs", jobs, "-q", "--out", out.to_str().unwrap()]);
             let o = crate::minitwin(&args);
@@ -223,7 +218,6 @@ fn sweep_compare_and_capacity_write_the_same_bytes_on_one_thread_or_two() {
                 String::from_utf8_lossy(&o.stderr)
             );
             outputs.push(files(&out));
-            let _ = std::fs::remove_dir_all(&out);
         }
         assert!(!outputs[0].is_empty());
         let names = |v: &Vec<(String, Vec<u8>)>| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();

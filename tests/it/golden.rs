@@ -68,7 +68,7 @@ fn every_shipped_scenario_replays_its_golden_trace_hash() {
 #[test]
 fn the_readme_sample_output_is_what_the_command_prints() {
     const MARK: &str = "<!-- sample: minitwin run scenarios/steady.toml --seed 1 -->\n```\n";
-    let out_dir = std::env::temp_dir().join(format!("minitwin-readme-{}", std::process::id()));
+    let out_dir = crate::scratch("readme");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_minitwin"))
         .current_dir(root())
         .args(["run", "scenarios/steady.toml", "--seed", "1", "--out"])

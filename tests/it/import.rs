@@ -11,9 +11,7 @@ fn line(s: u32, status: u16) -> String {
 
 #[test]
 fn an_access_log_becomes_a_rate_curve_a_scenario_loads_and_bad_lines_are_named() {
-    let dir = std::env::temp_dir().join(format!("minitwin-import-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::scratch("import");
     let mut log = String::new();
     for s in 0..4 {
         for _ in 0..(10 * (s + 1)) {
@@ -94,7 +92,7 @@ fn a_bad_format_or_a_missing_log_exits_2_and_says_why() {
 #[test]
 fn the_recorded_nginx_incident_shows_the_two_failed_attempts_no_client_saw() {
     // tests/data/incident-nginx: real nginx, a backend SIGKILLed at +10 s and back at +25 s.
-    let dir = std::env::temp_dir().join(format!("minitwin-incident-{}", std::process::id()));
+    let dir = crate::scratch("incident");
     let log = crate::root().join("tests/data/incident-nginx/access.log");
     let o = minitwin(&[
         "import",
@@ -128,9 +126,7 @@ fn the_recorded_nginx_incident_shows_the_two_failed_attempts_no_client_saw() {
 
 #[test]
 fn damaged_lines_a_span_too_long_and_a_closed_stdout_get_an_answer_never_a_hang() {
-    let dir = std::env::temp_dir().join(format!("minitwin-import-bad-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::scratch("import-bad");
     let fmt = "$msec $status $request_time";
     let run = |log: &str, extra: &[&str]| {
         let path = dir.join("a.log");
@@ -190,9 +186,7 @@ fn damaged_lines_a_span_too_long_and_a_closed_stdout_get_an_answer_never_a_hang(
 fn the_gateways_own_json_log_imports_as_its_access_log_would_and_replays_its_fault() {
     // A run of upstream-kill (service-1 killed at 5 s) with its JSON log: the gateway writes
     // one access event per answered request, as a production gateway will.
-    let dir = std::env::temp_dir().join(format!("minitwin-import-json-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::scratch("import-json");
     let log = dir.join("run.jsonl");
     let scenario = crate::root().join("scenarios/upstream-kill.toml");
     let o = minitwin(&[

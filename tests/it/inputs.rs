@@ -3,14 +3,11 @@
 
 use crate::minitwin;
 use crate::root;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("minitwin-inputs-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> crate::Scratch {
+    crate::scratch(&format!("inputs-{name}"))
 }
 
 fn text(o: &Output) -> String {

@@ -120,8 +120,8 @@ fn jepsen_testdata_minitwin_lincheck_exits_0_only_when_every_file_is_linearizabl
 
 #[test]
 fn a_malformed_history_is_an_error_naming_the_file_and_line() {
-    let path =
-        std::env::temp_dir().join(format!("minitwin-bad-history-{}.log", std::process::id()));
+    let dir = crate::scratch("bad-history");
+    let path = dir.join("history.log");
     std::fs::write(
         &path,
         "INFO  jepsen.util - 0\t:invoke\t:read\tnil\nINFO  jepsen.util - 0\t:okay\t:read\t3\n",

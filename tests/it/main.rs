@@ -91,3 +91,46 @@ pub fn minitwin(args: &[&str]) -> std::process::Output {
 pub fn inline(text: &str) -> Scenario {
     scenario::parse(Path::new("inline.toml"), text).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// A fresh scratch directory for one test, under cargo's `target/tmp` rather than the
+/// machine's `/tmp`: removed when the test passes, kept (and named on stderr) when it fails, so
+/// that runs leave nothing behind but what a failure needs looked at.
+pub struct Scratch(PathBuf);
+
+/// A fresh, empty [`Scratch`] directory named `name` and this process.
+pub fn scratch(name: &str) -> Scratch {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("minitwin-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    Scratch(dir)
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept for a look: {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

@@ -48,15 +48,19 @@ fn unauthenticated_foreign_unauthorized_and_impersonating_peers_are_refused_and_
         let (_, cert, key) = &certs.nodes[node];
         Arc::new(NodeTls::new(ca, cert, key, DOMAIN, names()).unwrap())
     };
-    let dir = std::env::temp_dir().join(format!("minitwin-mtls-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = crate::scratch("mtls");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut config = NodeConfig::new(2, "store-0", "127.0.0.1:0".parse().unwrap(), dir.clone());
+        let mut config = NodeConfig::new(
+            2,
+            "store-0",
+            "127.0.0.1:0".parse().unwrap(),
+            dir.to_path_buf(),
+        );
         let guard = Arc::new(Guard::new(&SecurityConfig::default(), &roles(), 2));
         config.tls = Some((tls(&ours, &ours.ca_cert_pem, 2), guard));
         let node = spawn_node(config, Box::new(Store::new(StoreConfig::default())))

@@ -11,10 +11,8 @@ use std::time::Duration;
 
 /// A copy of the loopback cluster file with its own ports and data directory (tests of
 /// several checkouts may run at once).
-fn cluster_file(test: &str, base: u16) -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("minitwin-prod-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+fn cluster_file(test: &str, base: u16) -> (PathBuf, crate::Scratch) {
+    let dir = crate::scratch(&format!("prod-{test}"));
     std::fs::copy(
         root().join("deploy/loopback/scenario.toml"),
         dir.join("scenario.toml"),
@@ -238,10 +236,8 @@ fn bad_cluster_files_and_flags_are_refused_naming_what_to_fix() {
 }
 
 /// A cluster file for a shipped scenario, its own ports and data directory.
-fn cluster_for(scenario: &str, test: &str, base: u16) -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("minitwin-prod-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+fn cluster_for(scenario: &str, test: &str, base: u16) -> (PathBuf, crate::Scratch) {
+    let dir = crate::scratch(&format!("prod-{test}"));
     let path = dir.join("cluster.toml");
     let scenario = root().join("scenarios").join(format!("{scenario}.toml"));
     std::fs::write(

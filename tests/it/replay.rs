@@ -3,13 +3,9 @@
 //! regression, what-if; and bad evidence refused with the file, line and field.
 
 use crate::{minitwin, root};
-use std::path::PathBuf;
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("minitwin-replay-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn tmp(name: &str) -> crate::Scratch {
+    crate::scratch(&format!("replay-{name}"))
 }
 
 fn hang() -> String {

@@ -3,7 +3,7 @@
 //! bar), and nothing is fetched from elsewhere. Checked by parsing the HTML, for a run, a
 //! sweep, a comparison and a capacity search; the parser is shown to notice an empty figure.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// The figures listed in the report's table of figures (their ids).
@@ -107,11 +107,8 @@ fn minitwin(args: &[&str]) {
     );
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("minitwin-report-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn scratch(name: &str) -> crate::Scratch {
+    crate::scratch(&format!("report-{name}"))
 }
 
 #[test]

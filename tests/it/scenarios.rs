@@ -82,8 +82,7 @@ fn a_mix_that_does_not_add_up_is_refused() {
 #[test]
 fn minitwin_check_exits_2_with_the_error_and_0_for_good_files() {
     let bin = env!("CARGO_BIN_EXE_minitwin");
-    let dir = std::env::temp_dir().join(format!("minitwin-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::scratch("check");
     let bad = dir.join("bad.toml");
     std::fs::write(
         &bad,
@@ -110,10 +109,9 @@ fn minitwin_check_exits_2_with_the_error_and_0_for_good_files() {
 #[test]
 fn minitwin_run_prints_the_replay_command_and_writes_results() {
     let bin = env!("CARGO_BIN_EXE_minitwin");
-    let out_dir = std::env::temp_dir().join(format!("minitwin-run-{}", std::process::id()));
+    let out_dir = crate::scratch("run");
     let scenario = root().join("tests/it/all-faults.toml");
     let log = out_dir.join("log.jsonl");
-    std::fs::create_dir_all(&out_dir).unwrap();
     let out = Command::new(bin)
         .args(["run", "--quiet", "--seed", "4", "--out"])
         .arg(&out_dir)

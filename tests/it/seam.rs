@@ -6,15 +6,12 @@ use minitwin_components::store::{Store, StoreConfig};
 use minitwin_components::Msg;
 use minitwin_driver::{spawn_node, Client, NodeConfig};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-fn data_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("minitwin-seam-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+fn data_dir(test: &str) -> crate::Scratch {
+    crate::scratch(&format!("seam-{test}"))
 }
 
 fn config(dir: &std::path::Path) -> NodeConfig {
@@ -198,8 +195,10 @@ fn a_service_node_calls_a_store_node_over_tcp_and_answers_its_client() {
     });
 }
 
-/// The driver's madsim suite, built with `--cfg madsim` in its own target dir, so that the one
-/// README test command runs both worlds. Skip with `MINITWIN_SKIP_MADSIM=1`.
+/// The driver's madsim suite, built with `--cfg madsim` in a target dir of its own inside this
+/// build's (`target/madsim`), so that the one README test command runs both worlds. Built
+/// without incremental caches and with line tables only: a third of the disk (CI's disk is not
+/// large). Skip with `MINITWIN_SKIP_MADSIM=1`.
 #[test]
 fn the_production_io_path_passes_its_madsim_tests() {
     if std::env::var_os("MINITWIN_SKIP_MADSIM").is_some() {
@@ -211,11 +210,18 @@ fn the_production_io_path_passes_its_madsim_tests() {
         "{} --cfg madsim",
         std::env::var("RUSTFLAGS").unwrap_or_default()
     );
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let madsim_target = target
+        .parent()
+        .expect("target/tmp has a parent")
+        .join("madsim");
     let out = std::process::Command::new(cargo)
         .current_dir(crate::root())
         .args(["test", "-p", "minitwin-driver", "--test", "madsim_io"])
         .env("RUSTFLAGS", flags.trim())
-        .env("CARGO_TARGET_DIR", crate::root().join("target/madsim"))
+        .env("CARGO_TARGET_DIR", madsim_target)
+        .env("CARGO_INCREMENTAL", "0")
+        .env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only")
         .env(
             "MINITWIN_MADSIM_SEEDS",
             std::env::var("MINITWIN_MADSIM_SEEDS").unwrap_or_else(|_| "1,2,3".into()),

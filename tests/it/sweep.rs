@@ -1,7 +1,7 @@
 //! Sweeps across machines: shards of one sweep, merged, are byte for byte the sweep run on
 //! one machine; merge refuses an incomplete or mixed set; a run's replay reproduces it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn minitwin(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -20,11 +20,8 @@ fn minitwin(args: &[&str], env: &[(&str, &str)]) -> Output {
     c.output().unwrap()
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("minitwin-sweep-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn scratch(name: &str) -> crate::Scratch {
+    crate::scratch(&format!("sweep-{name}"))
 }
 
 /// A short scenario, so that the sweep is quick.
