@@ -136,10 +136,8 @@ async fn serve(cluster: &Cluster, node: &ClusterNode, args: &NodeArgs) -> Result
     let front = tokio::spawn(minitwin_driver::http::serve(
         http,
         handle.link(),
-        role == "gateway",
-        role,
+        minitwin_driver::http::FrontConfig::new(role, role == "gateway", drain),
         stop_rx,
-        drain,
     ));
     let signal = shutdown_signal().await;
     tracing::info!(node = %node.name, signal, drain_s = cluster.drain_s, "draining");

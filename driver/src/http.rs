@@ -12,7 +12,10 @@
 //! the component's (200, 429, 500, 502, 503, 504); a request the component has not answered
 //! in [`ANSWER_TIMEOUT`] is a 504. Every answer carries `x-request-id` (the client's, or the
 //! number the gateway knows the request by, which its access log names). Shutdown drains: the
-//! listener closes, requests in flight are answered, then [`serve`] returns.
+//! listener closes, requests in flight are answered, then [`serve`] returns. A client that
+//! does not finish its request's headers within [`HEADER_READ_TIMEOUT`] is cut off (a
+//! slow-headers client holds no connection forever, as nginx's `client_header_timeout`), and a
+//! request whose client went away leaves nothing waiting behind it.
 
 use crate::node::NodeLink;
 use http_body_util::{BodyExt, Full};
@@ -20,7 +23,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use minitwin_components::msg::{Request, Response, Route, Status};
 use minitwin_components::rng::fnv1a;
 use minitwin_components::{Msg, NodeId};
@@ -35,14 +38,58 @@ use tokio::sync::oneshot;
 pub const HTTP_CLIENT: NodeId = u32::MAX - 1;
 /// How long a user's request may wait for the component.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to send a request's headers (nginx's `client_header_timeout`
+/// is 60 s, hyper's default 30 s).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bodies larger than this are refused (413).
 const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How a node's HTTP front is set up.
+#[derive(Clone, Debug)]
+pub struct FrontConfig {
+    /// The node's role, as `/healthz` names it.
+    pub role: String,
+    /// Serves the users' routes (a gateway); otherwise `/healthz` and `/metrics` only.
+    pub gateway: bool,
+    /// How long shutdown waits for requests in flight.
+    pub drain: Duration,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+}
+
+impl FrontConfig {
+    pub fn new(role: &str, gateway: bool, drain: Duration) -> FrontConfig {
+        FrontConfig {
+            role: role.to_string(),
+            gateway,
+            drain,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+        }
+    }
+}
 
 /// Requests handed to the component and not answered yet.
 #[derive(Default)]
 struct Pending {
     next_id: AtomicU64,
     waiting: Mutex<BTreeMap<u64, oneshot::Sender<Response>>>,
+}
+
+/// A request's place in [`Pending`], removed however the request ends: answered, timed out,
+/// refused, or dropped because its client went away.
+struct Waiting {
+    pending: Arc<Pending>,
+    id: u64,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.pending
+            .waiting
+            .lock()
+            .expect("pending lock")
+            .remove(&self.id);
+    }
 }
 
 struct Front {
@@ -168,6 +215,10 @@ async fn handle(front: Arc<Front>, req: hyper::Request<Incoming>) -> Result<Answ
     let request_id = client_id.unwrap_or_else(|| id.to_string());
     let (tx, rx) = oneshot::channel();
     pending.waiting.lock().expect("pending lock").insert(id, tx);
+    let _waiting = Waiting {
+        pending: pending.clone(),
+        id,
+    };
     let msg = Msg::Request(Request {
         id,
         route,
@@ -175,7 +226,6 @@ async fn handle(front: Arc<Front>, req: hyper::Request<Incoming>) -> Result<Answ
         value,
     });
     if !front.link.inject(HTTP_CLIENT, msg) {
-        pending.waiting.lock().expect("pending lock").remove(&id);
         return Ok(answer(
             StatusCode::SERVICE_UNAVAILABLE,
             &request_id,
@@ -187,7 +237,6 @@ async fn handle(front: Arc<Front>, req: hyper::Request<Incoming>) -> Result<Answ
     let r = match got {
         Ok(Ok(r)) => r,
         _ => {
-            pending.waiting.lock().expect("pending lock").remove(&id);
             return Ok(answer(
                 StatusCode::GATEWAY_TIMEOUT,
                 &request_id,
@@ -220,12 +269,10 @@ fn complete(pending: &Pending, msg: Msg) {
 pub async fn serve(
     listener: TcpListener,
     link: NodeLink,
-    gateway: bool,
-    role: &str,
+    config: FrontConfig,
     mut stop: oneshot::Receiver<()>,
-    drain: Duration,
 ) -> usize {
-    let pending = gateway.then(|| {
+    let pending = config.gateway.then(|| {
         let pending = Arc::new(Pending::default());
         let p = pending.clone();
         link.attach(HTTP_CLIENT, Arc::new(move |msg| complete(&p, msg)));
@@ -234,7 +281,7 @@ pub async fn serve(
     let front = Arc::new(Front {
         link,
         pending,
-        role: role.to_string(),
+        role: config.role.clone(),
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
@@ -253,6 +300,8 @@ pub async fn serve(
                 let front = front.clone();
                 let conn = http1::Builder::new()
                     .keep_alive(true)
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(config.header_read_timeout)
                     .serve_connection(TokioIo::new(stream), service_fn(move |req| handle(front.clone(), req)));
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
@@ -264,7 +313,7 @@ pub async fn serve(
         }
     }
     drop(listener);
-    match tokio::time::timeout(drain, graceful.shutdown()).await {
+    match tokio::time::timeout(config.drain, graceful.shutdown()).await {
         Ok(()) => 0,
         Err(_) => 1,
     }
@@ -273,6 +322,20 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_leaves_nothing_waiting_however_it_ends() {
+        let pending = Arc::new(Pending::default());
+        let (tx, _rx) = oneshot::channel();
+        pending.waiting.lock().unwrap().insert(7, tx);
+        let waiting = Waiting {
+            pending: pending.clone(),
+            id: 7,
+        };
+        assert_eq!(pending.waiting.lock().unwrap().len(), 1);
+        drop(waiting); // the client went away: hyper drops the request's future
+        assert!(pending.waiting.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn paths_and_methods_map_to_the_twins_routes() {

@@ -12,8 +12,16 @@
 //! after [`DIAL_ATTEMPTS`] the frames queued for it are dropped (as a network may drop them:
 //! the components' own timeouts and retries take over) and the next message dials again. A
 //! connection to a peer that ends (the peer's process died, the peer closed it) is reported
-//! to the node as [`Msg::Reset`] from that peer, as a kill is in the simulator. A write that does not finish within [`WRITE_TIMEOUT`] (a peer that
-//! stopped reading) closes the connection.
+//! to the node as [`Msg::Reset`] from that peer, as a kill is in the simulator. A write that
+//! does not finish within [`WRITE_TIMEOUT`] (a peer that stopped reading) closes the
+//! connection.
+//!
+//! Nothing is lost silently: at most [`QUEUE_FRAMES`] frames wait for one peer (a slow or
+//! unreachable peer cannot take the node's memory), and every frame the network gives up on
+//! (the queue full, no address for the peer, a peer unreachable through every try, a failed
+//! handshake, a write that failed with frames still queued) is counted in
+//! [`Peers::frames_dropped`]. Each connection's writer is registered under its own number, so
+//! that the end of an old connection forgets only itself, never a newer one to the same peer.
 
 use minitwin_components::codec::{self, FrameDecoder, WIRE_VERSION};
 use minitwin_components::rng::Rng;
@@ -37,6 +45,10 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connects tried before queued frames are dropped.
 pub const DIAL_ATTEMPTS: u32 = 8;
+/// Frames that may wait for one peer; more are dropped and counted. At 4,000 messages a second
+/// that is 16 s of a peer being dialled through every try (8 connects of up to 1 s and their
+/// backoffs, about 13 s), so the bound only bites on a peer that cannot keep up.
+pub const QUEUE_FRAMES: usize = 65_536;
 
 /// The 8-byte hello `me` sends first.
 pub fn hello(me: NodeId) -> [u8; 8] {
@@ -104,10 +116,24 @@ pub type LocalEndpoint = Arc<dyn Fn(Msg) + Send + Sync>;
 /// What the network hands the node.
 pub type Inbox = mpsc::UnboundedSender<(NodeId, Msg)>;
 
+/// A peer's writer: its connection's number and the queue of frames to write.
+type Writer = (u64, mpsc::Sender<Vec<u8>>);
+
+/// One connection (or dial) to a peer; its writer is registered under `id`.
+#[derive(Clone, Copy, Debug)]
+struct Conn {
+    peer: NodeId,
+    id: u64,
+}
+
 /// Writers to peers, by node id, and where to dial the ones not connected yet.
 #[derive(Clone, Default)]
 pub struct Peers {
-    writers: Arc<Mutex<BTreeMap<NodeId, mpsc::UnboundedSender<Vec<u8>>>>>,
+    writers: Arc<Mutex<BTreeMap<NodeId, Writer>>>,
+    /// Numbers connections, so that forgetting one never forgets a newer one.
+    next_conn: Arc<AtomicU64>,
+    /// Frames that may wait for one peer ([`QUEUE_FRAMES`]).
+    pub queue_frames: usize,
     /// Where each peer listens, as `host:port`: a name is looked up at each dial (a container
     /// or pod that is not there yet does not resolve; when it is, it does).
     book: Arc<BTreeMap<NodeId, String>>,
@@ -121,8 +147,9 @@ pub struct Peers {
     unreachable: bool,
     /// Connections closed because a peer sent bytes that did not decode.
     pub protocol_errors: Arc<AtomicU64>,
-    /// Connects that failed (each try), and frames dropped after the last one.
+    /// Connects that failed and were tried again.
     pub dial_failures: Arc<AtomicU64>,
+    /// Frames the network gave up on, whatever the reason (see the module's map).
     pub frames_dropped: Arc<AtomicU64>,
     /// Messages handed back because the peer refused the connection.
     pub refused: Arc<AtomicU64>,
@@ -215,6 +242,7 @@ impl Peers {
             inbox: Some(inbox),
             seed,
             connect_timeout: CONNECT_TIMEOUT,
+            queue_frames: QUEUE_FRAMES,
             ..Peers::default()
         }
     }
@@ -235,7 +263,8 @@ impl Peers {
     }
 
     /// Queues `msg` for `to`, dialling it if it is in the address book and not connected.
-    /// Returns false when `to` cannot be reached (the message is dropped, as the network may).
+    /// Returns false when the message is dropped (counted, as the network may drop it): `to`
+    /// has no address, or its queue is full.
     pub fn send(&self, me: NodeId, to: NodeId, msg: &Msg) -> bool {
         let local = self.locals.lock().expect("locals lock").get(&to).cloned();
         if let Some(endpoint) = local {
@@ -248,40 +277,101 @@ impl Peers {
             return false;
         }
         let mut writers = self.writers.lock().expect("peers lock");
-        if let Some(w) = writers.get(&to) {
-            if w.send(frame.clone()).is_ok() {
-                return true;
-            }
-            writers.remove(&to);
+        if let Some((_, w)) = writers.get(&to) {
+            frame = match w.try_send(frame) {
+                Ok(()) => return true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    drop(writers);
+                    self.dropped(me, to, 1, "its queue is full (a slow or unreachable peer)");
+                    return false;
+                }
+                Err(mpsc::error::TrySendError::Closed(frame)) => {
+                    writers.remove(&to);
+                    frame
+                }
+            };
         }
         let Some(addr) = self.book.get(&to).cloned() else {
+            drop(writers);
+            self.dropped(me, to, 1, "it has no address and no connection");
             return false;
         };
-        let (tx, rx) = mpsc::unbounded_channel();
-        tx.send(frame).expect("fresh channel");
-        writers.insert(to, tx);
-        tokio::spawn(dial(me, to, addr, rx, self.clone()));
+        let (tx, rx) = mpsc::channel(self.queue_frames.max(1));
+        tx.try_send(frame).expect("a fresh channel has room");
+        let conn = self.conn(to);
+        writers.insert(to, (conn.id, tx));
+        tokio::spawn(dial(me, conn, addr, rx, self.clone()));
         true
     }
 
-    fn register(&self, peer: NodeId, tx: mpsc::UnboundedSender<Vec<u8>>) {
-        self.writers.lock().expect("peers lock").insert(peer, tx);
+    /// A new connection number for `peer`.
+    fn conn(&self, peer: NodeId) -> Conn {
+        Conn {
+            peer,
+            id: self.next_conn.fetch_add(1, Ordering::Relaxed),
+        }
     }
 
-    fn forget(&self, peer: NodeId) {
-        self.writers.lock().expect("peers lock").remove(&peer);
+    fn register(&self, conn: Conn, tx: mpsc::Sender<Vec<u8>>) {
+        self.writers
+            .lock()
+            .expect("peers lock")
+            .insert(conn.peer, (conn.id, tx));
     }
+
+    /// Forgets `conn`'s writer, if it is still the one registered for its peer.
+    fn forget(&self, conn: Conn) {
+        let mut writers = self.writers.lock().expect("peers lock");
+        if writers
+            .get(&conn.peer)
+            .is_some_and(|(id, _)| *id == conn.id)
+        {
+            writers.remove(&conn.peer);
+        }
+    }
+
+    /// Counts `n` frames to `to` dropped; warns on the first and then at every power of two,
+    /// so that a flood of drops is seen without flooding the log.
+    fn dropped(&self, me: NodeId, to: NodeId, n: u64, why: &str) {
+        if n == 0 {
+            return;
+        }
+        let before = self.frames_dropped.fetch_add(n, Ordering::Relaxed);
+        let after = before + n;
+        if before == 0 || (before + 1..=after).any(u64::is_power_of_two) {
+            tracing::warn!(
+                node = me,
+                peer = to,
+                dropped = n,
+                dropped_total = after,
+                "frames dropped: {why}"
+            );
+        } else {
+            tracing::debug!(
+                node = me,
+                peer = to,
+                dropped = n,
+                dropped_total = after,
+                "frames dropped: {why}"
+            );
+        }
+    }
+}
+
+/// Closes `rx` and counts what was still queued in it as dropped.
+fn drop_queued(me: NodeId, conn: Conn, rx: &mut mpsc::Receiver<Vec<u8>>, peers: &Peers, why: &str) {
+    rx.close();
+    let mut n = 0u64;
+    while rx.try_recv().is_ok() {
+        n += 1;
+    }
+    peers.dropped(me, conn.peer, n, why);
 }
 
 /// Connects to `addr` (tries with backoff and jitter), says hello, then writes frames from
 /// `rx` and reads what the peer answers on the same connection.
-async fn dial(
-    me: NodeId,
-    to: NodeId,
-    addr: String,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
-    peers: Peers,
-) {
+async fn dial(me: NodeId, conn: Conn, addr: String, mut rx: mpsc::Receiver<Vec<u8>>, peers: Peers) {
+    let to = conn.peer;
     // A name that does not resolve is a peer that is not there: as a refused connect.
     let addr: SocketAddr = match addr.parse() {
         Ok(a) => a,
@@ -291,7 +381,7 @@ async fn dial(
         {
             Ok(Some(a)) => a,
             Ok(None) | Err(_) => {
-                peers.forget(to);
+                peers.forget(conn);
                 let handed_back = refuse_queued(to, &mut rx, &peers);
                 tracing::debug!(node = me, peer = to, %addr, handed_back, "peer's name does not resolve");
                 return;
@@ -321,38 +411,33 @@ async fn dial(
                             |r| r.err().map(|e| e.to_string()).unwrap_or_default(),
                         );
                         peers.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                        peers.forget(to);
-                        rx.close();
-                        let mut dropped = 0;
-                        while rx.try_recv().is_ok() {
-                            dropped += 1;
-                        }
-                        peers.frames_dropped.fetch_add(dropped, Ordering::Relaxed);
-                        tracing::warn!(node = me, peer = to, %addr, error = %e, dropped, "TLS handshake failed; queued messages dropped");
+                        peers.forget(conn);
+                        tracing::warn!(node = me, peer = to, %addr, error = %e, "TLS handshake failed; queued messages dropped");
+                        drop_queued(me, conn, &mut rx, &peers, "the TLS handshake failed");
                         return;
                     }
                 };
                 let (mut reader, writer) = tokio::io::split(stream);
-                tokio::spawn(write_frames(me, to, writer, rx, peers.clone()));
+                tokio::spawn(write_frames(me, conn, writer, rx, peers.clone()));
                 // Answers may come back on this connection too, after the peer's hello.
                 let mut h = [0u8; 8];
                 if let Err(e) = reader.read_exact(&mut h).await {
                     tracing::warn!(node = me, peer = to, %addr, error = %e, "connection closed before the peer's hello");
-                    peers.forget(to);
+                    peers.forget(conn);
                     return;
                 }
                 if let Err(why) = parse_hello(&h) {
                     tracing::warn!(node = me, peer = to, %addr, reason = %why, "protocol error; closing");
                     peers.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                    peers.forget(to);
+                    peers.forget(conn);
                     return;
                 }
                 // The peer we dialled is who its certificate names (checked by the handshake).
-                read_frames(me, reader, to, Some(to), true, addr, peers).await;
+                read_frames(me, reader, conn, Some(to), true, addr, peers).await;
                 return;
             }
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                peers.forget(to);
+                peers.forget(conn);
                 let handed_back = refuse_queued(to, &mut rx, &peers);
                 tracing::debug!(node = me, peer = to, %addr, handed_back, "connection refused");
                 return;
@@ -365,20 +450,13 @@ async fn dial(
         tracing::debug!(node = me, peer = to, %addr, attempt, error = %error, ?wait, "connect failed; trying again");
         tokio::time::sleep(wait).await;
     }
-    peers.forget(to);
-    rx.close();
-    let mut dropped = 0u64;
-    while rx.try_recv().is_ok() {
-        dropped += 1;
-    }
-    peers.frames_dropped.fetch_add(dropped, Ordering::Relaxed);
-    tracing::warn!(node = me, peer = to, %addr, attempts = DIAL_ATTEMPTS, dropped, "peer unreachable; queued messages dropped, the next message dials again");
+    peers.forget(conn);
+    tracing::warn!(node = me, peer = to, %addr, attempts = DIAL_ATTEMPTS, "peer unreachable; queued messages dropped, the next message dials again");
+    drop_queued(me, conn, &mut rx, &peers, "the peer stayed unreachable");
 }
 
-/// Writes the hello, then every frame from `rx`; a write that fails or takes longer than
-/// [`WRITE_TIMEOUT`] ends the connection (the next message dials again).
 /// Hands every message queued for `to` back to the node as refused; returns how many.
-fn refuse_queued(to: NodeId, rx: &mut mpsc::UnboundedReceiver<Vec<u8>>, peers: &Peers) -> u64 {
+fn refuse_queued(to: NodeId, rx: &mut mpsc::Receiver<Vec<u8>>, peers: &Peers) -> u64 {
     rx.close();
     let mut decoder = FrameDecoder::new();
     while let Ok(frame) = rx.try_recv() {
@@ -393,33 +471,43 @@ fn refuse_queued(to: NodeId, rx: &mut mpsc::UnboundedReceiver<Vec<u8>>, peers: &
     n
 }
 
+/// Writes the hello, then every frame from `rx`; a write that fails or takes longer than
+/// [`WRITE_TIMEOUT`] ends the connection (the next message dials again), and the frame it was
+/// writing and those still queued are counted as dropped.
 async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
     me: NodeId,
-    peer: NodeId,
+    conn: Conn,
     mut w: W,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut rx: mpsc::Receiver<Vec<u8>>,
     peers: Peers,
 ) {
+    let peer = conn.peer;
     let mut next = Some(hello(me).to_vec());
+    let mut in_flight_frames = 0u64; // the hello is not a message
     while let Some(bytes) = next {
         let write = async {
             w.write_all(&bytes).await?;
             w.flush().await
         };
-        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-            Ok(Ok(())) => {}
+        let why = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(Ok(())) => {
+                next = rx.recv().await;
+                in_flight_frames = 1;
+                continue;
+            }
             Ok(Err(e)) => {
                 tracing::debug!(node = me, peer, error = %e, "write failed; connection closed");
-                peers.forget(peer);
-                return;
+                "a write to the peer failed"
             }
             Err(_) => {
                 tracing::warn!(node = me, peer, timeout = ?WRITE_TIMEOUT, "peer not reading; connection closed");
-                peers.forget(peer);
-                return;
+                "the peer stopped reading"
             }
-        }
-        next = rx.recv().await;
+        };
+        peers.forget(conn);
+        peers.dropped(me, peer, in_flight_frames, why);
+        drop_queued(me, conn, &mut rx, &peers, why);
+        return;
     }
 }
 
@@ -489,12 +577,13 @@ async fn read_connection(me: NodeId, stream: TcpStream, addr: SocketAddr, peers:
     let trusted = peers.tls.is_none() || proven == Some(peer);
     #[cfg(madsim)]
     let trusted = true;
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(write_frames(me, peer, writer, rx, peers.clone()));
+    let (tx, rx) = mpsc::channel(peers.queue_frames.max(1));
+    let conn = peers.conn(peer);
+    tokio::spawn(write_frames(me, conn, writer, rx, peers.clone()));
     if trusted {
-        peers.register(peer, tx);
+        peers.register(conn, tx);
     }
-    read_frames(me, reader, peer, proven, trusted, addr, peers).await;
+    read_frames(me, reader, conn, proven, trusted, addr, peers).await;
 }
 
 /// Decodes frames from `reader` and hands them to the node as `peer`'s messages, those the
@@ -502,7 +591,7 @@ async fn read_connection(me: NodeId, stream: TcpStream, addr: SocketAddr, peers:
 async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
     me: NodeId,
     mut reader: R,
-    peer: NodeId,
+    conn: Conn,
     proven: Option<NodeId>,
     trusted: bool,
     addr: SocketAddr,
@@ -511,6 +600,7 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
     let Some(inbox) = peers.inbox.clone() else {
         return;
     };
+    let peer = conn.peer;
     let mut decoder = FrameDecoder::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -520,7 +610,7 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
                 // to it has failed.
                 if trusted {
                     let _ = inbox.send((peer, Msg::Reset));
-                    peers.forget(peer);
+                    peers.forget(conn);
                 }
                 return;
             }
@@ -542,7 +632,7 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
                     tracing::warn!(node = me, peer, %addr, reason = %e, "bad frame; closing the connection");
                     peers.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     if trusted {
-                        peers.forget(peer);
+                        peers.forget(conn);
                     }
                     return;
                 }
@@ -655,5 +745,46 @@ mod tests {
             assert_eq!(sender.frames_dropped.load(Ordering::Relaxed), 2);
             assert_eq!(sender.refused.load(Ordering::Relaxed), 0);
         });
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_new_messages_instead_of_growing() {
+        runtime().block_on(async {
+            let (tx, _rx) = mpsc::unbounded_channel();
+            let mut sender = Peers::new(BTreeMap::from([(2, "127.0.0.1:9".to_string())]), tx, 1);
+            sender.unreachable = true;
+            sender.queue_frames = 3;
+            let sent: Vec<bool> = (0..5).map(|_| sender.send(1, 2, &request())).collect();
+            assert_eq!(sent, [true, true, true, false, false]);
+            assert_eq!(sender.frames_dropped.load(Ordering::Relaxed), 2);
+        });
+    }
+
+    #[test]
+    fn a_message_to_a_peer_with_no_address_and_no_connection_is_dropped_and_counted() {
+        runtime().block_on(async {
+            let (tx, _rx) = mpsc::unbounded_channel();
+            let sender = Peers::new(BTreeMap::new(), tx, 1);
+            assert!(!sender.send(1, 7, &request()));
+            assert_eq!(sender.frames_dropped.load(Ordering::Relaxed), 1);
+        });
+    }
+
+    #[test]
+    fn the_end_of_an_old_connection_forgets_only_itself_never_a_newer_one() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let peers = Peers::new(BTreeMap::new(), tx, 1);
+        let (old, new) = (peers.conn(2), peers.conn(2));
+        let (old_tx, _old_rx) = mpsc::channel(1);
+        let (new_tx, mut new_rx) = mpsc::channel(1);
+        peers.register(old, old_tx);
+        peers.register(new, new_tx);
+        peers.forget(old);
+        runtime().block_on(async {
+            assert!(peers.send(1, 2, &request()), "still the newer connection's");
+            assert!(new_rx.recv().await.is_some());
+        });
+        peers.forget(new);
+        assert!(peers.writers.lock().unwrap().is_empty());
     }
 }

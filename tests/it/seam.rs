@@ -239,3 +239,50 @@ fn the_production_io_path_passes_its_madsim_tests() {
         .any(|l| l.starts_with("test result: ok.") && !l.contains(" 0 passed"));
     assert!(ran, "the madsim suite ran no test:\n{stdout}");
 }
+
+/// A client that sends half a request's headers and waits (slowloris) is cut off after the
+/// front's header-read timeout; a whole request on another connection is served meanwhile.
+#[test]
+fn an_http_client_that_never_finishes_its_headers_is_cut_off_and_others_are_served() {
+    use minitwin_driver::http::{serve, FrontConfig};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = data_dir("slow-headers");
+    block_on(async {
+        let node = spawn_node(config(&dir), Box::new(Store::new(StoreConfig::default())))
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = listener.local_addr().unwrap();
+        let mut front = FrontConfig::new("store", false, Duration::from_secs(1));
+        front.header_read_timeout = Duration::from_millis(300);
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let served = tokio::spawn(serve(listener, node.link(), front, stopped));
+        let mut slow = tokio::net::TcpStream::connect(at).await.unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let mut whole = tokio::net::TcpStream::connect(at).await.unwrap();
+        whole
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        whole.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("ok store\n"), "{answer}");
+        let mut rest = Vec::new();
+        let cut = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest)).await;
+        assert!(
+            matches!(cut, Ok(Ok(_)) | Ok(Err(_))),
+            "the slow client was still connected after 5 s"
+        );
+        let rest = String::from_utf8_lossy(&rest);
+        assert!(
+            !rest.contains(" 200 "),
+            "the half request was answered: {rest}"
+        );
+        let _ = stop.send(());
+        assert_eq!(served.await.unwrap(), 0, "drained");
+        node.shutdown().await;
+    });
+}
