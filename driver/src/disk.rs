@@ -94,12 +94,20 @@ fn snapshot_path(log: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Writes `bytes` to `path` durably and atomically (temporary file, sync, rename).
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` to `path` durably and atomically (temporary file, sync, rename); returns the
+/// file, open for reading and writing, positioned at its end. It is opened before the rename
+/// (a handle follows its file), so that nothing can fail between the new file taking the
+/// path and the caller holding it: a log never goes on appending to the file it replaced.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<File> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let mut f = File::create(&tmp)?;
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
@@ -109,7 +117,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
             let _ = d.sync_all();
         }
     }
-    Ok(())
+    Ok(f)
 }
 
 fn read_snapshot(path: &Path) -> io::Result<Option<(u64, Vec<u8>)>> {
@@ -254,7 +262,7 @@ impl FileLog {
         snap.extend_from_slice(&lsn.to_le_bytes());
         snap.extend_from_slice(&(snapshot.len() as u64).to_le_bytes());
         snap.extend_from_slice(snapshot);
-        write_atomically(&snapshot_path(&self.path), &snap)
+        write_atomically(&snapshot_path(&self.path), &snap).map(drop)
     }
 
     /// Replaces everything with `snapshot` as the state at `lsn` (a re-clone): the records
@@ -264,9 +272,7 @@ impl FileLog {
     pub fn install(&mut self, lsn: u64, snapshot: &[u8]) -> io::Result<()> {
         self.truncate(self.base_lsn)?;
         self.write_snapshot(lsn, snapshot)?;
-        write_atomically(&self.path, &header(lsn))?;
-        self.file = OpenOptions::new().read(true).write(true).open(&self.path)?;
-        self.file.seek(SeekFrom::End(0))?;
+        self.file = write_atomically(&self.path, &header(lsn))?;
         self.offsets = vec![HEADER_LEN];
         self.base_lsn = lsn;
         self.generation += 1;
@@ -292,9 +298,7 @@ impl FileLog {
         self.file.read_exact(&mut tail)?;
         let mut bytes = header(lsn).to_vec();
         bytes.extend_from_slice(&tail);
-        write_atomically(&self.path, &bytes)?;
-        self.file = OpenOptions::new().read(true).write(true).open(&self.path)?;
-        self.file.seek(SeekFrom::End(0))?;
+        self.file = write_atomically(&self.path, &bytes)?;
         self.offsets = self.offsets[first..]
             .iter()
             .map(|o| o - from + HEADER_LEN)
