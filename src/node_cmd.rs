@@ -6,7 +6,7 @@ use crate::cli::NodeArgs;
 use minitwin_driver::clock::unix_now_ns;
 use minitwin_driver::tls::{Guard, NodeTls};
 use minitwin_driver::{spawn_node, NodeConfig};
-use minitwin_sim::cluster::{Cluster, ClusterNode};
+use minitwin_sim::cluster::{Cluster, ClusterNode, ControlPlane};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +41,14 @@ pub fn main(args: NodeArgs) -> u8 {
         eprintln!(
             "minitwin node: {} is the twin's {} (an instrument of the simulation); in production the users are `minitwin load`",
             node.name, node.plan_role
+        );
+        return 2;
+    }
+    if node.role == Some("scaler") && cluster.control_plane == ControlPlane::External {
+        eprintln!(
+            "minitwin node: {} is the twin's control plane, and {} says control_plane = \"external\": another orchestrator starts the pods there (remove the line to run the twin's)",
+            node.name,
+            cluster.path.display()
         );
         return 2;
     }

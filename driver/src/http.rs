@@ -39,7 +39,10 @@ pub const HTTP_CLIENT: NodeId = u32::MAX - 1;
 /// How long a user's request may wait for the component.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take to send a request's headers (nginx's `client_header_timeout`
-/// is 60 s, hyper's default 30 s).
+/// is 60 s, hyper's default 30 s). hyper times the wait for the next request from the last
+/// answer, so this also closes a keep-alive connection left idle this long (nginx's
+/// `keepalive_timeout` is 75 s): a client keeping idle connections longer may see its next
+/// request on one cut.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bodies larger than this are refused (413).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -80,6 +83,20 @@ struct Pending {
 struct Waiting {
     pending: Arc<Pending>,
     id: u64,
+}
+
+impl Pending {
+    /// Numbers a request and waits for its answer on `tx`, for as long as the returned
+    /// [`Waiting`] lives.
+    #[must_use = "the request stops waiting when its Waiting is dropped"]
+    fn wait_for(self: &Arc<Self>, tx: oneshot::Sender<Response>) -> Waiting {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        self.waiting.lock().expect("pending lock").insert(id, tx);
+        Waiting {
+            pending: self.clone(),
+            id,
+        }
+    }
 }
 
 impl Drop for Waiting {
@@ -211,14 +228,10 @@ async fn handle(front: Arc<Front>, req: hyper::Request<Incoming>) -> Result<Answ
             ))
         }
     };
-    let id = pending.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-    let request_id = client_id.unwrap_or_else(|| id.to_string());
     let (tx, rx) = oneshot::channel();
-    pending.waiting.lock().expect("pending lock").insert(id, tx);
-    let _waiting = Waiting {
-        pending: pending.clone(),
-        id,
-    };
+    let waiting = pending.wait_for(tx);
+    let id = waiting.id;
+    let request_id = client_id.unwrap_or_else(|| id.to_string());
     let msg = Msg::Request(Request {
         id,
         route,
@@ -327,14 +340,23 @@ mod tests {
     fn a_request_leaves_nothing_waiting_however_it_ends() {
         let pending = Arc::new(Pending::default());
         let (tx, _rx) = oneshot::channel();
-        pending.waiting.lock().unwrap().insert(7, tx);
-        let waiting = Waiting {
-            pending: pending.clone(),
-            id: 7,
-        };
-        assert_eq!(pending.waiting.lock().unwrap().len(), 1);
+        let waiting = pending.wait_for(tx);
+        let (tx, rx) = oneshot::channel();
+        let answered = pending.wait_for(tx);
+        assert_eq!(pending.waiting.lock().unwrap().len(), 2);
         drop(waiting); // the client went away: hyper drops the request's future
+        assert_eq!(pending.waiting.lock().unwrap().len(), 1);
+        complete(
+            &pending,
+            Msg::Response(Response {
+                id: answered.id,
+                status: Status::Ok,
+                value: None,
+            }),
+        );
+        assert!(rx.blocking_recv().is_ok(), "the answer reached its request");
         assert!(pending.waiting.lock().unwrap().is_empty());
+        drop(answered); // after its answer: nothing left to remove, nothing else removed
     }
 
     #[test]

@@ -16,11 +16,13 @@
 //! does not finish within [`WRITE_TIMEOUT`] (a peer that stopped reading) closes the
 //! connection.
 //!
-//! Nothing is lost silently: at most [`QUEUE_FRAMES`] frames wait for one peer (a slow or
-//! unreachable peer cannot take the node's memory), and every frame the network gives up on
-//! (the queue full, no address for the peer, a peer unreachable through every try, a failed
-//! handshake, a write that failed with frames still queued) is counted in
-//! [`Peers::frames_dropped`]. Each connection's writer is registered under its own number, so
+//! At most [`QUEUE_FRAMES`] frames and [`QUEUE_BYTES`] bytes wait for one peer (a slow or
+//! unreachable peer cannot take the node's memory), and every frame the driver gives up on (the
+//! queue full, no address for the peer, a peer unreachable through every try, a failed
+//! handshake, a write that failed or timed out and what was queued behind it) is counted in
+//! [`Peers::frames_dropped`] and logged. Frames a dead connection had already handed to the
+//! kernel are not counted: the node hears [`Msg::Reset`] for them, as for a kill in the
+//! simulator. Each connection's writer is registered under its own number, so
 //! that the end of an old connection forgets only itself, never a newer one to the same peer.
 
 use minitwin_components::codec::{self, FrameDecoder, WIRE_VERSION};
@@ -49,6 +51,8 @@ pub const DIAL_ATTEMPTS: u32 = 8;
 /// that is 16 s of a peer being dialled through every try (8 connects of up to 1 s and their
 /// backoffs, about 13 s), so the bound only bites on a peer that cannot keep up.
 pub const QUEUE_FRAMES: usize = 65_536;
+/// Bytes that may wait for one peer: four of the largest frames (a re-clone's state).
+pub const QUEUE_BYTES: u64 = 4 * codec::MAX_FRAME_LEN as u64;
 
 /// The 8-byte hello `me` sends first.
 pub fn hello(me: NodeId) -> [u8; 8] {
@@ -116,8 +120,63 @@ pub type LocalEndpoint = Arc<dyn Fn(Msg) + Send + Sync>;
 /// What the network hands the node.
 pub type Inbox = mpsc::UnboundedSender<(NodeId, Msg)>;
 
-/// A peer's writer: its connection's number and the queue of frames to write.
-type Writer = (u64, mpsc::Sender<Vec<u8>>);
+/// The sending end of one peer's queue, registered under its connection's number.
+struct Writer {
+    conn: u64,
+    tx: mpsc::Sender<Vec<u8>>,
+    bytes: Arc<AtomicU64>,
+}
+
+/// What offering a frame to a queue came to.
+enum Offer {
+    Queued,
+    Full,
+    /// The connection ended: the frame is handed back, to dial again.
+    Closed(Vec<u8>),
+}
+
+impl Writer {
+    /// Queues `frame` unless that would put more than `max_bytes` or the channel's frames in
+    /// the queue.
+    fn offer(&self, frame: Vec<u8>, max_bytes: u64) -> Offer {
+        let len = frame.len() as u64;
+        if self.bytes.fetch_add(len, Ordering::Relaxed) + len > max_bytes {
+            self.bytes.fetch_sub(len, Ordering::Relaxed);
+            return Offer::Full;
+        }
+        let offer = match self.tx.try_send(frame) {
+            Ok(()) => return Offer::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) => Offer::Full,
+            Err(mpsc::error::TrySendError::Closed(frame)) => Offer::Closed(frame),
+        };
+        self.bytes.fetch_sub(len, Ordering::Relaxed);
+        offer
+    }
+}
+
+/// The receiving end of one peer's queue: frames in order; taking one frees its bytes.
+struct Queued {
+    rx: mpsc::Receiver<Vec<u8>>,
+    bytes: Arc<AtomicU64>,
+}
+
+impl Queued {
+    async fn recv(&mut self) -> Option<Vec<u8>> {
+        let frame = self.rx.recv().await?;
+        self.bytes.fetch_sub(frame.len() as u64, Ordering::Relaxed);
+        Some(frame)
+    }
+
+    /// Closes the queue (senders see it closed) and takes what was left in it.
+    fn close_and_take(&mut self) -> Vec<Vec<u8>> {
+        self.rx.close();
+        let mut left = Vec::new();
+        while let Ok(frame) = self.rx.try_recv() {
+            left.push(frame);
+        }
+        left
+    }
+}
 
 /// One connection (or dial) to a peer; its writer is registered under `id`.
 #[derive(Clone, Copy, Debug)]
@@ -132,8 +191,12 @@ pub struct Peers {
     writers: Arc<Mutex<BTreeMap<NodeId, Writer>>>,
     /// Numbers connections, so that forgetting one never forgets a newer one.
     next_conn: Arc<AtomicU64>,
-    /// Frames that may wait for one peer ([`QUEUE_FRAMES`]).
+    /// Frames and bytes that may wait for one peer ([`QUEUE_FRAMES`], [`QUEUE_BYTES`]).
     pub queue_frames: usize,
+    pub queue_bytes: u64,
+    /// Frames dropped one at a time (a full queue, no address), for the log's rate limit.
+    full_drops: Arc<AtomicU64>,
+    unaddressed_drops: Arc<AtomicU64>,
     /// Where each peer listens, as `host:port`: a name is looked up at each dial (a container
     /// or pod that is not there yet does not resolve; when it is, it does).
     book: Arc<BTreeMap<NodeId, String>>,
@@ -147,7 +210,7 @@ pub struct Peers {
     unreachable: bool,
     /// Connections closed because a peer sent bytes that did not decode.
     pub protocol_errors: Arc<AtomicU64>,
-    /// Connects that failed and were tried again.
+    /// Connects that failed (every try, the last one included).
     pub dial_failures: Arc<AtomicU64>,
     /// Frames the network gave up on, whatever the reason (see the module's map).
     pub frames_dropped: Arc<AtomicU64>,
@@ -243,6 +306,7 @@ impl Peers {
             seed,
             connect_timeout: CONNECT_TIMEOUT,
             queue_frames: QUEUE_FRAMES,
+            queue_bytes: QUEUE_BYTES,
             ..Peers::default()
         }
     }
@@ -277,15 +341,20 @@ impl Peers {
             return false;
         }
         let mut writers = self.writers.lock().expect("peers lock");
-        if let Some((_, w)) = writers.get(&to) {
-            frame = match w.try_send(frame) {
-                Ok(()) => return true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+        if let Some(w) = writers.get(&to) {
+            frame = match w.offer(frame, self.queue_bytes) {
+                Offer::Queued => return true,
+                Offer::Full => {
                     drop(writers);
-                    self.dropped(me, to, 1, "its queue is full (a slow or unreachable peer)");
+                    self.dropped_one(
+                        me,
+                        to,
+                        &self.full_drops,
+                        "its queue is full (a slow or unreachable peer)",
+                    );
                     return false;
                 }
-                Err(mpsc::error::TrySendError::Closed(frame)) => {
+                Offer::Closed(frame) => {
                     writers.remove(&to);
                     frame
                 }
@@ -293,15 +362,41 @@ impl Peers {
         }
         let Some(addr) = self.book.get(&to).cloned() else {
             drop(writers);
-            self.dropped(me, to, 1, "it has no address and no connection");
+            self.dropped_one(
+                me,
+                to,
+                &self.unaddressed_drops,
+                "it has no address and no connection",
+            );
             return false;
         };
-        let (tx, rx) = mpsc::channel(self.queue_frames.max(1));
-        tx.try_send(frame).expect("a fresh channel has room");
         let conn = self.conn(to);
-        writers.insert(to, (conn.id, tx));
-        tokio::spawn(dial(me, conn, addr, rx, self.clone()));
+        let (writer, queued) = self.queue(conn);
+        if !matches!(writer.offer(frame, self.queue_bytes), Offer::Queued) {
+            drop(writers);
+            self.dropped_one(
+                me,
+                to,
+                &self.full_drops,
+                "it is larger than a peer's whole queue",
+            );
+            return false;
+        }
+        writers.insert(to, writer);
+        tokio::spawn(dial(me, conn, addr, queued, self.clone()));
         true
+    }
+
+    /// A fresh queue for `conn`.
+    fn queue(&self, conn: Conn) -> (Writer, Queued) {
+        let (tx, rx) = mpsc::channel(self.queue_frames.max(1));
+        let bytes = Arc::new(AtomicU64::new(0));
+        let writer = Writer {
+            conn: conn.id,
+            tx,
+            bytes: bytes.clone(),
+        };
+        (writer, Queued { rx, bytes })
     }
 
     /// A new connection number for `peer`.
@@ -312,65 +407,58 @@ impl Peers {
         }
     }
 
-    fn register(&self, conn: Conn, tx: mpsc::Sender<Vec<u8>>) {
+    fn register(&self, conn: Conn, writer: Writer) {
+        debug_assert_eq!(writer.conn, conn.id);
         self.writers
             .lock()
             .expect("peers lock")
-            .insert(conn.peer, (conn.id, tx));
+            .insert(conn.peer, writer);
     }
 
     /// Forgets `conn`'s writer, if it is still the one registered for its peer.
     fn forget(&self, conn: Conn) {
         let mut writers = self.writers.lock().expect("peers lock");
-        if writers
-            .get(&conn.peer)
-            .is_some_and(|(id, _)| *id == conn.id)
-        {
+        if writers.get(&conn.peer).is_some_and(|w| w.conn == conn.id) {
             writers.remove(&conn.peer);
         }
     }
 
-    /// Counts `n` frames to `to` dropped; warns on the first and then at every power of two,
-    /// so that a flood of drops is seen without flooding the log.
-    fn dropped(&self, me: NodeId, to: NodeId, n: u64, why: &str) {
-        if n == 0 {
-            return;
-        }
-        let before = self.frames_dropped.fetch_add(n, Ordering::Relaxed);
-        let after = before + n;
-        if before == 0 || (before + 1..=after).any(u64::is_power_of_two) {
+    /// Counts one frame to `to` dropped for a reason that strikes one message at a time;
+    /// warns on the first of that reason and then at every power of two (1, 2, 4, ...), so that
+    /// a flood is seen without flooding the log.
+    fn dropped_one(&self, me: NodeId, to: NodeId, of_reason: &AtomicU64, why: &str) {
+        let total = self.frames_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        let n = of_reason.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
             tracing::warn!(
                 node = me,
                 peer = to,
-                dropped = n,
-                dropped_total = after,
-                "frames dropped: {why}"
+                of_this_reason = n,
+                dropped_total = total,
+                "frame dropped: {why}"
             );
         } else {
             tracing::debug!(
                 node = me,
                 peer = to,
-                dropped = n,
-                dropped_total = after,
-                "frames dropped: {why}"
+                of_this_reason = n,
+                dropped_total = total,
+                "frame dropped: {why}"
             );
         }
     }
 }
 
-/// Closes `rx` and counts what was still queued in it as dropped.
-fn drop_queued(me: NodeId, conn: Conn, rx: &mut mpsc::Receiver<Vec<u8>>, peers: &Peers, why: &str) {
-    rx.close();
-    let mut n = 0u64;
-    while rx.try_recv().is_ok() {
-        n += 1;
-    }
-    peers.dropped(me, conn.peer, n, why);
+/// Closes the queue and counts what was still in it as dropped; returns how many.
+fn drop_queued(queued: &mut Queued, peers: &Peers) -> u64 {
+    let n = queued.close_and_take().len() as u64;
+    peers.frames_dropped.fetch_add(n, Ordering::Relaxed);
+    n
 }
 
 /// Connects to `addr` (tries with backoff and jitter), says hello, then writes frames from
 /// `rx` and reads what the peer answers on the same connection.
-async fn dial(me: NodeId, conn: Conn, addr: String, mut rx: mpsc::Receiver<Vec<u8>>, peers: Peers) {
+async fn dial(me: NodeId, conn: Conn, addr: String, mut queued: Queued, peers: Peers) {
     let to = conn.peer;
     // A name that does not resolve is a peer that is not there: as a refused connect.
     let addr: SocketAddr = match addr.parse() {
@@ -382,7 +470,7 @@ async fn dial(me: NodeId, conn: Conn, addr: String, mut rx: mpsc::Receiver<Vec<u
             Ok(Some(a)) => a,
             Ok(None) | Err(_) => {
                 peers.forget(conn);
-                let handed_back = refuse_queued(to, &mut rx, &peers);
+                let handed_back = refuse_queued(to, &mut queued, &peers);
                 tracing::debug!(node = me, peer = to, %addr, handed_back, "peer's name does not resolve");
                 return;
             }
@@ -412,13 +500,13 @@ async fn dial(me: NodeId, conn: Conn, addr: String, mut rx: mpsc::Receiver<Vec<u
                         );
                         peers.protocol_errors.fetch_add(1, Ordering::Relaxed);
                         peers.forget(conn);
-                        tracing::warn!(node = me, peer = to, %addr, error = %e, "TLS handshake failed; queued messages dropped");
-                        drop_queued(me, conn, &mut rx, &peers, "the TLS handshake failed");
+                        let dropped = drop_queued(&mut queued, &peers);
+                        tracing::warn!(node = me, peer = to, %addr, error = %e, dropped, "TLS handshake failed; queued messages dropped");
                         return;
                     }
                 };
                 let (mut reader, writer) = tokio::io::split(stream);
-                tokio::spawn(write_frames(me, conn, writer, rx, peers.clone()));
+                tokio::spawn(write_frames(me, conn, writer, queued, peers.clone()));
                 // Answers may come back on this connection too, after the peer's hello.
                 let mut h = [0u8; 8];
                 if let Err(e) = reader.read_exact(&mut h).await {
@@ -438,7 +526,7 @@ async fn dial(me: NodeId, conn: Conn, addr: String, mut rx: mpsc::Receiver<Vec<u
             }
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 peers.forget(conn);
-                let handed_back = refuse_queued(to, &mut rx, &peers);
+                let handed_back = refuse_queued(to, &mut queued, &peers);
                 tracing::debug!(node = me, peer = to, %addr, handed_back, "connection refused");
                 return;
             }
@@ -451,15 +539,14 @@ async fn dial(me: NodeId, conn: Conn, addr: String, mut rx: mpsc::Receiver<Vec<u
         tokio::time::sleep(wait).await;
     }
     peers.forget(conn);
-    tracing::warn!(node = me, peer = to, %addr, attempts = DIAL_ATTEMPTS, "peer unreachable; queued messages dropped, the next message dials again");
-    drop_queued(me, conn, &mut rx, &peers, "the peer stayed unreachable");
+    let dropped = drop_queued(&mut queued, &peers);
+    tracing::warn!(node = me, peer = to, %addr, attempts = DIAL_ATTEMPTS, dropped, "peer unreachable; queued messages dropped, the next message dials again");
 }
 
 /// Hands every message queued for `to` back to the node as refused; returns how many.
-fn refuse_queued(to: NodeId, rx: &mut mpsc::Receiver<Vec<u8>>, peers: &Peers) -> u64 {
-    rx.close();
+fn refuse_queued(to: NodeId, queued: &mut Queued, peers: &Peers) -> u64 {
     let mut decoder = FrameDecoder::new();
-    while let Ok(frame) = rx.try_recv() {
+    for frame in queued.close_and_take() {
         decoder.push(&frame);
     }
     let mut n = 0;
@@ -471,14 +558,14 @@ fn refuse_queued(to: NodeId, rx: &mut mpsc::Receiver<Vec<u8>>, peers: &Peers) ->
     n
 }
 
-/// Writes the hello, then every frame from `rx`; a write that fails or takes longer than
+/// Writes the hello, then every queued frame; a write that fails or takes longer than
 /// [`WRITE_TIMEOUT`] ends the connection (the next message dials again), and the frame it was
 /// writing and those still queued are counted as dropped.
 async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
     me: NodeId,
     conn: Conn,
     mut w: W,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut queued: Queued,
     peers: Peers,
 ) {
     let peer = conn.peer;
@@ -491,22 +578,23 @@ async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
         };
         let why = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
             Ok(Ok(())) => {
-                next = rx.recv().await;
+                next = queued.recv().await;
                 in_flight_frames = 1;
                 continue;
             }
-            Ok(Err(e)) => {
-                tracing::debug!(node = me, peer, error = %e, "write failed; connection closed");
-                "a write to the peer failed"
-            }
-            Err(_) => {
-                tracing::warn!(node = me, peer, timeout = ?WRITE_TIMEOUT, "peer not reading; connection closed");
-                "the peer stopped reading"
-            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("the peer read nothing for {WRITE_TIMEOUT:?}"),
         };
         peers.forget(conn);
-        peers.dropped(me, peer, in_flight_frames, why);
-        drop_queued(me, conn, &mut rx, &peers, why);
+        peers
+            .frames_dropped
+            .fetch_add(in_flight_frames, Ordering::Relaxed);
+        let dropped = in_flight_frames + drop_queued(&mut queued, &peers);
+        if dropped > 0 {
+            tracing::warn!(node = me, peer, error = %why, dropped, "write failed; connection closed, the frame in flight and those queued dropped");
+        } else {
+            tracing::debug!(node = me, peer, error = %why, "write failed; connection closed");
+        }
         return;
     }
 }
@@ -577,11 +665,11 @@ async fn read_connection(me: NodeId, stream: TcpStream, addr: SocketAddr, peers:
     let trusted = peers.tls.is_none() || proven == Some(peer);
     #[cfg(madsim)]
     let trusted = true;
-    let (tx, rx) = mpsc::channel(peers.queue_frames.max(1));
     let conn = peers.conn(peer);
-    tokio::spawn(write_frames(me, conn, writer, rx, peers.clone()));
+    let (queue, queued) = peers.queue(conn);
+    tokio::spawn(write_frames(me, conn, writer, queued, peers.clone()));
     if trusted {
-        peers.register(conn, tx);
+        peers.register(conn, queue);
     }
     read_frames(me, reader, conn, proven, trusted, addr, peers).await;
 }
@@ -761,6 +849,21 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_full_of_bytes_drops_and_counts_new_messages_too() {
+        runtime().block_on(async {
+            let (tx, _rx) = mpsc::unbounded_channel();
+            let mut sender = Peers::new(BTreeMap::from([(2, "127.0.0.1:9".to_string())]), tx, 1);
+            sender.unreachable = true;
+            let mut frame = Vec::new();
+            codec::encode(&request(), &mut frame).unwrap();
+            sender.queue_bytes = 2 * frame.len() as u64 + 1;
+            let sent: Vec<bool> = (0..4).map(|_| sender.send(1, 2, &request())).collect();
+            assert_eq!(sent, [true, true, false, false]);
+            assert_eq!(sender.frames_dropped.load(Ordering::Relaxed), 2);
+        });
+    }
+
+    #[test]
     fn a_message_to_a_peer_with_no_address_and_no_connection_is_dropped_and_counted() {
         runtime().block_on(async {
             let (tx, _rx) = mpsc::unbounded_channel();
@@ -775,8 +878,8 @@ mod tests {
         let (tx, _rx) = mpsc::unbounded_channel();
         let peers = Peers::new(BTreeMap::new(), tx, 1);
         let (old, new) = (peers.conn(2), peers.conn(2));
-        let (old_tx, _old_rx) = mpsc::channel(1);
-        let (new_tx, mut new_rx) = mpsc::channel(1);
+        let (old_tx, _old_rx) = peers.queue(old);
+        let (new_tx, mut new_rx) = peers.queue(new);
         peers.register(old, old_tx);
         peers.register(new, new_tx);
         peers.forget(old);

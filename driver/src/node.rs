@@ -294,7 +294,7 @@ impl TokioContext {
         let p = &self.peers;
         let counters: [(&'static str, &'static str, &std::sync::atomic::AtomicU64); 4] = [
             ("driver_protocol_errors_total", "Connections closed because the peer sent bytes that did not decode (bad hello, bad frame, another wire version).", &p.protocol_errors),
-            ("driver_dial_failures_total", "Connects to peers that failed and were tried again after a backoff.", &p.dial_failures),
+            ("driver_dial_failures_total", "Connects to peers that failed (every try, the last one included).", &p.dial_failures),
             ("driver_frames_dropped_total", "Messages the network gave up on: the peer unreachable through every connect attempt, its queue full, no address for it, a failed handshake or write.", &p.frames_dropped),
             ("driver_refused_total", "Messages handed back to the component because the peer refused the connection.", &p.refused),
         ];

@@ -13,6 +13,10 @@
 //! # epoch_unix_ms = 0          # the cluster's clock epoch (`minitwin up` sets it)
 //! # same_ports = false         # true: every node on base_port and http_base_port (one node
 //! #                            # per host: containers, pods), told apart by [addresses]
+//! # control_plane = "twin"     # "external": another orchestrator (Kubernetes' HPA) starts
+//! #                            # the service pods; the twin's control plane does not run and
+//! #                            # gateways route to every service slot, passive health
+//! #                            # finding the empty ones down
 //! [tls]                        # optional: mutual TLS between nodes (`minitwin certs`)
 //! dir = "certs"                # ca.pem, <node>.pem, <node>.key
 //! # domain = "loopback.minitwin" # certificates name <node>.<domain> (default: scenario name)
@@ -50,6 +54,21 @@ struct ClusterFile {
     tls: Option<TlsFile>,
     #[serde(default)]
     addresses: BTreeMap<String, String>,
+    #[serde(default)]
+    control_plane: ControlPlane,
+}
+
+/// Who starts and stops the autoscaled service pods.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ControlPlane {
+    /// The twin's own (the `scaler` role): it probes the pods and tells the gateways which
+    /// are ready.
+    #[default]
+    Twin,
+    /// Another orchestrator (Kubernetes' HPA): the twin's control plane does not run; the
+    /// gateways route to every service slot and find the ones with no pod down.
+    External,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -141,6 +160,7 @@ pub struct Cluster {
     pub epoch_unix_ms: Option<u64>,
     /// Mutual TLS between nodes, when the file has `[tls]`.
     pub tls: Option<ClusterTls>,
+    pub control_plane: ControlPlane,
 }
 
 fn production_role(plan_role: &str) -> Option<&'static str> {
@@ -211,6 +231,7 @@ impl Cluster {
                 port(file.http_base_port, "http_base_port")?
             );
             let role = production_role(n.role.0);
+            let external = file.control_plane == ControlPlane::External && role == Some("scaler");
             nodes.push(ClusterNode {
                 id: n.id,
                 name: n.name.clone(),
@@ -218,7 +239,7 @@ impl Cluster {
                 role,
                 peer_addr,
                 http_addr,
-                runs: role.is_some() && !n.starts_down && !n.instrument,
+                runs: role.is_some() && !n.starts_down && !n.instrument && !external,
             });
         }
         Ok(Cluster {
@@ -231,6 +252,7 @@ impl Cluster {
             drain_s: file.drain_s,
             epoch_unix_ms: file.epoch_unix_ms,
             tls,
+            control_plane: file.control_plane,
         })
     }
 
@@ -287,9 +309,16 @@ impl Cluster {
         })
     }
 
-    /// Every node's factory, in id order (the simulator's own).
+    /// Every node's factory, in id order (the simulator's own; with an external control
+    /// plane, gateways that route to every service slot).
     pub fn factories(&self) -> Vec<crate::kernel::Factory> {
-        world::factories(&self.scenario).1
+        let (plan, mut factories) = world::factories(&self.scenario);
+        if self.control_plane == ControlPlane::External {
+            for (id, gateway) in tiers::edge::gateways(&self.scenario, &plan, true) {
+                factories[id as usize] = gateway;
+            }
+        }
+        factories
     }
 }
 
@@ -364,6 +393,50 @@ mod tests {
             e.contains("addresses.store-9") && e.contains("store-0-r1"),
             "{e}"
         );
+        let p = write(
+            &d,
+            "cluster.toml",
+            "scenario = \"scenario.toml\"\ncontrol_plane = \"kubernetes\"\n",
+        );
+        let e = Cluster::load(&p).err().unwrap();
+        assert!(
+            e.contains("cluster.toml:2") && e.contains("twin") && e.contains("external"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn an_external_control_plane_is_not_run_and_its_gateways_route_to_every_slot() {
+        let d = dir("external");
+        let k8s = include_str!("../../deploy/k8s/scenario.toml");
+        write(&d, "scenario.toml", k8s);
+        let twin = write(&d, "twin.toml", "scenario = \"scenario.toml\"\n");
+        let twin = Cluster::load(&twin).unwrap();
+        let external = write(
+            &d,
+            "external.toml",
+            "scenario = \"scenario.toml\"\ncontrol_plane = \"external\"\n",
+        );
+        let external = Cluster::load(&external).unwrap();
+        let runs = |c: &Cluster, role: &str| {
+            c.nodes
+                .iter()
+                .filter(|n| n.role == Some(role) && n.runs)
+                .count()
+        };
+        assert_eq!((runs(&twin, "scaler"), runs(&external, "scaler")), (1, 0));
+        assert_eq!((runs(&twin, "service"), runs(&external, "service")), (2, 2));
+        // The gateways' upstream sets, as their gauge says once started.
+        let enabled = |c: &Cluster| {
+            let gw = c.pick(None, Some("gateway"), 0).unwrap().id;
+            let g = c.factories().swap_remove(gw as usize)();
+            let any = g.as_any();
+            any.downcast_ref::<minitwin_components::gateway::Gateway>()
+                .expect("a gateway")
+                .upstreams_enabled()
+        };
+        assert_eq!((enabled(&twin), enabled(&external)), (2, 8));
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::{minitwin, root};
 use minitwin_components::scaler::MetricTarget;
-use minitwin_sim::cluster::Cluster;
+use minitwin_sim::cluster::{Cluster, ControlPlane};
 use std::collections::BTreeSet;
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -123,6 +123,7 @@ fn the_kubernetes_manifests_parse_use_real_flags_and_match_the_scenario() {
     }
     let cluster = Cluster::load(&root().join("deploy/k8s/cluster.toml")).unwrap();
     let mut roles = BTreeSet::new();
+    let mut deployed = BTreeSet::new();
     for d in docs
         .iter()
         .filter(|d| matches!(d["kind"].as_str(), Some("Deployment" | "StatefulSet")))
@@ -135,10 +136,20 @@ fn the_kubernetes_manifests_parse_use_real_flags_and_match_the_scenario() {
         let role = &words[words.iter().position(|w| w == "--role").unwrap() + 1];
         // Every replica's index names a node of the plan.
         for i in 0..replicas {
-            cluster.pick(None, Some(role), i).unwrap();
+            deployed.insert(cluster.pick(None, Some(role), i).unwrap().name.clone());
         }
         roles.insert(role.clone());
     }
+    // Every node the cluster runs from the start is deployed (the twin's control plane is
+    // not: the file must say so, or the gateway would wait for its endpoints for ever).
+    for n in cluster.nodes.iter().filter(|n| n.runs) {
+        assert!(
+            deployed.contains(&n.name),
+            "{} runs but is not deployed",
+            n.name
+        );
+    }
+    assert_eq!(cluster.control_plane, ControlPlane::External);
     for role in ["gateway", "service", "store", "orchestrator", "session"] {
         assert!(roles.contains(role), "{role} is deployed");
     }

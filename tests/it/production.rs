@@ -3,6 +3,7 @@
 //! and metrics; every process is gone afterwards. Bad cluster files and flags are refused.
 
 use crate::{minitwin, root};
+use minitwin_sim::cluster::Cluster;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -49,6 +50,19 @@ fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     let status = text.get(9..12)?.parse().ok()?;
     let body = text.split_once("\r\n\r\n")?.1.to_string();
     Some((status, body))
+}
+
+/// A child process stopped with SIGTERM (and waited for) however the test ends: a failing test
+/// leaves no process behind (`up` stops its nodes on SIGTERM; a node drains and exits).
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -282,4 +296,149 @@ fn every_role_runs_as_a_real_process_and_stops_cleanly() {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+/// The Kubernetes deployment's arrangement on loopback: `control_plane = "external"` (the
+/// HPA starts the service pods, not the twin). The gateway routes to every service slot, finds
+/// the empty ones down, and serves every request; a pod started later by hand (as the HPA
+/// would) gets traffic without anyone telling the gateway; the twin's control plane is not
+/// started and refuses to be.
+#[test]
+fn with_an_external_control_plane_the_gateway_finds_a_service_pod_started_later() {
+    // Ports 15,000-18,999: apart from the other tests', below the ephemeral range.
+    let base = 15_000 + (std::process::id() % 40) as u16 * 100;
+    let dir = crate::scratch("prod-external");
+    std::fs::copy(
+        root().join("deploy/k8s/scenario.toml"),
+        dir.join("scenario.toml"),
+    )
+    .unwrap();
+    let cluster = dir.join("cluster.toml");
+    std::fs::write(
+        &cluster,
+        format!(
+            "scenario = \"scenario.toml\"\ndata_dir = \"data\"\nbase_port = {base}\nhttp_base_port = {}\ndrain_s = 1.0\ncontrol_plane = \"external\"\n",
+            base + 50
+        ),
+    )
+    .unwrap();
+    let c = cluster.to_str().unwrap();
+    let refused = minitwin(&["node", "--config", c, "--role", "scaler"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("control_plane = \"external\""));
+
+    let mut up = Stopped(
+        Command::new(env!("CARGO_BIN_EXE_minitwin"))
+            .args(["up", c, "--fresh", "--for", "40"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = BufReader::new(up.0.stdout.take().unwrap());
+    let mut table = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "up ended early: {table}"
+        );
+        table.push_str(&line);
+        if line.contains("Ctrl-C stops every process") {
+            break;
+        }
+    }
+    let roles: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert!(
+        !roles.contains(&"scaler"),
+        "the twin's control plane ran: {table}"
+    );
+    assert_eq!(
+        roles.iter().filter(|r| **r == "service").count(),
+        2,
+        "{table}"
+    );
+    let loaded = Cluster::load(&cluster).unwrap();
+    let node = |name: &str| {
+        loaded
+            .nodes
+            .iter()
+            .find(|n| n.name == name)
+            .unwrap()
+            .clone()
+    };
+    let gateway_http = node("gateway-0").http_addr;
+    // Six of the eight slots have no pod: every request is still answered.
+    for key in 0..20 {
+        let (status, _) = http_get(&gateway_http, &format!("/users/{key}")).unwrap();
+        assert_eq!(status, 200, "request {key}");
+    }
+    // The HPA's part, by hand: service-2's pod starts.
+    let extra = node("service-2");
+    let mut pod = Stopped(
+        Command::new(env!("CARGO_BIN_EXE_minitwin"))
+            .args(["node", "--config", c, "--role", "service", "--index", "2"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("service-2.jsonl")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let ready = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        http_get(&extra.http_addr, "/healthz").is_some_and(|(s, _)| s == 200)
+    });
+    assert!(ready, "service-2 never answered /healthz");
+    // Longer than the gateway's fail_timeout (10 s): the slot is tried again and found up.
+    let load = minitwin(&[
+        "load",
+        c,
+        "--for",
+        "14",
+        "--rate",
+        "100",
+        "--warmup-s",
+        "0",
+        "--out",
+        dir.join("load.csv").to_str().unwrap(),
+    ]);
+    let load_out = String::from_utf8_lossy(&load.stdout);
+    assert!(
+        load.status.success(),
+        "{load_out}{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let (_, metrics) = http_get(&extra.http_addr, "/metrics").unwrap();
+    let served: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("service_requests_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(
+        served >= 50.0,
+        "service-2 served {served} requests:\n{load_out}"
+    );
+    // The HPA scales back in: SIGTERM, and the gateway serves on without it.
+    let _ = Command::new("kill").arg(pod.0.id().to_string()).status();
+    assert!(
+        pod.0.wait().unwrap().success(),
+        "service-2 drained and exited 0"
+    );
+    for key in 0..20 {
+        let (status, _) = http_get(&gateway_http, &format!("/users/{key}")).unwrap();
+        assert_eq!(status, 200, "request {key} after service-2 went");
+    }
+    let _ = Command::new("kill").arg(up.0.id().to_string()).status();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let status = up.0.wait().unwrap();
+    let mut err = String::new();
+    up.0.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{table}{rest}{err}");
 }

@@ -508,6 +508,11 @@ impl Gateway {
     pub fn cache_len(&self) -> usize {
         self.cache.len()
     }
+
+    /// Upstreams requests may go to (the endpoints' set; those marked down included).
+    pub fn upstreams_enabled(&self) -> usize {
+        self.balancer.enabled_len()
+    }
 }
 
 impl Component for Gateway {

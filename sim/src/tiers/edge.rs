@@ -41,23 +41,7 @@ impl Tier for Edge {
     }
 
     fn build(&self, s: &Scenario, plan: &Plan, _end_ns: u64, out: &mut Vec<(NodeId, Factory)>) {
-        let ups: Vec<(NodeId, u32)> = plan.ids(SERVICE).into_iter().map(|n| (n, 1)).collect();
-        // The services running from the start: with an autoscaler, its endpoints follow.
-        let initial: Vec<NodeId> = plan
-            .ids(SERVICE)
-            .into_iter()
-            .filter(|&n| !plan.node(n).starts_down)
-            .collect();
-        for id in plan.ids(GATEWAY) {
-            let (config, ups) = (s.topology.gateways.config.clone(), ups.clone());
-            let initial = initial.clone();
-            out.push((
-                id,
-                Box::new(move || {
-                    Box::new(Gateway::new(config.clone(), &ups).with_endpoints(&initial))
-                }),
-            ));
-        }
+        out.extend(gateways(s, plan, false));
     }
 
     fn collect<'a>(&self, run: &RunView<'a>, ev: &mut Evidence<'a>) {
@@ -73,4 +57,28 @@ impl Tier for Edge {
             hits as f64 / (hits + misses) as f64
         };
     }
+}
+
+/// Every gateway's factory. Each balances over every service slot; it routes to the services
+/// running from the start, and an autoscaler's endpoints follow, unless `every_slot`: then to
+/// every slot at once, passive health finding the ones with no pod down (nginx's static
+/// upstreams), for a deployment where another orchestrator starts the pods
+/// (`control_plane = "external"` in a cluster file).
+pub fn gateways(s: &Scenario, plan: &Plan, every_slot: bool) -> Vec<(NodeId, Factory)> {
+    let ups: Vec<(NodeId, u32)> = plan.ids(SERVICE).into_iter().map(|n| (n, 1)).collect();
+    let initial: Vec<NodeId> = plan
+        .ids(SERVICE)
+        .into_iter()
+        .filter(|&n| every_slot || !plan.node(n).starts_down)
+        .collect();
+    let mut out: Vec<(NodeId, Factory)> = Vec::new();
+    for id in plan.ids(GATEWAY) {
+        let (config, ups) = (s.topology.gateways.config.clone(), ups.clone());
+        let initial = initial.clone();
+        out.push((
+            id,
+            Box::new(move || Box::new(Gateway::new(config.clone(), &ups).with_endpoints(&initial))),
+        ));
+    }
+    out
 }
