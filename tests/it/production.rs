@@ -52,6 +52,36 @@ fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+/// `minitwin load` on `cluster` at 100 requests a second for `for_s`, no warm-up, its CSV in
+/// `dir`: what it printed (it must succeed).
+fn load_for(cluster: &str, for_s: &str, dir: &Path) -> String {
+    let load = minitwin(&[
+        "load",
+        cluster,
+        "--for",
+        for_s,
+        "--rate",
+        "100",
+        "--warmup-s",
+        "0",
+        "--out",
+        dir.join("load.csv").to_str().unwrap(),
+    ]);
+    let printed = String::from_utf8_lossy(&load.stdout).into_owned();
+    assert!(
+        load.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    printed
+}
+
+/// A series' value in a node's `/metrics` text.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// A child process stopped with SIGTERM (and waited for) however the test ends: a failing test
 /// leaves no process behind (`up` stops its nodes on SIGTERM; a node drains and exits).
 struct Stopped(std::process::Child);
@@ -128,24 +158,7 @@ fn a_real_loopback_cluster_serves_fails_over_and_stops_every_process() {
         .unwrap();
     let (status, _) = http_get(&gateway_http, "/users/1").unwrap();
     assert_eq!(status, 200);
-    let load = minitwin(&[
-        "load",
-        cluster_s,
-        "--for",
-        "6",
-        "--rate",
-        "100",
-        "--warmup-s",
-        "0",
-        "--out",
-        dir.join("load.csv").to_str().unwrap(),
-    ]);
-    let load_out = String::from_utf8_lossy(&load.stdout);
-    assert!(
-        load.status.success(),
-        "{load_out}{}",
-        String::from_utf8_lossy(&load.stderr)
-    );
+    let load_out = load_for(cluster_s, "6", &dir);
     let sent: u64 = load_out
         .lines()
         .find_map(|l| l.trim_start().strip_prefix("requests"))
@@ -154,11 +167,8 @@ fn a_real_loopback_cluster_serves_fails_over_and_stops_every_process() {
     assert!(sent > 400, "{load_out}");
     let (status, metrics) = http_get(&gateway_http, "/metrics").unwrap();
     assert_eq!(status, 200);
-    let answered: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("gateway_requests_total "))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{metrics}"));
+    let answered =
+        metric(&metrics, "gateway_requests_total").unwrap_or_else(|| panic!("{metrics}"));
     assert!(answered >= sent as f64, "{answered} < {sent}");
     assert!(metrics.contains("# TYPE gateway_upstream_latency_ns summary"));
     // The failover in the replica's metrics (store-0-r1 is node 4): promoted once.
@@ -166,11 +176,7 @@ fn a_real_loopback_cluster_serves_fails_over_and_stops_every_process() {
     let mut promotions = 0.0;
     for _ in 0..40 {
         let (_, m) = http_get(&replica_http, "/metrics").unwrap();
-        promotions = m
-            .lines()
-            .find_map(|l| l.strip_prefix("store_promotions_total "))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
+        promotions = metric(&m, "store_promotions_total").unwrap_or(0.0);
         if promotions > 0.0 {
             break;
         }
@@ -392,30 +398,9 @@ fn with_an_external_control_plane_the_gateway_finds_a_service_pod_started_later(
     });
     assert!(ready, "service-2 never answered /healthz");
     // Longer than the gateway's fail_timeout (10 s): the slot is tried again and found up.
-    let load = minitwin(&[
-        "load",
-        c,
-        "--for",
-        "14",
-        "--rate",
-        "100",
-        "--warmup-s",
-        "0",
-        "--out",
-        dir.join("load.csv").to_str().unwrap(),
-    ]);
-    let load_out = String::from_utf8_lossy(&load.stdout);
-    assert!(
-        load.status.success(),
-        "{load_out}{}",
-        String::from_utf8_lossy(&load.stderr)
-    );
+    let load_out = load_for(c, "14", &dir);
     let (_, metrics) = http_get(&extra.http_addr, "/metrics").unwrap();
-    let served: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("service_requests_total "))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{metrics}"));
+    let served = metric(&metrics, "service_requests_total").unwrap_or_else(|| panic!("{metrics}"));
     assert!(
         served >= 50.0,
         "service-2 served {served} requests:\n{load_out}"
