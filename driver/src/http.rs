@@ -238,11 +238,11 @@ async fn handle(front: Arc<Front>, req: hyper::Request<Incoming>) -> Result<Answ
         key,
         value,
     });
-    if !front.link.inject(HTTP_CLIENT, msg) {
+    if let Err(why) = front.link.inject(HTTP_CLIENT, msg) {
         return Ok(answer(
             StatusCode::SERVICE_UNAVAILABLE,
             &request_id,
-            "the node is stopping\n",
+            format!("{why}\n"),
         ));
     }
     tracing::debug!(target: "minitwin::http", id, request_id = %request_id, %method, path = %path, "request");

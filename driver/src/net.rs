@@ -24,6 +24,8 @@
 //! kernel are not counted: the node hears [`Msg::Reset`] for them, as for a kill in the
 //! simulator. Each connection's writer is registered under its own number, so
 //! that the end of an old connection forgets only itself, never a newer one to the same peer.
+//! On the receiving side at most [`INBOX_MESSAGES`] wait for the node; past that its
+//! connections stop reading and TCP pushes back on the senders.
 
 use minitwin_components::codec::{self, FrameDecoder, WIRE_VERSION};
 use minitwin_components::rng::Rng;
@@ -53,6 +55,11 @@ pub const DIAL_ATTEMPTS: u32 = 8;
 pub const QUEUE_FRAMES: usize = 65_536;
 /// Bytes that may wait for one peer: four of the largest frames (a re-clone's state).
 pub const QUEUE_BYTES: u64 = 4 * codec::MAX_FRAME_LEN as u64;
+/// Messages received and not yet handled by the node. Past this its connections stop
+/// reading: TCP pushes back on the senders (whose writes give up after [`WRITE_TIMEOUT`] if
+/// the node stays behind), as a real server's full socket buffers do; nothing is buffered
+/// without bound and nothing is lost on the receiving side.
+pub const INBOX_MESSAGES: usize = 65_536;
 
 /// The 8-byte hello `me` sends first.
 pub fn hello(me: NodeId) -> [u8; 8] {
@@ -117,8 +124,13 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> S
 /// An in-process endpoint: called on the node's task with every message sent to it.
 pub type LocalEndpoint = Arc<dyn Fn(Msg) + Send + Sync>;
 
-/// What the network hands the node.
-pub type Inbox = mpsc::UnboundedSender<(NodeId, Msg)>;
+/// What the network hands the node (bounded: [`INBOX_MESSAGES`]).
+pub type Inbox = mpsc::Sender<(NodeId, Msg)>;
+
+/// A new inbox of [`INBOX_MESSAGES`].
+pub fn inbox() -> (Inbox, mpsc::Receiver<(NodeId, Msg)>) {
+    mpsc::channel(INBOX_MESSAGES)
+}
 
 /// The sending end of one peer's queue, registered under its connection's number.
 struct Writer {
@@ -319,11 +331,14 @@ impl Peers {
             .insert(id, endpoint);
     }
 
-    /// Hands `msg` to the node as if `from` had sent it.
-    pub fn inject(&self, from: NodeId, msg: Msg) -> bool {
-        self.inbox
-            .as_ref()
-            .is_some_and(|inbox| inbox.send((from, msg)).is_ok())
+    /// Hands `msg` to the node as if `from` had sent it, or says why it cannot: the node
+    /// stopped, or its inbox is full (the node is behind; the caller answers for it).
+    pub fn inject(&self, from: NodeId, msg: Msg) -> Result<(), &'static str> {
+        let inbox = self.inbox.as_ref().ok_or("the node is stopping")?;
+        inbox.try_send((from, msg)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => "the node is behind (its inbox is full)",
+            mpsc::error::TrySendError::Closed(_) => "the node is stopping",
+        })
     }
 
     /// Queues `msg` for `to`, dialling it if it is in the address book and not connected.
@@ -549,12 +564,16 @@ fn refuse_queued(to: NodeId, queued: &mut Queued, peers: &Peers) -> u64 {
     for frame in queued.close_and_take() {
         decoder.push(&frame);
     }
-    let mut n = 0;
+    let (mut n, mut lost) = (0, 0);
     while let Ok(Some(msg)) = decoder.next_msg() {
-        n += 1;
-        peers.inject(to, Msg::Refused(Box::new(msg)));
+        match peers.inject(to, Msg::Refused(Box::new(msg))) {
+            Ok(()) => n += 1,
+            Err(_) => lost += 1,
+        }
     }
     peers.refused.fetch_add(n, Ordering::Relaxed);
+    // A node too far behind to hear that its messages were refused: they are dropped.
+    peers.frames_dropped.fetch_add(lost, Ordering::Relaxed);
     n
 }
 
@@ -697,7 +716,7 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
                 // The peer's process died or closed the connection: whatever was in flight
                 // to it has failed.
                 if trusted {
-                    let _ = inbox.send((peer, Msg::Reset));
+                    let _ = inbox.send((peer, Msg::Reset)).await;
                     peers.forget(conn);
                 }
                 return;
@@ -711,7 +730,8 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
                     if !admitted(&peers, proven, peer, &msg) {
                         continue;
                     }
-                    if inbox.send((peer, msg)).is_err() {
+                    // Waits while the node is behind: this connection stops reading.
+                    if inbox.send((peer, msg)).await.is_err() {
                         return; // the node stopped
                     }
                 }
@@ -792,7 +812,7 @@ mod tests {
                 .unwrap()
                 .local_addr()
                 .unwrap();
-            let (tx, mut back) = mpsc::unbounded_channel();
+            let (tx, mut back) = inbox();
             let sender = Peers::new(BTreeMap::from([(2, addr.to_string())]), tx, 1);
             assert!(sender.send(1, 2, &request()));
             let got = tokio::time::timeout(Duration::from_secs(5), back.recv())
@@ -801,7 +821,7 @@ mod tests {
             assert_eq!(got, Some((2, Msg::Refused(Box::new(request())))));
             assert_eq!(sender.refused.load(Ordering::Relaxed), 1);
             let listener = TcpListener::bind(addr).await.unwrap();
-            let (inbox_tx, mut inbox_rx) = mpsc::unbounded_channel();
+            let (inbox_tx, mut inbox_rx) = inbox();
             tokio::spawn(serve(2, listener, Peers::new(BTreeMap::new(), inbox_tx, 2)));
             assert!(sender.send(1, 2, &request()));
             let got = tokio::time::timeout(Duration::from_secs(5), inbox_rx.recv())
@@ -815,7 +835,7 @@ mod tests {
     fn messages_to_a_peer_that_never_answers_are_retried_with_backoff_then_dropped_and_counted() {
         runtime().block_on(async {
             let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
-            let (tx, _rx) = mpsc::unbounded_channel();
+            let (tx, _rx) = inbox();
             let mut sender = Peers::new(BTreeMap::from([(2, addr.to_string())]), tx, 1);
             sender.unreachable = true;
             assert!(sender.send(1, 2, &request()));
@@ -838,7 +858,7 @@ mod tests {
     #[test]
     fn a_full_queue_drops_and_counts_new_messages_instead_of_growing() {
         runtime().block_on(async {
-            let (tx, _rx) = mpsc::unbounded_channel();
+            let (tx, _rx) = inbox();
             let mut sender = Peers::new(BTreeMap::from([(2, "127.0.0.1:9".to_string())]), tx, 1);
             sender.unreachable = true;
             sender.queue_frames = 3;
@@ -851,7 +871,7 @@ mod tests {
     #[test]
     fn a_queue_full_of_bytes_drops_and_counts_new_messages_too() {
         runtime().block_on(async {
-            let (tx, _rx) = mpsc::unbounded_channel();
+            let (tx, _rx) = inbox();
             let mut sender = Peers::new(BTreeMap::from([(2, "127.0.0.1:9".to_string())]), tx, 1);
             sender.unreachable = true;
             let mut frame = Vec::new();
@@ -864,9 +884,33 @@ mod tests {
     }
 
     #[test]
+    fn a_node_that_falls_behind_stops_reading_and_loses_nothing_when_it_catches_up() {
+        runtime().block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (inbox_tx, mut inbox_rx) = mpsc::channel(4);
+            tokio::spawn(serve(2, listener, Peers::new(BTreeMap::new(), inbox_tx, 2)));
+            let (tx, _rx) = inbox();
+            let sender = Peers::new(BTreeMap::from([(2, addr.to_string())]), tx, 1);
+            let n = 2_000;
+            for _ in 0..n {
+                assert!(sender.send(1, 2, &request()));
+            }
+            // The node handles nothing for a while: its inbox holds 4, the rest waits unread.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(inbox_rx.len(), 4);
+            for i in 0..n {
+                let got = tokio::time::timeout(Duration::from_secs(5), inbox_rx.recv()).await;
+                assert_eq!(got, Ok(Some((1, request()))), "message {i}");
+            }
+            assert_eq!(sender.frames_dropped.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    #[test]
     fn a_message_to_a_peer_with_no_address_and_no_connection_is_dropped_and_counted() {
         runtime().block_on(async {
-            let (tx, _rx) = mpsc::unbounded_channel();
+            let (tx, _rx) = inbox();
             let sender = Peers::new(BTreeMap::new(), tx, 1);
             assert!(!sender.send(1, 7, &request()));
             assert_eq!(sender.frames_dropped.load(Ordering::Relaxed), 1);
@@ -875,7 +919,7 @@ mod tests {
 
     #[test]
     fn the_end_of_an_old_connection_forgets_only_itself_never_a_newer_one() {
-        let (tx, _rx) = mpsc::unbounded_channel();
+        let (tx, _rx) = inbox();
         let peers = Peers::new(BTreeMap::new(), tx, 1);
         let (old, new) = (peers.conn(2), peers.conn(2));
         let (old_tx, _old_rx) = peers.queue(old);

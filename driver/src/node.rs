@@ -332,8 +332,9 @@ impl NodeLink {
         self.peers.attach_local(id, endpoint)
     }
 
-    /// Hands `msg` to the component as sent by `from`; false once the node stopped.
-    pub fn inject(&self, from: NodeId, msg: Msg) -> bool {
+    /// Hands `msg` to the component as sent by `from`, or says why it cannot (the node
+    /// stopped, or is behind).
+    pub fn inject(&self, from: NodeId, msg: Msg) -> Result<(), &'static str> {
         self.peers.inject(from, msg)
     }
 
@@ -386,7 +387,7 @@ pub async fn spawn_node(
     let listener = TcpListener::bind(config.listen).await?;
     let local_addr = listener.local_addr()?;
     let (events_tx, events_rx) = mpsc::unbounded_channel::<Event>();
-    let (inbox_tx, inbox_rx) = mpsc::unbounded_channel::<(NodeId, Msg)>();
+    let (inbox_tx, inbox_rx) = crate::net::inbox();
     #[allow(unused_mut)]
     let mut peers = Peers::new(config.peers.clone(), inbox_tx, config.seed);
     #[cfg(not(madsim))]
@@ -433,7 +434,7 @@ async fn run(
     mut component: Box<dyn Component + Send>,
     mut ctx: TokioContext,
     mut events: mpsc::UnboundedReceiver<Event>,
-    mut inbox: mpsc::UnboundedReceiver<(NodeId, Msg)>,
+    mut inbox: mpsc::Receiver<(NodeId, Msg)>,
     mut control: mpsc::UnboundedReceiver<Control>,
     mut stop: oneshot::Receiver<()>,
 ) {
