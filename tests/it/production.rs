@@ -13,18 +13,30 @@ use std::time::Duration;
 /// A copy of the loopback cluster file with its own ports and data directory (tests of
 /// several checkouts may run at once).
 fn cluster_file(test: &str, base: u16) -> (PathBuf, crate::Scratch) {
-    let dir = crate::scratch(&format!("prod-{test}"));
-    std::fs::copy(
-        root().join("deploy/loopback/scenario.toml"),
-        dir.join("scenario.toml"),
+    cluster_of(
+        "deploy/loopback/scenario.toml",
+        test,
+        (base, base + 100),
+        "drain_s = 2.0\n",
     )
-    .unwrap();
+}
+
+/// A cluster file beside a copy of `scenario` (a path under the repository), peers from
+/// `ports.0` and HTTP from `ports.1`, with `extra` lines.
+fn cluster_of(
+    scenario: &str,
+    test: &str,
+    ports: (u16, u16),
+    extra: &str,
+) -> (PathBuf, crate::Scratch) {
+    let dir = crate::scratch(&format!("prod-{test}"));
+    std::fs::copy(root().join(scenario), dir.join("scenario.toml")).unwrap();
     let path = dir.join("cluster.toml");
+    let (base, http) = ports;
     std::fs::write(
         &path,
         format!(
-            "scenario = \"scenario.toml\"\ndata_dir = \"data\"\nbase_port = {base}\nhttp_base_port = {}\ndrain_s = 2.0\n",
-            base + 100
+            "scenario = \"scenario.toml\"\ndata_dir = \"data\"\nbase_port = {base}\nhttp_base_port = {http}\n{extra}"
         ),
     )
     .unwrap();
@@ -82,6 +94,54 @@ fn metric(text: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// `minitwin up ARGS` started, read up to its table of nodes: the process, the rest of its
+/// output, and the table.
+fn start_up(args: &[&str]) -> (Stopped, BufReader<std::process::ChildStdout>, String) {
+    let mut up = Stopped(
+        Command::new(env!("CARGO_BIN_EXE_minitwin"))
+            .arg("up")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = BufReader::new(up.0.stdout.take().unwrap());
+    let mut table = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "up ended early: {table}"
+        );
+        table.push_str(&line);
+        if line.contains("Ctrl-C stops every process") {
+            break;
+        }
+    }
+    (up, out, table)
+}
+
+impl Stopped {
+    /// Waits for `up` to end by itself: the rest of its output and its stderr, after checking
+    /// it succeeded.
+    fn finish(
+        mut self,
+        mut out: BufReader<std::process::ChildStdout>,
+        table: &str,
+    ) -> (String, String) {
+        let mut rest = String::new();
+        out.read_to_string(&mut rest).unwrap();
+        let status = self.0.wait().unwrap();
+        let mut err = String::new();
+        if let Some(mut e) = self.0.stderr.take() {
+            e.read_to_string(&mut err).unwrap();
+        }
+        assert!(status.success(), "{table}{rest}{err}");
+        (rest, err)
+    }
+}
+
 /// A child process stopped with SIGTERM (and waited for) however the test ends: a failing test
 /// leaves no process behind (`up` stops its nodes on SIGTERM; a node drains and exits).
 struct Stopped(std::process::Child);
@@ -107,33 +167,7 @@ fn a_real_loopback_cluster_serves_fails_over_and_stops_every_process() {
     let base = base_port();
     let (cluster, dir) = cluster_file("failover", base);
     let cluster_s = cluster.to_str().unwrap();
-    let mut up = Command::new(env!("CARGO_BIN_EXE_minitwin"))
-        .args([
-            "up",
-            cluster_s,
-            "--fresh",
-            "--for",
-            "9",
-            "--kill",
-            "store-0@4",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(up.stdout.take().unwrap());
-    let mut table = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "up ended early: {table}"
-        );
-        table.push_str(&line);
-        if line.contains("Ctrl-C stops every process") {
-            break;
-        }
-    }
+    let (up, out, table) = start_up(&[cluster_s, "--fresh", "--for", "9", "--kill", "store-0@4"]);
     let pids: Vec<u32> = table
         .lines()
         .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
@@ -183,12 +217,7 @@ fn a_real_loopback_cluster_serves_fails_over_and_stops_every_process() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(promotions, 1.0, "store-0-r1 was promoted once");
-    let mut rest = String::new();
-    out.read_to_string(&mut rest).unwrap();
-    let status = up.wait().unwrap();
-    let mut err = String::new();
-    up.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert!(status.success(), "{table}{rest}{err}");
+    let (rest, err) = up.finish(out, &table);
     assert!(rest.contains("killed store-0 (SIGKILL"), "{rest}");
     assert!(
         !err.contains("did not stop") && !err.contains("ended with"),
@@ -313,47 +342,18 @@ fn every_role_runs_as_a_real_process_and_stops_cleanly() {
 fn with_an_external_control_plane_the_gateway_finds_a_service_pod_started_later() {
     // Ports 15,000-18,999: apart from the other tests', below the ephemeral range.
     let base = 15_000 + (std::process::id() % 40) as u16 * 100;
-    let dir = crate::scratch("prod-external");
-    std::fs::copy(
-        root().join("deploy/k8s/scenario.toml"),
-        dir.join("scenario.toml"),
-    )
-    .unwrap();
-    let cluster = dir.join("cluster.toml");
-    std::fs::write(
-        &cluster,
-        format!(
-            "scenario = \"scenario.toml\"\ndata_dir = \"data\"\nbase_port = {base}\nhttp_base_port = {}\ndrain_s = 1.0\ncontrol_plane = \"external\"\n",
-            base + 50
-        ),
-    )
-    .unwrap();
+    let (cluster, dir) = cluster_of(
+        "deploy/k8s/scenario.toml",
+        "external",
+        (base, base + 50),
+        "drain_s = 1.0\ncontrol_plane = \"external\"\n",
+    );
     let c = cluster.to_str().unwrap();
     let refused = minitwin(&["node", "--config", c, "--role", "scaler"]);
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("control_plane = \"external\""));
 
-    let mut up = Stopped(
-        Command::new(env!("CARGO_BIN_EXE_minitwin"))
-            .args(["up", c, "--fresh", "--for", "40"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut out = BufReader::new(up.0.stdout.take().unwrap());
-    let mut table = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "up ended early: {table}"
-        );
-        table.push_str(&line);
-        if line.contains("Ctrl-C stops every process") {
-            break;
-        }
-    }
+    let (up, out, table) = start_up(&[c, "--fresh", "--for", "40"]);
     let roles: Vec<&str> = table
         .lines()
         .filter_map(|l| l.split_whitespace().nth(1))
@@ -416,14 +416,5 @@ fn with_an_external_control_plane_the_gateway_finds_a_service_pod_started_later(
         assert_eq!(status, 200, "request {key} after service-2 went");
     }
     let _ = Command::new("kill").arg(up.0.id().to_string()).status();
-    let mut rest = String::new();
-    out.read_to_string(&mut rest).unwrap();
-    let status = up.0.wait().unwrap();
-    let mut err = String::new();
-    up.0.stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(status.success(), "{table}{rest}{err}");
+    up.finish(out, &table);
 }
