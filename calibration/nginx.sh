@@ -33,18 +33,7 @@ out_dir=results/calibration
 mkdir -p "$out_dir"
 csv="$out_dir/nginx.csv"
 work=$(mktemp -d)
-pids=()
-# SIGTERM, not SIGKILL: nginx's master stops its workers on TERM, and a killed master would
-# leave them running.
-stop_all() {
-  for p in "${pids[@]:-}"; do
-    [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true
-  done
-  for p in "${pids[@]:-}"; do
-    [ -n "$p" ] && wait "$p" 2>/dev/null || true
-  done
-  pids=()
-}
+. calibration/lib.sh
 trap 'stop_all; rm -rf "$work"' EXIT
 # The interpreter itself, not a version manager's shim, so that $! is the server's pid.
 py=$(python3 -c 'import sys; print(sys.executable)')

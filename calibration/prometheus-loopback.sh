@@ -23,17 +23,8 @@ bin=target/release/minitwin
 out=results/loopback
 mkdir -p "$out"
 work=$(mktemp -d)
-pids=()
-stop_all() {
-  for p in "${pids[@]:-}"; do
-    [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true
-  done
-  for p in "${pids[@]:-}"; do
-    [ -n "$p" ] && wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap stop_all EXIT
+. calibration/lib.sh
+trap 'stop_all; rm -rf "$work"' EXIT
 "$bin" up deploy/loopback/cluster.toml --fresh --for 40 --kill store-0@10 >"$work/up.txt" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q "Ctrl-C stops" "$work/up.txt" 2>/dev/null && break; sleep 0.1; done

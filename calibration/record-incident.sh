@@ -34,12 +34,7 @@ for tool in $tools; do
 done
 mkdir -p "$out"
 work=$(mktemp -d)
-pids=()
-stop_all() {
-  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
-  pids=()
-}
+. calibration/lib.sh
 trap 'stop_all; rm -rf "$work"' EXIT
 py=$(python3 -c 'import sys; print(sys.executable)')
 backend() { "$py" calibration/backend.py serve "$1" 5 & pids+=($!); }

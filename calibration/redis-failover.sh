@@ -29,17 +29,8 @@ out_dir=results/calibration
 mkdir -p "$out_dir"
 csv="$out_dir/redis-failover.csv"
 work=$(mktemp -d)
-pids=()
-stop_all() {
-  for p in "${pids[@]:-}"; do
-    [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
-  done
-  for p in "${pids[@]:-}"; do
-    [ -n "$p" ] && wait "$p" 2>/dev/null || true
-  done
-  pids=()
-}
-trap 'stop_all; rm -rf "$work"' EXIT
+. calibration/lib.sh
+trap 'stop_all KILL; rm -rf "$work"' EXIT
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 # The interpreter itself, not a version manager's shim, so that $! is the writer's pid.
 py=$(python3 -c 'import sys; print(sys.executable)')
@@ -100,7 +91,7 @@ CONF
   local key acked kept
   read -r key acked <"$dir/writer.out"
   kept=$(redis-cli -p "$replica_port" get "$key" | tr -d '\r')
-  stop_all
+  stop_all KILL
   echo "$((t1 - t0)) $((acked - ${kept:-0}))"
 }
 

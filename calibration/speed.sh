@@ -29,12 +29,7 @@ bin=target/release/minitwin
 out=results/speed
 rm -rf "$out" && mkdir -p "$out"
 work=$(cd "$out" && pwd)
-pids=()
-stop_all() {
-  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
-  pids=()
-}
+. calibration/lib.sh
 trap stop_all EXIT
 wait_port() { for _ in $(seq 200); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 rps() { awk '/Requests\/sec/ { print $2 }'; }
