@@ -228,6 +228,9 @@ pub struct Peers {
     pub frames_dropped: Arc<AtomicU64>,
     /// Messages handed back because the peer refused the connection.
     pub refused: Arc<AtomicU64>,
+    /// Local injections refused because the node's inbox was full (an HTTP request answered
+    /// 503, a refusal notice dropped).
+    pub inbox_full: Arc<AtomicU64>,
     /// In-process endpoints (a node's HTTP front): messages to these ids go to the channel,
     /// never to a socket.
     locals: Arc<Mutex<BTreeMap<NodeId, LocalEndpoint>>>,
@@ -336,7 +339,10 @@ impl Peers {
     pub fn inject(&self, from: NodeId, msg: Msg) -> Result<(), &'static str> {
         let inbox = self.inbox.as_ref().ok_or("the node is stopping")?;
         inbox.try_send((from, msg)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => "the node is behind (its inbox is full)",
+            mpsc::error::TrySendError::Full(_) => {
+                self.inbox_full.fetch_add(1, Ordering::Relaxed);
+                "the node is behind (its inbox is full)"
+            }
             mpsc::error::TrySendError::Closed(_) => "the node is stopping",
         })
     }
@@ -881,6 +887,18 @@ mod tests {
             assert_eq!(sent, [true, true, false, false]);
             assert_eq!(sender.frames_dropped.load(Ordering::Relaxed), 2);
         });
+    }
+
+    #[test]
+    fn a_local_message_to_a_full_inbox_is_refused_with_why_and_counted() {
+        let (tx, rx) = mpsc::channel(1);
+        let peers = Peers::new(BTreeMap::new(), tx, 1);
+        assert_eq!(peers.inject(9, request()), Ok(()));
+        let refused = peers.inject(9, request()).unwrap_err();
+        assert!(refused.contains("inbox is full"), "{refused}");
+        assert_eq!(peers.inbox_full.load(Ordering::Relaxed), 1);
+        drop(rx);
+        assert_eq!(peers.inject(9, request()), Err("the node is stopping"));
     }
 
     #[test]

@@ -292,11 +292,12 @@ impl TokioContext {
     /// The driver's own series (not in the twin: the real network's troubles).
     fn driver_series(&self) -> Vec<prom::Extra> {
         let p = &self.peers;
-        let counters: [(&'static str, &'static str, &std::sync::atomic::AtomicU64); 4] = [
+        let counters: [(&'static str, &'static str, &std::sync::atomic::AtomicU64); 5] = [
             ("driver_protocol_errors_total", "Connections closed because the peer sent bytes that did not decode (bad hello, bad frame, another wire version).", &p.protocol_errors),
             ("driver_dial_failures_total", "Connects to peers that failed (every try, the last one included).", &p.dial_failures),
             ("driver_frames_dropped_total", "Messages the network gave up on: the peer unreachable through every connect attempt, its queue full, no address for it, a failed handshake or write.", &p.frames_dropped),
             ("driver_refused_total", "Messages handed back to the component because the peer refused the connection.", &p.refused),
+            ("driver_inbox_full_total", "Local messages refused because the node's inbox was full: HTTP requests answered 503, refusal notices dropped.", &p.inbox_full),
         ];
         counters
             .into_iter()
